@@ -1,0 +1,281 @@
+"""The `docagent` command line. Exit codes: 0 ok, 1 ran but something is wrong, 2 bad usage.
+
+A foreseen error prints one line on stderr and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent import config, decisions, pipeline, spool
+from agent.daemon import exclusive
+from agent.daemon import run as run_daemon
+from agent.errors import DocagentError, UsageError
+from agent.logs import setup as setup_logging
+from agent.notify.outbox import drain, log_sender
+from agent.ocr import limit_threads
+from agent.patients import ImportFileError, count, import_csv
+from agent.store import FINAL_STATES, Store
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, like every usage error here
+        self.exit(EXIT_USAGE, f"docagent: {message} (see docagent --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="docagent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("run", help="the daemon: watch incoming/, process, notify")
+    p = sub.add_parser("process", help="run the pipeline now on copies of these files")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON object per line and document")
+    p = sub.add_parser("status", help="counts per outcome, backlog, last activity")
+    p.add_argument("--json", action="store_true")
+    review = sub.add_parser("review", help="documents waiting for a person's decision")
+    rsub = review.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = rsub.add_parser("list", help="the documents waiting, with what was read")
+    p.add_argument("--json", action="store_true")
+    p = rsub.add_parser("resolve", help="file a waiting document under a patient, or none")
+    p.add_argument("document_id")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("patient_id", nargs="?")
+    group.add_argument("--none", action="store_true", help="file it under done/unassigned/")
+    failed = sub.add_parser("failed", help="the quarantine")
+    fsub = failed.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = fsub.add_parser("list", help="failed documents and why")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("retry", help="put a failed document back in the queue")
+    p.add_argument("document_id")
+    patients = sub.add_parser("patients", help="the patient directory")
+    psub = patients.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = psub.add_parser("import", help="load or update patients from a CSV file")
+    p.add_argument("file", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = config.load()
+        if args.command == "run":
+            setup_logging(settings.log_dir, settings.log_level, stream=sys.stdout)
+            return run_daemon(settings)
+        # Other commands keep stdout for their answer; the log gets the details.
+        setup_logging(settings.log_dir, settings.log_level, stream=None)
+        spool.ensure_folders(settings)
+        store = Store(settings.db_path)
+        handler = _COMMANDS[(args.command, getattr(args, "action", None))]
+        return handler(settings, store, args)
+    except UsageError as error:
+        print(f"docagent: {error.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except DocagentError as error:
+        print(f"docagent: {error.message}. {error.action}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        return 130
+
+
+def _process(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.paths]
+    for path in paths:
+        if path.is_symlink() or not path.is_file():
+            raise UsageError(f"{path} is not a regular file")
+    limit_threads()
+    code = EXIT_OK
+    with exclusive(settings) as alone:
+        if alone:
+            spool.recover(settings, store)
+        for path in paths:
+            outcome = _process_one(settings, store, path)
+            if outcome.outcome in ("failed", "deferred"):
+                code = EXIT_PROBLEM
+            if args.json:
+                print(json.dumps(outcome.as_dict(), ensure_ascii=False), flush=True)
+            else:
+                where = f" -> {outcome.path}" if outcome.path else ""
+                print(f"{outcome.outcome:<9} {outcome.document_id}  {outcome.file}{where}"
+                      f"  ({outcome.reason or 'ok'}; {outcome.duration_ms} ms)", flush=True)
+        if alone:
+            drain(store, log_sender, phi=settings.phi)
+    return code
+
+
+def _process_one(settings: config.Settings, store: Store, path: Path) -> pipeline.Outcome:
+    started = time.monotonic()
+    claim = spool.claim(settings, store, path, keep_source=True)
+    if claim.duplicate_of is not None:
+        earlier = claim.duplicate_of
+        return pipeline.Outcome(
+            file=claim.original_name, document_id=earlier.id, outcome="duplicate",
+            reason=f"same content as {earlier.original_name}, taken in {earlier.received_at}",
+            patient_id=earlier.patient_id, pages=earlier.pages, text_source=earlier.text_source,
+            duration_ms=int((time.monotonic() - started) * 1000), path=earlier.path,
+        )
+    doc = store.claim_one(claim.document_id)
+    if doc is not None:
+        return pipeline.process(settings, store, doc)
+    # The running daemon took it first: wait for its verdict rather than race it.
+    while True:
+        current = store.get(claim.document_id)
+        if current is not None and current.state in FINAL_STATES:
+            return pipeline.Outcome(
+                file=claim.original_name, document_id=current.id,
+                outcome=current.outcome or current.state, reason=current.reason,
+                patient_id=current.patient_id, pages=current.pages,
+                text_source=current.text_source,
+                duration_ms=int((time.monotonic() - started) * 1000), path=current.path)
+        time.sleep(0.2)
+
+
+def _status(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    rows = store.read("SELECT state, COUNT(*) AS n FROM documents GROUP BY state")
+    by_state = {r["state"]: int(r["n"]) for r in rows}
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    rows = store.read("SELECT state, COUNT(*) AS n FROM documents WHERE finished_at >= ? "
+                      "GROUP BY state", (today,))
+    today_counts = {r["state"]: int(r["n"]) for r in rows}
+    duplicates = int(store.read("SELECT COUNT(*) FROM receipts WHERE kind = 'duplicate'")[0][0])
+    waiting = [p for p in settings.incoming.iterdir() if p.is_file() and not p.is_symlink()]
+    oldest = min((p.stat().st_mtime for p in waiting), default=None)
+    last = store.read("SELECT MAX(finished_at) FROM documents")[0][0]
+    deferred = int(store.read("SELECT COUNT(*) FROM documents WHERE state = 'queued' AND "
+                              "deferrals > 0")[0][0])
+    outbox = int(store.read("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0])
+    status = {
+        "filed": by_state.get("filed", 0), "review": by_state.get("review", 0),
+        "failed": by_state.get("failed", 0), "duplicate": duplicates,
+        "queued": by_state.get("queued", 0) + by_state.get("claiming", 0),
+        "deferred": deferred, "in_progress": by_state.get("processing", 0)
+        + by_state.get("filing", 0),
+        "incoming": len(waiting),
+        "oldest_waiting_seconds": round(time.time() - oldest) if oldest else None,
+        "today": {k: today_counts.get(k, 0) for k in ("filed", "review", "failed")},
+        "last_activity": last, "outbox_pending": outbox, "patients": count(store),
+    }
+    if args.json:
+        print(json.dumps(status))
+        return EXIT_OK
+    print(f"filed      {status['filed']:>6}   today {status['today']['filed']}")
+    print(f"review     {status['review']:>6}   today {status['today']['review']}")
+    print(f"failed     {status['failed']:>6}   today {status['today']['failed']}")
+    print(f"duplicate  {status['duplicate']:>6}")
+    print(f"backlog    {status['incoming'] + status['queued']:>6}   "
+          f"({status['incoming']} in incoming, {status['queued']} queued, "
+          f"{status['deferred']} deferred, {status['in_progress']} in progress)")
+    if oldest:
+        print(f"oldest waiting file: {status['oldest_waiting_seconds']} s")
+    print(f"last activity: {last or 'never'}   outbox: {outbox} pending   "
+          f"patients: {status['patients']}")
+    return EXIT_OK
+
+
+def _brief(doc: Any) -> dict[str, Any]:
+    result = doc.result
+    fields = result.get("fields") or {}
+    return {
+        "document_id": doc.id, "file": doc.original_name, "path": doc.path,
+        "reason": doc.reason, "reason_kind": doc.reason_kind,
+        "received_at": doc.received_at,
+        "read": {k: (v or {}).get("value") for k, v in fields.items() if isinstance(v, dict)
+                 or v is None},
+        "document_type": result.get("document_type"),
+        "candidates": (result.get("match") or {}).get("candidates", []),
+        "action": result.get("action"),
+    }
+
+
+def _review_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    docs = [_brief(d) for d in decisions.review_waiting(store)]
+    if args.json:
+        for d in docs:
+            print(json.dumps(d, ensure_ascii=False))
+        return EXIT_OK
+    if not docs:
+        print("nothing waiting for review")
+    for d in docs:
+        read = d["read"]
+        print(f"{d['document_id']}  {d['file']}  ({d['document_type']})")
+        print(f"    read: {read.get('last_name') or '?'} {read.get('first_name') or ''}"
+              f" born {read.get('birth_date') or '?'}   why: {d['reason']}")
+        for c in d["candidates"][:3]:
+            print(f"    candidate {c['id']}: {c['last_name']} {c['first_name']} "
+                  f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}")
+    return EXIT_OK
+
+
+def _review_resolve(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    patient = None if args.none else args.patient_id
+    who = f"shell:{_user()}"
+    decision = decisions.resolve(settings, store, args.document_id, patient, who=who)
+    drain(store, log_sender, phi=settings.phi)
+    print(f"filed {decision.document_id} -> {decision.path}")
+    return EXIT_OK
+
+
+def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    docs = [_brief(d) for d in decisions.failed_documents(store)]
+    if args.json:
+        for d in docs:
+            print(json.dumps(d, ensure_ascii=False))
+        return EXIT_OK
+    if not docs:
+        print("no failed documents")
+    for d in docs:
+        print(f"{d['document_id']}  {d['path']}  [{d['reason_kind']}] {d['reason']}")
+        if d["action"]:
+            print(f"    {d['action']}")
+    return EXIT_OK
+
+
+def _retry(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    decision = decisions.retry(settings, store, args.document_id, who=f"shell:{_user()}")
+    print(f"queued {decision.document_id} again")
+    return EXIT_OK
+
+
+def _patients_import(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise UsageError(f"{args.file} is not a file")
+    try:
+        report = import_csv(store, args.file)
+    except ImportFileError as error:
+        raise UsageError(str(error)) from None
+    print(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+          f"{len(report.rejected)} rejected")
+    for line, reason in report.rejected:
+        print(f"  line {line}: {reason}")
+    return EXIT_PROBLEM if report.rejected else EXIT_OK
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+_COMMANDS = {
+    ("process", None): _process,
+    ("status", None): _status,
+    ("review", "list"): _review_list,
+    ("review", "resolve"): _review_resolve,
+    ("failed", "list"): _failed_list,
+    ("retry", None): _retry,
+    ("patients", "import"): _patients_import,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

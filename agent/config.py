@@ -1,0 +1,223 @@
+"""Settings: the environment first, then a `.env` file, then systemd credentials.
+
+A value set in the environment wins over the same name in `.env` (python-dotenv's own rule),
+and the bot token may instead come from `$CREDENTIALS_DIRECTORY/telegram-token`, which is how
+systemd's `LoadCredential=` hands over a secret without putting it in the environment.
+
+Every value is checked here, once: a bad one raises `ConfigError` naming the variable, which
+the command line turns into exit 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from agent.errors import ConfigError
+
+DEFAULT_TELEGRAM_API = "https://api.telegram.org"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    log_dir: Path
+    workers: int
+    ocr_langs: str
+    ocr_dpi: int
+    ocr_timeout: float
+    max_pages: int
+    max_bytes: int
+    max_pixels: int
+    watch: str
+    phi: str
+    stable_seconds: float
+    incomplete_seconds: float
+    rescan_seconds: float
+    max_crashes: int
+    log_level: str
+    telegram_token: str | None = field(default=None, repr=False)
+    telegram_chat_ids: tuple[int, ...] = ()
+    telegram_allowed_user_ids: tuple[int, ...] = ()
+    telegram_api_base_url: str = DEFAULT_TELEGRAM_API
+    env_file: Path | None = None
+
+    @property
+    def incoming(self) -> Path:
+        return self.home / "incoming"
+
+    @property
+    def processing(self) -> Path:
+        return self.home / "processing"
+
+    @property
+    def done(self) -> Path:
+        return self.home / "done"
+
+    @property
+    def review(self) -> Path:
+        return self.home / "review"
+
+    @property
+    def failed(self) -> Path:
+        return self.home / "failed"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "state.db"
+
+
+def find_env_file(env: Mapping[str, str], cwd: Path) -> Path | None:
+    """The `.env` to read: named explicitly, or systemd's configuration folder, or ./.env."""
+    explicit = env.get("DOCAGENT_ENV_FILE")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"DOCAGENT_ENV_FILE names {path}, which is not a file")
+        return path
+    conf_dir = env.get("CONFIGURATION_DIRECTORY")
+    if conf_dir:
+        candidate = Path(conf_dir.split(":")[0]) / "docagent.env"
+        if candidate.is_file():
+            return candidate
+    candidate = cwd / ".env"
+    return candidate if candidate.is_file() else None
+
+
+def check_private(path: Path) -> None:
+    """Refuse a secrets file that anyone but its owner can read or write."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path} is readable by group or others (mode {mode:04o}); "
+            f"fix it with: chmod 600 {path}"
+        )
+
+
+def _read_credential(env: Mapping[str, str], name: str) -> str | None:
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if not cred_dir:
+        return None
+    path = Path(cred_dir) / name
+    if not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8").strip() or None
+
+
+def _int(values: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number (got {raw!r})") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high} (got {value})")
+    return value
+
+
+def _float(values: Mapping[str, str], name: str, default: float, *, low: float) -> float:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds (got {raw!r})") from None
+    if value < low or value != value:  # NaN compares unequal to itself
+        raise ConfigError(f"{name} must be at least {low} (got {raw})")
+    return value
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def _bytes(values: Mapping[str, str], name: str, default: int) -> int:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return default
+    match = _SIZE.match(raw)
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(f"{name} must be a size such as 52428800, 50M or 1G (got {raw!r})")
+    unit = (match.group(2) or "").upper()[:1]
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def _choice(values: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = values.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {raw!r})")
+    return raw
+
+
+def _ids(values: Mapping[str, str], name: str) -> tuple[int, ...]:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return ()
+    try:
+        return tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be comma-separated numeric Telegram ids (got {raw!r})"
+        ) from None
+
+
+_LANGS = re.compile(r"^[a-z_]{3,}(\+[a-z_]{3,})*$")
+
+
+def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Read and check every setting; raises ConfigError naming the first bad one."""
+    env = dict(os.environ if env is None else env)
+    cwd = cwd or Path.cwd()
+    env_file = find_env_file(env, cwd)
+    values: dict[str, str] = {}
+    if env_file is not None:
+        check_private(env_file)
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(env)  # the environment wins over the file
+
+    langs = values.get("DOCAGENT_OCR_LANGS", "").strip() or "fra+eng"
+    if not _LANGS.match(langs):
+        raise ConfigError(f"DOCAGENT_OCR_LANGS must look like fra+eng (got {langs!r})")
+    level = values.get("DOCAGENT_LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(
+            f"DOCAGENT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR (got {level!r})"
+        )
+    api = (values.get("TELEGRAM_API_BASE_URL", "").strip() or DEFAULT_TELEGRAM_API).rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", api):
+        raise ConfigError(f"TELEGRAM_API_BASE_URL must be an http(s) URL (got {api!r})")
+    token = values.get("TELEGRAM_BOT_TOKEN", "").strip() or _read_credential(env, "telegram-token")
+
+    return Settings(
+        home=Path(values.get("DOCAGENT_HOME", "").strip() or cwd / "var").absolute(),
+        log_dir=Path(values.get("DOCAGENT_LOG_DIR", "").strip() or cwd / "logs").absolute(),
+        workers=_int(values, "DOCAGENT_WORKERS", os.cpu_count() or 1, low=1, high=64),
+        ocr_langs=langs,
+        ocr_dpi=_int(values, "DOCAGENT_OCR_DPI", 300, low=72, high=1200),
+        ocr_timeout=_float(values, "DOCAGENT_OCR_TIMEOUT", 180.0, low=1.0),
+        max_pages=_int(values, "DOCAGENT_MAX_PAGES", 200, low=1, high=100_000),
+        max_bytes=_bytes(values, "DOCAGENT_MAX_BYTES", 100 * 1024**2),
+        # 50 megapixels is an A3 page at 400 dpi; anything larger is downscaled before OCR.
+        max_pixels=_int(values, "DOCAGENT_MAX_PIXELS", 50_000_000, low=1_000_000, high=10**9),
+        watch=_choice(values, "DOCAGENT_WATCH", "inotify", ("inotify", "polling")),
+        phi=_choice(values, "DOCAGENT_PHI", "full", ("full", "minimal")),
+        stable_seconds=_float(values, "DOCAGENT_STABLE_SECONDS", 2.0, low=0.0),
+        incomplete_seconds=_float(values, "DOCAGENT_INCOMPLETE_SECONDS", 600.0, low=1.0),
+        rescan_seconds=_float(values, "DOCAGENT_RESCAN_SECONDS", 30.0, low=0.2),
+        max_crashes=_int(values, "DOCAGENT_MAX_CRASHES", 3, low=1, high=100),
+        log_level=level,
+        telegram_token=token,
+        telegram_chat_ids=_ids(values, "TELEGRAM_CHAT_IDS"),
+        telegram_allowed_user_ids=_ids(values, "TELEGRAM_ALLOWED_USER_IDS"),
+        telegram_api_base_url=api,
+        env_file=env_file,
+    )

@@ -1,0 +1,206 @@
+"""`docagent run`: one asyncio loop that watches, takes, processes and notifies.
+
+Tasks on the loop: intake (watcher events + periodic rescans -> claims), N workers (each runs
+the synchronous pipeline in a thread; tesseract runs as a subprocess), the outbox sender and
+the heartbeat. The database is the queue: a worker asks it for the oldest due document, so a
+`docagent retry` from a shell or a deferred document coming due is picked up the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from agent import pipeline, spool
+from agent.config import Settings
+from agent.errors import DocagentError, Incomplete, MachineError, UsageError
+from agent.logs import get_logger
+from agent.notify.outbox import drain, log_sender
+from agent.ocr import limit_threads
+from agent.sdnotify import notify, watchdog_interval
+from agent.store import Store
+from agent.watcher import Stabilizer, start_observer
+
+log = get_logger("daemon")
+TICK = 0.5
+
+
+@contextlib.contextmanager
+def exclusive(settings: Settings) -> Iterator[bool]:
+    """Hold the spool's lock: True if we got it (no daemon running), else False."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.home / ".docagent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        os.close(fd)
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self.stabilizer = Stabilizer(settings.stable_seconds, settings.incomplete_seconds)
+        self.stopping = asyncio.Event()
+        self.work = asyncio.Event()
+        self.outbox = asyncio.Event()
+        self.busy = 0
+
+    # --- intake -------------------------------------------------------------------------
+
+    def _on_event(self, path: Path) -> None:
+        self.stabilizer.note(path)
+
+    async def intake(self) -> None:
+        next_scan = 0.0
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if now >= next_scan:
+                self.stabilizer.scan(self.settings.incoming)
+                next_scan = now + self.settings.rescan_seconds
+                self.work.set()  # deferred documents may have come due
+            for path, verdict in self.stabilizer.ready():
+                if self.stopping.is_set():
+                    break
+                await self._take(path, verdict)
+            await self._sleep(TICK)
+
+    async def _take(self, path: Path, verdict: str) -> None:
+        try:
+            claim = await asyncio.to_thread(spool.claim, self.settings, self.store, path)
+        except FileNotFoundError:
+            return  # gone before we took it: someone moved it away
+        except (MachineError, OSError) as error:
+            log.error("could not take %r yet: %s", path.name, error)
+            return  # the next rescan notices it again
+        if claim.duplicate_of is not None:
+            self.outbox.set()
+            return
+        if verdict == "incomplete":
+            doc = await asyncio.to_thread(self.store.claim_one, claim.document_id)
+            if doc is not None:
+                reason = Incomplete("the file stopped changing but never opened as a whole PDF: "
+                                    "the copy was cut short, or the file is damaged",
+                                    stage="intake")
+                await asyncio.to_thread(pipeline.quarantine, self.settings, self.store, doc,
+                                        reason)
+                self.outbox.set()
+            return
+        self.work.set()
+
+    # --- workers ------------------------------------------------------------------------
+
+    async def worker(self, number: int) -> None:
+        while not self.stopping.is_set():
+            doc = await asyncio.to_thread(self.store.take_next)
+            if doc is None:
+                self.work.clear()
+                await self._wait(self.work, 2.0)
+                continue
+            self.busy += 1
+            try:
+                outcome = await asyncio.to_thread(pipeline.process, self.settings, self.store,
+                                                  doc)
+            finally:
+                self.busy -= 1
+            log.info("%s: %s in %d ms", outcome.document_id, outcome.outcome,
+                     outcome.duration_ms, extra={"doc": outcome.document_id})
+            self.outbox.set()
+
+    # --- outbox and heartbeat -----------------------------------------------------------
+
+    async def sender(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(drain, self.store, log_sender, phi=self.settings.phi)
+            except DocagentError as error:
+                log.warning("outbox not drained: %s", error)
+            if self.stopping.is_set():
+                return
+            self.outbox.clear()
+            await self._wait(self.outbox, 5.0)
+
+    async def heartbeat(self) -> None:
+        interval = min(watchdog_interval() or 10.0, 10.0)
+        while not self.stopping.is_set():
+            with contextlib.suppress(DocagentError):
+                await asyncio.to_thread(self.store.set_meta, "heartbeat", str(time.time()))
+            notify("WATCHDOG=1\nSTATUS=" + await asyncio.to_thread(self.status_line))
+            await self._sleep(interval)
+
+    def status_line(self) -> str:
+        rows = self.store.read("SELECT state, COUNT(*) AS n FROM documents GROUP BY state")
+        counts = {r["state"]: r["n"] for r in rows}
+        return (f"watching {self.settings.incoming} — {counts.get('queued', 0)} queued, "
+                f"{self.busy} in progress, {counts.get('filed', 0)} filed, "
+                f"{counts.get('review', 0)} in review, {counts.get('failed', 0)} failed")
+
+    # --- helpers ------------------------------------------------------------------------
+
+    async def _sleep(self, seconds: float) -> None:
+        await self._wait(self.stopping, seconds)
+
+    @staticmethod
+    async def _wait(event: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stopping: finishing the documents in hand")
+            notify("STOPPING=1")
+            self.stopping.set()
+            self.work.set()
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        for line in await asyncio.to_thread(spool.recover, self.settings, self.store):
+            log.warning("recovery: %s", line)
+        def from_watchdog_thread(path: Path) -> None:
+            loop.call_soon_threadsafe(self._on_event, path)
+
+        observer = start_observer(self.settings.incoming, self.settings.watch,
+                                  from_watchdog_thread)
+        tasks = [asyncio.create_task(self.intake(), name="intake"),
+                 asyncio.create_task(self.sender(), name="sender"),
+                 asyncio.create_task(self.heartbeat(), name="heartbeat")]
+        tasks += [asyncio.create_task(self.worker(n), name=f"worker-{n}")
+                  for n in range(self.settings.workers)]
+        log.info("watching %s (%s) with %d worker(s)", self.settings.incoming,
+                 self.settings.watch, self.settings.workers)
+        notify("READY=1\nSTATUS=" + self.status_line())
+        try:
+            await self.stopping.wait()
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            observer.stop()
+            observer.join(timeout=5)
+            self.store.close()
+        log.info("stopped")
+
+
+def run(settings: Settings) -> int:
+    limit_threads()
+    spool.ensure_folders(settings)
+    with exclusive(settings) as got_lock:
+        if not got_lock:
+            raise UsageError(f"another docagent is already running on {settings.home}")
+        asyncio.run(Daemon(settings).main())
+    return 0

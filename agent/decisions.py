@@ -1,0 +1,109 @@
+"""A person's decisions: file a review document under a patient (or none), retry a failure.
+
+The shell and (later) the Telegram buttons go through these same functions, so a decision is
+made, moved and recorded the same way whoever makes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agent import spool
+from agent.config import Settings
+from agent.errors import UsageError
+from agent.logs import document_context, get_logger
+from agent.patients import get as get_patient
+from agent.spool import Placement, sidecar
+from agent.store import FAILED, FILED, QUEUED, REVIEW, Document, Store, now_iso
+
+log = get_logger("decisions")
+UNASSIGNED = "unassigned"
+
+
+@dataclass(frozen=True)
+class Decision:
+    document_id: str
+    outcome: str
+    patient_id: str | None
+    path: str
+
+
+def find_one(store: Store, prefix: str) -> Document:
+    """The document a person means by an id or its first characters."""
+    prefix = prefix.strip().lower()
+    if len(prefix) < 4:
+        raise UsageError("give at least the first 4 characters of the document id")
+    matches = store.find(prefix)
+    if not matches:
+        raise UsageError(f"no document with id {prefix}")
+    if len(matches) > 1:
+        raise UsageError(f"{len(matches)} documents start with {prefix}: give more characters")
+    return matches[0]
+
+
+def resolve(settings: Settings, store: Store, prefix: str, patient_id: str | None,
+            *, who: str) -> Decision:
+    """File a document waiting in review under `patient_id`, or under done/unassigned/."""
+    doc = find_one(store, prefix)
+    with document_context(doc.id):
+        if doc.state != REVIEW:
+            raise UsageError(f"document {doc.id} is not waiting for review (it is {doc.state})")
+        patient = None
+        if patient_id is not None:
+            patient = get_patient(store, patient_id)
+            if patient is None:
+                raise UsageError(f"no patient with id {patient_id} in the directory")
+        folder = settings.done / (patient.id if patient else UNASSIGNED)
+        result: dict[str, Any] = dict(doc.result) | {
+            "outcome": FILED,
+            "patient_id": patient.id if patient else None,
+            "patient": patient.as_dict() if patient else None,
+            "reason": (f"filed by {who}" if patient else f"kept unassigned by {who}"),
+            "decision": {"by": who, "at": now_iso(),
+                         "patient_id": patient.id if patient else None,
+                         "previous_reason": doc.reason},
+        }
+        pdf = settings.home / (doc.path or "")
+        stem = pdf.name[: -len(pdf.suffix) or None]
+        text_file = pdf.with_name(f"{stem}.txt")
+        text = text_file.read_bytes() if text_file.exists() else b""
+        spool.take_back(settings, doc)
+        placement = Placement(
+            state=FILED, folder=folder, stem=stem, suffix=".pdf",
+            companions={"{stem}.json": sidecar(result), "{stem}.txt": text}, result=result,
+            patient_id=patient.id if patient else None, reason=result["reason"],
+            message_kind="resolved",
+        )
+        dest = spool.place(settings, store, doc, placement)
+        log.info("resolved by %s: %s", who, dest.relative_to(settings.home))
+        return Decision(doc.id, FILED, placement.patient_id, str(dest.relative_to(settings.home)))
+
+
+def retry(settings: Settings, store: Store, prefix: str, *, who: str) -> Decision:
+    """Put a failed document back in the queue, with its crash count cleared."""
+    doc = find_one(store, prefix)
+    with document_context(doc.id):
+        if doc.state != FAILED:
+            raise UsageError(f"document {doc.id} has not failed (it is {doc.state})")
+        spool.take_back(settings, doc)
+        with store.write() as conn:
+            store.update(conn, doc.id, state=QUEUED, crashes=0, deferrals=0, next_attempt_at=0,
+                         outcome=None, reason_kind=None, reason=None, finished_at=None,
+                         path=str(spool.processing_path(settings, doc.id)
+                                  .relative_to(settings.home)))
+        log.info("retry asked by %s", who)
+        return Decision(doc.id, QUEUED, None, str(spool.processing_path(settings, doc.id)
+                                                 .relative_to(settings.home)))
+
+
+def review_waiting(store: Store) -> list[Document]:
+    return store.by_state(REVIEW)
+
+
+def failed_documents(store: Store) -> list[Document]:
+    return store.by_state(FAILED)
+
+
+__all__ = ["Decision", "failed_documents", "find_one", "resolve", "retry", "review_waiting",
+           "sidecar"]

@@ -1,0 +1,126 @@
+"""The gate: is this file a PDF we can read, within the limits? Decided before any OCR.
+
+Cheap checks first (size, magic bytes), then `pdfinfo` for the page count, encryption and page
+sizes. Every refusal is a `DocumentError` whose message a receptionist can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import (
+    CorruptPdf,
+    EmptyFile,
+    Encrypted,
+    NoPages,
+    NotPdf,
+    PopplerMissing,
+    TooLarge,
+    ToolFailed,
+    TooManyPages,
+)
+
+STAGE = "inspect"
+PDFINFO_TIMEOUT = 60.0
+_PAGE_SIZE = re.compile(r"^Page\s+(\d+)\s+size:\s+([\d.]+)\s+x\s+([\d.]+)\s+pts", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PdfInfo:
+    pages: int
+    encrypted: bool
+    page_sizes_pt: tuple[tuple[float, float], ...]  # (width, height) per page, in points
+
+
+def looks_like_pdf(head: bytes) -> bool:
+    # The spec allows junk before the header; readers accept it within the first 1 KiB.
+    return b"%PDF-" in head[:1024]
+
+
+def run_pdfinfo(path: Path, *, first: int | None = None, last: int | None = None,
+                timeout: float = PDFINFO_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    argv = ["pdfinfo"]
+    if first is not None and last is not None:
+        argv += ["-f", str(first), "-l", str(last)]
+    argv += ["--", str(path)]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                              timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise PopplerMissing("pdfinfo (poppler) is not installed", stage=STAGE) from None
+    except subprocess.TimeoutExpired:
+        raise CorruptPdf("the PDF could not be opened in time: it is probably damaged",
+                         stage=STAGE, detail=f"pdfinfo ran over {timeout:.0f} s") from None
+
+
+def page_count(path: Path) -> int | None:
+    """The page count if the file opens as a PDF now, else None (used to wait for copies)."""
+    try:
+        done = run_pdfinfo(path, timeout=15)
+    except (PopplerMissing, CorruptPdf):
+        return None
+    match = re.search(r"^Pages:\s+(\d+)", done.stdout, re.MULTILINE)
+    return int(match.group(1)) if done.returncode == 0 and match else None
+
+
+def inspect(path: Path, *, max_bytes: int, max_pages: int) -> PdfInfo:
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyFile("the file is empty (0 bytes)", stage=STAGE)
+    if size > max_bytes:
+        raise TooLarge(f"the file is {size / 1024**2:.1f} MB, over the limit of "
+                       f"{max_bytes / 1024**2:.1f} MB", stage=STAGE)
+    with open(path, "rb") as handle:
+        head = handle.read(1024)
+    if not looks_like_pdf(head):
+        kind = _sniff(head)
+        raise NotPdf(f"the file is not a PDF{f' (it looks like {kind})' if kind else ''}",
+                     stage=STAGE)
+
+    done = run_pdfinfo(path)
+    if done.returncode != 0:
+        err = done.stderr.strip()
+        if "password" in err.lower():
+            raise Encrypted("the PDF is password-protected", stage=STAGE, detail=err)
+        raise CorruptPdf("the PDF is damaged and cannot be opened", stage=STAGE,
+                         detail=err[:500])
+    match = re.search(r"^Pages:\s+(\d+)", done.stdout, re.MULTILINE)
+    if not match:
+        raise CorruptPdf("the PDF is damaged: its page count cannot be read", stage=STAGE,
+                         detail=done.stdout[:500])
+    pages = int(match.group(1))
+    if pages == 0:
+        raise NoPages("the PDF has no pages", stage=STAGE)
+    if pages > max_pages:
+        raise TooManyPages(f"the PDF has {pages} pages, over the limit of {max_pages}",
+                           stage=STAGE)
+    encrypted = bool(re.search(r"^Encrypted:\s+yes", done.stdout, re.MULTILINE))
+
+    sized = run_pdfinfo(path, first=1, last=pages)
+    if sized.returncode != 0:
+        raise ToolFailed("pdfinfo failed on a PDF it had just opened", stage=STAGE,
+                         detail=sized.stderr[:500])
+    sizes = {int(n): (float(w), float(h)) for n, w, h in _PAGE_SIZE.findall(sized.stdout)}
+    page_sizes = tuple(sizes.get(n, (595.0, 842.0)) for n in range(1, pages + 1))
+    return PdfInfo(pages=pages, encrypted=encrypted, page_sizes_pt=page_sizes)
+
+
+def _sniff(head: bytes) -> str:
+    signatures = {
+        b"\xff\xd8\xff": "a JPEG image",
+        b"\x89PNG": "a PNG image",
+        b"II*\x00": "a TIFF image",
+        b"MM\x00*": "a TIFF image",
+        b"PK\x03\x04": "a ZIP or Office document",
+        b"\xd0\xcf\x11\xe0": "an old Office document",
+        b"GIF8": "a GIF image",
+    }
+    for magic, kind in signatures.items():
+        if head.startswith(magic):
+            return kind
+    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        return "a web page"
+    return ""

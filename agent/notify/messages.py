@@ -1,0 +1,65 @@
+"""The words of each notification, from an outbox row's kind and payload.
+
+`phi="minimal"` keeps names and birth dates out (initials and the document id instead), for
+practices whose chat may not carry patient identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _initials(first: str | None, last: str | None) -> str:
+    parts = (p.strip() for p in (first, last) if p and p.strip())
+    return "".join(f"{p[:1].upper()}." for p in parts)
+
+
+def _who(patient: Mapping[str, Any] | None, phi: str) -> str:
+    if not patient:
+        return "?"
+    if phi == "minimal":
+        initials = _initials(patient.get("first_name"), patient.get("last_name"))
+        return f"{initials} (#{patient.get('id')})"
+    birth = f", born {patient['birth_date']}" if patient.get("birth_date") else ""
+    last = str(patient.get("last_name", "")).upper()
+    return f"{last} {patient.get('first_name', '')}{birth} (#{patient.get('id')})"
+
+
+def _read_name(payload: Mapping[str, Any], phi: str) -> str:
+    fields = payload.get("fields") or {}
+    last = (fields.get("last_name") or {}).get("value")
+    first = (fields.get("first_name") or {}).get("value")
+    birth = (fields.get("birth_date") or {}).get("value")
+    if not last and not first:
+        return "no name read"
+    if phi == "minimal":
+        return _initials(first, last)
+    return " ".join(x for x in (str(last or "").upper(), first or "") if x) + (
+        f", born {birth}" if birth else "")
+
+
+def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
+    doc = payload.get("document_id", "?")
+    name = payload.get("original_name") or payload.get("name") or "?"
+    if phi == "minimal":
+        name = f"document {doc}"
+    if kind == "filed":
+        return (f"Filed: {name} ({payload.get('document_type', 'other')}, "
+                f"{payload.get('pages', '?')} p.) under {_who(payload.get('patient'), phi)}. "
+                f"[{doc}]")
+    if kind == "review":
+        candidates = (payload.get("match") or {}).get("candidates") or []
+        lines = [f"Needs a decision: {name} — read: {_read_name(payload, phi)}. "
+                 f"Why: {payload.get('reason', '?')}. [{doc}]"]
+        for c in candidates[:3]:
+            lines.append(f"  candidate: {_who(c, phi)}")
+        lines.append(f"  decide: docagent review resolve {doc} PATIENT_ID (or --none)")
+        return "\n".join(lines)
+    if kind == "failed":
+        return (f"Failed: {name} — {payload.get('message') or payload.get('reason', '?')}. "
+                f"{payload.get('action', '')} [{doc}]").strip()
+    if kind == "duplicate":
+        return (f"Duplicate: {payload.get('name', '?') if phi != 'minimal' else 'a file'} has the "
+                f"same content as an earlier document [{doc}]; not stored twice.")
+    return f"{kind}: {dict(payload)}"

@@ -1,0 +1,322 @@
+"""state.db: documents, arrivals, the patient directory and the outbox (SQLite, WAL).
+
+Only parameterized SQL. Each thread gets its own connection (sqlite3 objects must not cross
+threads); writes run in `BEGIN IMMEDIATE` transactions so that two processes (the daemon and a
+`docagent review resolve` in a shell) serialise cleanly, waiting up to `busy_timeout`. A lock
+held longer than that is the machine's fault, not the document's: it becomes `DatabaseBusy`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.errors import DatabaseBusy, DiskFull
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+# Document states. `claiming` and `filing` are the two in-between states that recovery
+# knows how to finish; the last three are final.
+CLAIMING, QUEUED, PROCESSING, FILING = "claiming", "queued", "processing", "filing"
+FILED, REVIEW, FAILED = "filed", "review", "failed"
+FINAL_STATES = (FILED, REVIEW, FAILED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id              TEXT PRIMARY KEY,
+    sha256          TEXT NOT NULL UNIQUE,
+    original_name   TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    received_at     TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    crashes         INTEGER NOT NULL DEFAULT 0,
+    deferrals       INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    path            TEXT,
+    dest_path       TEXT,
+    outcome         TEXT,
+    patient_id      TEXT,
+    reason_kind     TEXT,
+    reason          TEXT,
+    pages           INTEGER,
+    text_source     TEXT,
+    duration_ms     INTEGER,
+    result_json     TEXT,
+    finished_at     TEXT
+);
+CREATE INDEX IF NOT EXISTS documents_state ON documents(state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS documents_finished ON documents(finished_at);
+
+CREATE TABLE IF NOT EXISTS receipts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id   TEXT NOT NULL,
+    original_name TEXT NOT NULL,
+    received_at   TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    source_key    TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS receipts_document ON receipts(document_id);
+
+CREATE TABLE IF NOT EXISTS patients (
+    id          TEXT PRIMARY KEY,
+    last_name   TEXT NOT NULL,
+    first_name  TEXT NOT NULL,
+    birth_date  TEXT,
+    last_key    TEXT NOT NULL,
+    first_key   TEXT NOT NULL,
+    extra_json  TEXT,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS patients_last_key ON patients(last_key);
+CREATE INDEX IF NOT EXISTS patients_first_key ON patients(first_key);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at  TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    document_id TEXT,
+    payload     TEXT NOT NULL,
+    sent_at     TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, id);
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    sha256: str
+    original_name: str
+    size: int
+    state: str
+    received_at: str
+    attempts: int
+    crashes: int
+    deferrals: int
+    next_attempt_at: float
+    path: str | None
+    dest_path: str | None
+    outcome: str | None
+    patient_id: str | None
+    reason_kind: str | None
+    reason: str | None
+    pages: int | None
+    text_source: str | None
+    duration_ms: int | None
+    result_json: str | None
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Document:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return dict(json.loads(self.result_json)) if self.result_json else {}
+
+
+def _translate(error: sqlite3.OperationalError) -> Exception:
+    text = str(error).lower()
+    if "locked" in text or "busy" in text:
+        return DatabaseBusy("the database is held by another program", detail=str(error))
+    if "full" in text:
+        return DiskFull("the disk is full: the database cannot grow", detail=str(error))
+    return error
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self.connection()
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                # One script, one transaction: a second process creating the schema at the
+                # same moment waits on BEGIN IMMEDIATE, then finds every IF NOT EXISTS done.
+                conn.executescript(
+                    "BEGIN IMMEDIATE;" + _SCHEMA
+                    + f"PRAGMA user_version = {SCHEMA_VERSION:d}; COMMIT;"
+                )
+        except sqlite3.OperationalError as error:
+            raise _translate(error) from error
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is on disk before we move the file it describes.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE takes the lock up front."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise _translate(error) from error
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            conn.execute("ROLLBACK")
+            raise _translate(error) from error
+
+    def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.connection().execute(sql, params).fetchall()
+        except sqlite3.OperationalError as error:
+            raise _translate(error) from error
+
+    # --- documents ---------------------------------------------------------------------
+
+    def get(self, document_id: str) -> Document | None:
+        rows = self.read("SELECT * FROM documents WHERE id = ?", (document_id,))
+        return Document.from_row(rows[0]) if rows else None
+
+    def find(self, prefix: str) -> list[Document]:
+        """Documents whose id starts with `prefix` (people type short ids)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self.read(
+            "SELECT * FROM documents WHERE id LIKE ? ESCAPE '\\' ORDER BY id", (escaped + "%",)
+        )
+        return [Document.from_row(r) for r in rows]
+
+    def by_state(self, *states: str) -> list[Document]:
+        marks = ",".join("?" for _ in states)
+        rows = self.read(
+            f"SELECT * FROM documents WHERE state IN ({marks}) ORDER BY received_at, id",  # noqa: S608 - only placeholders are formatted in
+            states,
+        )
+        return [Document.from_row(r) for r in rows]
+
+    def update(self, conn: sqlite3.Connection, document_id: str, **values: Any) -> None:
+        allowed = set(Document.__dataclass_fields__) - {"id", "sha256"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"unknown document columns: {sorted(unknown)}")
+        values["updated_at"] = now_iso()
+        columns = ", ".join(f"{name} = :{name}" for name in values)
+        conn.execute(
+            f"UPDATE documents SET {columns} WHERE id = :_id",  # noqa: S608 - column names checked above
+            {**values, "_id": document_id},
+        )
+
+    def take_next(self, now: float | None = None) -> Document | None:
+        """Move the oldest due queued document to `processing`, counting the attempt."""
+        now = time.time() if now is None else now
+        with self.write() as conn:
+            row = conn.execute(
+                "SELECT id FROM documents WHERE state = ? AND next_attempt_at <= ? "
+                "ORDER BY next_attempt_at, received_at LIMIT 1",
+                (QUEUED, now),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE documents SET state = ?, attempts = attempts + 1, updated_at = ? "
+                "WHERE id = ?",
+                (PROCESSING, now_iso(), row["id"]),
+            )
+        return self.get(row["id"])
+
+    def claim_one(self, document_id: str) -> Document | None:
+        """Take one named queued document (for `docagent process`), or None if taken."""
+        with self.write() as conn:
+            cur = conn.execute(
+                "UPDATE documents SET state = ?, attempts = attempts + 1, updated_at = ? "
+                "WHERE id = ? AND state = ?",
+                (PROCESSING, now_iso(), document_id, QUEUED),
+            )
+            if cur.rowcount != 1:
+                return None
+        return self.get(document_id)
+
+    def next_due_at(self) -> float | None:
+        rows = self.read(
+            "SELECT MIN(next_attempt_at) AS t FROM documents WHERE state = ?", (QUEUED,)
+        )
+        value = rows[0]["t"] if rows else None
+        return float(value) if value is not None else None
+
+    # --- outbox ------------------------------------------------------------------------
+
+    @staticmethod
+    def enqueue(
+        conn: sqlite3.Connection, kind: str, document_id: str | None, payload: Mapping[str, Any]
+    ) -> None:
+        conn.execute(
+            "INSERT INTO outbox (created_at, kind, document_id, payload) VALUES (?, ?, ?, ?)",
+            (now_iso(), kind, document_id, json.dumps(payload, ensure_ascii=False)),
+        )
+
+    def pending_messages(self, limit: int = 50) -> list[sqlite3.Row]:
+        return self.read(
+            "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,)
+        )
+
+    def mark_sent(self, message_id: int) -> None:
+        with self.write() as conn:
+            conn.execute("UPDATE outbox SET sent_at = ? WHERE id = ?", (now_iso(), message_id))
+
+    def mark_attempt(self, message_id: int, error: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error[:500], message_id),
+            )
+
+    # --- meta --------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self.read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None

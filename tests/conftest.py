@@ -1,0 +1,82 @@
+"""Shared fixtures: a private spool per test, and the real `docagent` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DOCAGENT = str(Path(sys.executable).with_name("docagent"))
+
+PATIENTS_CSV = """id,last_name,first_name,birth_date
+P001,DUPONT,Jean,1961-03-12
+P002,Martin,Hélène,1975-04-03
+P003,DUPONT,Marie,1988-11-30
+P004,BEN ALI,Mohamed,1990-07-21
+P005,Smith,John,1954-01-09
+P006,LEGRAND,Paul,1970-05-05
+P007,LEGRAND,Paul,1982-09-14
+"""
+
+
+@dataclass
+class Spool:
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def run(self, *args: str, check: bool = False, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([DOCAGENT, *args], capture_output=True, text=True,
+                              env={**self.env, **(env or {})}, cwd=self.root, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"docagent {' '.join(args)} exited {done.returncode}:\n"
+                                 f"{done.stdout}\n{done.stderr}")
+        return done
+
+    def process_json(self, *paths: Path) -> list[dict[str, object]]:
+        done = self.run("process", "--json", *map(str, paths))
+        assert done.returncode in (0, 1), done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+    def files(self, folder: str) -> list[Path]:
+        base = self.home / folder
+        return sorted(p for p in base.rglob("*") if p.is_file()) if base.exists() else []
+
+
+def base_env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DOCAGENT_", "TELEGRAM_", "NOTIFY_SOCKET", "JOURNAL_STREAM"))}
+    env.update({
+        "DOCAGENT_HOME": str(root / "home"),
+        "DOCAGENT_LOG_DIR": str(root / "logs"),
+        "DOCAGENT_WORKERS": "2",
+        "DOCAGENT_STABLE_SECONDS": "0.5",
+        "DOCAGENT_RESCAN_SECONDS": "1",
+        "DOCAGENT_LOG_LEVEL": "DEBUG",
+    })
+    return env
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Iterator[Spool]:
+    root = tmp_path / "site"
+    root.mkdir()
+    s = Spool(root, base_env(root))
+    csv = root / "patients.csv"
+    csv.write_text(PATIENTS_CSV, encoding="utf-8")
+    s.run("patients", "import", str(csv), check=True)
+    yield s
