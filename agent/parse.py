@@ -1,7 +1,15 @@
-"""Fields from a document's text: the patient's names and birth date, the document's date and type.
+"""What a document's text says: whose it is, when it was written, what kind of document it is.
 
-When unsure, a field is left empty rather than guessed: the match stage sends a document with
-missing fields to a person, while a misread name could file it under someone else.
+A misread name can file a document under the wrong person, so every rule here only reads what
+the text states outright: a value after a label ("Nom :", "DOB"), or a name after a title
+("Mme", "Mr") that a birth date follows. A value that does not look right is dropped, never
+repaired, and readings that disagree cancel out (two different patients in one PDF read as
+no patient). None is always an acceptable answer; the matcher and a person deal with it.
+
+Labels, month names and keywords are written once, in lower case without accents, and matched
+against a "folded" copy of each line: same length, one character for one character, lower case,
+accents removed. A position in the folded copy is therefore a position in the original line,
+whose letters (accents and case as printed) are what gets returned.
 """
 
 from __future__ import annotations
@@ -11,20 +19,33 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
-DOCUMENT_TYPES = ("lab-result", "imaging-report", "referral-letter", "prescription",
-                  "insurance-form", "other")
+DOCUMENT_TYPES = (
+    "lab-result",
+    "imaging-report",
+    "referral-letter",
+    "prescription",
+    "insurance-form",
+    "other",
+)
+
+SNIPPET_CHARS = 120
+MIN_YEAR = 1880
+MAX_YEAR = 2100
+MAX_NAME_WORDS = 8
 
 
 @dataclass(frozen=True)
 class Found:
-    value: str
-    page: int
-    snippet: str
-    rule: str
+    value: str  # normalised value as text (dates as ISO YYYY-MM-DD)
+    page: int  # 1-based
+    snippet: str  # the line it was read from, whitespace collapsed, at most 120 characters
+    rule: str  # which rule read it, e.g. "label:nom", "label:dob", "title:mme"
 
     def as_dict(self) -> dict[str, object]:
-        return {"value": self.value, "page": self.page, "snippet": self.snippet, "rule": self.rule}
+        return {"value": self.value, "page": self.page, "snippet": self.snippet,
+                "rule": self.rule}
 
 
 @dataclass(frozen=True)
@@ -33,299 +54,949 @@ class ParsedFields:
     first_name: Found | None
     birth_date: Found | None
     document_date: Found | None
-    document_type: str
-    document_type_evidence: str
-    birth_name: Found | None = None
+    document_type: str  # one of DOCUMENT_TYPES
+    document_type_evidence: str  # the keyword that decided it, "" for "other"
+    birth_name: Found | None = None  # maiden name ("née X") when one was read
 
     def as_dict(self) -> dict[str, object]:
-        def one(f: Found | None) -> dict[str, object] | None:
-            return f.as_dict() if f else None
+        def one(found: Found | None) -> dict[str, object] | None:
+            return None if found is None else found.as_dict()
 
-        return {"last_name": one(self.last_name), "first_name": one(self.first_name),
-                "birth_date": one(self.birth_date), "document_date": one(self.document_date),
-                "birth_name": one(self.birth_name), "document_type": self.document_type,
-                "document_type_evidence": self.document_type_evidence}
+        return {
+            "last_name": one(self.last_name),
+            "first_name": one(self.first_name),
+            "birth_name": one(self.birth_name),
+            "birth_date": one(self.birth_date),
+            "document_date": one(self.document_date),
+            "document_type": self.document_type,
+            "document_type_evidence": self.document_type_evidence,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Text preparation
+# --------------------------------------------------------------------------------------------
+
+# OCR and PDF text layers spell one apostrophe, hyphen or space many ways; names and labels
+# are matched with one of each.
+_TRANSLATE = str.maketrans({
+    "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'", "`": "'", "\u2032": "'",
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u00ad": "",
+    "\t": " ", "\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u2009": " ", "\u200a": " ",
+    "\u2002": " ", "\u2003": " ", "\u3000": " ",
+})
+
+
+def _clean(raw: str) -> str:
+    text = unicodedata.normalize("NFC", raw).translate(_TRANSLATE)
+    return "".join(ch if ch.isprintable() else " " for ch in text).rstrip()
+
+
+@lru_cache(maxsize=8192)
+def _fold_char(ch: str) -> str:
+    base = unicodedata.normalize("NFD", ch)[:1] or ch
+    low = base.lower()
+    # A few characters lower-case to two ("İ"); keeping one keeps positions aligned.
+    return low if len(low) == 1 else base
 
 
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return "".join(_fold_char(ch) for ch in text)
 
 
-_MONTHS = {
-    "janvier": 1, "janv": 1, "jan": 1, "january": 1, "fevrier": 2, "fevr": 2, "fev": 2,
-    "february": 2, "feb": 2, "mars": 3, "march": 3, "mar": 3, "avril": 4, "avr": 4,
-    "april": 4, "apr": 4, "mai": 5, "may": 5, "juin": 6, "june": 6, "jun": 6, "juillet": 7,
-    "juil": 7, "july": 7, "jul": 7, "aout": 8, "august": 8, "aug": 8, "septembre": 9,
-    "sept": 9, "sep": 9, "september": 9, "octobre": 10, "oct": 10, "october": 10,
-    "novembre": 11, "nov": 11, "november": 11, "decembre": 12, "dec": 12, "december": 12,
-}
-_MONTH_WORD = "|".join(sorted(_MONTHS, key=len, reverse=True))
-_NUMERIC = r"(\d{1,2})\s?[/.\-]\s?(\d{1,2})\s?[/.\-]\s?(\d{4}|\d{2})(?!\d)"
-_ISO = r"(\d{4})-(\d{2})-(\d{2})"
-_DAY_MONTH = rf"(\d{{1,2}})(?:er)?\s+({_MONTH_WORD})\.?\s+(\d{{4}})"
-_MONTH_DAY = rf"({_MONTH_WORD})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})"
-DATE = re.compile(rf"(?:{_ISO})|(?:{_NUMERIC})|(?:{_DAY_MONTH})|(?:{_MONTH_DAY})", re.IGNORECASE)
+def _key(text: str) -> str:
+    """Letters only, folded: how two spellings of one name are compared."""
+    return "".join(ch for ch in _fold(text).replace("œ", "oe") if ch.isalpha())
 
 
-def _make(year: int, month: int, day: int) -> date | None:
-    try:
-        return date(year, month, day)
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class _Line:
+    index: int  # position in the whole document, for "same line" and "next line"
+    page: int
+    text: str
+    fold: str
 
 
-def _date_from(match: re.Match[str], today: date) -> date | None:
-    g = match.groups()
-    if g[0]:
-        return _make(int(g[0]), int(g[1]), int(g[2]))
-    if g[3]:
-        year = int(g[5])
-        if len(g[5]) == 2:
-            # Two-digit years: a date can't be in the future, so "61" is 1961 and "24" 2024.
-            year += 2000 if year <= today.year % 100 else 1900
-        return _make(year, int(g[4]), int(g[3]))
-    if g[6]:
-        return _make(int(g[8]), _MONTHS[_fold(g[7])], int(g[6]))
-    if g[9]:
-        return _make(int(g[11]), _MONTHS[_fold(g[9])], int(g[10]))
-    return None
-
-
-def parse_date(text: str, today: date | None = None) -> date | None:
-    match = DATE.search(_fold(text))
-    return _date_from(match, today or date.today()) if match else None
-
-
-# --- labels ------------------------------------------------------------------------------
-
-_BIRTH_LABEL = re.compile(
-    r"\b(?:n[ée]e?\s*(?:\(\s*e\s*\))?\s*le|date\s+de\s+naissance|d\.?\s?d\.?\s?n\.?|"
-    r"d\.?\s?o\.?\s?b\.?|date\s+of\s+birth|birth\s*date|born(?:\s+on)?)\s*[:;.]?\s*",
-    re.IGNORECASE)
-_DOC_DATE_LABEL = re.compile(
-    r"\b(?:date\s+du\s+pr[ée]l[èe]vement|date\s+de\s+l['’]examen|date\s+du\s+compte[\s-]rendu|"
-    r"date\s+d['’]?(?:[ée]dition|impression)|[ée]dit[ée]\s+le|fait\s+le|date\s+of\s+(?:report|"
-    r"exam|collection)|report\s+date|collected(?:\s+on)?|dated|(?<![a-z] )date)\s*[:;.]?\s*",
-    re.IGNORECASE)
-_PLACE_DATE = re.compile(r"^[A-ZÀ-Ü][\w\-' ]{1,40},\s+le\s+", re.IGNORECASE)
-# Lines about someone other than the patient.
-_NOT_PATIENT = re.compile(
-    r"\b(?:dr\.?|docteur|doctor|prof\.?|pr\.?|prescripteur|prescrit\s+par|m[ée]decin|"
-    r"laboratoire|labo|lab|h[ôo]pital|hospital|clinique|clinic|centre|center|service|"
-    r"cabinet|referring|ordered\s+by|signed\s+by|biologiste|radiologue|sign[ée])\b",
-    re.IGNORECASE)
-_TITLE = r"(?:m\.|mr\.?|mrs\.?|ms\.?|mme\.?|mlle\.?|monsieur|madame|mademoiselle)"
-_NAME_WORD = r"(?:[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'’\-]*)"
-_PARTICLES = {"de", "du", "des", "le", "la", "el", "ben", "ait", "d'", "l'", "van", "von",
-              "bin", "bent", "abou", "abu", "da", "di", "dos"}
-_LABEL_WORDS = {"nom", "prenom", "prénom", "name", "first", "last", "ne", "né", "née", "nee",
-                "le", "dob", "date", "patient", "patiente", "naissance", "sexe", "sex", "age",
-                "âge", "ipp", "dossier", "of", "birth", "born", "usage", "epouse", "épouse",
-                "ep", "ép"}
-
-
-def _snippet(line: str) -> str:
-    return line.strip()[:120]
-
-
-def _is_caps(word: str) -> bool:
-    letters = [c for c in word if c.isalpha()]
-    return len(letters) >= 2 and all(c.isupper() for c in letters)
-
-
-def _words(text: str) -> list[str]:
-    out: list[str] = []
-    for word in re.findall(_NAME_WORD, text):
-        if _fold(word).strip("'’") in _LABEL_WORDS and out:
-            break
-        if _fold(word) in _LABEL_WORDS:
-            continue
-        out.append(word)
+def _lines(pages: Sequence[str]) -> list[_Line]:
+    out: list[_Line] = []
+    for page_number, page in enumerate(pages, start=1):
+        for raw in str(page).splitlines():
+            text = _clean(raw)
+            out.append(_Line(len(out), page_number, text, _fold(text)))
     return out
 
 
-def _split_person(words: list[str]) -> tuple[str | None, str | None]:
-    """(last, first) from words in either order: the capitalised run is the last name."""
-    if not words:
-        return None, None
-    caps = [i for i, w in enumerate(words) if _is_caps(w) or _fold(w) in _PARTICLES]
-    if caps and len(caps) < len(words):
-        run_start, run_end = caps[0], caps[0]
-        while run_end + 1 < len(words) and run_end + 1 in caps:
-            run_end += 1
-        last = " ".join(words[run_start:run_end + 1])
-        rest = words[:run_start] + words[run_end + 1:]
-        return last, (" ".join(rest) or None)
-    if len(words) >= 2:
-        # "Jean Dupont": first names first is the usual order in prose.
-        return " ".join(words[1:]), words[0]
-    return words[0], None
+def _snippet(line: _Line, at: int = 0) -> str:
+    text = " ".join(line.text.split())
+    if len(text) <= SNIPPET_CHARS:
+        return text
+    # A long line (OCR merging columns) is cut around what was read, not just at its start.
+    start = len(" ".join(line.text[:at].split()))
+    start = max(0, min(start - 30, len(text) - SNIPPET_CHARS))
+    return text[start:start + SNIPPET_CHARS].strip()
 
 
-_LABELLED_LAST = re.compile(
-    r"\b(?:nom(?:\s+de\s+naissance|\s+d['’]usage|\s+patient)?|last\s*name|surname|family\s+name)"
-    r"\s*[:;]\s*(.+)", re.IGNORECASE)
-_LABELLED_FIRST = re.compile(r"\b(?:pr[ée]nom\(?s?\)?|first\s*name|given\s+names?)\s*[:;]?\s*(.+)",
-                             re.IGNORECASE)
-_PATIENT_LINE = re.compile(r"\b(?:patient\(?e?\)?|name|nom\s+et\s+pr[ée]nom|identit[ée])"
-                           r"\s*[:;]\s*(.+)", re.IGNORECASE)
-_TITLE_LINE = re.compile(rf"(?:^|\s){_TITLE}\s+(.+)", re.IGNORECASE)
-_NEE = re.compile(r"\bn[ée]e\s*[:;]?\s+(?!le\b)(" + _NAME_WORD + r"(?:[ \-]" + _NAME_WORD
-                  + r")*)", re.IGNORECASE)
-_EPOUSE = re.compile(r"\b(?:[ée]pouse|[ée]p\.)\s*[:;]?\s*(" + _NAME_WORD + r"(?:[ \-]"
-                     + _NAME_WORD + r")*)", re.IGNORECASE)
+# --------------------------------------------------------------------------------------------
+# Dates
+# --------------------------------------------------------------------------------------------
+
+_MONTHS = {
+    "janvier": 1, "janv": 1, "jan": 1, "january": 1,
+    "fevrier": 2, "fevr": 2, "fev": 2, "february": 2, "feb": 2,
+    "mars": 3, "mar": 3, "march": 3,
+    "avril": 4, "avr": 4, "april": 4, "apr": 4,
+    "mai": 5, "may": 5,
+    "juin": 6, "june": 6, "jun": 6,
+    "juillet": 7, "juil": 7, "july": 7, "jul": 7,
+    "aout": 8, "august": 8, "aug": 8,
+    "septembre": 9, "september": 9, "sept": 9, "sep": 9,
+    "octobre": 10, "october": 10, "oct": 10,
+    "novembre": 11, "november": 11, "nov": 11,
+    "decembre": 12, "december": 12, "dec": 12,
+}
+_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
+_DATE_RE = re.compile(
+    r"(?<![0-9])(?:"
+    # 12/03/1961, 12-03-1961, 12.03.61 (day first: French and European practice); the two
+    # separators must agree, so "12/03.1961" is not a date but an OCR accident.
+    r"(?P<d1>[0-9]{1,2}) ?(?P<s1>[/.\-]) ?(?P<m1>[0-9]{1,2}) ?(?P=s1) ?(?P<y1>[0-9]{4}|[0-9]{2})"
+    # 1961-03-12
+    r"|(?P<y2>[0-9]{4})(?P<s2>[-/.])(?P<m2>[0-9]{1,2})(?P=s2)(?P<d2>[0-9]{1,2})"
+    # 12 mars 1961, 1er mars 1961, 12 March 1961, 12-Mar-1961, 1st of March 1961
+    rf"|(?P<d3>[0-9]{{1,2}})(?:er|st|nd|rd|th)?[ \-]+(?:de |of )?(?P<n3>{_MONTH})(?![a-z])\.?"
+    r"[ \-]+(?P<y3>[0-9]{4}|[0-9]{2})"
+    # March 12, 1961
+    rf"|(?P<n4>{_MONTH})(?![a-z])\.? +(?P<d4>[0-9]{{1,2}})(?:st|nd|rd|th)?,? +(?P<y4>[0-9]{{4}})"
+    r")(?![0-9])"
+)
 
 
-def _cut(value: str) -> str:
-    """The part of a label's value before the next label or date."""
-    value = re.split(r"\s{3,}|\t|\b(?:pr[ée]nom|first\s*name|n[ée]e?\s*(?:\(e\))?\s*le|date|dob|"
-                     r"d\.?d\.?n|sexe|sex|age|âge|ipp|born)\b|\d", value, maxsplit=1,
-                     flags=re.IGNORECASE)[0]
-    return value.strip(" ,;:.-")
+def _year(text: str) -> int:
+    if len(text) == 4:
+        return int(text)
+    # Two-digit years: a year still to come this century is read as last century, so a
+    # birth date "12.03.61" is 1961 and a report dated "05/11/26" is 2026.
+    yy = int(text)
+    return 1900 + yy if yy > date.today().year % 100 else 2000 + yy
 
 
-def _name_only(words: list[str]) -> list[str]:
-    return [w for w in words if _fold(w) not in ("nee", "epouse", "ep")]
+def _to_date(m: re.Match[str]) -> date | None:
+    g = m.groupdict()
+    if g["d1"] is not None:
+        day, month, year = int(g["d1"]), int(g["m1"]), _year(g["y1"])
+    elif g["y2"] is not None:
+        day, month, year = int(g["d2"]), int(g["m2"]), int(g["y2"])
+    elif g["d3"] is not None:
+        day, month, year = int(g["d3"]), _MONTHS[g["n3"]], _year(g["y3"])
+    else:
+        day, month, year = int(g["d4"]), _MONTHS[g["n4"]], int(g["y4"])
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        return None
+    try:
+        return date(year, month, day)
+    except ValueError:  # 31/02, 00/13: not a date, and never "the nearest" date
+        return None
 
 
-def _person(pages: Sequence[str]) -> tuple[Found | None, Found | None, Found | None]:
-    last: Found | None = None
-    first: Found | None = None
-    birth_name: Found | None = None
-    for page_no, text in enumerate(pages, 1):
-        for line in text.splitlines():
-            if not line.strip() or (_NOT_PATIENT.search(line) and not re.search(
-                    r"\bpatient", line, re.IGNORECASE)):
+def parse_date(text: str) -> date | None:
+    """One date expression ("12/03/1961", "1er mars 1961", "March 12, 1961"...) or None.
+
+    The whole text must be the date (surrounding spaces, brackets and punctuation aside):
+    "né le 12/03/1961" is a sentence, not a date expression.
+    """
+    folded = _fold(_clean(text)).strip(" .,;:()[]")
+    m = _DATE_RE.fullmatch(folded)
+    return _to_date(m) if m else None
+
+
+_DATE_LEAD = re.compile(r"[\s:;=.,\-]*(?:(?:le|du|on|the)\s+)?")
+
+
+def _date_at(fold: str, start: int, end: int) -> tuple[date, int] | None:
+    """The date a label's value starts with, and where it starts; None if it starts otherwise."""
+    lead = _DATE_LEAD.match(fold, start, end)
+    pos = lead.end() if lead else start
+    m = _DATE_RE.match(fold, pos, end)
+    if m is None:
+        return None
+    found = _to_date(m)
+    return (found, m.start()) if found else None
+
+
+# --------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------
+
+# (kind, rule, readable anywhere on a line, pattern on folded text). Order matters: at one
+# position the first pattern that fits wins, so longer labels come before their prefixes
+# ("date de naissance" before "date", "nom de naissance" before "nom").
+_LABEL_SPECS: tuple[tuple[str, str, bool, str], ...] = (
+    ("dob", "label:date-naissance", True,
+     r"date\s*de\s+naissance|date\s+de\s+naiss\.?|date\s+naissance|date\s+naiss\.?"),
+    ("dob", "label:dob", True, r"date\s+of\s+birth|birth\s*date|d\.\s?o\.\s?b\.?|dob"),
+    ("dob", "label:ddn", True, r"d\.\s?d\.\s?n\.?|ddn|d\.\s?n\."),
+    ("dob", "label:born", True, r"born(?:\s+on)?"),
+    ("dob", "label:ne-le", True,
+     r"nee?\s*[(\[{]\s*e\s*[)\]}]\s*le|nee?\s+le"
+     r"|nee?(?:\s*[(\[{]\s*e\s*[)\]}])?\s+(?:a|au|en)\s+[a-z' \-]{1,40}?,?\s+le"),
+    # "née MARTIN le 03.04.1975": a birth date and, in passing, the maiden name.
+    ("dob-nee", "label:nee", True,
+     r"nee\s+(?P<neename>(?!(?:a|au|en|le)\s)[a-z][a-z' \-]{0,40}?),?\s+le"),
+    ("dob", "label:ne-le", True, r"nee?\s*[(\[{]\s*e\s*[)\]}]"),
+    ("nee", "label:nee", True, r"nee?"),
+    ("epouse", "label:epouse", True, r"epouse|epse|ep\.|ep"),
+    ("usage", "label:nom-usage", False,
+     r"nom\s+d'\s?usage|nom\s+usuel|nom\s+marital|nom\s+d'\s?epouse|nom\s+epouse"
+     r"|nom\s+utilise|married\s+name"),
+    ("birthname", "label:nom-naissance", False,
+     r"nom\s+de\s+naissance|nom\s+de\s+naiss\.?|nom\s+de\s+jeune\s+fille|nom\s+patronymique"
+     r"|birth\s+name|maiden\s+name"),
+    ("full-lf", "label:nom-prenom", False,
+     r"nom\s*(?:,|/|-|et|&)?\s*prenoms?(?:\s*\(\s*s\s*\))?"
+     r"(?:\s+(?:du|de\s+la)\s+patiente?)?"),
+    ("full-fl", "label:prenom-nom", False, r"prenoms?\s*(?:,|/|-|et|&)?\s*nom"),
+    ("full", "label:patient", False,
+     r"nom\s+(?:du|de\s+la)\s+patiente?|nom\s+patiente?"
+     r"|identite\s+(?:du|de\s+la)\s+patiente?|identite"
+     r"|patient\s*\(\s*e\s*\)|patient\s*/\s*e|patiente?(?:'s)?\s+name|patiente?"),
+    ("full", "label:name", False, r"full\s+name|name\s+of\s+(?:the\s+)?patient|name"),
+    ("last", "label:nom", False, r"nom\s+de\s+famille|nom|last\s*name|surname|family\s+name"),
+    ("first", "label:prenom", False,
+     r"prenoms?(?:\s*\(\s*s\s*\))?|first\s*names?|given\s+names?|forenames?"),
+    ("doc1", "label:prelevement", True,
+     r"date\s+(?:du|de)\s+prelevement|date\s+prelevement|prelevee?s?\s+le|prelevement\s+du"),
+    ("doc1", "label:examen", True,
+     r"date\s+de\s+l'\s?examen|date\s+d'\s?examen|date\s+examen|examen\s+du"
+     r"|date\s+of\s+(?:exam(?:ination)?|service|visit|procedure)|exam(?:ination)?\s+date"),
+    ("doc1", "label:compte-rendu", True,
+     r"date\s+du\s+(?:compte[\s-]rendu|cr)|date\s+de\s+(?:la\s+)?consultation"
+     r"|consultation\s+du"),
+    ("doc1", "label:report-date", True,
+     r"date\s+of\s+report|report(?:ed)?\s+date|date\s+reported|reported(?:\s+on)?"),
+    ("doc1", "label:collected", True,
+     r"collect(?:ed|ion)\s+(?:on|date)|date\s+collected|collected|specimen\s+date"
+     r"|sample\s+date"),
+    ("doc2", "label:edite-le", True, r"(?:edite|imprime|valide|signe|redige|etabli)e?s?\s+le"),
+    ("doc2", "label:fait-le", True, r"fait\s+a\s+[a-z' \-]{1,30}?,?\s+le|fait\s+le"),
+    ("doc2", "label:date", False, r"dated|date\s+d'\s?edition|date"),
+)
+_LABEL_RE = re.compile(
+    r"(?<![a-z0-9'])(?:"
+    + "|".join(f"(?P<L{i}>{spec[3]})" for i, spec in enumerate(_LABEL_SPECS))
+    + r")(?![a-z0-9])"
+)
+_SEPARATOR = re.compile(r"\s*(?:\.?\s*[:;=]+|\.(?=\s|$)|-(?=\s))")
+_NAME_KINDS = frozenset({"usage", "birthname", "full-lf", "full-fl", "full", "last", "first"})
+
+# "Nom du médecin", "Name of referring physician": someone else's name field.
+_OTHER_NAME_FIELD = re.compile(r"\s+(?:du|de|des|d'|of)\s*(?:la\s+|l'\s?|the\s+)?(?P<w>\w)")
+
+# People and places that are never the patient. A line that starts with one of these is about
+# the prescriber, the lab or the hospital; a name read there would be theirs.
+_STAFF = (
+    r"dr\.?|docteur|doctor|doct\.?|pr\.?|professeur|prof\.?|prescripteur|prescriber|medecins?"
+    r"|physician|laboratoires?|laboratory|labo|lab|hopital|hospital|clinique|clinic|centre"
+    r"|center|service|cabinet|referring\s+physician|ordered\s+by|signed\s+by|requested\s+by"
+    r"|referred\s+by|authori[sz]ed\s+by|biologistes?|radiologues?|radiologist|consultant"
+    r"|etablissement|chu|infirmiere?|nurse"
+)
+_STAFF_WORD = re.compile(rf"(?<![a-z0-9])(?:{_STAFF})(?![a-z0-9])")
+_STAFF_LINE = re.compile(rf"^[^a-z0-9]*(?:{_STAFF})(?![a-z0-9])")
+# A heading alone on its line ("MÉDECIN TRAITANT", "Prescripteur :") opens a block about
+# someone else: its "Nom :" lines are not the patient's, until a blank line or a patient heading.
+# A doctor's own name line ("Dr Pierre MARTIN") is not such a heading: it names one person.
+_STAFF_HEADING = re.compile(
+    r"^[^a-z0-9]*(?:medecins?|prescripteur|prescriber|physician|referring\s+physician"
+    r"|biologistes?|radiologues?|radiologist|consultant|ordered\s+by|requested\s+by"
+    r"|referred\s+by|correspondants?)(?:\s+[a-z'\-]+){0,2}\s*:?\s*$"
+)
+_PATIENT_HEADING = re.compile(
+    r"^[^a-z0-9]*(?:patiente?|patient\s*\(\s*e\s*\)|identite(?:\s+du\s+patient)?"
+    r"|patient\s+(?:information|details|identification))\s*:?\s*$"
+)
+
+
+@dataclass(frozen=True)
+class _Label:
+    kind: str
+    rule: str
+    start: int
+    end: int
+    value_start: int
+    value_end: int
+    has_separator: bool
+    nee_name: tuple[int, int] | None  # span of the maiden name inside "née X le"
+
+
+def _labels(line: _Line, staff_context: bool) -> list[_Label]:
+    """The labels on a line that are taken as labels, each with the span of its value.
+
+    A name label with no colon counts only at the start of the line (or of a column), or after
+    another label: "NOM DUPONT Prénom Jean" is a form, "au nom de" in a sentence is not.
+    """
+    fold = line.fold
+    found: list[tuple[str, str, int, int, int, bool, tuple[int, int] | None]] = []
+    for m in _LABEL_RE.finditer(fold):
+        # The spec groups are named L<i>; the inner "neename" group is not one of them.
+        index = int(next(k for k, v in m.groupdict().items()
+                         if v is not None and k.startswith("L"))[1:])
+        kind, rule, anywhere, _pattern = _LABEL_SPECS[index]
+        sep = _SEPARATOR.match(fold, m.end())
+        has_sep = sep is not None
+        value_start = sep.end() if sep else m.end()
+        if not anywhere and not has_sep:
+            before = fold[:m.start()]
+            at_start = not any(ch.isalnum() for ch in before) or before.endswith("  ")
+            if not (at_start or found):
                 continue
-            nee = _NEE.search(line)
-            epouse = _EPOUSE.search(line)
-            if nee and birth_name is None:
-                value = " ".join(_words(_cut(nee.group(1))))
-                if value:
-                    birth_name = Found(value, page_no, _snippet(line), "label:nee")
-            if last is None:
-                m = _LABELLED_LAST.search(line)
-                if m and not re.match(r"\s*(?:et|and)\b", m.group(1), re.IGNORECASE):
-                    words = _words(_cut(m.group(1)))
-                    if words:
-                        if epouse:
-                            words = _words(_cut(epouse.group(1)))
-                        last = Found(" ".join(words), page_no, _snippet(line), "label:nom")
-            if first is None:
-                m = _LABELLED_FIRST.search(line)
-                if m:
-                    words = _words(_cut(m.group(1)))
-                    if words:
-                        first = Found(" ".join(words), page_no, _snippet(line), "label:prenom")
-            if last is not None:
-                continue
-            m = _PATIENT_LINE.search(line) or (
-                _TITLE_LINE.search(line) if (_BIRTH_LABEL.search(line) or re.search(
-                    r"\bpatient", line, re.IGNORECASE)) else None)
-            if m is None:
-                continue
-            value = re.sub(rf"^\s*{_TITLE}\s+", "", m.group(1), flags=re.IGNORECASE)
-            value = re.split(r"\bn[ée]e\b|\b[ée]pouse\b|\b[ée]p\.", _cut(value), maxsplit=1,
-                             flags=re.IGNORECASE)[0]
-            if "," in value:
-                surname, _, given = value.partition(",")
-                lw, fw = _words(surname), _words(given)
-                if lw and fw:
-                    last = Found(" ".join(lw), page_no, _snippet(line), "label:patient-comma")
-                    first = first or Found(" ".join(fw), page_no, _snippet(line),
-                                           "label:patient-comma")
-                    continue
-            words = _name_only(_words(value))
-            surname_text, given_text = _split_person(words)
-            if surname_text:
-                if epouse:
-                    married = " ".join(_words(_cut(epouse.group(1))))
-                    birth_name = birth_name or Found(surname_text, page_no, _snippet(line),
-                                                     "label:patient")
-                    surname_text = married or surname_text
-                last = Found(surname_text, page_no, _snippet(line), "label:patient")
-                if given_text and first is None:
-                    first = Found(given_text, page_no, _snippet(line), "label:patient")
-    return last, first, birth_name
+        if kind in ("last", "full") and m.group().strip() in ("nom", "name"):
+            other = _OTHER_NAME_FIELD.match(line.text, m.end())
+            if other and (other.group("w").islower()
+                          or _STAFF_WORD.match(fold, other.start("w"))):
+                kind, rule = "other", ""
+        if staff_context and kind in _NAME_KINDS | {"nee", "epouse", "dob-nee"} \
+                and rule != "label:patient":
+            kind, rule = "other", ""
+        nee = m.span("neename") if m.group("neename") is not None else None
+        found.append((kind, rule, m.start(), m.end(), value_start, has_sep, nee))
+    labels: list[_Label] = []
+    for i, (kind, rule, start, end, value_start, has_sep, nee) in enumerate(found):
+        value_end = found[i + 1][2] if i + 1 < len(found) else len(fold)
+        labels.append(_Label(kind, rule, start, end, min(value_start, value_end), value_end,
+                             has_sep, nee))
+    return labels
 
 
-def _birth_date(pages: Sequence[str], today: date) -> Found | None:
-    for page_no, text in enumerate(pages, 1):
-        for line in text.splitlines():
-            for label in _BIRTH_LABEL.finditer(line):
-                match = DATE.search(_fold(line[label.end():label.end() + 40]))
-                if match:
-                    found = _date_from(match, today)
-                    if found and found <= today:
-                        return Found(found.isoformat(), page_no, _snippet(line), "label:birth")
+# --------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------
+
+_PARTICLES = frozenset({
+    "de", "du", "des", "le", "la", "les", "el", "al", "ben", "bin", "bent", "ibn", "ait",
+    "ou", "d'", "l'", "van", "von", "der", "den", "da", "di", "del", "della", "dos", "das",
+})
+# "Ben" opening a name is as likely a first name (Ben Smith) as a particle (Ben Ali).
+_FIRST_NAME_PARTICLES = frozenset({"ben", "bin", "al", "ou"})
+# Words that end a name: field labels, titles, staff and places, and the little words of the
+# sentences around a name.
+_STOP = frozenset({
+    "ne", "nee", "epouse", "epse", "ep", "date", "dob", "ddn", "born", "sexe", "sex", "age",
+    "ans", "an", "years", "yo", "tel", "telephone", "phone", "adresse", "address", "ipp",
+    "nip", "id", "ins", "nir", "nss", "dossier", "file", "ref", "n", "no", "num", "numero",
+    "chambre", "room", "lit", "bed", "ward", "service", "dr", "docteur", "doctor", "pr",
+    "professeur", "prof", "prescripteur", "prescriber", "medecin", "physician", "laboratoire",
+    "laboratory", "lab", "labo", "hopital", "hospital", "clinique", "clinic", "centre",
+    "center", "cabinet", "biologiste", "radiologue", "nom", "prenom", "prenoms", "name",
+    "surname", "patient", "patiente", "mr", "mrs", "ms", "mme", "mlle", "melle", "monsieur",
+    "madame", "mademoiselle", "miss", "m", "et", "and", "pour", "for", "a", "au", "en", "par",
+    "by", "sur", "on", "in", "at", "of", "the", "qui", "who", "est", "is", "was", "vu", "seen",
+    "information", "informations", "details", "identification", "mutuelle", "securite",
+})
+_TITLE = re.compile(
+    r"(?<![a-z0-9])(?P<t>monsieur|madame|mademoiselle|mme|mlle|melle|mrs|mr|ms|miss|m)"
+    r"(?:\.|(?=\s))\s*"
+)
+_DOCTOR_TITLE = re.compile(r"(?:dr|docteur|doctor|pr|professeur|prof)(?![a-z])")
+_TOKEN = re.compile(r"(?:[dl]'\s?)?[^\W\d_]+(?:['\-][^\W\d_]+)*\.?", re.IGNORECASE)
+_VALUE_LEAD = re.compile(r"[\s:;.,=_\-|>*•·]*")
+
+
+@dataclass(frozen=True)
+class _Tok:
+    text: str
+    start: int
+
+    @property
+    def fold(self) -> str:
+        return _fold(self.text).rstrip(".")
+
+    @property
+    def particle(self) -> bool:
+        return self.fold in _PARTICLES
+
+    @property
+    def kind(self) -> str:
+        word = self.text
+        if len(word) > 2 and word[1] == "'" and word[0].lower() in "dl":
+            word = word[2:].lstrip()
+        letters = [ch for ch in word if ch.isalpha()]
+        if len(letters) <= 1:
+            return "initial"
+        if all(ch.isupper() for ch in letters):
+            return "caps"
+        if letters[0].islower():
+            return "lower"
+        return "cap"  # Capitalised, or a script without case
+
+
+@dataclass(frozen=True)
+class _NameRead:
+    tokens: tuple[_Tok, ...]
+    comma_tokens: tuple[_Tok, ...]  # "Smith, John": the part after the comma
+    title: str  # "mme", "mr"... or ""
+
+
+def _tokens(line: _Line, pos: int, end: int, strict: bool) -> tuple[list[_Tok], int, bool]:
+    """Name words from pos; (words, where they stop, True if prose followed them)."""
+    text, fold = line.text, line.fold
+    tokens: list[_Tok] = []
+    while len(tokens) <= MAX_NAME_WORDS:
+        gap = len(fold[pos:end]) - len(fold[pos:end].lstrip(" "))
+        if tokens and gap >= 3:  # a column gap in a text layer: the next cell is not the name
+            break
+        m = _TOKEN.match(text, pos + gap, end)
+        if m is None:
+            break
+        tok = _Tok(text[m.start():m.end()], m.start())
+        if tok.fold in _STOP:
+            break
+        if re.match(r"\s*:", text[m.end():end]):  # "Number:" is the next field's label
+            break
+        kind = tok.kind
+        if kind == "lower" and not tok.particle:
+            capitalised = any(t.kind != "lower" for t in tokens if not t.particle)
+            if strict or capitalised:
+                return tokens, m.start(), True
+        tokens.append(tok)
+        pos = m.end()
+    return tokens, pos, False
+
+
+def _read_name(line: _Line, start: int, end: int, strict: bool) -> _NameRead | None:
+    """The name written from start to end, as words; None if it is not a name."""
+    fold = line.fold
+    lead = _VALUE_LEAD.match(fold, start, end)
+    pos = lead.end() if lead else start
+    title = ""
+    tm = _TITLE.match(fold, pos, end)
+    if tm is not None:
+        after = line.text[tm.end():end].lstrip()
+        # A bare "M" is a title only before a capital ("M DUPONT"), not an initial.
+        if tm.group("t") != "m" or tm.group().endswith(".") or (after[:1].isupper()):
+            title, pos = tm.group("t"), tm.end()
+    if _DOCTOR_TITLE.match(fold, pos, end):
+        return None
+    tokens, stop, prose = _tokens(line, pos, end, strict)
+    if prose and strict:
+        return None
+    while tokens and tokens[-1].particle:
+        tokens.pop()
+    if not tokens or len(tokens) > MAX_NAME_WORDS:
+        return None
+    # A name in lower case is only believed when nothing but the name follows its label.
+    if all(t.kind == "lower" for t in tokens) and (
+            strict or any(ch.isalnum() for ch in fold[stop:end]) or len(tokens) > 4):
+        return None
+    comma: list[_Tok] = []
+    rest = line.text[stop:end]
+    if rest.lstrip().startswith(","):
+        comma_at = stop + rest.index(",") + 1
+        more, more_stop, more_prose = _tokens(line, comma_at, end, strict)
+        while more and more[-1].particle:
+            more.pop()
+        tail = fold[more_stop:end]
+        if more and not more_prose and not re.search(r"[a-z0-9]", tail):
+            comma = more
+    return _NameRead(tuple(tokens), tuple(comma), title)
+
+
+def _words(tokens: Sequence[_Tok]) -> str:
+    words = [t.text if t.kind == "initial" else t.text.rstrip(".") for t in tokens]
+    return " ".join(" ".join(words).split())
+
+
+def _caps_split(tokens: Sequence[_Tok]) -> tuple[list[_Tok], list[_Tok]] | None:
+    """(last, first) when the surname is the part in capitals: "DUPONT Jean", "Jean DUPONT"."""
+    core = [i for i, t in enumerate(tokens) if not t.particle]
+    caps = [i for i in core if tokens[i].kind == "caps"]
+    other = [i for i in core if tokens[i].kind != "caps"]
+    if not caps or not other:
+        return None
+    if max(caps) < min(other):  # NOM Prénom
+        cut = max(caps) + 1
+        return list(tokens[:cut]), list(tokens[cut:])
+    if max(other) < min(caps):  # Prénom NOM; particles just before the capitals are the surname's
+        cut = min(caps)
+        while cut - 1 > max(other) and tokens[cut - 1].particle:
+            cut -= 1
+        return list(tokens[cut:]), list(tokens[:cut])
+    return None  # capitals in the middle: no way to tell
+
+
+def _split_full(read: _NameRead, order: str, french: bool) -> tuple[list[_Tok], list[_Tok],
+                                                                      bool] | None:
+    """(last, first, certain) for a whole name; None when its parts cannot be told apart."""
+    tokens = list(read.tokens)
+    if read.comma_tokens:
+        # "Smith, John" is surname first; "Jean Dupont, Paris" is a name and a town.
+        plain = [t for t in tokens if not t.particle]
+        if len(plain) == 1 or all(t.kind == "caps" for t in plain):
+            return tokens, list(read.comma_tokens), True
+    split = _caps_split(tokens)
+    if split is not None:
+        return split[0], split[1], True
+    core = [t for t in tokens if not t.particle]
+    if len(core) == 1:
+        return tokens, [], False
+    particles = [i for i, t in enumerate(tokens) if t.particle]
+    if particles and particles[0] == 0 and tokens[0].fold in _FIRST_NAME_PARTICLES:
+        particles = particles[1:]
+    if particles:
+        p = particles[0]
+        if p > 0:  # "Mohamed Ben Ali", "Jean de la Fontaine"
+            return tokens[p:], tokens[:p], False
+        j = p
+        while j < len(tokens) and tokens[j].particle:
+            j += 1
+        return tokens[:j + 1], tokens[j + 1:], False  # "de la Fontaine Jean"
+    all_caps = all(t.kind == "caps" for t in core)
+    if all_caps and len(core) > 2:
+        return None
+    if not order:
+        # Two words in one case: mixed case is Prénom Nom in both languages; all capitals is
+        # NOM PRÉNOM on French forms and FIRST LAST on English ones. A wrong order is caught by
+        # the matcher, which tries both and then wants the birth date to agree.
+        order = "lf" if all_caps and french else "fl"
+    if order == "lf":
+        return tokens[:1], tokens[1:], False
+    return tokens[-1:], tokens[:-1], False
+
+
+def _split_last(read: _NameRead) -> tuple[list[_Tok], list[_Tok]]:
+    """A "Nom" field: all of it is the surname ("Le Gall", "DE LA FONTAINE"), unless it plainly
+    holds "DUPONT Jean", when the capitals are the surname and the rest a first name."""
+    split = _caps_split(read.tokens)
+    if split is not None and all(t.kind in ("cap", "initial") for t in split[1]):
+        return split
+    return list(read.tokens), []
+
+
+# --------------------------------------------------------------------------------------------
+# Document reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Person:
+    last: Found
+    first: Found | None
+    birth: Found | None
+    lines: frozenset[int]
+    certain: bool
+
+
+@dataclass
+class _Reading:
+    """Everything read, before the readings are weighed against each other."""
+
+    usage: list[tuple[Found, int]]
+    last: list[tuple[Found, int]]
+    birthname: list[tuple[Found, int]]
+    first: list[Found]
+    extra_first: list[Found]
+    persons: list[_Person]
+    nee: list[tuple[Found, int]]  # maiden names read next to a name ("née X")
+    epouse: list[tuple[Found, Found | None, int]]  # married names ("épouse Y"), with a first
+    births: list[Found]
+    birth_lines: set[int]
+    doc_dates: list[tuple[int, Found]]  # (tier, found), in document order
+
+
+_FRENCH_WORDS = frozenset({
+    "le", "la", "les", "du", "des", "et", "pour", "avec", "nom", "prenom", "ne", "nee",
+    "resultats", "examen", "madame", "monsieur", "docteur", "compte", "rendu", "date",
+    "naissance", "analyses", "sur", "dans",
+})
+_ENGLISH_WORDS = frozenset({
+    "the", "and", "of", "for", "with", "name", "born", "report", "results", "dear", "mr",
+    "mrs", "ms", "birth", "date", "test", "on", "in",
+})
+
+
+def _looks_french(lines: Sequence[_Line]) -> bool:
+    words = re.findall(r"[a-z]+", " ".join(line.fold for line in lines))
+    french = sum(1 for w in words if w in _FRENCH_WORDS)
+    english = sum(1 for w in words if w in _ENGLISH_WORDS)
+    return french >= english
+
+
+def _found(value: str, line: _Line, at: int, rule: str) -> Found:
+    return Found(value, line.page, _snippet(line, at), rule)
+
+
+def _name_found(tokens: Sequence[_Tok], line: _Line, rule: str) -> Found | None:
+    value = _words(tokens)
+    if not value:
+        return None
+    return _found(value, line, tokens[0].start, rule)
+
+
+def _value_line(lines: Sequence[_Line], line: _Line) -> _Line | None:
+    """The next non-empty line on the page, when a bare label's value went there."""
+    for nxt in lines[line.index + 1:line.index + 3]:
+        if nxt.page != line.page:
+            return None
+        if nxt.text.strip():
+            return nxt
     return None
 
 
-def _document_date(pages: Sequence[str], birth: Found | None, today: date) -> Found | None:
-    fallback: Found | None = None
-    for page_no, text in enumerate(pages, 1):
-        for line in text.splitlines():
-            birth_line = _BIRTH_LABEL.search(line)
-            for label in _DOC_DATE_LABEL.finditer(line):
-                if birth_line and birth_line.start() <= label.start() < birth_line.end() + 40:
-                    continue
-                match = DATE.search(_fold(line[label.end():label.end() + 40]))
-                if match and (found := _date_from(match, today)):
-                    return Found(found.isoformat(), page_no, _snippet(line), "label:date")
-            place = _PLACE_DATE.search(line)
-            if place:
-                match = DATE.search(_fold(line[place.end():]))
-                if match and (found := _date_from(match, today)):
-                    return Found(found.isoformat(), page_no, _snippet(line), "label:place-date")
-            if fallback is None and not birth_line:
-                match = DATE.search(_fold(line))
-                found = _date_from(match, today) if match else None
-                if found and (birth is None or found.isoformat() != birth.value):
-                    fallback = Found(found.isoformat(), page_no, _snippet(line), "first-date")
-    return fallback
+def _read_labels(lines: Sequence[_Line], line: _Line, labels: list[_Label], french: bool,
+                 reading: _Reading) -> None:
+    for n, label in enumerate(labels):
+        source, start, end = line, label.value_start, label.value_end
+        empty = not line.fold[start:end].strip(" :;.,=-_")
+        if empty and n == len(labels) - 1 and label.kind != "other":
+            nxt = _value_line(lines, line)
+            if nxt is not None and not _label_at_start(nxt):
+                source, start, end = nxt, 0, len(nxt.text)
+        kind, rule = label.kind, label.rule
+        if kind in ("dob", "dob-nee", "nee"):
+            got = _date_at(source.fold, start, end)
+            if got is not None:
+                reading.births.append(_found(got[0].isoformat(), source, got[1],
+                                             rule if kind != "nee" else "label:ne-le"))
+                reading.birth_lines.add(line.index)
+                if label.nee_name is not None:
+                    nee = _read_name(line, label.nee_name[0], label.nee_name[1], strict=True)
+                    if nee is not None:
+                        found = _name_found(nee.tokens, line, rule)
+                        if found:
+                            reading.nee.append((found, line.index))
+                continue
+            if kind == "dob":
+                reading.birth_lines.add(line.index)
+        if kind in ("doc1", "doc2"):
+            got = _date_at(source.fold, start, end)
+            if got is not None:
+                reading.doc_dates.append((1 if kind == "doc1" else 2,
+                                          _found(got[0].isoformat(), source, got[1], rule)))
+            continue
+        if kind not in _NAME_KINDS and kind not in ("nee", "epouse"):
+            continue
+        strict = not label.has_separator
+        read = _read_name(source, start, end, strict)
+        if read is None:
+            continue
+        if kind in ("full", "full-lf", "full-fl"):
+            order = {"full-lf": "lf", "full-fl": "fl"}.get(kind, "")
+            split = _split_full(read, order, french)
+            if split is None:
+                continue
+            last_toks, first_toks, certain = split
+            if strict and not certain:  # "Patient Information" is a heading, not a person
+                continue
+            last = _name_found(last_toks, source, rule)
+            if last is not None:
+                reading.persons.append(_Person(
+                    last, _name_found(first_toks, source, rule), None,
+                    frozenset({line.index, source.index}), certain))
+        elif kind == "first":
+            found = _name_found(read.tokens, source, rule)
+            if found:
+                reading.first.append(found)
+        else:
+            last_toks, first_toks = _split_last(read)
+            found = _name_found(last_toks, source, rule)
+            extra = _name_found(first_toks, source, rule)
+            if found is None:
+                continue
+            if kind == "usage":
+                reading.usage.append((found, line.index))
+            elif kind == "birthname":
+                reading.birthname.append((found, line.index))
+            elif kind == "nee":
+                reading.nee.append((found, line.index))
+            elif kind == "epouse":
+                reading.epouse.append((found, extra, line.index))
+                continue
+            else:
+                reading.last.append((found, line.index))
+            if extra:
+                reading.extra_first.append(extra)
 
 
-# Weighted keywords per type; a title-like keyword weighs more than a passing mention, so a
-# lab report that names its "prescripteur" is still a lab result.
-_TYPE_KEYWORDS: dict[str, tuple[tuple[str, int], ...]] = {
-    "lab-result": (("laboratoire", 2), ("biologie", 3), ("analyses", 2), ("hemogramme", 3),
-                   ("numeration", 2), ("lab results", 3), ("laboratory", 2),
-                   ("blood count", 3), ("glycemie", 2), ("hemoglobine", 2), ("bilan", 1)),
-    "imaging-report": (("radiologie", 3), ("imagerie", 3), ("echographie", 3),
-                       ("scanner", 2), ("irm", 3), ("radiographie", 3), ("mammographie", 3),
-                       ("imaging", 3), ("x-ray", 3), ("mri", 3), ("ct scan", 3),
-                       ("ultrasound", 3)),
-    "referral-letter": (("cher confrere", 4), ("chere consoeur", 4), ("chere consœur", 4),
-                        ("je vous adresse", 4), ("lettre", 2), ("courrier", 2),
-                        ("referral", 3), ("dear colleague", 4), ("thank you for seeing", 4)),
-    "prescription": (("ordonnance", 4), ("posologie", 3), ("renouveler", 2),
-                     ("prescription", 2)),
-    "insurance-form": (("mutuelle", 3), ("assurance", 2), ("cerfa", 4),
-                       ("securite sociale", 2), ("feuille de soins", 4),
-                       ("prise en charge", 2), ("insurance", 3), ("claim form", 4)),
-}
+def _label_at_start(line: _Line) -> bool:
+    m = _LABEL_RE.search(line.fold)
+    return m is not None and not any(ch.isalnum() for ch in line.fold[:m.start()])
 
 
-def document_type(pages: Sequence[str]) -> tuple[str, str]:
-    folded = _fold("\n".join(pages))
-    best, best_score, evidence = "other", 0, ""
-    for kind in DOCUMENT_TYPES[:-1]:
-        score, first_hit = 0, ""
-        for keyword, weight in _TYPE_KEYWORDS[kind]:
-            if re.search(rf"(?<!\w){re.escape(keyword)}(?!\w)", folded):
-                score += weight
-                first_hit = first_hit or keyword
-        if score > best_score:
-            best, best_score, evidence = kind, score, first_hit
-    return best, evidence
+def _read_titles(lines: Sequence[_Line], line: _Line, labels: list[_Label], french: bool,
+                 reading: _Reading) -> None:
+    """"Mme DUPONT Marie, née le ...": a title names the patient when a birth date follows."""
+    if any(label.kind in _NAME_KINDS for label in labels):
+        return
+    births = [label for label in labels if label.kind in ("dob", "dob-nee", "nee")
+              and _date_at(line.fold, label.value_start, label.value_end) is not None]
+    birth_end: int | None = births[0].value_end if births else None
+    birth_start = births[0].start if births else len(line.fold)
+    if birth_end is None:
+        # The birth date may be the next line: "Mme DUPONT Marie" / "née le 03/04/1975".
+        nxt = _value_line(lines, line)
+        if nxt is None:
+            return
+        first = next(iter(_labels(nxt, False)), None)
+        if (first is None or first.kind not in ("dob", "nee")
+                or any(ch.isalnum() for ch in nxt.fold[:first.start])
+                or _date_at(nxt.fold, first.value_start, first.value_end) is None):
+            return
+        birth_end = len(line.fold)
+    # Staff words anywhere before the birth date: this line is about a doctor or a place.
+    if _STAFF_WORD.search(line.fold, 0, birth_end):
+        return
+    titles = [m for m in _TITLE.finditer(line.fold, 0, birth_start)]
+    for tm in reversed(titles):  # the title nearest the birth date names the person born
+        end = min([label.start for label in labels if label.start >= tm.end()] or
+                  [len(line.fold)])
+        read = _read_name(line, tm.start(), end, strict=True)
+        if read is None or not read.title:
+            continue
+        split = _split_full(read, "", french)
+        if split is None:
+            return
+        last = _name_found(split[0], line, f"title:{read.title}")
+        if last is not None:
+            reading.persons.append(_Person(last, _name_found(split[1], line, last.rule), None,
+                                           frozenset({line.index}), split[2]))
+        return
 
 
-def parse_document(pages: Sequence[str], today: date | None = None) -> ParsedFields:
-    today = today or date.today()
-    last, first, birth_name = _person(pages)
-    birth = _birth_date(pages, today)
-    kind, evidence = document_type(pages)
-    return ParsedFields(last_name=last, first_name=first, birth_date=birth,
-                        document_date=_document_date(pages, birth, today), document_type=kind,
-                        document_type_evidence=evidence, birth_name=birth_name)
+_DATELINE_LE = re.compile(r"[^a-z0-9]*(?:[a-z][a-z' \-]{0,40},\s*)?le\s+")
+
+
+def _read(lines: Sequence[_Line]) -> _Reading:
+    reading = _Reading([], [], [], [], [], [], [], [], [], set(), [])
+    french = _looks_french(lines)
+    staff_block = False
+    for line in lines:
+        if not line.text.strip():
+            staff_block = False
+            continue
+        if _PATIENT_HEADING.match(line.fold):
+            staff_block = False
+        elif _STAFF_HEADING.match(line.fold):
+            staff_block = True
+        staff_line = staff_block or _STAFF_LINE.match(line.fold) is not None
+        labels = _labels(line, staff_line)
+        _read_labels(lines, line, labels, french, reading)
+        if not staff_line:
+            _read_titles(lines, line, labels, french, reading)
+        # "Le 12/03/2024", "Paris, le 12 mars 2024": the date a letter is written.
+        m = _DATELINE_LE.match(line.fold)
+        if m is not None:
+            got = _date_at(line.fold, m.end(), len(line.fold))
+            if got is not None and got[1] == m.end():
+                reading.doc_dates.append((2, _found(got[0].isoformat(), line, got[1],
+                                                   "label:le")))
+    return reading
+
+
+def _distinct(found: Sequence[Found]) -> int:
+    return len({_key(f.value) for f in found})
+
+
+def _keys(person: _Person) -> set[str]:
+    return {_key(f.value) for f in (person.last, person.first, person.birth) if f is not None}
+
+
+def _compatible(a: _Person, b: _Person) -> bool:
+    """Could these two readings be one person (same names, maybe in the other order)?"""
+    ka, kb = _keys(a), _keys(b)
+    if _key(a.last.value) not in kb and _key(b.last.value) not in ka:
+        return False
+    if a.first is not None and b.first is not None:
+        return _key(a.first.value) in kb or _key(b.first.value) in ka
+    return True
+
+
+def _names(reading: _Reading) -> tuple[Found | None, Found | None, Found | None]:
+    """(last, first, birth name), or all None when the document names two different people."""
+    none: tuple[None, None, None] = (None, None, None)
+    groups = (reading.usage, reading.last, reading.birthname)
+    if any(_distinct([f for f, _ in group]) > 1 for group in groups):
+        return none
+    if _distinct(reading.first) > 1:
+        return none
+    chosen: _Person
+    if reading.usage or reading.last or reading.birthname:
+        firsts = reading.first or reading.extra_first
+        born = reading.birthname[0][0] if reading.birthname else None
+        if born is None and reading.usage and reading.last:
+            born = reading.last[0][0]  # "Nom : MARTIN  Nom d'usage : DUPONT"
+        chosen = _Person((reading.usage or reading.last or reading.birthname)[0][0],
+                         firsts[0] if firsts else None, born,
+                         frozenset(i for group in groups for _, i in group), True)
+    elif reading.persons:
+        chosen = next((p for p in reading.persons if p.certain), reading.persons[0])
+        if chosen.first is None and reading.first:
+            chosen = _Person(chosen.last, reading.first[0], None, chosen.lines, chosen.certain)
+    else:
+        return None, (reading.first[0] if reading.first else None), None
+    if not all(_compatible(chosen, other) for other in reading.persons):
+        return none
+
+    near = chosen.lines | {i + 1 for i in chosen.lines}
+    last, first, birth = chosen.last, chosen.first, chosen.birth
+    maiden = [f for f, i in reading.nee if i in near]
+    married = [(f, extra) for f, extra, i in reading.epouse if i in near]
+    if _distinct(maiden) > 1 or _distinct([f for f, _ in married]) > 1:
+        return none
+    if married and not reading.usage:
+        # "MARTIN Marie épouse DUPONT": she is filed as DUPONT, born MARTIN.
+        birth = birth or (maiden[0] if maiden else last)
+        last = married[0][0]
+        first = first or married[0][1]
+    if birth is None and maiden:
+        birth = maiden[0]
+    return last, first, birth
+
+
+def _birth_date(reading: _Reading) -> Found | None:
+    today = date.today()
+    valid = [f for f in reading.births if date.fromisoformat(f.value) <= today]
+    if not valid or len({f.value for f in valid}) > 1:
+        return None  # two birth dates: two people, or one misread; either way, no answer
+    return valid[0]
+
+
+def _document_date(lines: Sequence[_Line], reading: _Reading,
+                   birth: Found | None) -> Found | None:
+    # Dates of the examination or sample (tier 1) say what the document is about; print and
+    # signature dates (tier 2) only when there is none.
+    for tier in (1, 2):
+        for found_tier, found in reading.doc_dates:
+            if found_tier == tier:
+                return found
+    for line in lines:
+        if line.index in reading.birth_lines:
+            continue
+        for m in _DATE_RE.finditer(line.fold):
+            value = _to_date(m)
+            if value is not None and (birth is None or value.isoformat() != birth.value):
+                return _found(value.isoformat(), line, m.start(), "first-date")
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Document type
+# --------------------------------------------------------------------------------------------
+
+_ADDRESSED = (r"(?:m'avoir|m'avez|avez|ai|a|est|ete)\s+adresse(?:e|s|es)?"
+              r"|adresse(?:e|s|es)?\s+(?:par|pour)")
+_TYPE_KEYWORDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("lab-result", (
+        ("laboratoire", r"laboratoires?"), ("biologie", r"biologie"),
+        ("analyses", r"analyses"), ("hémogramme", r"hemogramme"),
+        ("numération", r"numeration"), ("résultats d'analyses", r"resultats?\s+d'\s?analyses?"),
+        ("lab results", r"lab\s+results?"), ("laboratory", r"laboratory"),
+        ("blood count", r"blood\s+count"), ("glycémie", r"glycemie"), ("bilan", r"bilan"),
+        ("biochimie", r"biochimie|biochemistry"),
+        ("hématologie", r"hematologie|ha?ematology"),
+        ("valeurs de référence", r"valeurs?\s+de\s+reference|reference\s+ranges?"),
+    )),
+    ("imaging-report", (
+        ("radiologie", r"radiologie|radiology"), ("imagerie", r"imagerie"),
+        ("échographie", r"echographie"), ("scanner", r"scanner|tomodensitometrie"),
+        ("IRM", r"irm"), ("radiographie", r"radiographie"),
+        ("mammographie", r"mammographie|mammography"),
+        ("compte rendu d'examen", r"compte[\s-]rendu\s+d'\s?examen"), ("imaging", r"imaging"),
+        ("x-ray", r"x[\s-]?rays?"), ("MRI", r"mri"), ("CT scan", r"ct[\s-]?scan"),
+        ("ultrasound", r"ultrasound"),
+    )),
+    ("referral-letter", (
+        ("lettre", r"lettre"), ("cher confrère", r"chers?\s+confreres?"),
+        ("chère consœur", r"cheres?\s+consoeurs?"), ("adressé", _ADDRESSED),
+        ("je vous adresse", r"je\s+vous\s+adresse"), ("courrier", r"courrier"),
+        ("referral", r"referral"), ("dear colleague", r"dear\s+colleagues?"),
+        ("thank you for seeing", r"thank\s+you\s+for\s+seeing"),
+    )),
+    ("prescription", (
+        ("ordonnance", r"ordonnance"), ("prescription", r"prescription"),
+        ("posologie", r"posologie"), ("renouveler", r"renouveler"), ("rx", r"rx"),
+        ("qsp", r"q\.?s\.?p\.?"), ("faire pratiquer", r"faire\s+pratiquer"),
+    )),
+    ("insurance-form", (
+        ("mutuelle", r"mutuelles?"), ("assurance", r"assurances?"), ("cerfa", r"cerfa"),
+        ("sécurité sociale", r"securite\s+sociale"),
+        ("feuille de soins", r"feuilles?\s+de\s+soins"),
+        ("prise en charge", r"prise\s+en\s+charge"), ("insurance", r"insurance"),
+        ("claim form", r"claim\s+form"),
+    )),
+)
+_TYPE_RES = tuple(
+    (kind, tuple((word, re.compile(rf"(?<![a-z0-9]){pattern}(?![a-z0-9])"))
+                 for word, pattern in words))
+    for kind, words in _TYPE_KEYWORDS
+)
+# Ties go to the type named first here. A prescription is short and names what it orders
+# (an MRI, a blood count), so it wins a tie against what it orders; results and images are
+# more specific than the letter that may carry them; insurance words ("sécurité sociale",
+# "mutuelle") are printed on nearly every French document, so they decide only when nothing
+# else does.
+_TIE_ORDER = ("prescription", "lab-result", "imaging-report", "referral-letter",
+              "insurance-form")
+TITLE_WEIGHT = 3
+EARLY_LINES = 15
+
+
+def _is_title(line: _Line, early: bool) -> bool:
+    letters = [ch for ch in line.text if ch.isalpha()]
+    if len(letters) >= 4 and not any(ch.islower() for ch in letters):
+        return True  # a heading in capitals: "COMPTE RENDU D'ANALYSES", "ORDONNANCE"
+    words = line.text.split()
+    return early and 0 < len(words) <= 4 and not re.search(r"[0-9:]", line.text)
+
+
+def _document_type(lines: Sequence[_Line]) -> tuple[str, str]:
+    """The type with the most distinct keywords, a keyword in a heading counting three times.
+
+    Counting distinct keywords, not occurrences, keeps one word repeated down a page (each
+    "Prescripteur", each "bilan") from outvoting the document's own heading; headings weigh
+    more because a document says what it is at the top ("ORDONNANCE", "COMPTE RENDU D'IRM").
+    """
+    best: dict[str, dict[str, tuple[int, int]]] = {}
+    early_seen = 0
+    for line in lines:
+        if not line.text.strip():
+            continue
+        early = line.page == 1 and early_seen < EARLY_LINES
+        early_seen += line.page == 1
+        weight = TITLE_WEIGHT if _is_title(line, early) else 1
+        text = line.fold.replace("œ", "oe")
+        for kind, words in _TYPE_RES:
+            for word, pattern in words:
+                if pattern.search(text):
+                    seen = best.setdefault(kind, {})
+                    old = seen.get(word)
+                    if old is None or weight > old[0]:
+                        seen[word] = (weight, old[1] if old else line.index)
+    if not best:
+        return "other", ""
+    kind = max(best, key=lambda k: (sum(w for w, _ in best[k].values()),
+                                    -_TIE_ORDER.index(k)))
+    word = min(best[kind], key=lambda w: (-best[kind][w][0], best[kind][w][1]))
+    return kind, word
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_document(pages: Sequence[str]) -> ParsedFields:
+    """Read the patient, the dates and the type from each page's text (page 1 first)."""
+    lines = _lines(pages)
+    reading = _read(lines)
+    last, first, birth_name = _names(reading)
+    birth = _birth_date(reading)
+    document = _document_date(lines, reading, birth)
+    if birth is not None and document is not None and birth.value > document.value:
+        birth = None  # born after the document was written: a misread, not a fact
+    kind, evidence = _document_type(lines)
+    return ParsedFields(
+        last_name=last,
+        first_name=first,
+        birth_date=birth,
+        document_date=document,
+        document_type=kind,
+        document_type_evidence=evidence,
+        birth_name=birth_name,
+    )

@@ -168,7 +168,8 @@ def process(settings: Settings, store: Store, doc: Document) -> Outcome:
             placement, _ = _read(settings, store, doc)
             placement = _with_sidecar(placement, _elapsed(started))
         except DocumentError as error:
-            log.warning("failed at %s: %s (%s)", error.stage or "?", error.message, error.kind)
+            # ERROR: a person must act on it, so `journalctl -p err` should show it.
+            log.error("failed at %s: %s (%s)", error.stage or "?", error.message, error.kind)
             placement = _failed_placement(settings, doc, error, _elapsed(started))
         except MachineError as error:
             return _deferred(store, doc, error, started)
@@ -235,7 +236,7 @@ def quarantine(settings: Settings, store: Store, doc: Document, error: DocumentE
     with document_context(doc.id):
         placement = _failed_placement(settings, doc, error, 0)
         dest = spool.place(settings, store, doc, placement)
-        log.warning("failed at %s: %s (%s)", error.stage, error.message, error.kind)
+        log.error("failed at %s: %s (%s)", error.stage, error.message, error.kind)
         return Outcome(file=doc.original_name, document_id=doc.id, outcome=FAILED,
                        reason=error.message, patient_id=None, pages=None, text_source=None,
                        duration_ms=_elapsed(started), path=str(dest.relative_to(settings.home)))
