@@ -21,7 +21,7 @@ from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.ocr import limit_threads
 from agent.patients import ImportFileError, count, import_csv
-from agent.store import FINAL_STATES, Store
+from agent.store import FINAL_STATES, QUEUED, Store
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -127,6 +127,11 @@ def _process_one(settings: config.Settings, store: Store, path: Path) -> pipelin
     # The running daemon took it first: wait for its verdict rather than race it.
     while True:
         current = store.get(claim.document_id)
+        if current is not None and current.state == QUEUED and current.deferrals:
+            return pipeline.Outcome(
+                file=claim.original_name, document_id=current.id, outcome="deferred",
+                reason=f"{current.reason} (retried by itself)", patient_id=None, pages=None,
+                text_source=None, duration_ms=int((time.monotonic() - started) * 1000))
         if current is not None and current.state in FINAL_STATES:
             return pipeline.Outcome(
                 file=claim.original_name, document_id=current.id,

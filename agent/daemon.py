@@ -58,6 +58,7 @@ class Daemon:
         self.work = asyncio.Event()
         self.outbox = asyncio.Event()
         self.busy = 0
+        self.failed = False
 
     # --- intake -------------------------------------------------------------------------
 
@@ -83,7 +84,7 @@ class Daemon:
             claim = await asyncio.to_thread(spool.claim, self.settings, self.store, path)
         except FileNotFoundError:
             return  # gone before we took it: someone moved it away
-        except (MachineError, OSError) as error:
+        except (MachineError, OSError, ValueError) as error:
             log.error("could not take %r yet: %s", path.name, error)
             return  # the next rescan notices it again
         if claim.duplicate_of is not None:
@@ -105,7 +106,12 @@ class Daemon:
 
     async def worker(self, number: int) -> None:
         while not self.stopping.is_set():
-            doc = await asyncio.to_thread(self.store.take_next)
+            try:
+                doc = await asyncio.to_thread(self.store.take_next)
+            except MachineError as error:
+                log.warning("worker %d cannot read the queue: %s", number, error)
+                await self._sleep(2.0)
+                continue
             if doc is None:
                 self.work.clear()
                 await self._wait(self.work, 2.0)
@@ -184,10 +190,21 @@ class Daemon:
         log.info("watching %s (%s) with %d worker(s)", self.settings.incoming,
                  self.settings.watch, self.settings.workers)
         notify("READY=1\nSTATUS=" + self.status_line())
+        stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
         try:
-            await self.stopping.wait()
-            await asyncio.gather(*tasks)
+            done, _ = await asyncio.wait([*tasks, stop_wait],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            broken = [t for t in done if t is not stop_wait and t.exception() is not None]
+            if broken:
+                # A task of ours died: say so and exit non-zero; systemd restarts us, and
+                # recovery puts back whatever was in hand.
+                for task in broken:
+                    log.critical("task %s failed: %r", task.get_name(), task.exception())
+                self.stopping.set()
+                self.failed = True
+            await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            stop_wait.cancel()
             for task in tasks:
                 task.cancel()
             observer.stop()
@@ -202,5 +219,6 @@ def run(settings: Settings) -> int:
     with exclusive(settings) as got_lock:
         if not got_lock:
             raise UsageError(f"another docagent is already running on {settings.home}")
-        asyncio.run(Daemon(settings).main())
-    return 0
+        daemon = Daemon(settings)
+        asyncio.run(daemon.main())
+    return 1 if daemon.failed else 0

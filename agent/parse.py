@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
@@ -244,7 +244,8 @@ _LABEL_SPECS: tuple[tuple[str, str, bool, str], ...] = (
      r"nee\s+(?P<neename>(?!(?:a|au|en|le)\s)[a-z][a-z' \-]{0,40}?),?\s+le"),
     ("dob", "label:ne-le", True, r"nee?\s*[(\[{]\s*e\s*[)\]}]"),
     ("nee", "label:nee", True, r"nee?"),
-    ("epouse", "label:epouse", True, r"epouse|epse|ep\.|ep"),
+    # Not a bare "EP": in a report that is far more often "embolie pulmonaire".
+    ("epouse", "label:epouse", True, r"epouse|epse|ep\."),
     ("usage", "label:nom-usage", False,
      r"nom\s+d'\s?usage|nom\s+usuel|nom\s+marital|nom\s+d'\s?epouse|nom\s+epouse"
      r"|nom\s+utilise|married\s+name"),
@@ -290,6 +291,15 @@ _NAME_KINDS = frozenset({"usage", "birthname", "full-lf", "full-fl", "full", "la
 
 # "Nom du médecin", "Name of referring physician": someone else's name field.
 _OTHER_NAME_FIELD = re.compile(r"\s+(?:du|de|des|d'|of)\s*(?:la\s+|l'\s?|the\s+)?(?P<w>\w)")
+# "Test name:", "Doctor's name:", "Type de patient :": a field about something else.
+_OTHER_NAME_BEFORE = re.compile(
+    r"(?:^|[^a-z0-9])(?:test|drug|product|brand|file|user|company|practice|hospital|doctor"
+    r"|gp|consultant|clinic|lab|laboratory|specimen|sample|exam|examination|procedure|study"
+    r"|physician|provider|facility|insurer|insurance|plan|employer|school|contact|kin"
+    r"|emergency|father|mother|spouse|partner|parent|sender|recipient|medication|medicine"
+    r"|type|categorie|category|statut|status|n°|no|numero|number|num|code|id|etiquette"
+    r"|dossier|transport|regime|mode|classe|groupe)(?:'s)?(?:\s+(?:de|du|des|d'|of))?\s*$"
+)
 
 # People and places that are never the patient. A line that starts with one of these is about
 # the prescriber, the lab or the hospital; a name read there would be theirs.
@@ -302,13 +312,22 @@ _STAFF = (
 )
 _STAFF_WORD = re.compile(rf"(?<![a-z0-9])(?:{_STAFF})(?![a-z0-9])")
 _STAFF_LINE = re.compile(rf"^[^a-z0-9]*(?:{_STAFF})(?![a-z0-9])")
-# A heading alone on its line ("MÉDECIN TRAITANT", "Prescripteur :") opens a block about
-# someone else: its "Nom :" lines are not the patient's, until a blank line or a patient heading.
-# A doctor's own name line ("Dr Pierre MARTIN") is not such a heading: it names one person.
+# A heading alone on its line, in capitals or ending in a colon ("MÉDECIN TRAITANT",
+# "Prescripteur :"), opens a block about someone else: the "Nom :" lines under it are not the
+# patient's, until a blank line, a patient heading or STAFF_BLOCK_LINES lines. A doctor's own
+# name line ("Dr Pierre MARTIN") or specialty ("Médecin généraliste") is not such a heading.
+STAFF_BLOCK_LINES = 4
 _STAFF_HEADING = re.compile(
     r"^[^a-z0-9]*(?:medecins?|prescripteur|prescriber|physician|referring\s+physician"
     r"|biologistes?|radiologues?|radiologist|consultant|ordered\s+by|requested\s+by"
     r"|referred\s+by|correspondants?)(?:\s+[a-z'\-]+){0,2}\s*:?\s*$"
+)
+# Lines about someone else the document names with the patient: a parent, a spouse, the
+# insured person. Their names and birth dates are theirs.
+_OTHER_PERSON_LINE = re.compile(
+    r"^[^a-z0-9]*(?:mere|pere|conjoint|epoux|assure(?:e|\s*\(\s*e\s*\))?|parents?|tuteur"
+    r"|tutrice|representant\s+legal|personne\s+a\s+prevenir|mother|father|spouse|guardian"
+    r"|next\s+of\s+kin|insured|policy\s*holder)(?![a-z0-9])"
 )
 _PATIENT_HEADING = re.compile(
     r"^[^a-z0-9]*(?:patiente?|patient\s*\(\s*e\s*\)|identite(?:\s+du\s+patient)?"
@@ -328,14 +347,17 @@ class _Label:
     nee_name: tuple[int, int] | None  # span of the maiden name inside "née X le"
 
 
-def _labels(line: _Line, staff_context: bool) -> list[_Label]:
+def _labels(line: _Line, staff_context: bool, other_person: bool = False) -> list[_Label]:
     """The labels on a line that are taken as labels, each with the span of its value.
 
     A name label with no colon counts only at the start of the line (or of a column), or after
     another label: "NOM DUPONT Prénom Jean" is a form, "au nom de" in a sentence is not.
     """
     fold = line.fold
+    first_word = re.search(r"[^\W_]", fold)
+    first_at = first_word.start() if first_word else len(fold)
     found: list[tuple[str, str, int, int, int, bool, tuple[int, int] | None]] = []
+    patient_seen = False
     for m in _LABEL_RE.finditer(fold):
         # The spec groups are named L<i>; the inner "neename" group is not one of them.
         index = int(next(k for k, v in m.groupdict().items()
@@ -345,18 +367,24 @@ def _labels(line: _Line, staff_context: bool) -> list[_Label]:
         has_sep = sep is not None
         value_start = sep.end() if sep else m.end()
         if not anywhere and not has_sep:
-            before = fold[:m.start()]
-            at_start = not any(ch.isalnum() for ch in before) or before.endswith("  ")
+            at_start = m.start() <= first_at or fold[max(0, m.start() - 2):m.start()] == "  "
             if not (at_start or found):
                 continue
+        if kind == "full" and _OTHER_NAME_BEFORE.search(fold, max(0, m.start() - 60),
+                                                         m.start()):
+            kind, rule = "other", ""
         if kind in ("last", "full") and m.group().strip() in ("nom", "name"):
             other = _OTHER_NAME_FIELD.match(line.text, m.end())
             if other and (other.group("w").islower()
                           or _STAFF_WORD.match(fold, other.start("w"))):
                 kind, rule = "other", ""
-        if staff_context and kind in _NAME_KINDS | {"nee", "epouse", "dob-nee"} \
-                and rule != "label:patient":
-            kind, rule = "other", ""
+        if rule == "label:patient":
+            patient_seen = True
+        # On a line about a doctor, a lab or a relative, names and birth dates are theirs;
+        # only what follows an explicit "Patient :" on that line is the patient's.
+        if ((staff_context and not patient_seen) or other_person) \
+                and kind in _NAME_KINDS | {"nee", "epouse", "dob-nee", "dob"}:
+            kind, rule = ("other-dob" if kind.startswith("dob") else "other"), ""
         nee = m.span("neename") if m.group("neename") is not None else None
         found.append((kind, rule, m.start(), m.end(), value_start, has_sep, nee))
     labels: list[_Label] = []
@@ -381,15 +409,15 @@ _FIRST_NAME_PARTICLES = frozenset({"ben", "bin", "al", "ou"})
 # sentences around a name.
 _STOP = frozenset({
     "ne", "nee", "epouse", "epse", "ep", "date", "dob", "ddn", "born", "sexe", "sex", "age",
-    "ans", "an", "years", "yo", "tel", "telephone", "phone", "adresse", "address", "ipp",
+    "ans", "years", "yo", "tel", "telephone", "phone", "adresse", "address", "ipp",
     "nip", "id", "ins", "nir", "nss", "dossier", "file", "ref", "n", "no", "num", "numero",
-    "chambre", "room", "lit", "bed", "ward", "service", "dr", "docteur", "doctor", "pr",
+    "chambre", "room", "lit", "bed", "service", "dr", "docteur", "doctor", "pr",
     "professeur", "prof", "prescripteur", "prescriber", "medecin", "physician", "laboratoire",
     "laboratory", "lab", "labo", "hopital", "hospital", "clinique", "clinic", "centre",
     "center", "cabinet", "biologiste", "radiologue", "nom", "prenom", "prenoms", "name",
     "surname", "patient", "patiente", "mr", "mrs", "ms", "mme", "mlle", "melle", "monsieur",
     "madame", "mademoiselle", "miss", "m", "et", "and", "pour", "for", "a", "au", "en", "par",
-    "by", "sur", "on", "in", "at", "of", "the", "qui", "who", "est", "is", "was", "vu", "seen",
+    "by", "sur", "on", "in", "at", "of", "the", "qui", "who", "est", "is", "was", "seen",
     "information", "informations", "details", "identification", "mutuelle", "securite",
 })
 _TITLE = re.compile(
@@ -589,17 +617,19 @@ class _Person:
 class _Reading:
     """Everything read, before the readings are weighed against each other."""
 
-    usage: list[tuple[Found, int]]
-    last: list[tuple[Found, int]]
-    birthname: list[tuple[Found, int]]
-    first: list[Found]
-    extra_first: list[Found]
-    persons: list[_Person]
-    nee: list[tuple[Found, int]]  # maiden names read next to a name ("née X")
-    epouse: list[tuple[Found, Found | None, int]]  # married names ("épouse Y"), with a first
-    births: list[Found]
-    birth_lines: set[int]
-    doc_dates: list[tuple[int, Found]]  # (tier, found), in document order
+    # Labelled name fields, with the line each was read on.
+    usage: list[tuple[Found, int]] = field(default_factory=list)
+    last: list[tuple[Found, int]] = field(default_factory=list)
+    birthname: list[tuple[Found, int]] = field(default_factory=list)
+    first: list[Found] = field(default_factory=list)
+    extra_first: list[Found] = field(default_factory=list)  # "Nom : DUPONT Jean"
+    # Whole names read after "Patient :" or a title.
+    persons: list[_Person] = field(default_factory=list)
+    nee: list[tuple[Found, int]] = field(default_factory=list)  # "née X", next to a name
+    epouse: list[tuple[Found, Found | None, int]] = field(default_factory=list)  # "épouse Y"
+    births: list[Found] = field(default_factory=list)
+    birth_lines: set[int] = field(default_factory=set)  # never a source of document dates
+    doc_dates: list[tuple[int, Found]] = field(default_factory=list)  # (tier, found)
 
 
 _FRENCH_WORDS = frozenset({
@@ -624,9 +654,11 @@ def _found(value: str, line: _Line, at: int, rule: str) -> Found:
     return Found(value, line.page, _snippet(line, at), rule)
 
 
-def _name_found(tokens: Sequence[_Tok], line: _Line, rule: str) -> Found | None:
+def _name_found(tokens: Sequence[_Tok], line: _Line, rule: str, surname: bool = False
+                ) -> Found | None:
     value = _words(tokens)
-    if not value:
+    # A surname of one letter is an initial or an OCR speck; it identifies nobody.
+    if not value or (surname and len(_key(value)) < 2):
         return None
     return _found(value, line, tokens[0].start, rule)
 
@@ -651,21 +683,24 @@ def _read_labels(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
             if nxt is not None and not _label_at_start(nxt):
                 source, start, end = nxt, 0, len(nxt.text)
         kind, rule = label.kind, label.rule
+        if kind == "other-dob":  # someone else's birth date: not the patient's, not a date of
+            reading.birth_lines |= {line.index, source.index}  # the document either
+            continue
         if kind in ("dob", "dob-nee", "nee"):
             got = _date_at(source.fold, start, end)
             if got is not None:
                 reading.births.append(_found(got[0].isoformat(), source, got[1],
                                              rule if kind != "nee" else "label:ne-le"))
-                reading.birth_lines.add(line.index)
+                reading.birth_lines |= {line.index, source.index}
                 if label.nee_name is not None:
                     nee = _read_name(line, label.nee_name[0], label.nee_name[1], strict=True)
                     if nee is not None:
-                        found = _name_found(nee.tokens, line, rule)
+                        found = _name_found(nee.tokens, line, rule, surname=True)
                         if found:
                             reading.nee.append((found, line.index))
                 continue
             if kind == "dob":
-                reading.birth_lines.add(line.index)
+                reading.birth_lines |= {line.index, source.index}
         if kind in ("doc1", "doc2"):
             got = _date_at(source.fold, start, end)
             if got is not None:
@@ -674,6 +709,8 @@ def _read_labels(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
             continue
         if kind not in _NAME_KINDS and kind not in ("nee", "epouse"):
             continue
+        if kind == "nee" and line.fold[label.start:label.end] != "nee":
+            continue  # "né" (a man) has no maiden name, and "ne" is mostly "ne ... pas"
         strict = not label.has_separator
         read = _read_name(source, start, end, strict)
         if read is None:
@@ -686,7 +723,7 @@ def _read_labels(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
             last_toks, first_toks, certain = split
             if strict and not certain:  # "Patient Information" is a heading, not a person
                 continue
-            last = _name_found(last_toks, source, rule)
+            last = _name_found(last_toks, source, rule, surname=True)
             if last is not None:
                 reading.persons.append(_Person(
                     last, _name_found(first_toks, source, rule), None,
@@ -697,7 +734,7 @@ def _read_labels(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
                 reading.first.append(found)
         else:
             last_toks, first_toks = _split_last(read)
-            found = _name_found(last_toks, source, rule)
+            found = _name_found(last_toks, source, rule, surname=True)
             extra = _name_found(first_toks, source, rule)
             if found is None:
                 continue
@@ -744,7 +781,7 @@ def _read_titles(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
     # Staff words anywhere before the birth date: this line is about a doctor or a place.
     if _STAFF_WORD.search(line.fold, 0, birth_end):
         return
-    titles = [m for m in _TITLE.finditer(line.fold, 0, birth_start)]
+    titles = list(_TITLE.finditer(line.fold, 0, birth_start))
     for tm in reversed(titles):  # the title nearest the birth date names the person born
         end = min([label.start for label in labels if label.start >= tm.end()] or
                   [len(line.fold)])
@@ -754,7 +791,7 @@ def _read_titles(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
         split = _split_full(read, "", french)
         if split is None:
             return
-        last = _name_found(split[0], line, f"title:{read.title}")
+        last = _name_found(split[0], line, f"title:{read.title}", surname=True)
         if last is not None:
             reading.persons.append(_Person(last, _name_found(split[1], line, last.rule), None,
                                            frozenset({line.index}), split[2]))
@@ -765,21 +802,24 @@ _DATELINE_LE = re.compile(r"[^a-z0-9]*(?:[a-z][a-z' \-]{0,40},\s*)?le\s+")
 
 
 def _read(lines: Sequence[_Line]) -> _Reading:
-    reading = _Reading([], [], [], [], [], [], [], [], [], set(), [])
+    reading = _Reading()
     french = _looks_french(lines)
-    staff_block = False
+    staff_block = 0  # lines left in a block headed "MÉDECIN TRAITANT"
     for line in lines:
         if not line.text.strip():
-            staff_block = False
+            staff_block = 0
             continue
+        staff_block = max(0, staff_block - 1)
         if _PATIENT_HEADING.match(line.fold):
-            staff_block = False
-        elif _STAFF_HEADING.match(line.fold):
-            staff_block = True
-        staff_line = staff_block or _STAFF_LINE.match(line.fold) is not None
-        labels = _labels(line, staff_line)
+            staff_block = 0
+        elif _STAFF_HEADING.match(line.fold) and (
+                line.fold.rstrip().endswith(":") or not any(ch.islower() for ch in line.text)):
+            staff_block = STAFF_BLOCK_LINES + 1
+        staff_led = _STAFF_LINE.match(line.fold) is not None
+        other_person = _OTHER_PERSON_LINE.match(line.fold) is not None
+        labels = _labels(line, staff_led or staff_block > 0, other_person)
         _read_labels(lines, line, labels, french, reading)
-        if not staff_line:
+        if not staff_led and not other_person:
             _read_titles(lines, line, labels, french, reading)
         # "Le 12/03/2024", "Paris, le 12 mars 2024": the date a letter is written.
         m = _DATELINE_LE.match(line.fold)
@@ -809,14 +849,13 @@ def _compatible(a: _Person, b: _Person) -> bool:
     return True
 
 
-def _names(reading: _Reading) -> tuple[Found | None, Found | None, Found | None]:
-    """(last, first, birth name), or all None when the document names two different people."""
-    none: tuple[None, None, None] = (None, None, None)
+def _names(reading: _Reading) -> tuple[Found | None, Found | None, Found | None] | None:
+    """(last, first, birth name); None when the document names two different people."""
     groups = (reading.usage, reading.last, reading.birthname)
     if any(_distinct([f for f, _ in group]) > 1 for group in groups):
-        return none
+        return None
     if _distinct(reading.first) > 1:
-        return none
+        return None
     chosen: _Person
     if reading.usage or reading.last or reading.birthname:
         firsts = reading.first or reading.extra_first
@@ -833,14 +872,14 @@ def _names(reading: _Reading) -> tuple[Found | None, Found | None, Found | None]
     else:
         return None, (reading.first[0] if reading.first else None), None
     if not all(_compatible(chosen, other) for other in reading.persons):
-        return none
+        return None
 
     near = chosen.lines | {i + 1 for i in chosen.lines}
     last, first, birth = chosen.last, chosen.first, chosen.birth
     maiden = [f for f, i in reading.nee if i in near]
     married = [(f, extra) for f, extra, i in reading.epouse if i in near]
     if _distinct(maiden) > 1 or _distinct([f for f, _ in married]) > 1:
-        return none
+        return None
     if married and not reading.usage:
         # "MARTIN Marie épouse DUPONT": she is filed as DUPONT, born MARTIN.
         birth = birth or (maiden[0] if maiden else last)
@@ -890,15 +929,17 @@ _TYPE_KEYWORDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("numération", r"numeration"), ("résultats d'analyses", r"resultats?\s+d'\s?analyses?"),
         ("lab results", r"lab\s+results?"), ("laboratory", r"laboratory"),
         ("blood count", r"blood\s+count"), ("glycémie", r"glycemie"), ("bilan", r"bilan"),
-        ("biochimie", r"biochimie|biochemistry"),
-        ("hématologie", r"hematologie|ha?ematology"),
-        ("valeurs de référence", r"valeurs?\s+de\s+reference|reference\s+ranges?"),
+        ("biochimie", r"biochimie"), ("biochemistry", r"biochemistry"),
+        ("hématologie", r"hematologie"), ("haematology", r"ha?ematology"),
+        ("valeurs de référence", r"valeurs?\s+de\s+reference"),
+        ("reference range", r"reference\s+ranges?"), ("prélèvement", r"prelevements?"),
     )),
     ("imaging-report", (
-        ("radiologie", r"radiologie|radiology"), ("imagerie", r"imagerie"),
-        ("échographie", r"echographie"), ("scanner", r"scanner|tomodensitometrie"),
+        ("radiologie", r"radiologie"), ("radiology", r"radiology"),
+        ("imagerie", r"imagerie"), ("échographie", r"echographie"), ("scanner", r"scanner"),
+        ("tomodensitométrie", r"tomodensitometrie"),
         ("IRM", r"irm"), ("radiographie", r"radiographie"),
-        ("mammographie", r"mammographie|mammography"),
+        ("mammographie", r"mammographie"), ("mammography", r"mammography"),
         ("compte rendu d'examen", r"compte[\s-]rendu\s+d'\s?examen"), ("imaging", r"imaging"),
         ("x-ray", r"x[\s-]?rays?"), ("MRI", r"mri"), ("CT scan", r"ct[\s-]?scan"),
         ("ultrasound", r"ultrasound"),
@@ -985,8 +1026,11 @@ def parse_document(pages: Sequence[str]) -> ParsedFields:
     """Read the patient, the dates and the type from each page's text (page 1 first)."""
     lines = _lines(pages)
     reading = _read(lines)
-    last, first, birth_name = _names(reading)
-    birth = _birth_date(reading)
+    names = _names(reading)
+    last, first, birth_name = names or (None, None, None)
+    # Two people named (a child and a parent, two reports in one PDF): a birth date read
+    # there might be either one's.
+    birth = _birth_date(reading) if names is not None else None
     document = _document_date(lines, reading, birth)
     if birth is not None and document is not None and birth.value > document.value:
         birth = None  # born after the document was written: a misread, not a fact

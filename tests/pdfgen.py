@@ -325,7 +325,7 @@ def truncated(src: StrPath, path: StrPath, *, keep: float = 0.5) -> Path:
 
 
 def corrupt(src: StrPath, path: StrPath, *, seed: int, flips: int = 50) -> Path:
-    """``src`` with ``flips`` seeded random bytes changed, all after the ``%PDF-x.y`` header line."""
+    """``src`` with ``flips`` seeded random bytes changed, all after the ``%PDF-x.y`` line."""
     data = bytearray(Path(src).read_bytes())
     start = data.find(b"\n") + 1 if data.startswith(b"%PDF") else 0
     rng = random.Random(seed)

@@ -184,3 +184,16 @@ def test_awkward_names_are_kept_readable_and_safe(spool: Spool, tmp_path: Path) 
         assert len(name.encode()) <= 200
     assert any("compte rendu é" in n for n in stored)
     assert any("caf\ufffd" in n for n in stored)
+
+
+def test_missing_engine_defers_instead_of_failing(spool: Spool, tmp_path: Path) -> None:
+    scan = pdfgen.write_sample_scan(tmp_path / "scan.pdf", seed=5)
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    done = spool.run("process", "--json", str(scan), env={"PATH": str(empty_bin)})
+    assert done.returncode == 1
+    out = json.loads(done.stdout)
+    assert out["outcome"] == "deferred" and "retried by itself" in str(out["reason"])
+    assert spool.files("failed") == []
+    status = json.loads(spool.run("status", "--json").stdout)
+    assert status["queued"] == 1 and status["deferred"] == 1
