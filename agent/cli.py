@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent import config, decisions, pipeline, spool
+from agent import audit, config, decisions, pipeline, spool
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("retry", help="put a failed document back in the queue")
     p.add_argument("document_id")
+    audit = sub.add_parser("audit", help="the audit log of decisions")
+    asub = audit.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    asub.add_parser("verify", help="check the hash chain of every audit file")
     patients = sub.add_parser("patients", help="the patient directory")
     psub = patients.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p = psub.add_parser("import", help="load or update patients from a CSV file")
@@ -262,6 +265,17 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
     return EXIT_PROBLEM if report.rejected else EXIT_OK
 
 
+def _audit_verify(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    result = audit.verify(settings.log_dir)
+    for line in result.problems:
+        print(f"BROKEN  {line}")
+    for line in result.warnings:
+        print(f"warning {line}")
+    verdict = "intact" if result.ok else "BROKEN"
+    print(f"audit log {verdict}: {result.entries} entries in {result.files} file(s)")
+    return EXIT_OK if result.ok else EXIT_PROBLEM
+
+
 def _user() -> str:
     import getpass
 
@@ -279,6 +293,7 @@ _COMMANDS = {
     ("failed", "list"): _failed_list,
     ("retry", None): _retry,
     ("patients", "import"): _patients_import,
+    ("audit", "verify"): _audit_verify,
 }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import spool
+from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import UsageError
 from agent.logs import document_context, get_logger
@@ -87,6 +88,8 @@ def retry(settings: Settings, store: Store, prefix: str, *, who: str) -> Decisio
         if doc.state != FAILED:
             raise UsageError(f"document {doc.id} has not failed (it is {doc.state})")
         spool.take_back(settings, doc)
+        AuditLog(settings.log_dir).record("retried", document_id=doc.id, actor=who,
+                                          previous_reason=doc.reason, kind=doc.reason_kind)
         with store.write() as conn:
             store.update(conn, doc.id, state=QUEUED, crashes=0, deferrals=0, next_attempt_at=0,
                          outcome=None, reason_kind=None, reason=None, finished_at=None,

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DiskFull
 from agent.logs import get_logger
@@ -200,6 +201,8 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
         if not keep_source:
             source.unlink(missing_ok=True)
             fsync_dir(source.parent)
+        AuditLog(settings.log_dir).record("duplicate", document_id=document_id, name=name,
+                                          actor="docagent")
         log.info("duplicate of %s (%s): %s", document_id,
                  earlier.original_name if earlier else "?", name)
         return Claim(document_id, earlier, name)
@@ -219,6 +222,8 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
 
     with store.write() as conn:
         store.update(conn, document_id, state=QUEUED, next_attempt_at=0)
+    AuditLog(settings.log_dir).record("taken", document_id=document_id, name=name, size=size,
+                                      sha256=sha256, actor="docagent")
     log.info("taken in %s as %s", name, document_id, extra={"doc": document_id})
     return Claim(document_id, None, name)
 
@@ -318,6 +323,9 @@ def place(settings: Settings, store: Store, document: Document, placement: Place
     text = placement.companions.get("{stem}.txt")
     if text is not None:
         write_file(source.with_suffix(".txt"), text)
+    # Audited before the commit that makes the decision: a crash in between repeats the line
+    # when the document is processed again (at least once), it never loses it.
+    _audit_decision(settings, document, placement)
     with store.write() as conn:
         store.update(
             conn, document.id, state=FILING, outcome=placement.state,
@@ -351,6 +359,21 @@ def _finish(
     source.with_suffix(".txt").unlink(missing_ok=True)
     fsync_dir(source.parent)
     return dest
+
+
+def _audit_decision(settings: Settings, document: Document, placement: Placement) -> None:
+    result = placement.result
+    decision = result.get("decision") or {}
+    evidence = None
+    for candidate in (result.get("match") or {}).get("candidates", []):
+        if candidate.get("id") == placement.patient_id:
+            evidence = {k: candidate.get(k) for k in ("agree", "disagree", "missing")}
+    AuditLog(settings.log_dir).record(
+        placement.message_kind or placement.state, document_id=document.id,
+        actor=decision.get("by", "docagent"), outcome=placement.state,
+        patient_id=placement.patient_id, reason=placement.reason, kind=placement.reason_kind,
+        evidence=evidence, path=str(placement.folder.relative_to(settings.home)),
+    )
 
 
 def sidecar(result: Mapping[str, Any]) -> bytes:
