@@ -186,8 +186,19 @@ def process(settings: Settings, store: Store, doc: Document) -> Outcome:
         except MachineError as error:
             return _deferred(store, doc, error, started)
         except OSError as error:
-            return _deferred(store, doc, DiskFull("could not write the filed copy",
-                                                  detail=str(error)), started)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                return _deferred(store, doc, DiskFull("could not write the filed copy",
+                                                      detail=str(error)), started)
+            log.exception("could not file the document")
+            return _deferred(store, doc, MachineError("could not file the document",
+                                                      detail=str(error)), started)
+        except Exception as error:
+            # Filing is our code on our folders: a bug here is ours, never the document's.
+            # Deferred without counting a crash, so it cannot turn into a poison pill loop.
+            log.exception("could not file the document")
+            return _deferred(store, doc, MachineError(f"internal error while filing: "
+                                                      f"{type(error).__name__}",
+                                                      detail=str(error)[:500]), started)
         relative = str(dest.relative_to(settings.home))
         log.info("%s -> %s (%s)", placement.state, relative, placement.reason or "")
         return Outcome(

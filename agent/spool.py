@@ -406,7 +406,13 @@ def recover(settings: Settings, store: Store) -> list[str]:
             actions.append(f"{doc.id}: claim undone; the file is taken again from incoming/")
 
     for doc in store.by_state(FILING):
-        actions.append(_recover_filing(settings, store, doc))
+        try:
+            actions.append(_recover_filing(settings, store, doc))
+        except Exception as error:
+            # Never let one document stop the daemon from starting: it stays `filing`, is
+            # counted as in progress by status and health, and is tried again next start.
+            log.exception("%s: filing could not be finished", doc.id)
+            actions.append(f"{doc.id}: filing could not be finished ({error})")
 
     for doc in store.by_state(PROCESSING):
         # Still `processing` at start-up: the process died while working on it.
@@ -417,7 +423,11 @@ def recover(settings: Settings, store: Store) -> list[str]:
 
     for doc in store.by_state(FILED, REVIEW, FAILED):
         if processing_path(settings, doc.id).exists():
-            actions.append(_roll_back(settings, doc))
+            try:
+                actions.append(_roll_back(settings, doc))
+            except OSError as error:
+                log.exception("%s: interrupted move could not be rolled back", doc.id)
+                actions.append(f"{doc.id}: interrupted move not rolled back ({error})")
 
     for stray in settings.processing.glob("*.txt"):
         doc_row = store.get(stray.stem)
