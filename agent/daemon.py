@@ -81,7 +81,8 @@ class Daemon:
 
     async def _take(self, path: Path, verdict: str) -> None:
         try:
-            claim = await asyncio.to_thread(spool.claim, self.settings, self.store, path)
+            claim = await asyncio.to_thread(spool.claim, self.settings, self.store, path,
+                                            hold=verdict == "incomplete")
         except FileNotFoundError:
             return  # gone before we took it: someone moved it away
         except (MachineError, OSError, ValueError) as error:
@@ -91,7 +92,7 @@ class Daemon:
             self.outbox.set()
             return
         if verdict == "incomplete":
-            doc = await asyncio.to_thread(self.store.claim_one, claim.document_id)
+            doc = await asyncio.to_thread(self.store.get, claim.document_id)
             if doc is not None:
                 reason = Incomplete("the file stopped changing but never opened as a whole PDF: "
                                     "the copy was cut short, or the file is damaged",

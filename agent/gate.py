@@ -85,6 +85,8 @@ def inspect(path: Path, *, max_bytes: int, max_pages: int) -> PdfInfo:
         err = done.stderr.strip()
         if "password" in err.lower():
             raise Encrypted("the PDF is password-protected", stage=STAGE, detail=err)
+        if "invalid page count 0" in err.lower():
+            raise NoPages("the PDF has no pages", stage=STAGE, detail=err[:500])
         raise CorruptPdf("the PDF is damaged and cannot be opened", stage=STAGE,
                          detail=err[:500])
     match = re.search(r"^Pages:\s+(\d+)", done.stdout, re.MULTILINE)
