@@ -269,13 +269,12 @@ def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
     from telegram.error import TelegramError
 
     async def get_me() -> str:
-        bot = Bot(token, base_url=f"{settings.telegram_api_base_url}/bot")
-        async with bot:
-            me = await asyncio.wait_for(bot.get_me(), timeout)
-        return str(me.username)
+        # Initialising the bot is the getMe call; it keeps the answer as bot.username.
+        async with Bot(token, base_url=f"{settings.telegram_api_base_url}/bot") as bot:
+            return str(bot.username)
 
     try:
-        name = asyncio.run(get_me())
+        name = asyncio.run(asyncio.wait_for(get_me(), timeout))
     except (TelegramError, OSError, TimeoutError) as error:
         text = str(error).replace(token, "<token>") or type(error).__name__
         return Check("telegram", False, f"getMe at {settings.telegram_api_base_url} failed: "
