@@ -72,11 +72,11 @@ def test_daemon_exposure_is_at_most_1_5(root: Path) -> None:
 
 
 @needs_analyze
-def test_health_check_exposure_is_at_most_2_0(root: Path) -> None:
-    done = analyze(root, "security", "--offline=true", "--threshold=20",
+def test_health_check_exposure_is_at_most_1_5(root: Path) -> None:
+    done = analyze(root, "security", "--offline=true", "--threshold=15",
                    "docagent-health.service")
     assert done.returncode == 0, done.stdout
-    assert exposure(done.stdout) <= 2.0
+    assert exposure(done.stdout) <= 1.5
 
 
 @needs_analyze
