@@ -11,8 +11,10 @@ one container and run in file order; each waits on states, never on fixed delays
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -39,23 +41,52 @@ Environment=DOCAGENT_RESCAN_SECONDS=2
 """
 
 
+BOT_TOKEN = "4242:boot-test-token"
+FAKE_BOT_API = f"""
+import json
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        ok = self.path == "/bot{BOT_TOKEN}/getMe"
+        body = json.dumps({{"ok": True, "result": {{"id": 4242, "is_bot": True,
+                           "first_name": "T", "username": "docagent_test_bot"}}}} if ok else
+                          {{"ok": False, "error_code": 401, "description": "Unauthorized"}})
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+HTTPServer(("127.0.0.1", 8089), Handler).serve_forever()
+"""
+
+
 def wheels() -> Path:
     """The dependencies as wheels, built once per pyproject.toml, so the install is offline."""
     key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
     folder = nspawn.CACHE / f"wheels-{key}"
-    if not folder.is_dir():
-        partial = folder.with_suffix(".part")
-        shutil.rmtree(partial, ignore_errors=True)
-        # The dependencies only: the project itself is built from the checkout by install.sh
-        # (building it here would leave build/ in the working tree).
-        needs = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir",
-                        str(partial), *needs], check=True, cwd="/")
-        # The build backend too, for pip's isolated build of the project.
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest",
-                        str(partial), "setuptools>=68", "wheel"], check=True, cwd="/")
-        partial.rename(folder)
+    nspawn.CACHE.mkdir(parents=True, exist_ok=True)
+    with open(nspawn.CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another checkout's suite may be building it too
+        if not folder.is_dir():
+            build_wheels(folder)
     return folder
+
+
+def build_wheels(folder: Path) -> None:
+    partial = folder.with_suffix(".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    # The dependencies only: the project itself is built from the checkout by install.sh
+    # (building it here would leave build/ in the working tree).
+    needs = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir",
+                    str(partial), *needs], check=True, cwd="/")
+    # The build backend too, for pip's isolated build of the project.
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest",
+                    str(partial), "setuptools>=68", "wheel"], check=True, cwd="/")
+    partial.rename(folder)
 
 
 def wait_for(what: str, test: Callable[[], bool], timeout: float = 90.0) -> None:
@@ -240,9 +271,14 @@ def test_timer_runs_the_health_check(box: Box) -> None:
     timer.mkdir(parents=True)
     (timer / "test.conf").write_text("[Timer]\nOnCalendar=\nOnCalendar=*:*:0/5\n"
                                      "RandomizedDelaySec=0\nAccuracySec=1s\n")
-    # The hardened health unit must still be able to ask systemd about the allowlisted units.
-    box.sh("echo 'DOCAGENT_HEALTH_UNITS=dbus.service systemd-journald.service' "
-           ">> /etc/docagent/docagent.env")
+    # The hardened health unit must still be able to ask systemd about the allowlisted units,
+    # receive the token through LoadCredential= and reach the Bot API over IP (a stand-in
+    # answering getMe on 127.0.0.1: the real one is outside this machine's reach).
+    (box.c.root / "root/fake_bot_api.py").write_text(FAKE_BOT_API)
+    box.sh("systemd-run --quiet --unit=fake-bot-api python3 /root/fake_bot_api.py")
+    box.sh(f"echo '{BOT_TOKEN}' > /etc/docagent/telegram-token")
+    box.sh("printf '%s\\n' 'DOCAGENT_HEALTH_UNITS=dbus.service systemd-journald.service' "
+           "'TELEGRAM_API_BASE_URL=http://127.0.0.1:8089' >> /etc/docagent/docagent.env")
     box.sh("systemctl daemon-reload && systemctl restart docagent-health.timer")
     wait_for("the health service to run", lambda: "daemon" in box.journal(
         "-u docagent-health.service"), timeout=60)
@@ -251,6 +287,8 @@ def test_timer_runs_the_health_check(box: Box) -> None:
     out = box.journal("-u docagent-health.service")
     assert "ok    daemon" in out and "ok    watcher" in out
     assert "ok    unit dbus.service" in out and "ok    unit systemd-journald.service" in out
+    assert re.search(r"^ok +telegram +reachable as @docagent_test_bot$", out, re.M), out
+    assert BOT_TOKEN not in box.journal("-u docagent-health.service", "-u docagent")
 
 
 def test_uninstall_keeps_the_data(box: Box) -> None:
