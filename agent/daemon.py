@@ -21,6 +21,7 @@ from pathlib import Path
 from agent import canary, pipeline, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
+from agent.gate import page_count
 from agent.liveness import Liveness, hang_if_asked
 from agent.logs import get_logger
 from agent.notify.outbox import drain, log_sender
@@ -127,7 +128,9 @@ class Daemon:
                 await self._wait(self.work, 2.0)
                 continue
             self.busy += 1
-            self.liveness.took(number)
+            pages = await asyncio.to_thread(page_count,
+                                            spool.processing_path(self.settings, doc.id))
+            self.liveness.took(number, pages)
             try:
                 outcome = await asyncio.to_thread(pipeline.process, self.settings, self.store,
                                                   doc)

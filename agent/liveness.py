@@ -3,8 +3,9 @@
 A ping is earned, not scheduled: it is sent from the intake loop's own iteration (so a blocked
 event loop sends nothing) and only while no worker has held one document longer than any
 document could honestly take (so a worker stuck in a thread stops the pings too). The bound
-follows from the limits already configured: every page may be rendered and OCR'd, each step
-capped by the OCR timeout, plus a margin for inspection and filing.
+follows from the limits already configured: every page of that document (its page count when
+pdfinfo can tell, else the page limit) may be rendered and OCR'd, each step capped by the OCR
+timeout, plus a margin for inspection and filing.
 
 The test-only fault switch `DOCAGENT_TEST_HANG_FILE` lets the boot test prove the watchdog
 fires: when that variable names a file and the file appears, the loop deletes it and blocks.
@@ -27,33 +28,34 @@ MARGIN = 300.0  # seconds: pdfinfo, text layer, parsing, filing, a slow disk
 HANG_SWITCH = "DOCAGENT_TEST_HANG_FILE"
 
 
-def hung_after(settings: Settings) -> float:
-    """Seconds after which a document still in hand means its worker is stuck."""
-    return settings.max_pages * 2 * settings.ocr_timeout + MARGIN
+def hung_after(settings: Settings, pages: int | None = None) -> float:
+    """Seconds after which a document of `pages` pages still in hand means a stuck worker."""
+    count = settings.max_pages if pages is None else max(1, min(pages, settings.max_pages))
+    return count * 2 * settings.ocr_timeout + MARGIN
 
 
 class Liveness:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = hung_after(settings)
+        self.settings = settings
         self.clock = clock
-        self.in_hand: dict[int, float] = {}  # worker number -> when it took its document
+        self.in_hand: dict[int, float] = {}  # worker number -> when its document is overdue
         self._said_stuck = False
 
-    def took(self, worker: int) -> None:
-        self.in_hand[worker] = self.clock()
+    def took(self, worker: int, pages: int | None = None) -> None:
+        self.in_hand[worker] = self.clock() + hung_after(self.settings, pages)
 
     def released(self, worker: int) -> None:
         self.in_hand.pop(worker, None)
 
     def stuck(self) -> list[int]:
         now = self.clock()
-        return sorted(w for w, since in self.in_hand.items() if now - since > self.limit)
+        return sorted(w for w, overdue in self.in_hand.items() if now > overdue)
 
     def may_ping(self) -> bool:
         stuck = self.stuck()
         if stuck and not self._said_stuck:
-            log.error("worker(s) %s have held a document over %.0f s: no more watchdog pings",
-                      ", ".join(map(str, stuck)), self.limit)
+            log.error("worker(s) %s have held a document longer than it could take: "
+                      "no more watchdog pings", ", ".join(map(str, stuck)))
         self._said_stuck = bool(stuck)
         return not stuck
 

@@ -26,20 +26,27 @@ def test_the_bound_follows_the_page_limit_and_ocr_timeout(spool: Spool) -> None:
     settings = config.load({**spool.env, "DOCAGENT_MAX_PAGES": "10",
                             "DOCAGENT_OCR_TIMEOUT": "30"}, cwd=spool.root)
     assert liveness.hung_after(settings) == 10 * 2 * 30 + liveness.MARGIN
+    assert liveness.hung_after(settings, pages=1) == 1 * 2 * 30 + liveness.MARGIN
+    assert liveness.hung_after(settings, pages=500) == liveness.hung_after(settings)
 
 
 def test_a_worker_holding_a_document_too_long_stops_the_pings(spool: Spool) -> None:
     clock = Clock()
-    live = liveness.Liveness(config.load(spool.env, cwd=spool.root), clock=clock)
+    settings = config.load(spool.env, cwd=spool.root)
+    live = liveness.Liveness(settings, clock=clock)
     assert live.may_ping()
-    live.took(0)
-    live.took(1)
-    clock.now += live.limit - 1
+    live.took(0)  # page count unknown: the page limit applies
+    live.took(1, pages=1)
+    one_page = liveness.hung_after(settings, pages=1)
+    clock.now += one_page - 1
     assert live.may_ping()
-    live.released(0)
     clock.now += 2
     assert live.stuck() == [1] and not live.may_ping()
     live.released(1)
+    assert live.may_ping()  # worker 0 may still take far longer
+    clock.now += liveness.hung_after(settings)
+    assert live.stuck() == [0] and not live.may_ping()
+    live.released(0)
     assert live.may_ping()
 
 
