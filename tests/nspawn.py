@@ -119,20 +119,17 @@ class Container:
             time.sleep(0.1)
         self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=timeout)
 
-    def run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 120.0,
-            input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, argv: Sequence[str], *, check: bool = True,
+            timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             ["nsenter", "-t", str(self.leader), "-a",
              "env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
              "LANG=C.UTF-8", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0", *argv],
-            capture_output=True, text=True, timeout=timeout, input=input_text)
+            capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {result.returncode}:\n"
                                  f"{result.stdout}\n{result.stderr}")
         return result
-
-    def sh(self, script: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-        return self.run(["sh", "-c", script], **kwargs)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -139,12 +139,10 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     if reason is not None:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("nspawn")
-    payload = work / "payload"
-    payload.mkdir()
-    shutil.copytree(wheels(), payload / "wheels")
+    wheelhouse = wheels()
     with nspawn.booted(REPO, work) as container:
-        # The repository is mounted read-only at /payload; the wheels beside the root.
-        shutil.copytree(payload / "wheels", container.root / "root/wheels")
+        # The repository is mounted read-only at /payload; the wheels go in root's home.
+        shutil.copytree(wheelhouse, container.root / "root/wheels")
         box = Box(container)
         drop_in = container.root / "etc/systemd/system/docagent.service.d"
         drop_in.mkdir(parents=True)
