@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -297,14 +298,31 @@ def unit_states(allowlist: Sequence[str], wanted: Sequence[str] | None = None,
     return checks
 
 
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """A check that cannot run is a failing line, not a traceback that hides the others."""
+    try:
+        return check()
+    except DocagentError as error:
+        return Check(name, False, f"could not check: {error.message}")
+    except (OSError, sqlite3.Error) as error:
+        return Check(name, False, f"could not check: {error}")
+
+
 def run_checks(settings: Settings, store: Store, lim: Limits) -> list[Check]:
-    daemon = check_daemon(settings, store, lim.heartbeat_max)
     alive = lock_holder(settings.home / ".docagent.lock") is not None
-    checks = [daemon, check_watcher(settings, alive), check_tesseract(settings), check_poppler(),
-              check_database(store), check_disk(settings, lim.min_free),
-              check_incoming(settings, lim.max_wait), check_failures(store, lim.max_failed),
-              check_outbox(store, lim.max_outbox_age), check_telegram(settings)]
-    return checks + unit_states(lim.units)
+    steps: list[tuple[str, Callable[[], Check]]] = [
+        ("daemon", lambda: check_daemon(settings, store, lim.heartbeat_max)),
+        ("watcher", lambda: check_watcher(settings, alive)),
+        ("tesseract", lambda: check_tesseract(settings)),
+        ("poppler", check_poppler),
+        ("database", lambda: check_database(store)),
+        ("disk", lambda: check_disk(settings, lim.min_free)),
+        ("incoming", lambda: check_incoming(settings, lim.max_wait)),
+        ("failures", lambda: check_failures(store, lim.max_failed)),
+        ("outbox", lambda: check_outbox(store, lim.max_outbox_age)),
+        ("telegram", lambda: check_telegram(settings)),
+    ]
+    return [_guarded(name, step) for name, step in steps] + unit_states(lim.units)
 
 
 # --- reporting ----------------------------------------------------------------------------

@@ -259,3 +259,14 @@ def test_notify_from_the_command_line_writes_one_message(spool: Spool) -> None:
     store = Store(settings_for(spool).db_path)
     rows = store.read("SELECT kind FROM outbox WHERE kind = 'health'")
     assert len(rows) == 1
+
+
+def test_a_check_that_cannot_run_is_one_failing_line(spool: Spool) -> None:
+    settings = settings_for(spool)
+    store = Store(settings.db_path)
+    with store.write() as conn:
+        conn.execute("DROP TABLE outbox")  # a damaged database: this one query cannot run
+    checks = health.run_checks(settings, store, health.Limits())
+    by_name = {c.name: c for c in checks}
+    assert not by_name["outbox"].ok and "could not check" in by_name["outbox"].detail
+    assert by_name["failures"].ok and by_name["tesseract"].ok  # the others still ran
