@@ -194,7 +194,7 @@ class Daemon:
     def stop(self) -> None:
         if not self.stopping.is_set():
             log.info("stopping: finishing the documents in hand")
-            notify("STOPPING=1")
+            notify(f"STOPPING=1\nSTATUS=stopping: finishing {self.busy} document(s) in hand")
             self.stopping.set()
             self.work.set()
 

@@ -176,6 +176,9 @@ def test_install_leaves_a_running_ready_service(box: Box) -> None:
         "docagent", "750", "docagent", "2770"]
     assert box.sh(f"stat -c %U /proc/{box.main_pid()}").strip() == "docagent"
     assert "watching /var/lib/docagent/incoming" in box.prop("docagent", "StatusText")
+    # The unit as systemd loaded it (drop-ins included) keeps its hardening score.
+    rating = box.sh("systemd-analyze security --no-pager docagent.service | tail -1")
+    assert float(re.search(r"exposure level for docagent.service: (\d+\.\d)", rating)[1]) <= 1.5
 
 
 def test_start_returns_once_ready(box: Box) -> None:
