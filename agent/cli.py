@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent import audit, config, decisions, pipeline, spool
+from agent import audit, config, decisions, health, pipeline, spool
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line and document")
     p = sub.add_parser("status", help="counts per outcome, backlog, last activity")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("health", help="check the daemon and what it depends on")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--notify", action="store_true",
+                   help="message the staff when health changes (for the timer)")
     review = sub.add_parser("review", help="documents waiting for a person's decision")
     rsub = review.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p = rsub.add_parser("list", help="the documents waiting, with what was read")
@@ -285,9 +289,18 @@ def _user() -> str:
         return "unknown"
 
 
+def _health(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    checks = health.run_checks(settings, store, health.limits(settings))
+    print(health.as_json(checks) if args.json else health.render(checks))
+    if args.notify:
+        health.remember_and_alert(store, checks)
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_PROBLEM
+
+
 _COMMANDS = {
     ("process", None): _process,
     ("status", None): _status,
+    ("health", None): _health,
     ("review", "list"): _review_list,
     ("review", "resolve"): _review_resolve,
     ("failed", "list"): _failed_list,

@@ -1,8 +1,9 @@
 """`docagent run`: one asyncio loop that watches, takes, processes and notifies.
 
-Tasks on the loop: intake (watcher events + periodic rescans -> claims), N workers (each runs
-the synchronous pipeline in a thread; tesseract runs as a subprocess), the outbox sender and
-the heartbeat. The database is the queue: a worker asks it for the oldest due document, so a
+Tasks on the loop: intake (watcher events + periodic rescans -> claims, and the heartbeat:
+systemd's watchdog is pinged from this loop's own iterations, see `liveness`), N workers (each
+runs the synchronous pipeline in a thread; tesseract runs as a subprocess) and the outbox
+sender. The database is the queue: a worker asks it for the oldest due document, so a
 `docagent retry` from a shell or a deferred document coming due is picked up the same way.
 """
 
@@ -17,9 +18,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from agent import pipeline, spool
+from agent import canary, pipeline, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
+from agent.gate import page_count
+from agent.liveness import Liveness, hang_if_asked
 from agent.logs import get_logger
 from agent.notify.outbox import drain, log_sender
 from agent.ocr import limit_threads
@@ -59,15 +62,23 @@ class Daemon:
         self.outbox = asyncio.Event()
         self.busy = 0
         self.failed = False
+        self.liveness = Liveness(settings)
+        self.beat_interval = min(watchdog_interval() or 10.0, 10.0)
+        self.next_beat = 0.0
 
     # --- intake -------------------------------------------------------------------------
 
     def _on_event(self, path: Path) -> None:
+        if canary.is_canary(path):
+            canary.acknowledge(path)  # the health check's proof that events reach us
+            return
         self.stabilizer.note(path)
 
     async def intake(self) -> None:
         next_scan = 0.0
         while not self.stopping.is_set():
+            hang_if_asked()
+            await self.beat()
             now = time.monotonic()
             if now >= next_scan:
                 self.stabilizer.scan(self.settings.incoming)
@@ -118,11 +129,15 @@ class Daemon:
                 await self._wait(self.work, 2.0)
                 continue
             self.busy += 1
+            pages = await asyncio.to_thread(page_count,
+                                            spool.processing_path(self.settings, doc.id))
+            self.liveness.took(number, pages)
             try:
                 outcome = await asyncio.to_thread(pipeline.process, self.settings, self.store,
                                                   doc)
             finally:
                 self.busy -= 1
+                self.liveness.released(number)
             log.info("%s: %s in %d ms", outcome.document_id, outcome.outcome,
                      outcome.duration_ms, extra={"doc": outcome.document_id})
             self.outbox.set()
@@ -140,20 +155,32 @@ class Daemon:
             self.outbox.clear()
             await self._wait(self.outbox, 5.0)
 
-    async def heartbeat(self) -> None:
-        interval = min(watchdog_interval() or 10.0, 10.0)
-        while not self.stopping.is_set():
-            with contextlib.suppress(DocagentError):
-                await asyncio.to_thread(self.store.set_meta, "heartbeat", str(time.time()))
-            notify("WATCHDOG=1\nSTATUS=" + await asyncio.to_thread(self.status_line))
-            await self._sleep(interval)
+    async def beat(self) -> None:
+        """Heartbeat and watchdog ping, called from the intake loop: no loop, no ping."""
+        now = time.monotonic()
+        if now < self.next_beat:
+            return
+        self.next_beat = now + self.beat_interval
+        if not self.liveness.may_ping():
+            return  # a worker is stuck: let systemd's watchdog restart us
+        with contextlib.suppress(DocagentError):
+            await asyncio.to_thread(self.store.set_meta, "heartbeat", str(time.time()))
+        try:
+            status = await asyncio.to_thread(self.status_line)
+        except DocagentError as error:
+            status = f"watching {self.settings.incoming} — database unreadable: {error}"
+        notify("WATCHDOG=1\nSTATUS=" + status)
 
     def status_line(self) -> str:
         rows = self.store.read("SELECT state, COUNT(*) AS n FROM documents GROUP BY state")
         counts = {r["state"]: r["n"] for r in rows}
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        failed_today = self.store.read(
+            "SELECT COUNT(*) AS n FROM documents WHERE state = 'failed' AND finished_at >= ?",
+            (today,))[0]["n"]
         return (f"watching {self.settings.incoming} — {counts.get('queued', 0)} queued, "
                 f"{self.busy} in progress, {counts.get('filed', 0)} filed, "
-                f"{counts.get('review', 0)} in review, {counts.get('failed', 0)} failed")
+                f"{counts.get('review', 0)} in review, {failed_today} failed today")
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -168,7 +195,7 @@ class Daemon:
     def stop(self) -> None:
         if not self.stopping.is_set():
             log.info("stopping: finishing the documents in hand")
-            notify("STOPPING=1")
+            notify(f"STOPPING=1\nSTATUS=stopping: finishing {self.busy} document(s) in hand")
             self.stopping.set()
             self.work.set()
 
@@ -184,8 +211,7 @@ class Daemon:
         observer = start_observer(self.settings.incoming, self.settings.watch,
                                   from_watchdog_thread)
         tasks = [asyncio.create_task(self.intake(), name="intake"),
-                 asyncio.create_task(self.sender(), name="sender"),
-                 asyncio.create_task(self.heartbeat(), name="heartbeat")]
+                 asyncio.create_task(self.sender(), name="sender")]
         tasks += [asyncio.create_task(self.worker(n), name=f"worker-{n}")
                   for n in range(self.settings.workers)]
         log.info("watching %s (%s) with %d worker(s)", self.settings.incoming,

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 RUNTIME_PACKAGES="tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils"
 # qpdf makes the encrypted-PDF fixtures; DejaVu renders the accented text of the fake scans.
-TEST_PACKAGES="qpdf fonts-dejavu-core"
+# systemd (systemd-analyze), systemd-container (systemd-nspawn), debootstrap and zstd: the unit
+# checks and the boot test in a container (tests/test_units.py, tests/test_systemd_boot.py).
+TEST_PACKAGES="qpdf fonts-dejavu-core systemd systemd-container debootstrap zstd"
 
 say() { printf '%s\n' "dev.sh: $*" >&2; }
 

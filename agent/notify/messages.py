@@ -59,6 +59,8 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     if kind == "failed":
         return (f"Failed: {name} — {payload.get('message') or payload.get('reason', '?')}. "
                 f"{payload.get('action', '')} [{doc}]").strip()
+    if kind == "health":
+        return str(payload.get("text", "docagent health changed"))
     if kind == "duplicate":
         return (f"Duplicate: {payload.get('name', '?') if phi != 'minimal' else 'a file'} has the "
                 f"same content as an earlier document [{doc}]; not stored twice.")
