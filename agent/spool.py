@@ -164,8 +164,9 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
 
     `keep_source` copies instead of moving (for `docagent process`, which never touches the
     original). `hold` leaves the document `processing` for the caller instead of queueing it,
-    so no worker can take it in between (the intake uses it to quarantine a file at once). A file with other hard links is copied too: moving it would leave our archived
-    bytes shared with a path outside the spool, where anyone could change them.
+    so no worker can take it in between (the intake uses it to quarantine a file at once).
+    A file with other hard links is copied too: moving it would leave our archived bytes
+    shared with a path outside the spool, where anyone could change them.
     """
     info = os.lstat(source)
     if not stat.S_ISREG(info.st_mode):
