@@ -163,7 +163,10 @@ class Daemon:
         """Once a day at the configured hour, yesterday's summary goes into the outbox."""
         while not self.stopping.is_set():
             try:
-                if await asyncio.to_thread(digest.enqueue_if_due, self.settings, self.store):
+                queued = await asyncio.to_thread(digest.enqueue_if_due, self.settings,
+                                                 self.store)
+                log.debug("daily digest checked: %s", "queued" if queued else "nothing due")
+                if queued:
                     self.outbox.set()
             except DocagentError as error:
                 log.warning("daily digest not prepared yet: %s", error)
