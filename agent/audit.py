@@ -29,6 +29,19 @@ GENESIS = "0" * 64
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 _TAIL = 64 * 1024
 
+# The events, in the outcome words used everywhere else. The "quarantined" is
+# `failed`, the outcome's own name (DESIGN.md: one word per outcome in CLI, JSON, DB, logs).
+EVENTS = {
+    "taken": "a file was taken into the spool (name, size, sha256)",
+    "duplicate": "the same bytes arrived again (the earlier document's id)",
+    "filed": "filed under a patient (patient_id, evidence: the fields that agreed)",
+    "review": "sent to a person (reason)",
+    "failed": "quarantined in failed/ (kind, reason)",
+    "resolved": "a person decided (actor: shell:USER or telegram:USER_ID; patient_id)",
+    "retried": "a person put a failed document back in the queue (actor, previous reason)",
+    "rejected": "a command from a user who is not allowed (actor, command)",
+}
+
 
 def _digest(prev: str, entry: dict[str, Any]) -> str:
     body = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

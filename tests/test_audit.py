@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.audit import AuditLog, entries, verify
+from agent.audit import EVENTS, AuditLog, entries, verify
 from tests import pdfgen
 from tests.conftest import Spool
 
@@ -189,3 +189,31 @@ def test_a_long_entry_does_not_break_the_chain(tmp_path: Path) -> None:
     log.record("filed", document_id="b", actor="test")
     result = verify(tmp_path)
     assert result.ok and result.entries == 2, result.problems
+
+
+def test_every_kind_of_decision_is_audited(spool: Spool, tmp_path: Path) -> None:
+    def lines(last: str, first: str, birth: str) -> list[str]:
+        return pdfgen.lab_report_lines(last=last, first=first, birth=birth,
+                                       doc_date="05/11/2026")
+
+    good = pdfgen.text_pdf([lines("MARTIN", "Hélène", "03/04/1975")], tmp_path / "g.pdf")
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(good.read_bytes())
+    who = pdfgen.text_pdf([lines("NOBODY", "Alice", "01/01/1990")], tmp_path / "w.pdf")
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"not a pdf at all")
+    outs = {str(o["outcome"]): str(o["document_id"])
+            for o in spool.process_json(good, copy, who, bad)}
+    spool.run("review", "resolve", outs["review"], "--none", check=True)
+    spool.run("retry", outs["failed"], check=True)
+    seen = {(e["event"], e.get("document_id")) for e in entries(spool.logs)}
+    assert {("filed", outs["filed"]), ("duplicate", outs["filed"]),
+            ("review", outs["review"]), ("resolved", outs["review"]),
+            ("failed", outs["failed"]), ("retried", outs["failed"]),
+            ("taken", outs["failed"])} <= seen
+    assert {event for event, _ in seen} <= set(EVENTS)
+    filed = next(e for e in entries(spool.logs, outs["filed"]) if e["event"] == "filed")
+    assert filed["patient_id"] == "P002" and "last_name" in filed["evidence"]["agree"]
+    failed = next(e for e in entries(spool.logs, outs["failed"]) if e["event"] == "failed")
+    assert failed["kind"] and failed["reason"]
+    assert spool.run("audit", "verify").returncode == 0
