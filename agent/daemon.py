@@ -83,7 +83,9 @@ class Daemon:
 
     async def _take(self, path: Path, verdict: str) -> None:
         try:
-            claim = await asyncio.to_thread(spool.claim, self.settings, self.store, path)
+            # An incomplete file is held as it is claimed: queued, a worker would read it first.
+            claim = await asyncio.to_thread(spool.claim, self.settings, self.store, path,
+                                            hold=verdict == "incomplete")
         except FileNotFoundError:
             return  # gone before we took it: someone moved it away
         except (MachineError, OSError, ValueError) as error:
@@ -94,7 +96,7 @@ class Daemon:
             self.outbox.set()
             return
         if verdict == "incomplete":
-            doc = await asyncio.to_thread(self.store.claim_one, claim.document_id)
+            doc = await asyncio.to_thread(self.store.get, claim.document_id)
             if doc is not None:
                 reason = Incomplete("the file stopped changing but never opened as a whole PDF: "
                                     "the copy was cut short, or the file is damaged",

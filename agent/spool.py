@@ -158,12 +158,14 @@ def processing_path(settings: Settings, document_id: str) -> Path:
     return settings.processing / f"{document_id}.pdf"
 
 
-def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool = False) -> Claim:
+def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool = False,
+          hold: bool = False) -> Claim:
     """Take one file into the spool (see the module docstring for the order of steps).
 
     `keep_source` copies instead of moving (for `docagent process`, which never touches the
     original). A file with other hard links is copied too: moving it would leave our archived
-    bytes shared with a path outside the spool, where anyone could change them.
+    bytes shared with a path outside the spool, where anyone could change them. `hold` leaves
+    it `processing` for the caller instead of `queued`, where a worker could take it first.
     """
     info = os.lstat(source)
     if not stat.S_ISREG(info.st_mode):
@@ -221,7 +223,8 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
         raise _disk_error(error) from error
 
     with store.write() as conn:
-        store.update(conn, document_id, state=QUEUED, next_attempt_at=0)
+        store.update(conn, document_id, state=PROCESSING if hold else QUEUED,
+                     next_attempt_at=0)
     AuditLog(settings.log_dir).record("taken", document_id=document_id, name=name, size=size,
                                       sha256=sha256, actor="docagent")
     log.info("taken in %s as %s", name, document_id, extra={"doc": document_id})
