@@ -83,7 +83,8 @@ class Daemon:
 
     async def _take(self, path: Path, verdict: str) -> None:
         try:
-            # An incomplete file is held as it is claimed: queued, a worker would read it first.
+            # An incomplete file is held as it is claimed: were it queued, a worker could read it
+            # first and fail it as corrupt instead of incomplete.
             claim = await asyncio.to_thread(spool.claim, self.settings, self.store, path,
                                             hold=verdict == "incomplete")
         except FileNotFoundError:
