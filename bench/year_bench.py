@@ -73,8 +73,10 @@ def generate(home: Path, logs: Path, days: int, per_day: int, seed: int = 7) -> 
             number += 1
             doc_id = f"{number:016x}"
             received = opening + timedelta(seconds=rng.uniform(0, 10 * 3600))
-            if back == 0 and received > datetime.now().astimezone():
-                continue
+            if back == 0:  # today: a full day's worth so far, whatever the hour
+                midnight = opening.replace(hour=0)
+                elapsed = (datetime.now().astimezone() - midnight).total_seconds()
+                received = midnight + timedelta(seconds=rng.uniform(0, elapsed - 120))
             finished = received + timedelta(seconds=rng.uniform(3, 60))
             roll = rng.random()
             state = "filed" if roll < 0.85 else "review" if roll < 0.97 else "failed"
