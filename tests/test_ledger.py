@@ -143,3 +143,15 @@ def test_costs_on_an_empty_install_and_by_month(spool: Spool) -> None:
 
 def test_summary_of_nothing_is_zero() -> None:
     assert summarize(iter([]))["total"] == {"calls": 0, "errors": 0, "cost": 0}
+
+
+def test_a_torn_line_is_ended_by_the_next_writer_and_skipped_by_readers(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.record("telegram", "sendMessage", duration_ms=5)
+    with open(tmp_path / FILE_NAME, "a", encoding="utf-8") as handle:
+        handle.write('{"ts":"2026-11-2')  # a kill -9 in the middle of a write
+    ledger.record("telegram", "getUpdates", duration_ms=7)
+    raw = (tmp_path / FILE_NAME).read_text().splitlines()
+    assert len(raw) == 3 and raw[1] == '{"ts":"2026-11-2'
+    got = list(read_range(tmp_path, "2000", "9999"))
+    assert [e["operation"] for e in got] == ["sendMessage", "getUpdates"]
