@@ -22,12 +22,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 FILE_NAME = "audit.jsonl"
 GENESIS = "0" * 64
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 _TAIL = 64 * 1024
+
+# The events, in the outcome words used everywhere else. The issue's "quarantined" is
+# `failed`, the outcome's own name (DESIGN.md: one word per outcome in CLI, JSON, DB, logs).
+EVENTS = {
+    "taken": "a file was taken into the spool (name, size, sha256)",
+    "duplicate": "the same bytes arrived again (the earlier document's id)",
+    "filed": "filed under a patient (patient_id, evidence: the fields that agreed)",
+    "review": "sent to a person (reason)",
+    "failed": "quarantined in failed/ (kind, reason)",
+    "resolved": "a person decided (actor: shell:USER or telegram:USER_ID; patient_id)",
+    "retried": "a person put a failed document back in the queue (actor, previous reason)",
+    "rejected": "a command from a user who is not allowed (actor, command)",
+}
 
 
 def _digest(prev: str, entry: dict[str, Any]) -> str:
@@ -40,19 +53,28 @@ def _last_entry(path: Path) -> tuple[dict[str, Any] | None, bool]:
     if not path.exists():
         return None, False
     with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(max(0, size - _TAIL))
-        tail = handle.read()
-    torn = bool(tail) and not tail.endswith(b"\n")
-    for raw in reversed(tail.split(b"\n")):
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and "hash" in entry:
-            return entry, torn
-    return None, torn
+        size = os.fstat(handle.fileno()).st_size
+        window = _TAIL
+        while True:
+            # Read back further until a whole entry is in view: an entry may be longer
+            # than the usual tail, and a torn one may hide the entry before it.
+            start = max(0, size - window)
+            handle.seek(start)
+            tail = handle.read(size - start)
+            torn = bool(tail) and not tail.endswith(b"\n")
+            pieces = tail.split(b"\n")
+            if start > 0:
+                pieces = pieces[1:]  # the first piece may be the end of a longer line
+            for raw in reversed(pieces):
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and "hash" in entry:
+                    return entry, torn
+            if start == 0:
+                return None, torn
+            window *= 4
 
 
 def _rotated(log_dir: Path) -> list[Path]:
@@ -125,13 +147,51 @@ def _lines(paths: list[Path]) -> Iterator[tuple[Path, int, bytes]]:
                 yield path, number, raw
 
 
+def _snapshot(log_dir: Path) -> list[tuple[Path, BinaryIO, int]]:
+    """Every audit file as it stands, taken under the writers' lock.
+
+    The lock is held only to list and open the files: a rotation or an append while we read
+    cannot then make a file seem missing, and the daemon is not kept waiting for the walk.
+    """
+    if not log_dir.exists():
+        return []
+    lock_fd = os.open(log_dir / ".audit.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    handles: list[tuple[Path, BinaryIO, int]] = []
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_SH)
+        for path in [*_rotated(log_dir), log_dir / FILE_NAME]:
+            if path.exists():
+                handle = open(path, "rb")  # noqa: SIM115 - closed below
+                handles.append((path, handle, os.fstat(handle.fileno()).st_size))
+    finally:
+        os.close(lock_fd)
+    return handles
+
+
+def _lines_upto(files: list[tuple[Path, BinaryIO, int]]) -> Iterator[tuple[Path, int, bytes]]:
+    """The lines of each opened file up to the size it had in the snapshot; closes them."""
+    try:
+        for path, handle, size in files:
+            remaining = size
+            number = 0
+            while remaining > 0:
+                raw = handle.readline(remaining)
+                if not raw:
+                    break
+                remaining -= len(raw)
+                number += 1
+                yield path, number, raw
+    finally:
+        for _path, handle, _size in files:
+            handle.close()
+
+
 def verify(log_dir: Path) -> Verification:
     """Walk every audit file, oldest first, and check each link of the chain."""
-    paths = [*_rotated(log_dir), log_dir / FILE_NAME]
-    paths = [p for p in paths if p.exists()]
-    result = Verification(files=len(paths))
+    files = _snapshot(log_dir)
+    result = Verification(files=len(files))
     prev, seq = GENESIS, 0
-    for path, number, raw in _lines(paths):
+    for path, number, raw in _lines_upto(files):
         where = f"{path.name} line {number}"
         if not raw.strip():
             continue

@@ -10,17 +10,18 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import audit, config, decisions, health, pipeline, spool
+from agent import audit, config, decisions, health, ledger, pipeline, spool, status
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.ocr import limit_threads
-from agent.patients import ImportFileError, count, import_csv
+from agent.patients import ImportFileError, import_csv
 from agent.store import FINAL_STATES, QUEUED, Store
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -44,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.add_argument("--notify", action="store_true",
                    help="message the staff when health changes (for the timer)")
+    p = sub.add_parser("costs", help="what external calls and OCR cost, by service")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--day", default="yesterday", metavar="yesterday|today|YYYY-MM-DD")
+    when.add_argument("--month", metavar="YYYY-MM")
+    p.add_argument("--json", action="store_true")
     review = sub.add_parser("review", help="documents waiting for a person's decision")
     rsub = review.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p = rsub.add_parser("list", help="the documents waiting, with what was read")
@@ -74,10 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = config.load()
         if args.command == "run":
-            setup_logging(settings.log_dir, settings.log_level, stream=sys.stdout)
+            setup_logging(settings.log_dir, settings.log_level, stream=sys.stdout,
+                          json_lines=settings.log_format == "json")
             return run_daemon(settings)
         # Other commands keep stdout for their answer; the log gets the details.
-        setup_logging(settings.log_dir, settings.log_level, stream=None)
+        setup_logging(settings.log_dir, settings.log_level, stream=None,
+                      json_lines=settings.log_format == "json")
         spool.ensure_folders(settings)
         store = Store(settings.db_path)
         handler = _COMMANDS[(args.command, getattr(args, "action", None))]
@@ -150,44 +158,49 @@ def _process_one(settings: config.Settings, store: Store, path: Path) -> pipelin
 
 
 def _status(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
-    rows = store.read("SELECT state, COUNT(*) AS n FROM documents GROUP BY state")
-    by_state = {r["state"]: int(r["n"]) for r in rows}
-    today = time.strftime("%Y-%m-%d", time.gmtime())
-    rows = store.read("SELECT state, COUNT(*) AS n FROM documents WHERE finished_at >= ? "
-                      "GROUP BY state", (today,))
-    today_counts = {r["state"]: int(r["n"]) for r in rows}
-    duplicates = int(store.read("SELECT COUNT(*) FROM receipts WHERE kind = 'duplicate'")[0][0])
-    waiting = [p for p in settings.incoming.iterdir() if p.is_file() and not p.is_symlink()]
-    oldest = min((p.stat().st_mtime for p in waiting), default=None)
-    last = store.read("SELECT MAX(finished_at) FROM documents")[0][0]
-    deferred = int(store.read("SELECT COUNT(*) FROM documents WHERE state = 'queued' AND "
-                              "deferrals > 0")[0][0])
-    outbox = int(store.read("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0])
-    status = {
-        "filed": by_state.get("filed", 0), "review": by_state.get("review", 0),
-        "failed": by_state.get("failed", 0), "duplicate": duplicates,
-        "queued": by_state.get("queued", 0) + by_state.get("claiming", 0),
-        "deferred": deferred, "in_progress": by_state.get("processing", 0)
-        + by_state.get("filing", 0),
-        "incoming": len(waiting),
-        "oldest_waiting_seconds": round(time.time() - oldest) if oldest else None,
-        "today": {k: today_counts.get(k, 0) for k in ("filed", "review", "failed")},
-        "last_activity": last, "outbox_pending": outbox, "patients": count(store),
-    }
+    figures = status.gather(settings, store)
+    print(json.dumps(figures) if args.json else status.render(figures))
+    return EXIT_OK
+
+
+def _day(text: str) -> date:
+    if text == "today":
+        return date.today()
+    if text == "yesterday":
+        return date.today() - timedelta(days=1)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--day takes yesterday, today or YYYY-MM-DD (got {text!r})") from None
+
+
+def _costs(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    if args.month:
+        try:
+            year, month = (int(part) for part in args.month.split("-"))
+            start, end = ledger.month_bounds(year, month)
+        except ValueError:
+            raise UsageError(f"--month takes YYYY-MM (got {args.month!r})") from None
+        period = {"month": f"{year:04d}-{month:02d}"}
+    else:
+        day = _day(args.day)
+        start, end = ledger.day_bounds(day)
+        period = {"day": day.isoformat()}
+    summary = {**period, "from": start, "to": end,
+               **ledger.summarize(ledger.read_range(settings.log_dir, start, end))}
     if args.json:
-        print(json.dumps(status))
+        print(json.dumps(summary))
         return EXIT_OK
-    print(f"filed      {status['filed']:>6}   today {status['today']['filed']}")
-    print(f"review     {status['review']:>6}   today {status['today']['review']}")
-    print(f"failed     {status['failed']:>6}   today {status['today']['failed']}")
-    print(f"duplicate  {status['duplicate']:>6}")
-    print(f"backlog    {status['incoming'] + status['queued']:>6}   "
-          f"({status['incoming']} in incoming, {status['queued']} queued, "
-          f"{status['deferred']} deferred, {status['in_progress']} in progress)")
-    if oldest:
-        print(f"oldest waiting file: {status['oldest_waiting_seconds']} s")
-    print(f"last activity: {last or 'never'}   outbox: {outbox} pending   "
-          f"patients: {status['patients']}")
+    currency = summary["currency"]
+    print(f"costs {next(iter(period.values()))}")
+    print(f"{'service':<10}{'calls':>7}{'errors':>7}{currency:>10}")
+    for name, figures in summary["services"].items():
+        print(f"{name:<10}{figures['calls']:>7}{figures['errors']:>7}{figures['cost']:>10.4f}")
+        units = ", ".join(f"{unit} {value:g}" for unit, value in figures["units"].items())
+        if units:
+            print(f"  {units}")
+    total = summary["total"]
+    print(f"{'total':<10}{total['calls']:>7}{total['errors']:>7}{total['cost']:>10.4f}")
     return EXIT_OK
 
 
@@ -301,6 +314,7 @@ _COMMANDS = {
     ("process", None): _process,
     ("status", None): _status,
     ("health", None): _health,
+    ("costs", None): _costs,
     ("review", "list"): _review_list,
     ("review", "resolve"): _review_resolve,
     ("failed", "list"): _failed_list,

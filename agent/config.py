@@ -47,6 +47,13 @@ class Settings:
     telegram_allowed_user_ids: tuple[int, ...] = ()
     telegram_api_base_url: str = DEFAULT_TELEGRAM_API
     env_file: Path | None = None
+    # Observability (issue 7): prices for the cost ledger, metrics, digest, log format.
+    server_eur_per_month: float = 0.0
+    server_cores: int = 1
+    unit_prices: tuple[tuple[str, str, float], ...] = ()
+    metrics_addr: tuple[str, int] | None = None
+    digest_hour: int | None = None
+    log_format: str = "text"
 
     @property
     def incoming(self) -> Path:
@@ -220,4 +227,67 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         telegram_allowed_user_ids=_ids(values, "TELEGRAM_ALLOWED_USER_IDS"),
         telegram_api_base_url=api,
         env_file=env_file,
+        server_eur_per_month=_amount(values, "DOCAGENT_SERVER_EUR_PER_MONTH"),
+        server_cores=_int(values, "DOCAGENT_SERVER_CORES", os.cpu_count() or 1, low=1, high=1024),
+        unit_prices=_unit_prices(values),
+        metrics_addr=_metrics_addr(values.get("DOCAGENT_METRICS_ADDR", "")),
+        digest_hour=_optional_hour(values, "DOCAGENT_DIGEST_HOUR"),
+        log_format=_choice(values, "DOCAGENT_LOG_FORMAT", "text", ("text", "json")),
     )
+
+
+_PRICE = re.compile(r"^DOCAGENT_PRICE_([A-Z0-9]+)_([A-Z0-9_]+)$")
+
+
+def _unit_prices(values: Mapping[str, str]) -> tuple[tuple[str, str, float], ...]:
+    """`DOCAGENT_PRICE_<SERVICE>_<UNIT>=EUR per unit`; a service name has no underscore."""
+    prices = []
+    for name in sorted(values):
+        match = _PRICE.match(name)
+        if match and values[name].strip():
+            value = _amount(values, name)
+            prices.append((match.group(1).lower(), match.group(2).lower(), value))
+    return tuple(prices)
+
+
+def _amount(values: Mapping[str, str], name: str) -> float:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{name} must be an amount in euros such as 12.50 (got {raw!r})")
+    return value
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _metrics_addr(raw: str) -> tuple[str, int] | None:
+    """`host:port` (or `[::1]:port`, or a bare port on 127.0.0.1); loopback only.
+
+    The metrics say how busy the practice is and when; they carry no patient data, but
+    nothing outside the machine needs them: a Prometheus elsewhere reaches them through an
+    SSH tunnel or a reverse proxy that the administrator secures.
+    """
+    raw = raw.strip()
+    if not raw:
+        return None
+    host, _, port = raw.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"DOCAGENT_METRICS_ADDR must look like 127.0.0.1:9108 (got {raw!r})")
+    if host not in _LOOPBACK:
+        raise ConfigError(f"DOCAGENT_METRICS_ADDR must be a loopback address such as "
+                          f"127.0.0.1:{port} (got {raw!r}); reach it from elsewhere through "
+                          "an SSH tunnel or a reverse proxy")
+    return host, int(port)
+
+
+def _optional_hour(values: Mapping[str, str], name: str) -> int | None:
+    if not values.get(name, "").strip():
+        return None
+    return _int(values, name, 0, low=0, high=23)

@@ -15,10 +15,11 @@ import fcntl
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from agent import canary, pipeline, spool
+from agent import canary, digest, metrics, pipeline, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
 from agent.gate import page_count
@@ -32,6 +33,7 @@ from agent.watcher import Stabilizer, start_observer
 
 log = get_logger("daemon")
 TICK = 0.5
+DIGEST_CHECK_SECONDS = 60.0
 
 
 @contextlib.contextmanager
@@ -92,6 +94,8 @@ class Daemon:
 
     async def _take(self, path: Path, verdict: str) -> None:
         try:
+            # An incomplete file is held as it is claimed: were it queued, a worker could read it
+            # first and fail it as corrupt instead of incomplete.
             claim = await asyncio.to_thread(spool.claim, self.settings, self.store, path,
                                             hold=verdict == "incomplete")
         except FileNotFoundError:
@@ -100,6 +104,7 @@ class Daemon:
             log.error("could not take %r yet: %s", path.name, error)
             return  # the next rescan notices it again
         if claim.duplicate_of is not None:
+            metrics.document_done("duplicate")
             self.outbox.set()
             return
         if verdict == "incomplete":
@@ -110,6 +115,7 @@ class Daemon:
                                     stage="intake")
                 await asyncio.to_thread(pipeline.quarantine, self.settings, self.store, doc,
                                         reason)
+                metrics.document_done("failed")
                 self.outbox.set()
             return
         self.work.set()
@@ -138,6 +144,7 @@ class Daemon:
             finally:
                 self.busy -= 1
                 self.liveness.released(number)
+            metrics.document_done(outcome.outcome)
             log.info("%s: %s in %d ms", outcome.document_id, outcome.outcome,
                      outcome.duration_ms, extra={"doc": outcome.document_id})
             self.outbox.set()
@@ -182,6 +189,36 @@ class Daemon:
                 f"{self.busy} in progress, {counts.get('filed', 0)} filed, "
                 f"{counts.get('review', 0)} in review, {failed_today} failed today")
 
+    async def digest(self) -> None:
+        """Once a day at the configured hour, yesterday's summary goes into the outbox."""
+        while not self.stopping.is_set():
+            try:
+                queued = await asyncio.to_thread(digest.enqueue_if_due, self.settings,
+                                                 self.store)
+                log.debug("daily digest checked: %s", "queued" if queued else "nothing due")
+                if queued:
+                    self.outbox.set()
+            except DocagentError as error:
+                log.warning("daily digest not prepared yet: %s", error)
+            await self._sleep(DIGEST_CHECK_SECONDS)
+
+    def _metrics_server(self) -> Any:
+        if self.settings.metrics_addr is None:
+            return None
+        def depth(sql: str) -> Callable[[], float]:
+            return lambda: float(self.store.read(sql)[0][0])
+        try:
+            server = metrics.serve(
+                self.settings.metrics_addr,
+                queue_depth=depth("SELECT COUNT(*) FROM documents WHERE state = 'queued'"),
+                outbox_depth=depth("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"))
+        except OSError as error:
+            raise UsageError(f"cannot serve metrics on DOCAGENT_METRICS_ADDR "
+                             f"{self.settings.metrics_addr[0]}:{self.settings.metrics_addr[1]}:"
+                             f" {error.strerror or error}") from None
+        log.info("metrics on http://%s:%d/metrics", *self.settings.metrics_addr)
+        return server
+
     # --- helpers ------------------------------------------------------------------------
 
     async def _sleep(self, seconds: float) -> None:
@@ -205,6 +242,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.stop)
         for line in await asyncio.to_thread(spool.recover, self.settings, self.store):
             log.warning("recovery: %s", line)
+        metrics_server = self._metrics_server()
         def from_watchdog_thread(path: Path) -> None:
             loop.call_soon_threadsafe(self._on_event, path)
 
@@ -214,6 +252,8 @@ class Daemon:
                  asyncio.create_task(self.sender(), name="sender")]
         tasks += [asyncio.create_task(self.worker(n), name=f"worker-{n}")
                   for n in range(self.settings.workers)]
+        if self.settings.digest_hour is not None:
+            tasks.append(asyncio.create_task(self.digest(), name="digest"))
         log.info("watching %s (%s) with %d worker(s)", self.settings.incoming,
                  self.settings.watch, self.settings.workers)
         notify("READY=1\nSTATUS=" + self.status_line())
@@ -236,6 +276,8 @@ class Daemon:
                 task.cancel()
             observer.stop()
             observer.join(timeout=5)
+            if metrics_server is not None:
+                metrics_server.shutdown()
             self.store.close()
         log.info("stopped")
 

@@ -9,12 +9,14 @@ Under systemd (detected by `JOURNAL_STREAM`) each stdout line starts with its sy
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import logging.handlers
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -52,6 +54,26 @@ class _DocumentFilter(logging.Filter):
         return True
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, the document id a field of its own (`jq 'select(.doc==…)'`)."""
+
+    def __init__(self, *, stamp: bool = True, priority: bool = False) -> None:
+        super().__init__()
+        self.stamp, self.priority = stamp, priority
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {}
+        if self.stamp:
+            entry["ts"] = datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds")
+        entry.update({"level": record.levelname, "doc": getattr(record, "doc", "-"),
+                      "logger": record.name, "message": record.getMessage()})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        line = json.dumps(entry, ensure_ascii=False)
+        return f"<{_PRIORITY.get(record.levelno, 6)}>{line}" if self.priority else line
+
+
 class _JournalFormatter(logging.Formatter):
     """Prefix `<N>` so journald stores the line at its real priority."""
 
@@ -62,7 +84,8 @@ class _JournalFormatter(logging.Formatter):
 
 
 def setup(
-    log_dir: Path | None, level: str = "INFO", *, stream: TextIO | None = sys.stdout
+    log_dir: Path | None, level: str = "INFO", *, stream: TextIO | None = sys.stdout,
+    json_lines: bool = False,
 ) -> logging.Logger:
     """Install the handlers once; later calls replace them (tests run several setups)."""
     logger = logging.getLogger(LOGGER_NAME)
@@ -79,13 +102,16 @@ def setup(
         file_handler = logging.handlers.RotatingFileHandler(
             log_dir / "docagent.log", maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
         )
-        file_handler.setFormatter(logging.Formatter(fmt))
+        file_handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(fmt))
         file_handler.addFilter(doc_filter)
         logger.addHandler(file_handler)
 
     if stream is not None:
         console = logging.StreamHandler(stream)
-        if os.environ.get("JOURNAL_STREAM") and stream is sys.stdout:
+        under_journal = bool(os.environ.get("JOURNAL_STREAM")) and stream is sys.stdout
+        if json_lines:
+            console.setFormatter(JsonFormatter(stamp=not under_journal, priority=under_journal))
+        elif under_journal:
             # journald adds its own timestamp; ours would only repeat it.
             console.setFormatter(_JournalFormatter("%(levelname)s [%(doc)s] %(name)s: %(message)s"))
         else:

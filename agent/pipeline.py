@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import errno
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from agent import gate, ocr, spool
+from agent import gate, metrics, ocr, spool
 from agent.config import Settings
 from agent.errors import DiskFull, DocumentError, MachineError, PoisonPill, Unreadable
+from agent.ledger import Ledger, prices_from
 from agent.logs import document_context, get_logger
 from agent.match import MatchResult, match
 from agent.parse import ParsedFields, parse_document
@@ -69,12 +71,17 @@ def _base_result(doc: Document) -> dict[str, Any]:
 
 def _read(settings: Settings, store: Store, doc: Document) -> tuple[Placement, dict[str, Any]]:
     pdf = spool.processing_path(settings, doc.id)
+    timer = metrics.StageTimer()
     info = gate.inspect(pdf, max_bytes=settings.max_bytes, max_pages=settings.max_pages)
+    timer.lap("inspect")
     pages = ocr.read_pages(pdf, info.page_sizes_pt, _options(settings))
+    timer.lap("text")
     if sum(ocr.letters(p.text) for p in pages) < MIN_DOCUMENT_LETTERS:
         raise Unreadable("no text could be read on any page", stage="text")
     fields = parse_document([p.text for p in pages])
+    timer.lap("parse")
     decision = match(store, fields)
+    timer.lap("match")
     result = _base_result(doc) | {
         "outcome": decision.outcome,
         "reason": decision.reason,
@@ -166,12 +173,15 @@ def process(settings: Settings, store: Store, doc: Document) -> Outcome:
                 raise PoisonPill(f"the service stopped {doc.crashes} times while reading this "
                                  "file", stage="recover")
             placement, _ = _read(settings, store, doc)
+            _account_ocr(settings, doc, placement.result)
             placement = _with_sidecar(placement, _elapsed(started))
         except DocumentError as error:
+            metrics.failure(error.kind)
             # ERROR: a person must act on it, so `journalctl -p err` should show it.
             log.error("failed at %s: %s (%s)", error.stage or "?", error.message, error.kind)
             placement = _failed_placement(settings, doc, error, _elapsed(started))
         except MachineError as error:
+            metrics.failure(error.kind)
             return _deferred(store, doc, error, started)
         except OSError as error:
             if error.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -182,7 +192,9 @@ def process(settings: Settings, store: Store, doc: Document) -> Outcome:
             return _unexpected(settings, store, doc, error, started)
 
         try:
+            timer = metrics.StageTimer()
             dest = spool.place(settings, store, doc, placement)
+            timer.lap("file")
         except MachineError as error:
             return _deferred(store, doc, error, started)
         except OSError as error:
@@ -207,6 +219,16 @@ def process(settings: Settings, store: Store, doc: Document) -> Outcome:
             pages=placement.result.get("pages"), text_source=placement.result.get("text_source"),
             duration_ms=_elapsed(started), path=relative,
         )
+
+
+def _account_ocr(settings: Settings, doc: Document, result: Mapping[str, Any]) -> None:
+    """The OCR's CPU time into the cost ledger and the page counter; never fatal."""
+    sources = list(result.get("page_sources") or [])
+    metrics.ocr_pages(sum(1 for p in sources if p.get("source") == "ocr"))
+    try:
+        Ledger(settings.log_dir, prices_from(settings)).record_ocr(doc.id, sources)
+    except OSError as error:
+        log.warning("OCR cost not recorded in the ledger: %s", error)
 
 
 def _elapsed(started: float) -> int:

@@ -21,6 +21,7 @@ original file.
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -445,6 +446,10 @@ def recover(settings: Settings, store: Store) -> list[str]:
 def _recover_filing(settings: Settings, store: Store, doc: Document) -> str:
     plan = json.loads(doc.dest_path or "{}")
     source = processing_path(settings, doc.id)
+    # A kill in the middle of writing a sidecar leaves its temporary file beside the PDF.
+    for leftover in (settings.home / plan["folder"]).glob(glob.escape(f".{plan['stem']}")
+                                                         + "*.tmp"):
+        leftover.unlink(missing_ok=True)
     text_file = source.with_suffix(".txt")
     companions: dict[str, bytes] = {}
     for template in plan.get("companions", []):

@@ -265,3 +265,25 @@ def test_machine_fault_defers_and_never_quarantines(site, tmp_path, monkeypatch)
     doc = store.take_next(now=queued.next_attempt_at + 1)
     assert doc is not None
     assert pipeline.process(settings, store, doc).outcome == "filed"
+
+
+def test_crash_mid_sidecar_write_leaves_no_temporary_file(site, tmp_path, monkeypatch) -> None:
+    settings, store = site
+    spool.claim(settings, store, incoming_pdf(settings, tmp_path))
+    doc = store.take_next()
+    assert doc is not None
+    real_place = spool.place
+
+    def place_with_crash(*args: Any, **kwargs: Any) -> Path:
+        # rename #0 is the text kept in processing/; #1 the first sidecar beside the PDF.
+        crash_on(monkeypatch, os, "rename", after=1)
+        return real_place(*args, **kwargs)
+
+    monkeypatch.setattr(spool, "place", place_with_crash)
+    with pytest.raises(Crash):
+        pipeline.process(settings, store, doc)
+    monkeypatch.undo()
+    assert [p for p in settings.done.rglob(".*.tmp")], "the crash left no temporary file"
+    store = restart(settings, store)
+    only_final_copy(settings, store, FILED)
+    assert [p.name for p in settings.done.rglob(".*")] == []

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agent.notify.digest_text import render_digest
+
 
 def _initials(first: str | None, last: str | None) -> str:
     parts = (p.strip() for p in (first, last) if p and p.strip())
@@ -64,4 +66,6 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     if kind == "duplicate":
         return (f"Duplicate: {payload.get('name', '?') if phi != 'minimal' else 'a file'} has the "
                 f"same content as an earlier document [{doc}]; not stored twice.")
+    if kind == "digest":
+        return render_digest(payload, phi=phi)
     return f"{kind}: {dict(payload)}"

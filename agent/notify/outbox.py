@@ -15,7 +15,7 @@ Sender = Callable[[str, str, dict[str, object]], None]  # (kind, text, payload)
 
 def log_sender(kind: str, text: str, payload: dict[str, object]) -> None:
     """Without Telegram, a notification is a log line."""
-    log.info("notification (%s): %s", kind, text, extra={"doc": payload.get("document_id", "-")})
+    log.info("notification (%s): %s", kind, text, extra={"doc": payload.get("document_id") or "-"})
 
 
 def drain(store: Store, send: Sender, *, phi: str = "full", limit: int = 50) -> int:

@@ -1,0 +1,149 @@
+"""`docagent status`: the state of the spool at a glance, from state.db and incoming/.
+
+Every figure is one indexed or small query, so the answer stays instant on years of history:
+"today" counts use the index on `finished_at`, the OCR figures read only today's documents.
+Days are the server's local calendar days (the practice's), stamps are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from statistics import median
+from typing import Any
+
+from agent.config import Settings
+from agent.ledger import day_bounds
+from agent.patients import count as count_patients
+from agent.store import Store
+
+OUTCOMES = ("filed", "review", "failed", "duplicate")
+
+
+def _count_by_state(store: Store, where: str = "", params: tuple[Any, ...] = ()) -> dict[str, int]:
+    rows = store.read(
+        f"SELECT state, COUNT(*) AS n FROM documents {where} GROUP BY state",  # noqa: S608 - fixed clauses only
+        params)
+    return {r["state"]: int(r["n"]) for r in rows}
+
+
+def _age(stamp: str | None, now: float) -> int | None:
+    if not stamp:
+        return None
+    return max(0, round(now - datetime.fromisoformat(stamp).timestamp()))
+
+
+def gather(settings: Settings, store: Store, today: date | None = None) -> dict[str, Any]:
+    """Every figure `docagent status` shows, as JSON-ready values."""
+    now = time.time()
+    today = today or date.today()
+    start, end = day_bounds(today)
+    by_state = _count_by_state(store)
+    today_counts = _count_by_state(store, "WHERE finished_at >= ? AND finished_at < ?",
+                                   (start, end))
+    duplicates = int(store.read("SELECT COUNT(*) FROM receipts WHERE kind = 'duplicate'")[0][0])
+    duplicates_today = int(store.read(
+        "SELECT COUNT(*) FROM receipts WHERE kind = 'duplicate' AND received_at >= ? "
+        "AND received_at < ?", (start, end))[0][0])
+    waiting = [p for p in settings.incoming.iterdir() if p.is_file() and not p.is_symlink()]
+    oldest_file = min(waiting, key=lambda p: p.stat().st_mtime, default=None)
+    oldest_queued = store.read(
+        "SELECT id, original_name, received_at FROM documents WHERE state IN "
+        "('queued', 'claiming') ORDER BY received_at LIMIT 1")
+    oldest: dict[str, Any] | None = None
+    if oldest_file is not None:
+        mtime = oldest_file.stat().st_mtime
+        oldest = {"name": oldest_file.name, "where": "incoming", "document_id": None,
+                  "since": datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds"),
+                  "seconds": round(now - mtime)}
+    if oldest_queued and (oldest is None or
+                          (_age(oldest_queued[0]["received_at"], now) or 0) > oldest["seconds"]):
+        row = oldest_queued[0]
+        oldest = {"name": row["original_name"], "where": "queue", "document_id": row["id"],
+                  "since": row["received_at"], "seconds": _age(row["received_at"], now)}
+    last = store.read("SELECT MAX(finished_at) FROM documents")[0][0]
+    last_filed_rows = store.read(
+        "SELECT id, patient_id, finished_at FROM documents WHERE state = 'filed' "
+        "AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1")
+    last_filed = ({"document_id": last_filed_rows[0]["id"],
+                   "patient_id": last_filed_rows[0]["patient_id"],
+                   "at": last_filed_rows[0]["finished_at"]} if last_filed_rows else None)
+    page_seconds = [float(r[0]) for r in store.read(
+        "SELECT json_extract(p.value, '$.seconds') FROM documents AS d, "
+        "json_each(d.result_json, '$.page_sources') AS p "
+        "WHERE d.finished_at >= ? AND d.finished_at < ? AND d.result_json IS NOT NULL "
+        "AND json_extract(p.value, '$.source') = 'ocr'", (start, end)) if r[0] is not None]
+    deferred = int(store.read("SELECT COUNT(*) FROM documents WHERE state = 'queued' AND "
+                              "deferrals > 0")[0][0])
+    outbox = store.read("SELECT COUNT(*), MIN(created_at), SUM(attempts > 0) FROM outbox "
+                        "WHERE sent_at IS NULL")[0]
+    totals = {**{k: by_state.get(k, 0) for k in OUTCOMES[:3]}, "duplicate": duplicates}
+    todays = {**{k: today_counts.get(k, 0) for k in OUTCOMES[:3]}, "duplicate": duplicates_today}
+    return {
+        # The first keys are the original contract (tests and scripts read them).
+        **totals,
+        "queued": by_state.get("queued", 0) + by_state.get("claiming", 0),
+        "deferred": deferred,
+        "in_progress": by_state.get("processing", 0) + by_state.get("filing", 0),
+        "incoming": len(waiting),
+        "oldest_waiting_seconds": oldest["seconds"] if oldest else None,
+        "today": {k: todays[k] for k in OUTCOMES[:3]},
+        "last_activity": last,
+        "outbox_pending": int(outbox[0]),
+        "patients": count_patients(store),
+        # Added with issue 7.
+        "day": today.isoformat(),
+        "outcomes": {k: {"today": todays[k], "total": totals[k]} for k in OUTCOMES},
+        "oldest_waiting": oldest,
+        "last_filed": last_filed,
+        "ocr_today": {"pages": len(page_seconds),
+                      "median_seconds": round(median(page_seconds), 2) if page_seconds else None},
+        "outbox_oldest_pending_at": outbox[1],
+        "outbox_retrying": int(outbox[2] or 0),
+    }
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def _local(stamp: str | None) -> str:
+    if not stamp:
+        return "never"
+    moment = datetime.fromisoformat(stamp).astimezone()
+    if moment.date() == date.today():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def render(status: dict[str, Any]) -> str:
+    """A table 34 columns wide: it fits a phone's terminal as well as a desktop one."""
+    lines = [f"{'':<12}{'today':>9}{'total':>9}"]
+    for outcome in OUTCOMES:
+        figures = status["outcomes"][outcome]
+        lines.append(f"{outcome:<12}{figures['today']:>9}{figures['total']:>9}")
+    backlog = status["incoming"] + status["queued"]
+    lines.append(f"{'backlog':<12}{backlog:>9}")
+    lines.append(f"  {status['incoming']} incoming, {status['queued']} queued,")
+    lines.append(f"  {status['deferred']} deferred, {status['in_progress']} in progress")
+    oldest = status["oldest_waiting"]
+    if oldest:
+        lines.append(f"oldest wait {_duration(oldest['seconds'])} ({oldest['where']})")
+    last = status["last_filed"]
+    lines.append(f"last filed  {_local(last['at']) if last else 'never'}"
+                 + (f" {last['document_id'][:8]}" if last else ""))
+    ocr = status["ocr_today"]
+    median_text = f", median {ocr['median_seconds']} s" if ocr["pages"] else ""
+    lines.append(f"OCR today   {ocr['pages']} pages{median_text}")
+    retrying = f" ({status['outbox_retrying']} retrying)" if status["outbox_retrying"] else ""
+    lines.append(f"outbox      {status['outbox_pending']} pending{retrying}")
+    lines.append(f"patients    {status['patients']}")
+    return "\n".join(lines)
