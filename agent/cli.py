@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent import audit, config, decisions, pipeline, spool
+from agent import audit, config, decisions, pipeline, rematch, spool
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
@@ -262,6 +262,16 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
           f"{len(report.rejected)} rejected")
     for line, reason in report.rejected:
         print(f"  line {line}: {reason}")
+    if report.changed:
+        # A patient just added may be the one a waiting document was about.
+        with exclusive(settings) as alone:
+            refiled = rematch.rematch_review(settings, store)
+            if alone:
+                drain(store, log_sender, phi=settings.phi)
+        print(f"{len(refiled.filed)} of {refiled.examined} document(s) waiting in review "
+              "re-filed")
+        for decision in refiled.filed:
+            print(f"  filed {decision.document_id} -> {decision.path}")
     return EXIT_PROBLEM if report.rejected else EXIT_OK
 
 

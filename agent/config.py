@@ -47,6 +47,8 @@ class Settings:
     telegram_allowed_user_ids: tuple[int, ...] = ()
     telegram_api_base_url: str = DEFAULT_TELEGRAM_API
     env_file: Path | None = None
+    # Mean OCR word confidence (0-100) under which a name read from that page never files.
+    min_name_confidence: float = 70.0
 
     @property
     def incoming(self) -> Path:
@@ -220,4 +222,6 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         telegram_allowed_user_ids=_ids(values, "TELEGRAM_ALLOWED_USER_IDS"),
         telegram_api_base_url=api,
         env_file=env_file,
+        min_name_confidence=float(_int(values, "DOCAGENT_MIN_NAME_CONFIDENCE", 70, low=0,
+                                       high=100)),
     )
