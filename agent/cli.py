@@ -216,8 +216,11 @@ def _review_list(settings: config.Settings, store: Store, args: argparse.Namespa
         print(f"    read: {read.get('last_name') or '?'} {read.get('first_name') or ''}"
               f" born {read.get('birth_date') or '?'}   why: {d['reason']}")
         for c in d["candidates"][:3]:
+            differs = ", ".join(c.get("disagree") or [])
             print(f"    candidate {c['id']}: {c['last_name']} {c['first_name']} "
-                  f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}")
+                  f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}"
+                  + (f"; differs: {differs}" if differs else "")
+                  + "".join(f"; {note}" for note in c.get("notes") or []))
     return EXIT_OK
 
 
