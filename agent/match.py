@@ -159,15 +159,18 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     keys = {name_key(last)} | ({name_key(birth_name)} if birth_name else set())
     read = _Read(frozenset(keys - {""}), first, birth, birth_name)
 
+    # Only records that agree on both names can decide (file, or make homonyms), so only
+    # they are fetched: one indexed lookup, however common the last name. Everything else a
+    # person may want to see comes from the suggestions.
     found: dict[str, Candidate] = {}
-    for pid, hit in by_keys(store, read.last_keys).items():
-        candidate = _compare(hit.patient, read, swapped=False)
-        if "last_name" in candidate.agree:
-            found[pid] = candidate
-    # "NOM Prénom" read as "Prénom NOM": try the names the other way round, as evidence only.
     if first and not is_initial(first):
+        for pid, hit in by_keys(store, read.last_keys, first_key=name_key(first)).items():
+            candidate = _compare(hit.patient, read, swapped=False)
+            if "last_name" in candidate.agree:
+                found[pid] = candidate
+        # "NOM Prénom" read as "Prénom NOM": the names the other way round, as evidence only.
         crossed = _Read(frozenset({name_key(first)}), last, birth, None)
-        for pid, hit in by_keys(store, crossed.last_keys).items():
+        for pid, hit in by_keys(store, crossed.last_keys, first_key=name_key(last)).items():
             candidate = _compare(hit.patient, crossed, swapped=True)
             if pid not in found and "last_name" in candidate.agree:
                 found[pid] = candidate

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _NOT_LETTER = re.compile(r"[^a-z0-9]+")
 # Letters that do not decompose into a base letter plus an accent.
 _SPECIAL = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l"})
 
 
+@lru_cache(maxsize=65536)  # the same few thousand names are folded over and over
 def fold(text: str) -> str:
     """Lower case, accents removed, every run of non-letters turned into one space."""
     lowered = text.casefold().translate(_SPECIAL)

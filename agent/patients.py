@@ -177,18 +177,48 @@ class Hit:
     kinds: frozenset[str]  # which of the patient's names the key is: last, birth, usage, loose
 
 
-def by_keys(store: Store, keys: Iterable[str]) -> dict[str, Hit]:
-    """Patients any of whose name keys is in `keys`, by id (one indexed lookup)."""
+def by_keys(store: Store, keys: Iterable[str], *, first_key: str | None = None
+            ) -> dict[str, Hit]:
+    """Patients any of whose name keys is in `keys` (and whose first name has `first_key`,
+    when given), by id: one indexed lookup."""
     wanted = sorted({k for k in keys if k})
     if not wanted:
         return {}
     marks = ",".join("?" for _ in wanted)
+    where = "" if first_key is None else " AND p.first_key = ?"
     rows = store.read(
         f"SELECT p.id, p.last_name, p.first_name, p.birth_date, p.birth_name, p.usage_name,"  # noqa: S608 - placeholders only
         f" k.kind FROM patient_keys k JOIN patients p ON p.id = k.patient_id"
-        f" WHERE k.key IN ({marks}) ORDER BY p.id",
-        tuple(wanted),
+        f" WHERE k.key IN ({marks}){where} ORDER BY p.id",
+        (*wanted, *(() if first_key is None else (first_key,))),
     )
+    return _hits(rows)
+
+
+def near_keys(store: Store, keys: Iterable[str], *, first_keys: Iterable[str] = (),
+              births: Iterable[str] = (), limit: int = 60) -> dict[str, Hit]:
+    """Like `by_keys`, but at most `limit` patients, those sharing a first name or a birth
+    date first: a common name (500 MARTINs in a large directory) stays cheap to rank."""
+    wanted = sorted({k for k in keys if k})
+    if not wanted:
+        return {}
+    firsts = sorted({k for k in first_keys if k}) or [""]
+    dates = sorted(set(births)) or [""]
+    marks = ",".join("?" for _ in wanted)
+    first_marks = ",".join("?" for _ in firsts)
+    date_marks = ",".join("?" for _ in dates)
+    rows = store.read(
+        f"SELECT p.id, p.last_name, p.first_name, p.birth_date, p.birth_name, p.usage_name,"  # noqa: S608 - placeholders only
+        f" k.kind FROM patient_keys k JOIN patients p ON p.id = k.patient_id"
+        f" WHERE k.key IN ({marks})"
+        f" ORDER BY (p.first_key IN ({first_marks})) + (p.birth_date IN ({date_marks})) DESC,"
+        f" p.id LIMIT ?",
+        (*wanted, *firsts, *dates, limit),
+    )
+    return _hits(rows)
+
+
+def _hits(rows: list[sqlite3.Row]) -> dict[str, Hit]:
     kinds: dict[str, set[str]] = {}
     patients: dict[str, Patient] = {}
     for row in rows:
@@ -219,13 +249,28 @@ def by_ids(store: Store, ids: Iterable[str]) -> list[Patient]:
     return [Patient.from_row(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class KeyPool:
+    """Every distinct exact name key, bucketed by its first and by its last letter: one
+    OCR-style slip changes at most one end of a name, so a name with one error is in one of
+    the two buckets of what was read, and a fuzzy scan looks at a few thousand keys, not all."""
+
+    by_first: dict[str, tuple[str, ...]]
+    by_last: dict[str, tuple[str, ...]]
+
+    def near(self, key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if not key:
+            return (), ()
+        return self.by_first.get(key[0], ()), self.by_last.get(key[-1], ())
+
+
 _cache_lock = threading.Lock()
-_key_cache: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+_key_cache: dict[str, tuple[str | None, KeyPool]] = {}
 
 
-def exact_keys(store: Store) -> tuple[str, ...]:
-    """Every distinct exact name key, for fuzzy suggestions; cached until an import changes
-    the directory (the daemon runs for months, the directory changes a few times a week)."""
+def key_pool(store: Store) -> KeyPool:
+    """Cached until an import changes the directory (the daemon runs for months, the
+    directory changes a few times a week)."""
     version = store.get_meta(DIRECTORY_VERSION)
     cache_id = str(store.path)
     with _cache_lock:
@@ -233,10 +278,17 @@ def exact_keys(store: Store) -> tuple[str, ...]:
         if cached is not None and cached[0] == version:
             return cached[1]
     rows = store.read("SELECT DISTINCT key FROM patient_keys WHERE kind != 'loose'")
-    keys = tuple(str(r[0]) for r in rows)
+    first: dict[str, list[str]] = {}
+    last: dict[str, list[str]] = {}
+    for row in rows:
+        key = str(row[0])
+        first.setdefault(key[0], []).append(key)
+        last.setdefault(key[-1], []).append(key)
+    pool = KeyPool({k: tuple(v) for k, v in first.items()},
+                   {k: tuple(v) for k, v in last.items()})
     with _cache_lock:
-        _key_cache[cache_id] = (version, keys)
-    return keys
+        _key_cache[cache_id] = (version, pool)
+    return pool
 
 
 def get(store: Store, patient_id: str) -> Patient | None:

@@ -14,7 +14,7 @@ from datetime import date
 from rapidfuzz import fuzz, process
 
 from agent.names import loose_keys, name_key, record_keys
-from agent.patients import Patient, by_birth_dates, by_keys, exact_keys
+from agent.patients import Patient, by_birth_dates, key_pool, near_keys
 from agent.store import Store
 
 FUZZY_CUTOFF = 75.0
@@ -38,18 +38,20 @@ def swapped_day_month(iso: str) -> str | None:
 def gather(store: Store, last: str, first: str, birth: str | None) -> list[Patient]:
     """Records worth showing beyond those the names find exactly."""
     keys: set[str] = set()
-    pool = exact_keys(store)
+    pool = key_pool(store)
     for name in (last, first):
         key = name_key(name) if name else ""
         if len(key) < 3:
             continue
-        keys |= loose_keys(name)
-        keys.update(k for k, _score, _i in process.extract(
-            key, pool, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=FUZZY_LIMIT))
-    found = {pid: hit.patient for pid, hit in by_keys(store, keys).items()}
-    if birth:
-        dates = {birth} | ({s} if (s := swapped_day_month(birth)) else set())
-        found.update((p.id, p) for p in by_birth_dates(store, dates))
+        keys |= {key} | loose_keys(name)
+        for bucket in pool.near(key):
+            keys.update(k for k, _score, _i in process.extract(
+                key, bucket, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF, limit=FUZZY_LIMIT))
+    dates = {birth} | ({s} if birth and (s := swapped_day_month(birth)) else set()) \
+        if birth else set()
+    found = {pid: hit.patient for pid, hit in near_keys(
+        store, keys, first_keys={name_key(last), name_key(first)}, births=dates).items()}
+    found.update((p.id, p) for p in by_birth_dates(store, dates))
     return list(found.values())
 
 
