@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from agent import store as store_module
 from agent.audit import entries
 from agent.match import match
@@ -167,3 +169,43 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     again = Store(path)  # opening an upgraded database changes nothing
     assert len(again.read("SELECT * FROM patient_keys")) == 4
     again.close()
+
+
+@pytest.mark.ocr
+def test_a_name_read_with_low_ocr_confidence_never_files(spool: Spool, tmp_path: Path) -> None:
+    """The same scan files at the default threshold (see test_process) and waits for a person
+    when the practice asks for more confidence than the page was read with."""
+    pdf = pdfgen.write_sample_scan(tmp_path / "scan.pdf", last="DUPONT", first="Jean",
+                                   birth="12/03/1961", seed=3)
+    done = spool.run("process", "--json", str(pdf),
+                     env={"DOCAGENT_MIN_NAME_CONFIDENCE": "100"})
+    [out] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert out["outcome"] == "review", out
+    assert "low confidence" in str(out["reason"])
+    [sidecar] = [p for p in spool.files("review") if p.suffix == ".json"]
+    result = json.loads(sidecar.read_text())
+    assert result["match"]["min_name_confidence"] == 100.0
+    assert 0 < result["match"]["name_confidence"] < 100
+    # The right patient is still the first suggestion, with all three fields agreeing.
+    first = result["match"]["candidates"][0]
+    assert first["id"] == "P001" and set(first["agree"]) == {"last_name", "first_name",
+                                                             "birth_date"}
+
+
+def test_an_update_rewrites_the_name_keys(tmp_path: Path) -> None:
+    from agent.patients import by_keys, import_csv
+
+    store = Store(tmp_path / "state.db")
+    csv = tmp_path / "p.csv"
+    csv.write_text("id,last_name,first_name,birth_date,married_name\n"
+                   "G1,LEFEBVRE,Sophie,1980-01-15,BERNARD\n", encoding="utf-8")
+    import_csv(store, csv)
+    assert set(by_keys(store, ["bernard"])) == {"G1"}
+    csv.write_text("id,last_name,first_name,birth_date,usage_name\n"
+                   "G1,LEFEBVRE,Sophie,1980-01-15,EL KHATIB\n", encoding="utf-8")
+    report = import_csv(store, csv)
+    assert (report.added, report.updated) == (0, 1)
+    assert by_keys(store, ["bernard"]) == {}
+    assert set(by_keys(store, ["elkhatib"])) == {"G1"}
+    assert by_keys(store, ["khatib"])["G1"].kinds == frozenset({"loose"})
+    store.close()
