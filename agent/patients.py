@@ -138,8 +138,8 @@ def import_csv(store: Store, path: Path) -> ImportReport:
 def _write_keys(conn: sqlite3.Connection, patient: Patient) -> None:
     conn.execute("DELETE FROM patient_keys WHERE patient_id = ?", (patient.id,))
     conn.executemany(
-        "INSERT INTO patient_keys (key, patient_id, kind) VALUES (?, ?, ?)",
-        [(key, patient.id, kind) for key, kind in
+        "INSERT INTO patient_keys (key, first_key, patient_id, kind) VALUES (?, ?, ?, ?)",
+        [(key, name_key(patient.first_name), patient.id, kind) for key, kind in
          sorted(record_keys(patient.last_name, patient.birth_name, patient.usage_name))])
 
 
@@ -185,7 +185,7 @@ def by_keys(store: Store, keys: Iterable[str], *, first_key: str | None = None
     if not wanted:
         return {}
     marks = ",".join("?" for _ in wanted)
-    where = "" if first_key is None else " AND p.first_key = ?"
+    where = "" if first_key is None else " AND k.first_key = ?"
     rows = store.read(
         f"SELECT p.id, p.last_name, p.first_name, p.birth_date, p.birth_name, p.usage_name,"  # noqa: S608 - placeholders only
         f" k.kind FROM patient_keys k JOIN patients p ON p.id = k.patient_id"

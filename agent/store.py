@@ -108,9 +108,10 @@ ALTER TABLE patients ADD COLUMN birth_name TEXT;
 ALTER TABLE patients ADD COLUMN usage_name TEXT;
 CREATE TABLE IF NOT EXISTS patient_keys (
     key         TEXT NOT NULL,
+    first_key   TEXT NOT NULL,  -- beside the name key: "MARTIN Jean" is one index probe
     patient_id  TEXT NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
     kind        TEXT NOT NULL,
-    PRIMARY KEY (key, patient_id, kind)
+    PRIMARY KEY (key, first_key, patient_id, kind)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS patient_keys_patient ON patient_keys(patient_id);
 CREATE INDEX IF NOT EXISTS patients_birth_date ON patients(birth_date);
@@ -126,16 +127,16 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 
 def _migrate_to_2(conn: sqlite3.Connection) -> None:
     _run_script(conn, _SCHEMA_V2)
-    rows = conn.execute("SELECT id, last_name, extra_json FROM patients").fetchall()
+    rows = conn.execute("SELECT id, last_name, first_key, extra_json FROM patients").fetchall()
     for row in rows:
         extra = json.loads(row["extra_json"]) if row["extra_json"] else {}
         birth = extra.get("birth_name") or None
         usage = extra.get("usage_name") or extra.get("married_name") or None
         conn.execute("UPDATE patients SET birth_name = ?, usage_name = ? WHERE id = ?",
                      (birth, usage, row["id"]))
-        conn.executemany("INSERT OR IGNORE INTO patient_keys (key, patient_id, kind) "
-                         "VALUES (?, ?, ?)",
-                         [(k, row["id"], kind) for k, kind in
+        conn.executemany("INSERT OR IGNORE INTO patient_keys (key, first_key, patient_id, kind)"
+                         " VALUES (?, ?, ?, ?)",
+                         [(k, row["first_key"], row["id"], kind) for k, kind in
                           record_keys(row["last_name"], birth, usage)])
 
 
