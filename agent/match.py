@@ -83,6 +83,7 @@ class _Read:
     first: str
     birth: str | None
     birth_name: str | None
+    usage_name: str | None = None  # the last name read, when a birth name was read too
 
 
 def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
@@ -111,6 +112,12 @@ def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
             agree.append("birth_name")
         else:
             disagree.append("birth_name")
+    if read.birth_name and read.usage_name and patient.usage_name:
+        # "DUPONT née MARTIN": DUPONT is the usage name, and the record knows another one.
+        if name_key(read.usage_name) == name_key(patient.usage_name):
+            agree.append("usage_name")
+        else:
+            disagree.append("usage_name")
     if not read.first:
         missing.append("first_name")
     elif is_initial(read.first):
@@ -157,7 +164,8 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     birth = fields.birth_date.value if fields.birth_date else None
     birth_name = fields.birth_name.value if fields.birth_name else None
     keys = {name_key(last)} | ({name_key(birth_name)} if birth_name else set())
-    read = _Read(frozenset(keys - {""}), first, birth, birth_name)
+    read = _Read(frozenset(keys - {""}), first, birth, birth_name,
+                 last if birth_name else None)
 
     # Only records that agree on both names can decide (file, or make homonyms), so only
     # they are fetched: one indexed lookup, however common the last name. Everything else a

@@ -29,6 +29,7 @@ K1,DE LA FONTAINE,Jean-Pierre,1950-08-08,,
 M1,GARCIA,Ana,1977-07-07,,MOREAU
 T1,NAJI,Amine,2001-05-05,,
 T2,NAJI,Sara,2001-05-05,,
+N1,MARTIN,Claire,1970-02-02,,BERNARD
 """
 
 
@@ -39,7 +40,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     csv = root / "p.csv"
     csv.write_text(DIRECTORY, encoding="utf-8")
     report = import_csv(s, csv)
-    assert report.added == 15 and not report.rejected
+    assert report.added == 16 and not report.rejected
     yield s
     s.close()
 
@@ -78,6 +79,9 @@ CASES: list[tuple[object, ...]] = [
     ("birth-name-read-as-last-name", "Lefebvre", "Sophie", "1980-01-15", "filed", "G1"),
     ("usage-name-on-record", "MOREAU", "Ana", "1977-07-07", "filed", "M1"),
     ("birth-name-disagrees", "BERNARD", "Sophie", "1980-01-15", "review", None, "DURAND"),
+    ("nee-with-the-usage-name-on-record", "BERNARD", "Claire", None, "filed", "N1", "MARTIN"),
+    ("nee-with-another-usage-name-on-record", "DUPONT", "Claire", None, "review", None,
+     "MARTIN"),
     # Particles: written or not is not a spelling detail, so a difference never agrees.
     ("particle-missing-on-document", "AMRANI", "Youssef", "1985-02-10", "review", None),
     ("particle-extra-on-document", "EL AMRANI", "Karim", "1979-06-01", "review", None),
