@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import audit, config, decisions, health, ledger, pipeline, spool, status
+from agent import audit, config, decisions, health, ledger, pipeline, rematch, spool, status
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
@@ -233,8 +233,11 @@ def _review_list(settings: config.Settings, store: Store, args: argparse.Namespa
         print(f"    read: {read.get('last_name') or '?'} {read.get('first_name') or ''}"
               f" born {read.get('birth_date') or '?'}   why: {d['reason']}")
         for c in d["candidates"][:3]:
+            differs = ", ".join(c.get("disagree") or [])
             print(f"    candidate {c['id']}: {c['last_name']} {c['first_name']} "
-                  f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}")
+                  f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}"
+                  + (f"; differs: {differs}" if differs else "")
+                  + "".join(f"; {note}" for note in c.get("notes") or []))
     return EXIT_OK
 
 
@@ -279,6 +282,16 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
           f"{len(report.rejected)} rejected")
     for line, reason in report.rejected:
         print(f"  line {line}: {reason}")
+    if report.changed:
+        # A patient just added may be the one a waiting document was about.
+        with exclusive(settings) as alone:
+            refiled = rematch.rematch_review(settings, store)
+            if alone:
+                drain(store, log_sender, phi=settings.phi)
+        print(f"{len(refiled.filed)} of {refiled.examined} document(s) waiting in review "
+              "re-filed")
+        for decision in refiled.filed:
+            print(f"  filed {decision.document_id} -> {decision.path}")
     return EXIT_PROBLEM if report.rejected else EXIT_OK
 
 

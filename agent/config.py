@@ -54,6 +54,8 @@ class Settings:
     metrics_addr: tuple[str, int] | None = None
     digest_hour: int | None = None
     log_format: str = "text"
+    # Mean OCR word confidence (0-100) under which a name read from that page never files.
+    min_name_confidence: float = 70.0
 
     @property
     def incoming(self) -> Path:
@@ -233,6 +235,8 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         metrics_addr=_metrics_addr(values.get("DOCAGENT_METRICS_ADDR", "")),
         digest_hour=_optional_hour(values, "DOCAGENT_DIGEST_HOUR"),
         log_format=_choice(values, "DOCAGENT_LOG_FORMAT", "text", ("text", "json")),
+        min_name_confidence=float(_int(values, "DOCAGENT_MIN_NAME_CONFIDENCE", 70, low=0,
+                                       high=100)),
     )
 
 

@@ -14,6 +14,7 @@ from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import UsageError
 from agent.logs import document_context, get_logger
+from agent.patients import Patient
 from agent.patients import get as get_patient
 from agent.spool import Placement, sidecar
 from agent.store import FAILED, FILED, QUEUED, REVIEW, Document, Store, now_iso
@@ -55,30 +56,39 @@ def resolve(settings: Settings, store: Store, prefix: str, patient_id: str | Non
             patient = get_patient(store, patient_id)
             if patient is None:
                 raise UsageError(f"no patient with id {patient_id} in the directory")
-        folder = settings.done / (patient.id if patient else UNASSIGNED)
-        result: dict[str, Any] = dict(doc.result) | {
-            "outcome": FILED,
-            "patient_id": patient.id if patient else None,
-            "patient": patient.as_dict() if patient else None,
-            "reason": (f"filed by {who}" if patient else f"kept unassigned by {who}"),
-            "decision": {"by": who, "at": now_iso(),
-                         "patient_id": patient.id if patient else None,
-                         "previous_reason": doc.reason},
-        }
-        pdf = settings.home / (doc.path or "")
-        stem = pdf.name[: -len(pdf.suffix) or None]
-        text_file = pdf.with_name(f"{stem}.txt")
-        text = text_file.read_bytes() if text_file.exists() else b""
-        spool.take_back(settings, doc)
-        placement = Placement(
-            state=FILED, folder=folder, stem=stem, suffix=".pdf",
-            companions={"{stem}.json": sidecar(result), "{stem}.txt": text}, result=result,
-            patient_id=patient.id if patient else None, reason=result["reason"],
-            message_kind="resolved",
-        )
-        dest = spool.place(settings, store, doc, placement)
-        log.info("resolved by %s: %s", who, dest.relative_to(settings.home))
-        return Decision(doc.id, FILED, placement.patient_id, str(dest.relative_to(settings.home)))
+        reason = f"filed by {who}" if patient else f"kept unassigned by {who}"
+        return file_from_review(settings, store, doc, patient, who=who, reason=reason,
+                                message_kind="resolved")
+
+
+def file_from_review(settings: Settings, store: Store, doc: Document, patient: Patient | None,
+                     *, who: str, reason: str, message_kind: str,
+                     updates: dict[str, Any] | None = None) -> Decision:
+    """Move a review document under `patient` (or done/unassigned/): one placement path for a
+    person's decision and for a re-match, audited and announced the same way."""
+    folder = settings.done / (patient.id if patient else UNASSIGNED)
+    result: dict[str, Any] = dict(doc.result) | (updates or {}) | {
+        "outcome": FILED,
+        "patient_id": patient.id if patient else None,
+        "patient": patient.as_dict() if patient else None,
+        "reason": reason,
+        "decision": {"by": who, "at": now_iso(),
+                     "patient_id": patient.id if patient else None,
+                     "previous_reason": doc.reason},
+    }
+    pdf = settings.home / (doc.path or "")
+    stem = pdf.name[: -len(pdf.suffix) or None]
+    text_file = pdf.with_name(f"{stem}.txt")
+    text = text_file.read_bytes() if text_file.exists() else b""
+    spool.take_back(settings, doc)
+    placement = Placement(
+        state=FILED, folder=folder, stem=stem, suffix=".pdf",
+        companions={"{stem}.json": sidecar(result), "{stem}.txt": text}, result=result,
+        patient_id=patient.id if patient else None, reason=reason, message_kind=message_kind,
+    )
+    dest = spool.place(settings, store, doc, placement)
+    log.info("%s (%s): %s", reason, who, dest.relative_to(settings.home))
+    return Decision(doc.id, FILED, placement.patient_id, str(dest.relative_to(settings.home)))
 
 
 def retry(settings: Settings, store: Store, prefix: str, *, who: str) -> Decision:
@@ -108,5 +118,5 @@ def failed_documents(store: Store) -> list[Document]:
     return store.by_state(FAILED)
 
 
-__all__ = ["Decision", "failed_documents", "find_one", "resolve", "retry", "review_waiting",
-           "sidecar"]
+__all__ = ["Decision", "failed_documents", "file_from_review", "find_one", "resolve", "retry",
+           "review_waiting", "sidecar"]

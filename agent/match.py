@@ -2,7 +2,19 @@
 
 Records are people: a wrong filing is the one failure that must never happen, so every rule
 here only ever narrows. Each comparison keeps its evidence (which fields agreed, disagreed or
-were missing), which goes into the sidecar and the notification.
+were missing, and why), which goes into the sidecar, the audit log and the notification.
+
+The rule, in order (README: "When it files by itself, and when it asks"):
+1. a last name and a whole first name (not an initial) must have been read;
+2. a name read by OCR from a page whose mean word confidence is under the threshold never
+   files (a misread letter can turn one patient into another);
+3. exactly one record agrees on last name (its last, birth or usage name, particles and all)
+   and first name, and no field read disagrees with it;
+4. where two or more records share that name, the birth date must agree;
+5. names that agree only the other way round ("Prénom NOM") need the birth date to agree.
+
+Suggestions (`agent.suggest`) are computed for review documents only, after the decision,
+and can never change it.
 """
 
 from __future__ import annotations
@@ -10,13 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent.names import is_initial, name_key
+from agent import suggest
+from agent.names import is_initial, loose_keys, name_key, record_keys
 from agent.parse import ParsedFields
-from agent.patients import Patient, by_last_keys
+from agent.patients import Patient, by_keys
 from agent.store import Store
 
 Outcome = Literal["filed", "review"]
 MAX_CANDIDATES = 5
+DEFAULT_MIN_NAME_CONFIDENCE = 70.0
 
 
 @dataclass(frozen=True)
@@ -26,11 +40,17 @@ class Candidate:
     disagree: tuple[str, ...]
     missing: tuple[str, ...]
     swapped: bool = False  # matched with first and last names exchanged
+    notes: tuple[str, ...] = ()  # evidence in words: "last name agrees with the birth name"
+    score: float | None = None  # suggestion rank (0-100); never used to decide
+
+    @property
+    def names_agree(self) -> bool:
+        return {"last_name", "first_name"} <= set(self.agree)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.patient.as_dict(), "agree": list(self.agree),
                 "disagree": list(self.disagree), "missing": list(self.missing),
-                "swapped": self.swapped}
+                "swapped": self.swapped, "notes": list(self.notes), "score": self.score}
 
 
 @dataclass(frozen=True)
@@ -39,87 +59,172 @@ class MatchResult:
     patient_id: str | None
     reason: str
     candidates: tuple[Candidate, ...] = field(default=())
+    name_confidence: float | None = None
+    min_name_confidence: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "patient_id": self.patient_id, "reason": self.reason,
+                "name_confidence": self.name_confidence,
+                "min_name_confidence": self.min_name_confidence,
                 "candidates": [c.as_dict() for c in self.candidates]}
 
+    def evidence(self) -> dict[str, Any] | None:
+        """The chosen record's evidence, for the audit log and the notification."""
+        for c in self.candidates:
+            if c.patient.id == self.patient_id:
+                return {"agree": list(c.agree), "disagree": list(c.disagree),
+                        "missing": list(c.missing), "notes": list(c.notes)}
+        return None
 
-def _compare(patient: Patient, last: set[str], first: str, birth: str | None,
-             swapped: bool) -> Candidate:
+
+@dataclass(frozen=True)
+class _Read:
+    last_keys: frozenset[str]  # the last name read, and the birth name when one was read
+    first: str
+    birth: str | None
+    birth_name: str | None
+    usage_name: str | None = None  # the last name read, when a birth name was read too
+
+
+def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
     agree: list[str] = []
     disagree: list[str] = []
     missing: list[str] = []
-    (agree if name_key(patient.last_name) in last else disagree).append("last_name")
-    if not first:
+    notes: list[str] = []
+    own = {k: kind for k, kind in record_keys(patient.last_name, patient.birth_name,
+                                               patient.usage_name) if kind != "loose"}
+    hits = read.last_keys & own.keys()
+    if hits:
+        agree.append("last_name")
+        kinds = {own[k] for k in hits}
+        if "last" not in kinds:
+            which = "birth name" if "birth" in kinds else "usage (married) name"
+            notes.append(f"last name agrees with the {which} on record")
+    else:
+        disagree.append("last_name")
+        loose = set().union(*(loose_keys(n) for n in (patient.last_name, patient.birth_name,
+                                                       patient.usage_name) if n))
+        read_loose = set().union(*(loose_keys(k) for k in read.last_keys))
+        if read.last_keys & loose or read_loose & (own.keys() | loose):
+            notes.append("last name differs only by a particle or a part of a compound name")
+    if read.birth_name and patient.birth_name:
+        if name_key(read.birth_name) == name_key(patient.birth_name):
+            agree.append("birth_name")
+        else:
+            disagree.append("birth_name")
+    if read.birth_name and read.usage_name and patient.usage_name:
+        # "DUPONT née MARTIN": DUPONT is the usage name, and the record knows another one.
+        if name_key(read.usage_name) == name_key(patient.usage_name):
+            agree.append("usage_name")
+        else:
+            disagree.append("usage_name")
+    if not read.first:
         missing.append("first_name")
-    elif is_initial(first):
+    elif is_initial(read.first):
         missing.append("first_name (initial only)")
-    elif name_key(patient.first_name) == name_key(first):
+    elif name_key(patient.first_name) == name_key(read.first):
         agree.append("first_name")
     else:
         disagree.append("first_name")
-    if birth is None or patient.birth_date is None:
+    if read.birth is None or patient.birth_date is None:
         missing.append("birth_date")
-    elif patient.birth_date == birth:
+    elif patient.birth_date == read.birth:
         agree.append("birth_date")
     else:
         disagree.append("birth_date")
-    return Candidate(patient, tuple(agree), tuple(disagree), tuple(missing), swapped)
+        if suggest.swapped_day_month(read.birth) == patient.birth_date:
+            notes.append("birth date has day and month exchanged")
+    if swapped:
+        notes.append("names agree only in the other order (first name read as last name)")
+    return Candidate(patient, tuple(agree), tuple(disagree), tuple(missing), swapped,
+                     tuple(notes))
 
 
-def match(store: Store, fields: ParsedFields) -> MatchResult:
+def _rank(c: Candidate) -> tuple[float, int, int, bool, str]:
+    return (-(c.score or 0.0), -len(c.agree), len(c.disagree), c.swapped, c.patient.id)
+
+
+def match(store: Store, fields: ParsedFields, *, name_confidence: float | None = None,
+          min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE) -> MatchResult:
+    """Decide, with evidence. `name_confidence` is the mean OCR word confidence (0-100) of the
+    page(s) the names were read from, None when they came from a text layer."""
+    def result(outcome: Outcome, patient_id: str | None, reason: str,
+               found: dict[str, Candidate]) -> MatchResult:
+        ranked = _with_suggestions(store, read, last, found) if outcome == "review" else \
+            sorted(found.values(), key=_rank)
+        return MatchResult(outcome, patient_id, reason, tuple(ranked[:MAX_CANDIDATES]),
+                           name_confidence, min_name_confidence)
+
     if fields.last_name is None:
-        return MatchResult("review", None, "no patient name was found on the document")
+        read = _Read(frozenset(), "", None, None)
+        last = ""
+        return result("review", None, "no patient name was found on the document", {})
     last = fields.last_name.value
     first = fields.first_name.value if fields.first_name else ""
     birth = fields.birth_date.value if fields.birth_date else None
-    last_keys = {name_key(last)}
-    if fields.birth_name is not None:
-        last_keys.add(name_key(fields.birth_name.value))
-    last_keys.discard("")
+    birth_name = fields.birth_name.value if fields.birth_name else None
+    keys = {name_key(last)} | ({name_key(birth_name)} if birth_name else set())
+    read = _Read(frozenset(keys - {""}), first, birth, birth_name,
+                 last if birth_name else None)
 
+    # Only records that agree on both names can decide (file, or make homonyms), so only
+    # they are fetched: one indexed lookup, however common the last name. Everything else a
+    # person may want to see comes from the suggestions.
     found: dict[str, Candidate] = {}
-    for patient in by_last_keys(store, last_keys):
-        found[patient.id] = _compare(patient, last_keys, first, birth, swapped=False)
-    # "NOM Prénom" read as "Prénom NOM": try the names the other way round, as evidence only.
     if first and not is_initial(first):
-        for patient in by_last_keys(store, {name_key(first)}):
-            if patient.id not in found:
-                found[patient.id] = _compare(patient, {name_key(first)}, last, birth,
-                                             swapped=True)
+        for pid, hit in by_keys(store, read.last_keys, first_key=name_key(first)).items():
+            candidate = _compare(hit.patient, read, swapped=False)
+            if "last_name" in candidate.agree:
+                found[pid] = candidate
+        # "NOM Prénom" read as "Prénom NOM": the names the other way round, as evidence only.
+        crossed = _Read(frozenset({name_key(first)}), last, birth, None)
+        for pid, hit in by_keys(store, crossed.last_keys, first_key=name_key(last)).items():
+            candidate = _compare(hit.patient, crossed, swapped=True)
+            if pid not in found and "last_name" in candidate.agree:
+                found[pid] = candidate
 
-    ranked = sorted(found.values(),
-                    key=lambda c: (-len(c.agree), len(c.disagree), c.swapped, c.patient.id))
-    candidates = tuple(ranked[:MAX_CANDIDATES])
-    agreeing = [c for c in ranked
-                if {"last_name", "first_name"} <= set(c.agree) and not c.disagree]
-
-    if not found:
-        return MatchResult("review", None, f"no patient named {last} in the directory",
-                           candidates)
     if not first:
-        return MatchResult("review", None, "only a last name was read: that is not enough",
-                           candidates)
+        return result("review", None, "only a last name was read: that is not enough", found)
     if is_initial(first):
-        return MatchResult("review", None, "the first name is only an initial", candidates)
+        return result("review", None, "the first name is only an initial", found)
+    if name_confidence is not None and name_confidence < min_name_confidence:
+        return result("review", None,
+                      f"the name was read by OCR with low confidence ({name_confidence:.0f} "
+                      f"< {min_name_confidence:.0f}): a misread letter could be another person",
+                      found)
+    if not found:
+        return result("review", None, f"no patient named {last} {first} in the directory",
+                      found)
+    named = [c for c in found.values() if c.names_agree]
+    agreeing = [c for c in named if not c.disagree]
     if not agreeing:
-        conflicts = sorted({f for c in ranked for f in c.disagree if f != "last_name"})
+        conflicts = sorted({f for c in found.values() for f in c.disagree if f != "last_name"})
         why = ("no record agrees on both names and birth date"
                + (f" ({', '.join(conflicts)} differ)" if conflicts else ""))
-        return MatchResult("review", None, why, candidates)
+        return result("review", None, why, found)
     if len(agreeing) > 1:
-        return MatchResult("review", None,
-                           f"{len(agreeing)} patients agree with what was read", candidates)
+        return result("review", None, f"{len(agreeing)} patients agree with what was read",
+                      found)
     chosen = agreeing[0]
     if chosen.swapped and "birth_date" not in chosen.agree:
-        return MatchResult("review", None,
-                           "the names match only in the other order, with no birth date to confirm",
-                           candidates)
-    homonyms = [c for c in ranked if {"last_name", "first_name"} <= set(c.agree)]
-    if len(homonyms) > 1 and "birth_date" not in chosen.agree:
-        return MatchResult("review", None,
-                           f"{len(homonyms)} patients share this name and the birth date does "
-                           "not tell them apart", candidates)
-    return MatchResult("filed", chosen.patient.id,
-                       "one patient agrees on " + ", ".join(chosen.agree), candidates)
+        return result("review", None, "the names match only in the other order, with no "
+                      "birth date to confirm", found)
+    if len(named) > 1 and "birth_date" not in chosen.agree:
+        return result("review", None, f"{len(named)} patients share this name and the birth "
+                      "date does not tell them apart", found)
+    return result("filed", chosen.patient.id,
+                  "one patient agrees on " + ", ".join(chosen.agree), found)
+
+
+def _with_suggestions(store: Store, read: _Read, last: str,
+                      found: dict[str, Candidate]) -> list[Candidate]:
+    """Every record worth a person's look, best first, each with its evidence and score."""
+    pool = dict(found)
+    if last or read.birth:
+        for patient in suggest.gather(store, last, read.first, read.birth):
+            if patient.id not in pool:
+                pool[patient.id] = _compare(patient, read, swapped=False)
+    scored = [Candidate(**{**c.__dict__,
+                           "score": suggest.score(c.patient, last, read.first, read.birth)})
+              for c in pool.values()]
+    return sorted(scored, key=_rank)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _NOT_LETTER = re.compile(r"[^a-z0-9]+")
 # Letters that do not decompose into a base letter plus an accent.
 _SPECIAL = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l"})
 
 
+@lru_cache(maxsize=65536)  # the same few thousand names are folded over and over
 def fold(text: str) -> str:
     """Lower case, accents removed, every run of non-letters turned into one space."""
     lowered = text.casefold().translate(_SPECIAL)
@@ -32,3 +34,47 @@ def is_initial(first_name: str) -> bool:
     """True for "J", "J.", "J.-P." — a first name that is only initials identifies nobody."""
     words = fold(first_name).split()
     return bool(words) and all(len(w) == 1 for w in words)
+
+
+# Particles of French and Moroccan family names. Whether a particle is written is not a
+# spelling detail: "EL AMRANI" and "AMRANI", "BEN ALI" and "ALI" may be two families. So a
+# name read without its particle (or with one the record lacks) never *agrees*: the key
+# without particles is only a search key, for suggestions a person confirms.
+PARTICLES = frozenset({
+    "de", "du", "des", "d", "la", "le", "les", "l", "el", "al", "ben", "bent", "bin", "ibn",
+    "ait", "ou", "bou", "abou", "abu", "oulad", "ould", "van", "von", "der", "den", "da", "di",
+    "dos", "das", "del", "della", "saint", "st", "sainte", "ste",
+})
+MIN_PART_LETTERS = 3
+
+
+def loose_keys(text: str) -> set[str]:
+    """Search-only keys: the name without its particles, and each part of a compound name.
+
+    "El Amrani" -> {"amrani"}; "Martin-Dubois" -> {"martin", "dubois"}; "de la Fontaine" ->
+    {"fontaine"}. The exact key (`name_key`) is not included. These keys find a record for a
+    person to confirm; they never make a name agree.
+    """
+    words = fold(text).split()
+    meaningful = [w for w in words if w not in PARTICLES]
+    keys: set[str] = set()
+    if meaningful and len(meaningful) < len(words):
+        keys.add("".join(meaningful))
+    if len(meaningful) > 1:
+        keys.update(w for w in meaningful if len(w) >= MIN_PART_LETTERS)
+    keys.discard(name_key(text))
+    keys.discard("")
+    return keys
+
+
+def record_keys(last_name: str, birth_name: str | None = None,
+                usage_name: str | None = None) -> set[tuple[str, str]]:
+    """Every (key, kind) a patient is found by: "last", "birth", "usage" keys can agree;
+    "loose" keys (particles dropped, parts of compound names) only find."""
+    keys: set[tuple[str, str]] = set()
+    for kind, name in (("last", last_name), ("birth", birth_name), ("usage", usage_name)):
+        if name and name_key(name):
+            keys.add((name_key(name), kind))
+            keys.update((k, "loose") for k in loose_keys(name))
+    exact = {k for k, kind in keys if kind != "loose"}
+    return {(k, kind) for k, kind in keys if kind != "loose" or k not in exact}

@@ -1,18 +1,31 @@
-"""The practice's patient directory: CSV import and lookups by name key."""
+"""The practice's patient directory: CSV import and lookups by name key.
+
+Besides the four required columns, a directory may carry `birth_name` (nom de naissance) and
+`usage_name` (or `married_name`: nom d'usage, nom marital). Every name of a patient is
+searchable: its keys, exact and loose (see `agent.names.record_keys`), are in the indexed
+`patient_keys` table, rewritten whenever the patient is.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
+import sqlite3
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from agent.names import name_key
+from agent.names import name_key, record_keys
 from agent.store import Store, now_iso
 
 REQUIRED = ("id", "last_name", "first_name", "birth_date")
+# Optional name columns; `married_name` is another word for `usage_name`.
+NAME_COLUMNS = ("birth_name", "usage_name", "married_name")
+DIRECTORY_VERSION = "directory_version"
+_COLUMNS = "id, last_name, first_name, birth_date, birth_name, usage_name"
 # Patient ids become folder names under done/: keep them to a safe alphabet.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -23,10 +36,22 @@ class Patient:
     last_name: str
     first_name: str
     birth_date: str | None
+    birth_name: str | None = None
+    usage_name: str | None = None
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"id": self.id, "last_name": self.last_name, "first_name": self.first_name,
-                "birth_date": self.birth_date}
+        out = {"id": self.id, "last_name": self.last_name, "first_name": self.first_name,
+               "birth_date": self.birth_date}
+        if self.birth_name:
+            out["birth_name"] = self.birth_name
+        if self.usage_name:
+            out["usage_name"] = self.usage_name
+        return out
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Patient:
+        return cls(row["id"], row["last_name"], row["first_name"], row["birth_date"],
+                   row["birth_name"], row["usage_name"])
 
 
 @dataclass
@@ -35,6 +60,10 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated)
 
 
 class ImportFileError(Exception):
@@ -62,35 +91,56 @@ def import_csv(store: Store, path: Path) -> ImportReport:
         if problem:
             report.rejected.append((line, problem))
             continue
-        extra = {k: v for k, v in values.items() if k not in REQUIRED and v}
+        extra = {k: v for k, v in values.items()
+                 if k not in REQUIRED and k not in NAME_COLUMNS and v}
+        usage = values.get("usage_name") or values.get("married_name") or None
         rows.append((Patient(values["id"], values["last_name"], values["first_name"],
-                             values["birth_date"] or None), extra))
+                             values["birth_date"] or None, values.get("birth_name") or None,
+                             usage), extra))
 
     with store.write() as conn:
         for patient, extra in rows:
             existing = conn.execute(
-                "SELECT last_name, first_name, birth_date, extra_json FROM patients WHERE id = ?",
+                "SELECT last_name, first_name, birth_date, birth_name, usage_name, extra_json"
+                " FROM patients WHERE id = ?",
                 (patient.id,),
             ).fetchone()
             extra_json = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
             params = (patient.last_name, patient.first_name, patient.birth_date,
+                      patient.birth_name, patient.usage_name,
                       name_key(patient.last_name), name_key(patient.first_name), extra_json,
                       now_iso(), patient.id)
             if existing is None:
                 conn.execute(
-                    "INSERT INTO patients (last_name, first_name, birth_date, last_key, first_key,"
-                    " extra_json, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params)
+                    "INSERT INTO patients (last_name, first_name, birth_date, birth_name,"
+                    " usage_name, last_key, first_key, extra_json, updated_at, id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", params)
                 report.added += 1
             elif tuple(existing) == (patient.last_name, patient.first_name, patient.birth_date,
-                                     extra_json):
+                                     patient.birth_name, patient.usage_name, extra_json):
                 report.unchanged += 1
+                continue
             else:
                 conn.execute(
                     "UPDATE patients SET last_name = ?, first_name = ?, birth_date = ?,"
-                    " last_key = ?, first_key = ?, extra_json = ?, updated_at = ? WHERE id = ?",
+                    " birth_name = ?, usage_name = ?, last_key = ?, first_key = ?,"
+                    " extra_json = ?, updated_at = ? WHERE id = ?",
                     params)
                 report.updated += 1
+            _write_keys(conn, patient)
+        if report.changed:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE"
+                " SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)", (DIRECTORY_VERSION,))
     return report
+
+
+def _write_keys(conn: sqlite3.Connection, patient: Patient) -> None:
+    conn.execute("DELETE FROM patient_keys WHERE patient_id = ?", (patient.id,))
+    conn.executemany(
+        "INSERT INTO patient_keys (key, first_key, patient_id, kind) VALUES (?, ?, ?, ?)",
+        [(key, name_key(patient.first_name), patient.id, kind) for key, kind in
+         sorted(record_keys(patient.last_name, patient.birth_name, patient.usage_name))])
 
 
 def _check(values: dict[str, str]) -> str | None:
@@ -104,6 +154,9 @@ def _check(values: dict[str, str]) -> str | None:
         return "missing first_name"
     if not name_key(values["last_name"]):
         return f"last_name {values['last_name']!r} has no letters"
+    for column in NAME_COLUMNS:
+        if values.get(column) and not name_key(values[column]):
+            return f"{column} {values[column]!r} has no letters"
     birth = values.get("birth_date", "")
     if birth:
         try:
@@ -116,23 +169,131 @@ def _check(values: dict[str, str]) -> str | None:
     return None
 
 
-def by_last_keys(store: Store, keys: set[str]) -> list[Patient]:
-    if not keys:
-        return []
-    marks = ",".join("?" for _ in keys)
+@dataclass(frozen=True)
+class Hit:
+    """A patient found by one of its name keys."""
+
+    patient: Patient
+    kinds: frozenset[str]  # which of the patient's names the key is: last, birth, usage, loose
+
+
+def by_keys(store: Store, keys: Iterable[str], *, first_key: str | None = None
+            ) -> dict[str, Hit]:
+    """Patients any of whose name keys is in `keys` (and whose first name has `first_key`,
+    when given), by id: one indexed lookup."""
+    wanted = sorted({k for k in keys if k})
+    if not wanted:
+        return {}
+    marks = ",".join("?" for _ in wanted)
+    where = "" if first_key is None else " AND k.first_key = ?"
     rows = store.read(
-        f"SELECT id, last_name, first_name, birth_date FROM patients WHERE last_key IN ({marks})"  # noqa: S608 - placeholders only
-        " ORDER BY id",
-        tuple(sorted(keys)),
+        f"SELECT p.id, p.last_name, p.first_name, p.birth_date, p.birth_name, p.usage_name,"  # noqa: S608 - placeholders only
+        f" k.kind FROM patient_keys k JOIN patients p ON p.id = k.patient_id"
+        f" WHERE k.key IN ({marks}){where} ORDER BY p.id",
+        (*wanted, *(() if first_key is None else (first_key,))),
     )
-    return [Patient(r["id"], r["last_name"], r["first_name"], r["birth_date"]) for r in rows]
+    return _hits(rows)
+
+
+def near_keys(store: Store, keys: Iterable[str], *, first_keys: Iterable[str] = (),
+              births: Iterable[str] = (), limit: int = 60) -> dict[str, Hit]:
+    """Like `by_keys`, but at most `limit` patients, those sharing a first name or a birth
+    date first: a common name (500 MARTINs in a large directory) stays cheap to rank."""
+    wanted = sorted({k for k in keys if k})
+    if not wanted:
+        return {}
+    firsts = sorted({k for k in first_keys if k}) or [""]
+    dates = sorted(set(births)) or [""]
+    marks = ",".join("?" for _ in wanted)
+    first_marks = ",".join("?" for _ in firsts)
+    date_marks = ",".join("?" for _ in dates)
+    rows = store.read(
+        f"SELECT p.id, p.last_name, p.first_name, p.birth_date, p.birth_name, p.usage_name,"  # noqa: S608 - placeholders only
+        f" k.kind FROM patient_keys k JOIN patients p ON p.id = k.patient_id"
+        f" WHERE k.key IN ({marks})"
+        f" ORDER BY (p.first_key IN ({first_marks})) + (p.birth_date IN ({date_marks})) DESC,"
+        f" p.id LIMIT ?",
+        (*wanted, *firsts, *dates, limit),
+    )
+    return _hits(rows)
+
+
+def _hits(rows: list[sqlite3.Row]) -> dict[str, Hit]:
+    kinds: dict[str, set[str]] = {}
+    patients: dict[str, Patient] = {}
+    for row in rows:
+        patients[row["id"]] = Patient.from_row(row)
+        kinds.setdefault(row["id"], set()).add(row["kind"])
+    return {pid: Hit(patients[pid], frozenset(kinds[pid])) for pid in patients}
+
+
+def by_birth_dates(store: Store, dates: Iterable[str], limit: int = 200) -> list[Patient]:
+    wanted = sorted(set(dates))
+    if not wanted:
+        return []
+    marks = ",".join("?" for _ in wanted)
+    rows = store.read(
+        f"SELECT {_COLUMNS} FROM patients WHERE birth_date IN ({marks}) ORDER BY id LIMIT ?",  # noqa: S608 - placeholders only
+        (*wanted, limit),
+    )
+    return [Patient.from_row(r) for r in rows]
+
+
+def by_ids(store: Store, ids: Iterable[str]) -> list[Patient]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    marks = ",".join("?" for _ in wanted)
+    rows = store.read(f"SELECT {_COLUMNS} FROM patients WHERE id IN ({marks}) ORDER BY id",  # noqa: S608 - placeholders only
+                      tuple(wanted))
+    return [Patient.from_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class KeyPool:
+    """Every distinct exact name key, bucketed by its first and by its last letter: one
+    OCR-style slip changes at most one end of a name, so a name with one error is in one of
+    the two buckets of what was read, and a fuzzy scan looks at a few thousand keys, not all."""
+
+    by_first: dict[str, tuple[str, ...]]
+    by_last: dict[str, tuple[str, ...]]
+
+    def near(self, key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if not key:
+            return (), ()
+        return self.by_first.get(key[0], ()), self.by_last.get(key[-1], ())
+
+
+_cache_lock = threading.Lock()
+_key_cache: dict[str, tuple[str | None, KeyPool]] = {}
+
+
+def key_pool(store: Store) -> KeyPool:
+    """Cached until an import changes the directory (the daemon runs for months, the
+    directory changes a few times a week)."""
+    version = store.get_meta(DIRECTORY_VERSION)
+    cache_id = str(store.path)
+    with _cache_lock:
+        cached = _key_cache.get(cache_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+    rows = store.read("SELECT DISTINCT key FROM patient_keys WHERE kind != 'loose'")
+    first: dict[str, list[str]] = {}
+    last: dict[str, list[str]] = {}
+    for row in rows:
+        key = str(row[0])
+        first.setdefault(key[0], []).append(key)
+        last.setdefault(key[-1], []).append(key)
+    pool = KeyPool({k: tuple(v) for k, v in first.items()},
+                   {k: tuple(v) for k, v in last.items()})
+    with _cache_lock:
+        _key_cache[cache_id] = (version, pool)
+    return pool
 
 
 def get(store: Store, patient_id: str) -> Patient | None:
-    rows = store.read(
-        "SELECT id, last_name, first_name, birth_date FROM patients WHERE id = ?", (patient_id,)
-    )
-    return Patient(*tuple(rows[0])) if rows else None
+    found = by_ids(store, [patient_id])
+    return found[0] if found else None
 
 
 def count(store: Store) -> int:

@@ -80,7 +80,8 @@ def _read(settings: Settings, store: Store, doc: Document) -> tuple[Placement, d
         raise Unreadable("no text could be read on any page", stage="text")
     fields = parse_document([p.text for p in pages])
     timer.lap("parse")
-    decision = match(store, fields)
+    decision = match(store, fields, name_confidence=name_confidence(fields, pages),
+                     min_name_confidence=settings.min_name_confidence)
     timer.lap("match")
     result = _base_result(doc) | {
         "outcome": decision.outcome,
@@ -115,6 +116,16 @@ def _read(settings: Settings, store: Store, doc: Document) -> tuple[Placement, d
         message_kind=kind,
     )
     return placement, result
+
+
+def name_confidence(fields: ParsedFields, pages: list[ocr.PageText]) -> float | None:
+    """The lowest mean OCR confidence of the pages the patient's names were read from; None
+    when they came from a text layer (the PDF states them exactly)."""
+    by_page = {p.number: p.confidence for p in pages}
+    readings = [by_page.get(f.page) for f in (fields.last_name, fields.first_name,
+                                              fields.birth_name) if f is not None]
+    known = [c for c in readings if c is not None]
+    return min(known) if known else None
 
 
 def _date_part(fields: ParsedFields, doc: Document) -> str:

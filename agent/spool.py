@@ -372,14 +372,23 @@ def _audit_decision(settings: Settings, document: Document, placement: Placement
     result = placement.result
     decision = result.get("decision") or {}
     evidence = None
-    for candidate in (result.get("match") or {}).get("candidates", []):
+    matched = result.get("match") or {}
+    keys = ("agree", "disagree", "missing", "notes")
+    for candidate in matched.get("candidates", []):
         if candidate.get("id") == placement.patient_id:
-            evidence = {k: candidate.get(k) for k in ("agree", "disagree", "missing")}
+            evidence = {k: candidate.get(k) for k in keys}
+    # A document left for a person: the audit says which records were put to them, and why.
+    candidates = None
+    if placement.state == REVIEW:
+        candidates = [{"id": c.get("id"), "score": c.get("score"), **{k: c.get(k) for k in keys}}
+                      for c in matched.get("candidates", [])]
     AuditLog(settings.log_dir).record(
         placement.message_kind or placement.state, document_id=document.id,
         actor=decision.get("by", "docagent"), outcome=placement.state,
         patient_id=placement.patient_id, reason=placement.reason, kind=placement.reason_kind,
-        evidence=evidence, path=str(placement.folder.relative_to(settings.home)),
+        evidence=evidence, candidates=candidates,
+        name_confidence=matched.get("name_confidence"),
+        path=str(placement.folder.relative_to(settings.home)),
     )
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import DatabaseBusy, DiskFull
+from agent.names import record_keys
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
 # Document states. `claiming` and `filing` are the two in-between states that recovery
@@ -100,6 +101,45 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+# Version 2: birth and usage (married) names, and every searchable name key of a patient in
+# one indexed table. Applied in place to a version-1 state.db, keys built from what it holds.
+_SCHEMA_V2 = """
+ALTER TABLE patients ADD COLUMN birth_name TEXT;
+ALTER TABLE patients ADD COLUMN usage_name TEXT;
+CREATE TABLE IF NOT EXISTS patient_keys (
+    key         TEXT NOT NULL,
+    first_key   TEXT NOT NULL,  -- beside the name key: "MARTIN Jean" is one index probe
+    patient_id  TEXT NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    PRIMARY KEY (key, first_key, patient_id, kind)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS patient_keys_patient ON patient_keys(patient_id);
+CREATE INDEX IF NOT EXISTS patients_birth_date ON patients(birth_date);
+"""
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would commit the open transaction first; statements go one by one.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _SCHEMA_V2)
+    rows = conn.execute("SELECT id, last_name, first_key, extra_json FROM patients").fetchall()
+    for row in rows:
+        extra = json.loads(row["extra_json"]) if row["extra_json"] else {}
+        birth = extra.get("birth_name") or None
+        usage = extra.get("usage_name") or extra.get("married_name") or None
+        conn.execute("UPDATE patients SET birth_name = ?, usage_name = ? WHERE id = ?",
+                     (birth, usage, row["id"]))
+        conn.executemany("INSERT OR IGNORE INTO patient_keys (key, first_key, patient_id, kind)"
+                         " VALUES (?, ?, ?, ?)",
+                         [(k, row["first_key"], row["id"], kind) for k, kind in
+                          record_keys(row["last_name"], birth, usage)])
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -154,14 +194,29 @@ class Store:
         conn = self.connection()
         try:
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                # One script, one transaction: a second process creating the schema at the
-                # same moment waits on BEGIN IMMEDIATE, then finds every IF NOT EXISTS done.
-                conn.executescript(
-                    "BEGIN IMMEDIATE;" + _SCHEMA
-                    + f"PRAGMA user_version = {SCHEMA_VERSION:d}; COMMIT;"
-                )
+                self._upgrade(conn)
         except sqlite3.OperationalError as error:
             raise _translate(error) from error
+
+    @staticmethod
+    def _upgrade(conn: sqlite3.Connection) -> None:
+        """Create or upgrade the schema in one transaction.
+
+        A second process doing the same at the same moment waits on BEGIN IMMEDIATE, then
+        reads the version again and finds the work done.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < 1:
+                _run_script(conn, _SCHEMA)
+            if version < 2:
+                _migrate_to_2(conn)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

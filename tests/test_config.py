@@ -21,6 +21,9 @@ def test_defaults_are_the_documented_ones(tmp_path: Path) -> None:
     assert s.workers == (os.cpu_count() or 1)
     assert s.telegram_token is None
     assert s.telegram_api_base_url == "https://api.telegram.org"
+    assert s.min_name_confidence == 70.0
+    assert config.load(env={"DOCAGENT_MIN_NAME_CONFIDENCE": "85"},
+                       cwd=tmp_path).min_name_confidence == 85.0
 
 
 def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
@@ -53,6 +56,8 @@ def test_credential_gives_the_token_when_nothing_else_does(tmp_path: Path) -> No
     ("TELEGRAM_CHAT_IDS", "12,abc"),
     ("DOCAGENT_STABLE_SECONDS", "nan"),
     ("TELEGRAM_API_BASE_URL", "ftp://x"),
+    ("DOCAGENT_MIN_NAME_CONFIDENCE", "101"),
+    ("DOCAGENT_MIN_NAME_CONFIDENCE", "high"),
 ])
 def test_bad_value_names_the_variable(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -8,19 +8,28 @@ from pathlib import Path
 import pytest
 
 from agent.match import match
-from agent.names import fold, is_initial, name_key
+from agent.names import fold, is_initial, loose_keys, name_key, record_keys
 from agent.parse import Found, ParsedFields
 from agent.patients import import_csv
 from agent.store import Store
 
-DIRECTORY = """id,last_name,first_name,birth_date
-A1,DUPONT,Jean,1961-03-12
-A2,DUPONT,Marie,1988-11-30
-B1,LEGRAND,Paul,1970-05-05
-B2,LEGRAND,Paul,1982-09-14
-C1,Martin-Dubois,Hélène,1975-04-03
-D1,BEN ALI,Mohamed,1990-07-21
-E1,Smith,John,
+DIRECTORY = """id,last_name,first_name,birth_date,birth_name,usage_name
+A1,DUPONT,Jean,1961-03-12,,
+A2,DUPONT,Marie,1988-11-30,,
+B1,LEGRAND,Paul,1970-05-05,,
+B2,LEGRAND,Paul,1982-09-14,,
+C1,Martin-Dubois,Hélène,1975-04-03,,
+D1,BEN ALI,Mohamed,1990-07-21,,
+E1,Smith,John,,,
+F1,EL AMRANI,Youssef,1985-02-10,,
+F2,AMRANI,Karim,1979-06-01,,
+G1,BERNARD,Sophie,1980-01-15,LEFEBVRE,
+H1,AIT BEN HADDOU,Fatima,1992-12-24,,
+K1,DE LA FONTAINE,Jean-Pierre,1950-08-08,,
+M1,GARCIA,Ana,1977-07-07,,MOREAU
+T1,NAJI,Amine,2001-05-05,,
+T2,NAJI,Sara,2001-05-05,,
+N1,MARTIN,Claire,1970-02-02,,BERNARD
 """
 
 
@@ -30,21 +39,24 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     s = Store(root / "state.db")
     csv = root / "p.csv"
     csv.write_text(DIRECTORY, encoding="utf-8")
-    import_csv(s, csv)
+    report = import_csv(s, csv)
+    assert report.added == 16 and not report.rejected
     yield s
     s.close()
 
 
-def fields(last: str | None, first: str | None, birth: str | None) -> ParsedFields:
+def fields(last: str | None, first: str | None, birth: str | None,
+           birth_name: str | None = None) -> ParsedFields:
     def f(v: str | None) -> Found | None:
         return Found(v, 1, "", "test") if v else None
 
     return ParsedFields(last_name=f(last), first_name=f(first), birth_date=f(birth),
-                        document_date=None, document_type="other", document_type_evidence="")
+                        document_date=None, document_type="other", document_type_evidence="",
+                        birth_name=f(birth_name))
 
 
-CASES = [
-    # (id, last, first, birth, outcome, patient)
+CASES: list[tuple[object, ...]] = [
+    # (id, last, first, birth, outcome, patient[, birth name read, OCR confidence of the name])
     ("exact-three-fields", "DUPONT", "Jean", "1961-03-12", "filed", "A1"),
     ("case-and-accents-folded", "dupont", "JEAN", "1961-03-12", "filed", "A1"),
     ("no-birth-date-one-namesake", "DUPONT", "Marie", None, "filed", "A2"),
@@ -62,27 +74,118 @@ CASES = [
     ("order-swapped-no-birth", "Marie", "DUPONT", None, "review", None),
     ("record-without-birth-date", "Smith", "John", "1954-01-09", "filed", "E1"),
     ("other-first-name", "DUPONT", "Pierre", "1961-03-12", "review", None),
+    # Birth and married names: every name on record is searchable and can agree.
+    ("married-name-read-with-nee", "BERNARD", "Sophie", None, "filed", "G1", "LEFEBVRE"),
+    ("birth-name-read-as-last-name", "Lefebvre", "Sophie", "1980-01-15", "filed", "G1"),
+    ("usage-name-on-record", "MOREAU", "Ana", "1977-07-07", "filed", "M1"),
+    ("birth-name-disagrees", "BERNARD", "Sophie", "1980-01-15", "review", None, "DURAND"),
+    ("nee-with-the-usage-name-on-record", "BERNARD", "Claire", None, "filed", "N1", "MARTIN"),
+    ("nee-with-another-usage-name-on-record", "DUPONT", "Claire", None, "review", None,
+     "MARTIN"),
+    # Particles: written or not is not a spelling detail, so a difference never agrees.
+    ("particle-missing-on-document", "AMRANI", "Youssef", "1985-02-10", "review", None),
+    ("particle-extra-on-document", "EL AMRANI", "Karim", "1979-06-01", "review", None),
+    ("particle-run-together", "ELAMRANI", "Youssef", "1985-02-10", "filed", "F1"),
+    ("particle-hyphenated", "El-Amrani", "Youssef", None, "filed", "F1"),
+    ("moroccan-compound-accented", "Aït Ben Haddou", "Fatima", "1992-12-24", "filed", "H1"),
+    ("moroccan-compound-part-only", "HADDOU", "Fatima", "1992-12-24", "review", None),
+    ("compound-last-name-part-only", "MARTIN", "Hélène", "1975-04-03", "review", None),
+    ("compound-first-name-hyphen-vs-space", "de la Fontaine", "Jean Pierre", None, "filed",
+     "K1"),
+    ("compound-first-name-partial", "DE LA FONTAINE", "Jean", "1950-08-08", "review", None),
+    ("french-particle-run-together", "DELAFONTAINE", "JEAN-PIERRE", "1950-08-08", "filed",
+     "K1"),
+    # Twins: same name, same birth date, only the first name tells them apart.
+    ("twins-first-name-decides", "NAJI", "Sara", "2001-05-05", "filed", "T2"),
+    ("twins-initial-only", "NAJI", "S.", "2001-05-05", "review", None),
+    # Near misses a fuzzy matcher would "fix": they only ever suggest.
+    ("ocr-error-in-last-name", "DUPOND", "Jean", "1961-03-12", "review", None),
+    ("ocr-error-in-first-name", "DUPONT", "Jaen", "1961-03-12", "review", None),
+    ("birth-day-month-swapped", "DUPONT", "Jean", "1961-12-03", "review", None),
+    ("order-swapped-birth-disagrees", "Jean", "DUPONT", "1961-03-13", "review", None),
+    ("homonyms-swapped-order-birth-decides", "Paul", "LEGRAND", "1970-05-05", "filed", "B1"),
+    # OCR confidence of the page the name came from (None: a text layer).
+    ("low-ocr-confidence", "DUPONT", "Jean", "1961-03-12", "review", None, None, 55.0),
+    ("ocr-confidence-at-threshold", "DUPONT", "Jean", "1961-03-12", "filed", "A1", None, 70.0),
+    ("good-ocr-confidence", "DUPONT", "Jean", "1961-03-12", "filed", "A1", None, 91.5),
+    ("low-ocr-confidence-even-with-all-three", "LEGRAND", "Paul", "1982-09-14", "review", None,
+     None, 40.0),
 ]
 
 
-@pytest.mark.parametrize(("last", "first", "birth", "outcome", "patient"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def _case(c: tuple[object, ...]) -> tuple[object, ...]:
+    return (*c, None, None)[1:8]
+
+
+@pytest.mark.parametrize(("last", "first", "birth", "outcome", "patient", "birth_name",
+                          "confidence"),
+                         [_case(c) for c in CASES], ids=[str(c[0]) for c in CASES])
 def test_match_rule(store: Store, last: str | None, first: str | None, birth: str | None,
-                    outcome: str, patient: str | None) -> None:
-    result = match(store, fields(last, first, birth))
+                    outcome: str, patient: str | None, birth_name: str | None,
+                    confidence: float | None) -> None:
+    result = match(store, fields(last, first, birth, birth_name), name_confidence=confidence,
+                   min_name_confidence=70.0)
     assert (result.outcome, result.patient_id) == (outcome, patient), result.reason
     assert result.reason
     if outcome == "filed":
         chosen = next(c for c in result.candidates if c.patient.id == patient)
         assert {"last_name", "first_name"} <= set(chosen.agree) and not chosen.disagree
+        assert result.evidence() == {"agree": list(chosen.agree), "disagree": [],
+                                     "missing": list(chosen.missing),
+                                     "notes": list(chosen.notes)}
+
+
+def test_the_table_covers_at_least_thirty_cases() -> None:
+    assert len(CASES) >= 30
+    assert len({c[0] for c in CASES}) == len(CASES)
+
+
+SUGGESTIONS = [
+    # (id, last, first, birth, the patient a person should see among the first three)
+    ("ocr-error-in-last-name", "DUPOND", "Jean", "1961-03-12", "A1"),
+    ("ocr-error-in-first-name", "DUPONT", "Jaen", "1961-03-12", "A1"),
+    ("birth-day-month-swapped", "DUPONT", "Jean", "1961-12-03", "A1"),
+    ("birth-one-digit-off", "LEGRAND", "Paul", "1982-09-15", "B2"),
+    ("particle-missing", "AMRANI", "Youssef", "1985-02-10", "F1"),
+    ("particle-extra", "EL AMRANI", "Karim", "1979-06-01", "F2"),
+    ("compound-part-only", "MARTIN", "Hélène", "1975-04-03", "C1"),
+    ("order-swapped-no-birth", "Marie", "DUPONT", None, "A2"),
+    ("unknown-name-known-birth-date", "NOBODY", "Sophie", "1980-01-15", "G1"),
+]
+
+
+@pytest.mark.parametrize(("last", "first", "birth", "expected"),
+                         [c[1:] for c in SUGGESTIONS], ids=[c[0] for c in SUGGESTIONS])
+def test_review_suggests_the_right_patient_among_the_first_three(
+        store: Store, last: str, first: str, birth: str | None, expected: str) -> None:
+    result = match(store, fields(last, first, birth))
+    assert result.outcome == "review", "a resemblance must never file"
+    top = [c.patient.id for c in result.candidates[:3]]
+    assert expected in top, (top, result.reason)
+    assert all(c.score is not None for c in result.candidates)
 
 
 def test_review_keeps_the_candidates_with_evidence(store: Store) -> None:
     result = match(store, fields("LEGRAND", "Paul", "1999-01-01"))
-    assert {c.patient.id for c in result.candidates} == {"B1", "B2"}
-    for c in result.candidates:
+    assert {c.patient.id for c in result.candidates[:2]} == {"B1", "B2"}
+    for c in result.candidates[:2]:
         assert c.disagree == ("birth_date",)
         assert set(c.agree) == {"last_name", "first_name"}
+
+
+def test_evidence_says_why_in_words(store: Store) -> None:
+    swapped = match(store, fields("DUPONT", "Jean", "1961-12-03"))
+    a1 = next(c for c in swapped.candidates if c.patient.id == "A1")
+    assert a1.disagree == ("birth_date",)
+    assert "birth date has day and month exchanged" in a1.notes
+    particle = match(store, fields("AMRANI", "Youssef", "1985-02-10"))
+    f1 = next(c for c in particle.candidates if c.patient.id == "F1")
+    assert "last_name" in f1.disagree
+    assert any("particle" in n for n in f1.notes)
+    via_birth = match(store, fields("LEFEBVRE", "Sophie", "1980-01-15"))
+    assert any("birth name" in n for n in via_birth.candidates[0].notes)
+    low = match(store, fields("DUPONT", "Jean", "1961-03-12"), name_confidence=50.0)
+    assert low.as_dict()["name_confidence"] == 50.0 and "confidence" in low.reason
 
 
 def test_name_keys() -> None:
@@ -90,3 +193,12 @@ def test_name_keys() -> None:
     assert name_key("Martin-Dubois") == name_key("MARTIN DUBOIS") == "martindubois"
     assert name_key("Œdipe") == "oedipe"
     assert is_initial("J.") and is_initial("J.-P.") and not is_initial("Jo")
+
+
+def test_particles_and_compound_parts_are_search_keys_only() -> None:
+    assert loose_keys("El Amrani") == {"amrani"}
+    assert loose_keys("Martin-Dubois") == {"martin", "dubois"}
+    assert loose_keys("de la Fontaine") == {"fontaine"}
+    assert loose_keys("DUPONT") == set()
+    assert record_keys("BERNARD", "Lefebvre", "El-Amrani") == {
+        ("bernard", "last"), ("lefebvre", "birth"), ("elamrani", "usage"), ("amrani", "loose")}

@@ -41,6 +41,25 @@ def _read_name(payload: Mapping[str, Any], phi: str) -> str:
         f", born {birth}" if birth else "")
 
 
+def _evidence(candidate: Mapping[str, Any]) -> str:
+    """What agreed and what did not, in a few words: "agrees: last_name, first_name"."""
+    parts = []
+    for label, key in (("agrees", "agree"), ("differs", "disagree"), ("not read", "missing")):
+        values = candidate.get(key) or []
+        if values:
+            parts.append(f"{label}: {', '.join(values)}")
+    parts.extend(candidate.get("notes") or [])
+    return "; ".join(parts)
+
+
+def _chosen_evidence(payload: Mapping[str, Any]) -> str:
+    chosen = payload.get("patient_id")
+    for c in (payload.get("match") or {}).get("candidates") or []:
+        if c.get("id") == chosen:
+            return f" Evidence: {_evidence(c)}."
+    return ""
+
+
 def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     doc = payload.get("document_id", "?")
     name = payload.get("original_name") or payload.get("name") or "?"
@@ -48,14 +67,20 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
         name = f"document {doc}"
     if kind == "filed":
         return (f"Filed: {name} ({payload.get('document_type', 'other')}, "
-                f"{payload.get('pages', '?')} p.) under {_who(payload.get('patient'), phi)}. "
-                f"[{doc}]")
+                f"{payload.get('pages', '?')} p.) under {_who(payload.get('patient'), phi)}."
+                f"{_chosen_evidence(payload)} [{doc}]")
+    if kind in ("resolved", "rematched"):
+        decision = payload.get("decision") or {}
+        where = (f"under {_who(payload.get('patient'), phi)}" if payload.get("patient")
+                 else "as unassigned")
+        return (f"Filed {where} by {decision.get('by', '?')}: {name}."
+                f"{_chosen_evidence(payload)} [{doc}]")
     if kind == "review":
         candidates = (payload.get("match") or {}).get("candidates") or []
         lines = [f"Needs a decision: {name} — read: {_read_name(payload, phi)}. "
                  f"Why: {payload.get('reason', '?')}. [{doc}]"]
         for c in candidates[:3]:
-            lines.append(f"  candidate: {_who(c, phi)}")
+            lines.append(f"  candidate: {_who(c, phi)} — {_evidence(c)}")
         lines.append(f"  decide: docagent review resolve {doc} PATIENT_ID (or --none)")
         return "\n".join(lines)
     if kind == "failed":
