@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# Mean word confidence under which the name and birth date are flagged as doubtful: an upright
+# poor scan reads at 80-90, a page tesseract struggled with at 60 or less.
+LOW_IDENTITY_CONFIDENCE = 70.0
+
 
 def _initials(first: str | None, last: str | None) -> str:
     parts = (p.strip() for p in (first, last) if p and p.strip())
@@ -39,6 +43,14 @@ def _read_name(payload: Mapping[str, Any], phi: str) -> str:
         f", born {birth}" if birth else "")
 
 
+def _doubt(payload: Mapping[str, Any]) -> str:
+    score = payload.get("identity_confidence")
+    if not isinstance(score, int | float) or score >= LOW_IDENTITY_CONFIDENCE:
+        return ""
+    return (f" Low-confidence reading ({score:.0f}/100): check the name and birth date "
+            "against the scan.")
+
+
 def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     doc = payload.get("document_id", "?")
     name = payload.get("original_name") or payload.get("name") or "?"
@@ -51,7 +63,7 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     if kind == "review":
         candidates = (payload.get("match") or {}).get("candidates") or []
         lines = [f"Needs a decision: {name} — read: {_read_name(payload, phi)}. "
-                 f"Why: {payload.get('reason', '?')}. [{doc}]"]
+                 f"Why: {payload.get('reason', '?')}.{_doubt(payload)} [{doc}]"]
         for c in candidates[:3]:
             lines.append(f"  candidate: {_who(c, phi)}")
         lines.append(f"  decide: docagent review resolve {doc} PATIENT_ID (or --none)")
