@@ -57,6 +57,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.work = asyncio.Event()
         self.outbox = asyncio.Event()
+        self.noticed = asyncio.Event()  # a file event: look now rather than at the next tick
         self.busy = 0
         self.failed = False
 
@@ -64,6 +65,7 @@ class Daemon:
 
     def _on_event(self, path: Path) -> None:
         self.stabilizer.note(path)
+        self.noticed.set()
 
     async def intake(self) -> None:
         next_scan = 0.0
@@ -77,7 +79,8 @@ class Daemon:
                 if self.stopping.is_set():
                     break
                 await self._take(path, verdict)
-            await self._sleep(TICK)
+            self.noticed.clear()
+            await self._wait(self.noticed, TICK)
 
     async def _take(self, path: Path, verdict: str) -> None:
         try:
@@ -170,6 +173,7 @@ class Daemon:
             notify("STOPPING=1")
             self.stopping.set()
             self.work.set()
+            self.noticed.set()
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
