@@ -62,6 +62,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.work = asyncio.Event()
         self.outbox = asyncio.Event()
+        self.noticed = asyncio.Event()  # a file event: look now rather than at the next tick
         self.busy = 0
         self.failed = False
         self.liveness = Liveness(settings)
@@ -75,6 +76,7 @@ class Daemon:
             canary.acknowledge(path)  # the health check's proof that events reach us
             return
         self.stabilizer.note(path)
+        self.noticed.set()
 
     async def intake(self) -> None:
         next_scan = 0.0
@@ -90,7 +92,8 @@ class Daemon:
                 if self.stopping.is_set():
                     break
                 await self._take(path, verdict)
-            await self._sleep(TICK)
+            self.noticed.clear()
+            await self._wait(self.noticed, TICK)
 
     async def _take(self, path: Path, verdict: str) -> None:
         try:
@@ -235,6 +238,7 @@ class Daemon:
             notify(f"STOPPING=1\nSTATUS=stopping: finishing {self.busy} document(s) in hand")
             self.stopping.set()
             self.work.set()
+            self.noticed.set()
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()

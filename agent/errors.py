@@ -93,6 +93,12 @@ class OcrTimeout(DocumentError):
     action = "A page took too long to read: rescan it more cleanly, or raise DOCAGENT_OCR_TIMEOUT."
 
 
+class PageTooLarge(DocumentError):
+    kind = "page-too-large"
+    action = ("A page is too large to read even scaled down: scan it at a normal paper size, "
+              "or raise DOCAGENT_MAX_PIXELS.")
+
+
 class Unreadable(DocumentError):
     kind = "unreadable"
     action = "No text could be read: the scan may be blank or too poor. Scan it again."

@@ -1,42 +1,60 @@
 """Text of each page: its text layer where it has a real one, OCR where it does not.
 
 One `pdftotext` run gives every page's text layer (pages end with a form feed). A page whose
-layer has too few letters — a scan, or invisible junk — is rasterised alone with pdftoppm
-(through pdf2image, written to a grey PGM file and never loaded into Python) and read by
-tesseract from that file, so memory stays flat whatever the page count.
+layer is not real text — a scan, or invisible junk left by a bad OCR — is rasterised alone by
+`pdftoppm -gray` to a PGM file (never loaded into Python) and read by tesseract from that file,
+so memory stays flat whatever the page count. Pages of one document are read in parallel, each
+holding one of the process-wide slots of `agent.children`.
+
+Choices, measured by `python -m bench.reading` (figures in README "Performance"):
+- PGM, grey, 300 dpi: PNG costs an encode in pdftoppm and a decode in tesseract; colour input
+  makes tesseract slower for no gain; 200 dpi loses characters on small print.
+- Orientation: tesseract's default layout mode first; a page read with low confidence (an
+  upside-down or sideways page reads as junk at about 50 % confidence, an upright poor scan at
+  80-90 %) is read again with `--psm 1`, which detects the orientation and turns the page. Always
+  using `--psm 1` costs about a quarter more time on every upright page.
+- pdftoppm and tesseract are run directly, not through pdf2image/pytesseract: those reap the
+  child with waitpid() and lose its CPU usage, which the cost ledger needs exactly per page; and
+  pdf2image runs an extra pdfinfo before every page.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
-import subprocess
+import re
 import tempfile
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from math import floor, sqrt
 from pathlib import Path
 from statistics import fmean
-from typing import Any, Literal
+from typing import Literal
 
-import pdf2image
-import pdf2image.exceptions
-import pytesseract
-
+from agent import children
 from agent.errors import (
     CorruptPdf,
     DiskFull,
     OcrEngineMissing,
     OcrTimeout,
+    PageTooLarge,
     PopplerMissing,
     ToolFailed,
 )
 from agent.logs import get_logger
 
 STAGE = "text"
-MIN_LETTERS = 25  # fewer letters than this on a page: the text layer is not worth trusting
+MIN_WORDS = 5  # fewer real words than this on a page: the text layer is not worth trusting
+MIN_WORD_SHARE = 0.3  # real words must make this share of the layer's non-blank characters
+MIN_DPI = 36
+LOW_CONFIDENCE = 70.0  # below this mean word confidence a page is read again with --psm 1
 PDFTOTEXT_TIMEOUT = 120.0
 TextSource = Literal["text-layer", "ocr", "mixed"]
 log = get_logger("ocr")
+_WORD = re.compile(r"[^\W\d_]{2,}(?:['’-][^\W\d_]+)*")
+_VOWELS = set("aeiouyàâäéèêëîïôöùûüÿæœAEIOUYÀÂÄÉÈÊËÎÏÔÖÙÛÜŸÆŒ")
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,7 @@ class PageText:
     confidence: float | None = None  # mean word confidence 0-100, OCR pages only
     dpi: int | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # user+sys CPU of the child processes that rendered/read it
 
 
 @dataclass(frozen=True)
@@ -66,26 +85,39 @@ def letters(text: str) -> int:
     return sum(1 for ch in text if ch.isalpha())
 
 
+def real_words(text: str) -> list[str]:
+    """Words a person wrote: two letters or more, with a vowel, not one letter repeated."""
+    return [w for w in _WORD.findall(text)
+            if any(ch in _VOWELS for ch in w) and len(set(w.lower())) > 1]
+
+
 def has_text_layer(text: str) -> bool:
-    return letters(text) >= MIN_LETTERS
+    """A layer of real text, not a scan's empty layer nor the junk of a failed OCR."""
+    words = real_words(text)
+    if len(words) < MIN_WORDS:
+        return False
+    visible = sum(1 for ch in text if not ch.isspace())
+    return sum(len(w) for w in words) >= MIN_WORD_SHARE * visible
 
 
-def text_layers(pdf: Path, pages: int) -> list[str]:
-    """Each page's text layer ('' where there is none)."""
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_THREAD_LIMIT": "1"}
+
+
+def text_layers(pdf: Path, pages: int) -> tuple[list[str], float]:
+    """Each page's text layer ('' where there is none), and the CPU seconds it took."""
     try:
-        done = subprocess.run(
-            ["pdftotext", "-layout", "-enc", "UTF-8", "--", str(pdf), "-"],
-            capture_output=True, timeout=PDFTOTEXT_TIMEOUT, check=False,
-        )
+        done = children.run(["pdftotext", "-layout", "-enc", "UTF-8", "--", str(pdf), "-"],
+                            timeout=PDFTOTEXT_TIMEOUT)
     except FileNotFoundError:
         raise PopplerMissing("pdftotext (poppler) is not installed", stage=STAGE) from None
-    except subprocess.TimeoutExpired:
+    except children.ChildTimeout as error:
         log.warning("pdftotext ran over %.0f s; reading every page by OCR", PDFTOTEXT_TIMEOUT)
-        return [""] * pages
+        return [""] * pages, error.cpu_seconds
     if done.returncode != 0:
-        return [""] * pages
+        return [""] * pages, done.cpu_seconds
     chunks = done.stdout.decode("utf-8", "replace").split("\f")
-    return [(chunks[i] if i < len(chunks) else "") for i in range(pages)]
+    return [(chunks[i] if i < len(chunks) else "") for i in range(pages)], done.cpu_seconds
 
 
 def dpi_for(page_size_pt: tuple[float, float], options: OcrOptions) -> int:
@@ -93,37 +125,40 @@ def dpi_for(page_size_pt: tuple[float, float], options: OcrOptions) -> int:
     width_in, height_in = page_size_pt[0] / 72, page_size_pt[1] / 72
     area = max(width_in * height_in, 1e-6)
     capped = floor(sqrt(options.max_pixels / area))
-    return max(36, min(options.dpi, capped))
+    return max(MIN_DPI, min(options.dpi, capped))
 
 
-def _tesseract_error(error: Exception, page: int) -> Exception:
-    if isinstance(error, pytesseract.TesseractNotFoundError):
-        return OcrEngineMissing("tesseract is not installed", stage=STAGE)
-    text = str(error)
-    if isinstance(error, RuntimeError) and "timeout" in text.lower():
-        return OcrTimeout(f"page {page} took too long to read", stage=STAGE, detail=text)
-    if "language" in text.lower() or "tessdata" in text.lower() or "data file" in text.lower():
-        return OcrEngineMissing("tesseract lacks a configured language", stage=STAGE,
-                                detail=text[:500])
-    return ToolFailed(f"tesseract failed on page {page}", stage=STAGE, detail=text[:500])
+def check_size(number: int, page_size_pt: tuple[float, float], options: OcrOptions) -> int:
+    """The DPI to render at; a page too large for the pixel cap even at MIN_DPI fails."""
+    dpi = dpi_for(page_size_pt, options)
+    pixels = (page_size_pt[0] / 72 * dpi) * (page_size_pt[1] / 72 * dpi)
+    if pixels > options.max_pixels:
+        w_cm, h_cm = (round(x / 72 * 2.54) for x in page_size_pt)
+        raise PageTooLarge(
+            f"page {number} is too large to read ({w_cm} x {h_cm} cm: over the pixel cap of "
+            f"{options.max_pixels:,} even at {MIN_DPI} dpi)", stage=STAGE)
+    return dpi
 
 
-def _assemble(data: dict[str, list[Any]]) -> tuple[str, float | None]:
+def _assemble(tsv: str) -> tuple[str, float | None]:
     """Words back into lines, in tesseract's reading order, plus the mean word confidence."""
-    lines: dict[tuple[int, int, int], list[str]] = {}
+    lines: dict[tuple[int, int, int, int], list[str]] = {}
     confidences: list[float] = []
-    for i, word in enumerate(data["text"]):
-        word = str(word).strip()
+    rows = csv.reader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE)
+    for row in rows:
+        if len(row) < 12 or row[0] != "5":
+            continue  # the header, and page/block/paragraph/line rows: words are level 5
+        word = row[11].strip()
         if not word:
             continue
-        key = (int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i]))
+        key = (int(row[1]), int(row[2]), int(row[3]), int(row[4]))
         lines.setdefault(key, []).append(word)
-        conf = float(data["conf"][i])
+        conf = float(row[10])
         if conf >= 0:
             confidences.append(conf)
     out: list[str] = []
     previous_block = None
-    for (block, _par, _line), words in lines.items():
+    for (_page, block, _par, _line), words in lines.items():
         if previous_block is not None and block != previous_block:
             out.append("")
         out.append(" ".join(words))
@@ -131,58 +166,125 @@ def _assemble(data: dict[str, list[Any]]) -> tuple[str, float | None]:
     return "\n".join(out), (round(fmean(confidences), 1) if confidences else None)
 
 
+class _Budget:
+    """One page's time limit, shared by the children that render and read it."""
+
+    def __init__(self, number: int, timeout: float) -> None:
+        self.number = number
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.cpu = 0.0
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def run(self, argv: list[str], what: str) -> children.Finished:
+        try:
+            done = children.run(argv, timeout=self.left(), env=_env())
+        except children.ChildTimeout as error:
+            self.cpu += error.cpu_seconds
+            raise OcrTimeout(f"page {self.number} took more than {self.timeout:g} s to {what} "
+                             "(the per-page OCR time limit)", stage=STAGE) from None
+        self.cpu += done.cpu_seconds
+        return done
+
+
+def _render(pdf: Path, number: int, dpi: int, budget: _Budget, workdir: Path) -> Path:
+    base = workdir / f"page-{number}"
+    try:
+        done = budget.run(["pdftoppm", "-r", str(dpi), "-gray", "-f", str(number), "-l",
+                           str(number), "-singlefile", "--", str(pdf), str(base)], "render")
+    except FileNotFoundError:
+        raise PopplerMissing("pdftoppm (poppler) is not installed", stage=STAGE) from None
+    image = base.with_suffix(".pgm")
+    if done.returncode != 0 or not image.exists() or image.stat().st_size == 0:
+        stderr = done.stderr.decode("utf-8", "replace")
+        if "No space left" in stderr:
+            raise DiskFull("no disk space left to render a page", stage=STAGE)
+        raise CorruptPdf(f"page {number} of the PDF is damaged and cannot be rendered",
+                         stage=STAGE, detail=stderr[:500])
+    return image
+
+
+def _tesseract(image: Path, psm: int, options: OcrOptions, budget: _Budget,
+               ) -> tuple[str, float | None]:
+    try:
+        done = budget.run(["tesseract", str(image), "stdout", "-l", options.langs,
+                           "--psm", str(psm), "tsv"], "read")
+    except FileNotFoundError:
+        raise OcrEngineMissing("tesseract is not installed", stage=STAGE) from None
+    if done.returncode != 0:
+        text = done.stderr.decode("utf-8", "replace")
+        lowered = text.lower()
+        if "language" in lowered or "tessdata" in lowered or "data file" in lowered:
+            raise OcrEngineMissing("tesseract lacks a configured language", stage=STAGE,
+                                   detail=text[:500])
+        raise ToolFailed(f"tesseract failed on page {budget.number}", stage=STAGE,
+                         detail=text[:500])
+    return _assemble(done.stdout.decode("utf-8", "replace"))
+
+
 def ocr_page(pdf: Path, number: int, page_size_pt: tuple[float, float], options: OcrOptions,
              workdir: Path) -> PageText:
-    started = time.monotonic()
-    dpi = dpi_for(page_size_pt, options)
-    try:
-        paths = pdf2image.convert_from_path(
-            pdf, dpi=dpi, output_folder=workdir, first_page=number, last_page=number,
-            fmt="ppm", grayscale=True, single_file=True, paths_only=True,
-            output_file=f"page-{number}", timeout=int(options.timeout),
-        )
-    except pdf2image.exceptions.PDFInfoNotInstalledError:
-        raise PopplerMissing("pdftoppm (poppler) is not installed", stage=STAGE) from None
-    except pdf2image.exceptions.PDFPopplerTimeoutError:
-        raise OcrTimeout(f"page {number} took too long to render", stage=STAGE) from None
-    except pdf2image.exceptions.PDFPageCountError as error:
-        raise CorruptPdf("the PDF is damaged and its pages cannot be read", stage=STAGE,
-                         detail=str(error)[:500]) from None
-    except OSError as error:
-        if error.errno == 28:
-            raise DiskFull("no disk space left to render a page", stage=STAGE) from None
-        raise
-    image = Path(str(paths[0])) if paths else None
-    if image is None or not image.exists() or image.stat().st_size == 0:
-        raise CorruptPdf(f"page {number} of the PDF is damaged and cannot be rendered",
-                         stage=STAGE)
-    try:
-        data = pytesseract.image_to_data(
-            str(image), lang=options.langs, output_type=pytesseract.Output.DICT,
-            timeout=options.timeout,
-        )
-    except (pytesseract.TesseractError, pytesseract.TesseractNotFoundError,
-            RuntimeError) as error:
-        raise _tesseract_error(error, number) from error
-    finally:
-        image.unlink(missing_ok=True)
-    text, confidence = _assemble(data)
-    return PageText(number, text, "ocr", confidence, dpi, round(time.monotonic() - started, 3))
+    dpi = check_size(number, page_size_pt, options)
+    with children.slot():
+        started = time.monotonic()
+        budget = _Budget(number, options.timeout)
+        image = _render(pdf, number, dpi, budget, workdir)
+        try:
+            text, confidence = _tesseract(image, 3, options, budget)
+            if confidence is None or confidence < LOW_CONFIDENCE:
+                # Upside down or sideways reads as junk: let tesseract find the orientation.
+                turned, turned_conf = _tesseract(image, 1, options, budget)
+                if (turned_conf or 0.0) > (confidence or 0.0):
+                    text, confidence = turned, turned_conf
+        finally:
+            image.unlink(missing_ok=True)
+    return PageText(number, text, "ocr", confidence, dpi, round(time.monotonic() - started, 3),
+                    round(budget.cpu, 4))
 
 
 def read_pages(pdf: Path, page_sizes_pt: tuple[tuple[float, float], ...],
                options: OcrOptions) -> list[PageText]:
-    """Every page's text, from its layer or by OCR, in page order."""
-    layers = text_layers(pdf, len(page_sizes_pt))
-    result: list[PageText] = []
-    with tempfile.TemporaryDirectory(prefix="docagent-ocr-") as tmp:
-        for index, layer in enumerate(layers):
-            number = index + 1
-            if has_text_layer(layer):
-                result.append(PageText(number, layer, "text-layer"))
-            else:
-                result.append(ocr_page(pdf, number, page_sizes_pt[index], options, Path(tmp)))
-    return result
+    """Every page's text, from its layer or by OCR, in page order.
+
+    The text-layer pass reads every page in one run; its CPU is shared equally among the pages,
+    so the pages' cpu_seconds add up to the document's exactly.
+    """
+    count = len(page_sizes_pt)
+    layers, layer_cpu = text_layers(pdf, count)
+    share = layer_cpu / max(count, 1)
+    for number, size in enumerate(page_sizes_pt, start=1):
+        if not has_text_layer(layers[number - 1]):
+            check_size(number, size, options)  # fail a too-large page before any OCR work
+    pages: dict[int, PageText] = {}
+    scanned = [n for n in range(1, count + 1) if not has_text_layer(layers[n - 1])]
+    for number in range(1, count + 1):
+        if number not in scanned:
+            pages[number] = PageText(number, layers[number - 1], "text-layer")
+    if scanned:
+        with tempfile.TemporaryDirectory(prefix="docagent-ocr-") as tmp, \
+                ThreadPoolExecutor(max_workers=min(len(scanned), children.slot_count()),
+                                   thread_name_prefix="page") as pool:
+            futures = [pool.submit(ocr_page, pdf, n, page_sizes_pt[n - 1], options, Path(tmp))
+                       for n in scanned]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()  # one page failed its document: start no more
+            wait(futures)  # pages in flight finish before their folder goes
+            for future in futures:
+                error = None if future.cancelled() else future.exception()
+                if error is not None:
+                    raise error
+            for future in futures:
+                page = future.result()
+                pages[page.number] = page
+    return [_with_cpu(pages[n], share) for n in range(1, count + 1)]
+
+
+def _with_cpu(page: PageText, share: float) -> PageText:
+    return PageText(page.number, page.text, page.source, page.confidence, page.dpi,
+                    page.seconds, round(page.cpu_seconds + share, 4))
 
 
 def text_source(pages: list[PageText]) -> TextSource:

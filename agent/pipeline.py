@@ -97,8 +97,9 @@ def _read(settings: Settings, store: Store, doc: Document) -> tuple[Placement, d
         "text_source": ocr.text_source(pages),
         "page_sources": [
             {"page": p.number, "source": p.source, "confidence": p.confidence, "dpi": p.dpi,
-             "seconds": p.seconds} for p in pages
+             "seconds": p.seconds, "cpu_seconds": p.cpu_seconds} for p in pages
         ],
+        "identity_confidence": identity_confidence(fields, pages),
     }
     text = "\n\f".join(p.text for p in pages)
     stem = f"{_date_part(fields, doc)}_{fields.document_type}_{pdf_stem(doc.original_name)}"
@@ -126,6 +127,16 @@ def name_confidence(fields: ParsedFields, pages: list[ocr.PageText]) -> float | 
                                               fields.birth_name) if f is not None]
     known = [c for c in readings if c is not None]
     return min(known) if known else None
+
+
+def identity_confidence(fields: ParsedFields, pages: list[ocr.PageText]) -> float | None:
+    """The lowest OCR confidence of the pages the name and birth date were read on.
+
+    None when they came from text layers (or were not read): there is nothing to doubt.
+    """
+    read_on = {f.page for f in (fields.last_name, fields.first_name, fields.birth_date) if f}
+    scores = [p.confidence for p in pages if p.number in read_on and p.confidence is not None]
+    return min(scores) if scores else None
 
 
 def _date_part(fields: ParsedFields, doc: Document) -> str:

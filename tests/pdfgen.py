@@ -35,6 +35,7 @@ __all__ = [
     "image_pdf",
     "lab_report_lines",
     "mixed_pdf",
+    "overlay_pdf",
     "render_page",
     "text_pdf",
     "truncated",
@@ -232,11 +233,12 @@ def _pdf_string(text: str) -> bytes:
     return bytes(out)
 
 
-def text_pdf(pages: Sequence[Sequence[str]], path: StrPath) -> Path:
+def text_pdf(pages: Sequence[Sequence[str]], path: StrPath, *, invisible: bool = False) -> Path:
     """A born-digital A4 PDF with a real text layer: one page per list of lines.
 
     Helvetica 11 pt (Helvetica-Bold for ``"# "`` lines, marker stripped), WinAnsiEncoding so
     French accents survive ``pdftotext``; characters outside cp1252 become ``?``.
+    ``invisible=True`` draws the text in render mode 3 (an OCR layer: extracted, never seen).
     """
     n = len(pages)
     # 1 catalog, 2 pages, 3 Helvetica, 4 Helvetica-Bold, then (page, content) pairs.
@@ -252,6 +254,8 @@ def text_pdf(pages: Sequence[Sequence[str]], path: StrPath) -> Path:
     width, height = _A4_PT
     for i, lines in enumerate(pages):
         ops = [b"BT", b"/F1 11 Tf", b"14 TL", b"57 %.2f Td" % (height - 57 - 11)]
+        if invisible:
+            ops.append(b"3 Tr")
         current = b"/F1"
         for line in lines:
             bold = line.startswith("# ")
@@ -305,6 +309,13 @@ def mixed_pdf(pages: Sequence[Sequence[str] | Image.Image], path: StrPath) -> Pa
                 text_pdf([page], part)
             parts.append(str(part))
         _qpdf("--empty", "--pages", *parts, "--", str(dest))
+    return dest
+
+
+def overlay_pdf(under: StrPath, over: StrPath, path: StrPath) -> Path:
+    """``over``'s pages drawn on top of ``under``'s (e.g. an invisible text layer on a scan)."""
+    dest = Path(path)
+    _qpdf(str(under), "--overlay", str(over), "--", str(dest))
     return dest
 
 

@@ -11,6 +11,10 @@ from typing import Any
 
 from agent.notify.digest_text import render_digest
 
+# Mean word confidence under which the name and birth date are flagged as doubtful: an upright
+# poor scan reads at 80-90, a page tesseract struggled with at 60 or less.
+LOW_IDENTITY_CONFIDENCE = 70.0
+
 
 def _initials(first: str | None, last: str | None) -> str:
     parts = (p.strip() for p in (first, last) if p and p.strip())
@@ -60,6 +64,14 @@ def _chosen_evidence(payload: Mapping[str, Any]) -> str:
     return ""
 
 
+def _doubt(payload: Mapping[str, Any]) -> str:
+    score = payload.get("identity_confidence")
+    if not isinstance(score, int | float) or score >= LOW_IDENTITY_CONFIDENCE:
+        return ""
+    return (f" Low-confidence reading ({score:.0f}/100): check the name and birth date "
+            "against the scan.")
+
+
 def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     doc = payload.get("document_id", "?")
     name = payload.get("original_name") or payload.get("name") or "?"
@@ -78,7 +90,7 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     if kind == "review":
         candidates = (payload.get("match") or {}).get("candidates") or []
         lines = [f"Needs a decision: {name} — read: {_read_name(payload, phi)}. "
-                 f"Why: {payload.get('reason', '?')}. [{doc}]"]
+                 f"Why: {payload.get('reason', '?')}.{_doubt(payload)} [{doc}]"]
         for c in candidates[:3]:
             lines.append(f"  candidate: {_who(c, phi)} — {_evidence(c)}")
         lines.append(f"  decide: docagent review resolve {doc} PATIENT_ID (or --none)")
