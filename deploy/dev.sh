@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 RUNTIME_PACKAGES="tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils"
 # qpdf makes the encrypted-PDF fixtures; DejaVu renders the accented text of the fake scans.
-# systemd (systemd-analyze), systemd-container (systemd-nspawn), debootstrap and zstd: the unit
-# checks and the boot test in a container (tests/test_units.py, tests/test_systemd_boot.py).
-TEST_PACKAGES="qpdf fonts-dejavu-core systemd systemd-container debootstrap zstd"
+# systemd (systemd-analyze), systemd-container (systemd-nspawn), debootstrap, zstd and procps
+# (pgrep finds the container's PID 1; minimal images lack it): the unit checks and the boot test
+# in a container (tests/test_units.py, tests/test_systemd_boot.py).
+TEST_PACKAGES="qpdf fonts-dejavu-core systemd systemd-container debootstrap zstd procps"
 
 say() { printf '%s\n' "dev.sh: $*" >&2; }
 
