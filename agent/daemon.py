@@ -71,11 +71,11 @@ class Daemon:
 
     # --- intake -------------------------------------------------------------------------
 
-    def _on_event(self, path: Path) -> None:
+    def _on_event(self, path: Path, settled: bool) -> None:
         if canary.is_canary(path):
             canary.acknowledge(path)  # the health check's proof that events reach us
             return
-        self.stabilizer.note(path)
+        self.stabilizer.note(path, settled=settled)
         self.noticed.set()
 
     async def intake(self) -> None:
@@ -247,8 +247,8 @@ class Daemon:
         for line in await asyncio.to_thread(spool.recover, self.settings, self.store):
             log.warning("recovery: %s", line)
         metrics_server = self._metrics_server()
-        def from_watchdog_thread(path: Path) -> None:
-            loop.call_soon_threadsafe(self._on_event, path)
+        def from_watchdog_thread(path: Path, settled: bool) -> None:
+            loop.call_soon_threadsafe(self._on_event, path, settled)
 
         observer = start_observer(self.settings.incoming, self.settings.watch,
                                   from_watchdog_thread)

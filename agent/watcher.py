@@ -6,6 +6,11 @@ A file is taken once its size and mtime have not changed for `stable_seconds` *a
 as a PDF with a page count; a file that never becomes whole is taken after
 `incomplete_seconds` and quarantined as incomplete. Not a PDF at all (wrong magic bytes) is
 taken as soon as it is stable: waiting would not make it one.
+
+A file whose writer said it is done -- renamed into incoming/, or closed after writing
+(inotify IN_MOVED_TO / IN_CLOSE_WRITE) -- skips the stability wait when it also ends with
+`%%EOF` and opens: that is how a born-digital document goes from drop to filed in tens of
+milliseconds. Any later write takes the fast path away again.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from pathlib import Path
 from typing import Literal
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
+from watchdog.observers import inotify_move_event_grouper
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from agent.gate import looks_like_pdf, page_count
@@ -29,6 +35,13 @@ from agent.logs import get_logger
 log = get_logger("watcher")
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
 PROBE_INTERVAL = 2.0  # seconds between pdfinfo probes of a stable file that does not open yet
+EOF_TAIL = 1024  # writers may put a newline or a little padding after %%EOF
+
+# watchdog holds every IN_MOVED_FROM for half a second to pair it with its IN_MOVED_TO, and
+# its queue is first-in first-out: each claim (a rename out of incoming/) then delayed the
+# *next* file's event by up to 0.5 s. Pairs come from one rename() and arrive together, and
+# we do not need them paired anyway (the rescan backs up every event), so wait far less.
+inotify_move_event_grouper.InotifyMoveEventGrouper.delay = 0.02
 
 Verdict = Literal["take", "incomplete"]
 
@@ -45,6 +58,7 @@ class _Candidate:
     mtime_ns: int
     stable_since: float
     last_probe: float = 0.0
+    settled: bool = False  # the last event said the writer is done (rename in, close)
 
 
 class Stabilizer:
@@ -58,8 +72,11 @@ class Stabilizer:
         self.candidates: dict[Path, _Candidate] = {}
         self._warned: set[Path] = set()
 
-    def note(self, path: Path) -> None:
-        if ignored(path.name) or path in self.candidates:
+    def note(self, path: Path, *, settled: bool = False) -> None:
+        if ignored(path.name):
+            return
+        if path in self.candidates:
+            self.candidates[path].settled = settled
             return
         try:
             info = os.lstat(path)
@@ -74,7 +91,8 @@ class Stabilizer:
         if not stat.S_ISREG(info.st_mode):
             return
         now = self.clock()
-        self.candidates[path] = _Candidate(now, info.st_size, info.st_mtime_ns, now)
+        self.candidates[path] = _Candidate(now, info.st_size, info.st_mtime_ns, now,
+                                           settled=settled)
 
     def scan(self, folder: Path) -> None:
         try:
@@ -102,9 +120,11 @@ class Stabilizer:
                 continue
             if (info.st_size, info.st_mtime_ns) != (cand.size, cand.mtime_ns):
                 cand.size, cand.mtime_ns, cand.stable_since = info.st_size, info.st_mtime_ns, now
-                continue
+                if not cand.settled:
+                    continue
             overdue = now - cand.first_seen >= self.incomplete_seconds
-            if now - cand.stable_since < self.stable_seconds and not overdue:
+            waited = now - cand.stable_since >= self.stable_seconds
+            if not (waited or overdue or (cand.settled and _ends_with_eof(path))):
                 continue
             verdict = self._judge(path, cand, now, overdue)
             if verdict is not None:
@@ -135,7 +155,7 @@ class Stabilizer:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, folder: Path, notify: Callable[[Path], None]) -> None:
+    def __init__(self, folder: Path, notify: Callable[[Path, bool], None]) -> None:
         self.folder = folder
         self.notify = notify
 
@@ -143,17 +163,34 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory or event.event_type in ("deleted", "opened", "closed_no_write"):
             return
         raw = event.dest_path if event.event_type == "moved" else event.src_path
+        if not raw:
+            return  # moved out of the folder to somewhere unwatched
         path = Path(os.fsdecode(raw))
         if path.parent == self.folder:
-            self.notify(path)
+            self.notify(path, event.event_type in ("moved", "closed"))
 
 
-def start_observer(folder: Path, mode: str, notify: Callable[[Path], None],
+def start_observer(folder: Path, mode: str, notify: Callable[[Path, bool], None],
                    poll_seconds: float = 2.0) -> BaseObserver:
-    """Start watching `folder` (not its subfolders); `notify` is called on watchdog's thread."""
+    """Start watching `folder` (not its subfolders); `notify(path, settled)` is called on
+    watchdog's thread, `settled` when the event says the writer is done with the file."""
+    # Full events: a rename in from outside the folder arrives as a move (the writer is done),
+    # not as a creation (the writer may have just begun).
     observer: BaseObserver = (PollingObserver(timeout=poll_seconds) if mode == "polling"
-                              else Observer())
+                              else InotifyObserver(generate_full_events=True))
     observer.schedule(_Handler(folder, notify), str(folder), recursive=False)
     observer.daemon = True
     observer.start()
     return observer
+
+
+def _ends_with_eof(path: Path) -> bool:
+    """True when the file's last bytes hold `%%EOF`: a copy cut short almost never does."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - EOF_TAIL))
+            return b"%%EOF" in handle.read()
+    except OSError:
+        return False

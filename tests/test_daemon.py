@@ -250,3 +250,22 @@ def test_kill_9_mid_batch_loses_nothing_and_files_nothing_twice(
     assert all(sent for _, _, sent in outbox)
     per_doc = [(d, k) for d, k, _ in outbox if k != "duplicate"]
     assert len(per_doc) == len(set(per_doc)) == len(final)
+
+
+def test_a_whole_file_renamed_in_is_taken_without_the_stability_wait(
+        spool: Spool, daemon, tmp_path: Path) -> None:
+    # With a ten-minute stability wait only the rename (inotify IN_MOVED_TO) can explain a
+    # prompt filing; the half copy closed early must still wait for its end.
+    run = daemon(DOCAGENT_STABLE_SECONDS="600", DOCAGENT_RESCAN_SECONDS="600")
+    whole = pdfgen.text_pdf([report("MARTIN", "Hélène", "03/04/1975")], tmp_path / "a.pdf")
+    drop(whole, spool.home / "incoming", "renamed.pdf")
+    run.wait_for(lambda: states(spool).get("renamed.pdf") == "filed", 30, "the fast path")
+    other = pdfgen.text_pdf([report("MARTIN", "Hélène", "03/04/1975", "copie")],
+                            tmp_path / "b.pdf").read_bytes()
+    target = spool.home / "incoming" / "chunked.pdf"
+    target.write_bytes(other[: len(other) // 2])
+    time.sleep(2)
+    assert "chunked.pdf" not in states(spool)
+    with open(target, "ab") as handle:
+        handle.write(other[len(other) // 2:])
+    run.wait_for(lambda: states(spool).get("chunked.pdf") == "filed", 30, "the rest")

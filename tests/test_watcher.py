@@ -1,0 +1,68 @@
+"""When a file in incoming/ is whole enough to take: the stability wait and its fast path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.watcher import Stabilizer
+from tests import pdfgen
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def whole_pdf(tmp_path: Path) -> bytes:
+    lines = pdfgen.lab_report_lines(last="MARTIN", first="Hélène", birth="03/04/1975",
+                                    doc_date="05/11/2026")
+    return pdfgen.text_pdf([lines], tmp_path / "src.pdf").read_bytes()
+
+
+def setup(tmp_path: Path, data: bytes) -> tuple[Stabilizer, Clock, Path]:
+    clock = Clock()
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    path = incoming / "scan.pdf"
+    path.write_bytes(data)
+    return Stabilizer(30.0, 600.0, clock=clock), clock, path
+
+
+def test_a_file_renamed_in_or_closed_whole_is_taken_without_the_wait(tmp_path: Path) -> None:
+    stabilizer, _clock, path = setup(tmp_path, whole_pdf(tmp_path))
+    stabilizer.note(path, settled=True)
+    assert stabilizer.ready() == [(path, "take")]
+
+
+def test_without_a_settling_event_the_stability_wait_applies(tmp_path: Path) -> None:
+    stabilizer, clock, path = setup(tmp_path, whole_pdf(tmp_path))
+    stabilizer.note(path)
+    assert stabilizer.ready() == []
+    clock.now += 29
+    assert stabilizer.ready() == []
+    clock.now += 2
+    assert stabilizer.ready() == [(path, "take")]
+
+
+def test_a_copy_closed_before_its_end_waits(tmp_path: Path) -> None:
+    data = whole_pdf(tmp_path)
+    stabilizer, clock, path = setup(tmp_path, data[: len(data) // 2])
+    stabilizer.note(path, settled=True)  # a writer that closes between chunks
+    assert stabilizer.ready() == []
+    with open(path, "ab") as handle:
+        handle.write(data[len(data) // 2:])
+    clock.now += 1
+    stabilizer.note(path, settled=True)
+    assert stabilizer.ready() == [(path, "take")]
+
+
+def test_a_write_after_the_close_takes_the_fast_path_away(tmp_path: Path) -> None:
+    stabilizer, clock, path = setup(tmp_path, whole_pdf(tmp_path))
+    stabilizer.note(path, settled=True)
+    stabilizer.note(path)  # reopened and modified: the writer is not done after all
+    assert stabilizer.ready() == []
+    clock.now += 31
+    assert stabilizer.ready() == [(path, "take")]
