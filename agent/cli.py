@@ -316,7 +316,7 @@ def _user() -> str:
 
 
 def _health(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
-    checks = health.run_checks(settings, store, health.limits(settings))
+    checks = health.run_checks(settings, store)
     print(health.as_json(checks) if args.json else health.render(checks))
     if args.notify:
         health.remember_and_alert(store, checks)

@@ -25,6 +25,17 @@ DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 
 
 @dataclass(frozen=True)
+class HealthLimits:
+    """What `docagent health` tolerates before it says a check fails."""
+    heartbeat_max: float = 120.0  # seconds since the daemon's last heartbeat
+    min_free: int = 1024**3  # bytes free on the spool's filesystem
+    max_wait: float = 900.0  # seconds a file may wait in incoming/
+    max_failed: int = 5  # documents failed in the last 24 h
+    max_outbox_age: float = 900.0  # seconds the oldest unsent notification may wait
+    units: tuple[str, ...] = ()  # the only systemd units health may ask about
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     log_dir: Path
@@ -56,6 +67,7 @@ class Settings:
     log_format: str = "text"
     # Mean OCR word confidence (0-100) under which a name read from that page never files.
     min_name_confidence: float = 70.0
+    health: HealthLimits = HealthLimits()
 
     @property
     def incoming(self) -> Path:
@@ -237,7 +249,30 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         log_format=_choice(values, "DOCAGENT_LOG_FORMAT", "text", ("text", "json")),
         min_name_confidence=float(_int(values, "DOCAGENT_MIN_NAME_CONFIDENCE", 70, low=0,
                                        high=100)),
+        health=HealthLimits(
+            heartbeat_max=_float(values, "DOCAGENT_HEALTH_HEARTBEAT_MAX", 120.0, low=1.0),
+            min_free=_bytes(values, "DOCAGENT_HEALTH_MIN_FREE", 1024**3),
+            max_wait=_float(values, "DOCAGENT_HEALTH_MAX_WAIT", 900.0, low=1.0),
+            max_failed=_int(values, "DOCAGENT_HEALTH_MAX_FAILED", 5, low=0, high=1_000_000),
+            max_outbox_age=_float(values, "DOCAGENT_HEALTH_MAX_OUTBOX_AGE", 900.0, low=1.0),
+            units=unit_names(values.get("DOCAGENT_HEALTH_UNITS", "")),
+        ),
     )
+
+
+# A systemd unit name and nothing else: health hands these to `systemctl is-active`.
+UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?"
+                       r"\.(service|socket|timer|mount|path|target)$")
+
+
+def unit_names(raw: str) -> tuple[str, ...]:
+    """The allowlist from DOCAGENT_HEALTH_UNITS; a malformed name is a configuration error."""
+    names = tuple(n for n in re.split(r"[\s,]+", raw.strip()) if n)
+    for name in names:
+        if not UNIT_NAME.match(name):
+            raise ConfigError(f"DOCAGENT_HEALTH_UNITS: {name!r} is not a unit name such as "
+                              "cups.service")
+    return names
 
 
 _PRICE = re.compile(r"^DOCAGENT_PRICE_([A-Z0-9]+)_([A-Z0-9_]+)$")

@@ -4,7 +4,8 @@ Run by hand, or every 15 minutes by docagent-health.timer with `--notify`, which
 "health" message to the outbox only when the set of failing checks changes (a new problem) and
 once when everything is well again; the last verdict is kept in the `meta` table.
 
-Limits come from the environment or docagent.env, with defaults that suit a small practice:
+Limits are read with every other setting (`config.load`, `Settings.health`), with defaults that
+suit a small practice:
 `DOCAGENT_HEALTH_HEARTBEAT_MAX` (seconds, 120), `DOCAGENT_HEALTH_MIN_FREE` (bytes, 1G),
 `DOCAGENT_HEALTH_MAX_WAIT` (seconds a file may wait in incoming/, 900),
 `DOCAGENT_HEALTH_MAX_FAILED` (failed documents tolerated in 24 h, 5),
@@ -17,28 +18,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 from agent import canary
-from agent.config import Settings
-from agent.errors import ConfigError, DocagentError
+from agent.config import UNIT_NAME, HealthLimits, Settings
+from agent.errors import DocagentError
 from agent.store import Store
 from agent.watcher import ignored
 
 CANARY_WAIT = 10.0  # seconds for the daemon to notice the canary (polling sees it in ~2 s)
 STATE_KEY = "health_failing"  # meta: JSON list of the checks failing at the last --notify
-UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?"
-                       r"\.(service|socket|timer|mount|path|target)$")
+
 
 
 @dataclass(frozen=True)
@@ -46,66 +43,6 @@ class Check:
     name: str
     ok: bool
     detail: str
-
-
-@dataclass(frozen=True)
-class Limits:
-    heartbeat_max: float = 120.0
-    min_free: int = 1024**3
-    max_wait: float = 900.0
-    max_failed: int = 5
-    max_outbox_age: float = 900.0
-    units: tuple[str, ...] = ()
-
-
-def _number(values: Mapping[str, str], name: str, default: float) -> float:
-    raw = values.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number (got {raw!r})") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative (got {raw})")
-    return value
-
-
-def _size(values: Mapping[str, str], name: str, default: int) -> int:
-    raw = values.get(name, "").strip().upper().removesuffix("B").removesuffix("I")
-    if not raw:
-        return default
-    scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(raw[-1:], 1)
-    digits = raw[:-1] if raw[-1:] in "KMG" else raw
-    if not digits.isdigit():
-        raise ConfigError(f"{name} must be a size such as 1G or 500M (got {raw!r})")
-    return int(digits) * scale
-
-
-def parse_units(raw: str) -> tuple[str, ...]:
-    """The allowlist from DOCAGENT_HEALTH_UNITS; a malformed name is a configuration error."""
-    names = tuple(n for n in re.split(r"[\s,]+", raw.strip()) if n)
-    for name in names:
-        if not UNIT_NAME.match(name):
-            raise ConfigError(f"DOCAGENT_HEALTH_UNITS: {name!r} is not a unit name such as "
-                              "cups.service")
-    return names
-
-
-def limits(settings: Settings, env: Mapping[str, str] | None = None) -> Limits:
-    values: dict[str, str] = {}
-    if settings.env_file is not None:
-        values.update({k: v for k, v in dotenv_values(settings.env_file).items()
-                       if v is not None})
-    values.update(os.environ if env is None else env)
-    return Limits(
-        heartbeat_max=_number(values, "DOCAGENT_HEALTH_HEARTBEAT_MAX", 120.0),
-        min_free=_size(values, "DOCAGENT_HEALTH_MIN_FREE", 1024**3),
-        max_wait=_number(values, "DOCAGENT_HEALTH_MAX_WAIT", 900.0),
-        max_failed=int(_number(values, "DOCAGENT_HEALTH_MAX_FAILED", 5)),
-        max_outbox_age=_number(values, "DOCAGENT_HEALTH_MAX_OUTBOX_AGE", 900.0),
-        units=parse_units(values.get("DOCAGENT_HEALTH_UNITS", "")),
-    )
 
 
 # --- the checks ---------------------------------------------------------------------------
@@ -308,7 +245,9 @@ def _guarded(name: str, check: Callable[[], Check]) -> Check:
         return Check(name, False, f"could not check: {error}")
 
 
-def run_checks(settings: Settings, store: Store, lim: Limits) -> list[Check]:
+def run_checks(settings: Settings, store: Store, lim: HealthLimits | None = None,
+               ) -> list[Check]:
+    lim = lim or settings.health
     alive = lock_holder(settings.home / ".docagent.lock") is not None
     steps: list[tuple[str, Callable[[], Check]]] = [
         ("daemon", lambda: check_daemon(settings, store, lim.heartbeat_max)),

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from agent import config, health
+from agent.config import HealthLimits, unit_names
 from agent.errors import ConfigError
 from agent.store import Store
 from tests.conftest import Spool
@@ -209,7 +210,7 @@ def test_only_allowlisted_units_are_ever_asked_about() -> None:
         import subprocess
         return subprocess.CompletedProcess(argv, 0, "active\n", "")
 
-    allow = health.parse_units("cups.service, smbd.service")
+    allow = unit_names("cups.service, smbd.service")
     checks = health.unit_states(allow, ["cups.service", "sshd.service", "-H evil"],
                                 run=systemctl)
     assert [(c.name, c.ok) for c in checks] == [
@@ -221,7 +222,7 @@ def test_only_allowlisted_units_are_ever_asked_about() -> None:
                                  "$(id).service"])
 def test_malformed_unit_names_are_a_configuration_error(bad: str) -> None:
     with pytest.raises(ConfigError):
-        health.parse_units(f"cups.service {bad}")
+        unit_names(f"cups.service {bad}")
 
 
 def test_a_bad_unit_list_is_exit_2(spool: Spool) -> None:
@@ -266,7 +267,7 @@ def test_a_check_that_cannot_run_is_one_failing_line(spool: Spool) -> None:
     store = Store(settings.db_path)
     with store.write() as conn:
         conn.execute("DROP TABLE outbox")  # a damaged database: this one query cannot run
-    checks = health.run_checks(settings, store, health.Limits())
+    checks = health.run_checks(settings, store, HealthLimits())
     by_name = {c.name: c for c in checks}
     assert not by_name["outbox"].ok and "could not check" in by_name["outbox"].detail
     assert by_name["failures"].ok and by_name["tesseract"].ok  # the others still ran
