@@ -33,6 +33,7 @@ from agent.watcher import Stabilizer, start_observer
 
 log = get_logger("daemon")
 TICK = 0.5
+READY_BATCH = 16  # files judged whole per look at incoming/: claims start before all are probed
 DIGEST_CHECK_SECONDS = 60.0
 
 
@@ -85,13 +86,16 @@ class Daemon:
             await self.beat()
             now = time.monotonic()
             if now >= next_scan:
-                self.stabilizer.scan(self.settings.incoming)
+                await asyncio.to_thread(self.stabilizer.scan, self.settings.incoming)
                 next_scan = now + self.settings.rescan_seconds
                 self.work.set()  # deferred documents may have come due
-            for path, verdict in self.stabilizer.ready():
+            batch = await asyncio.to_thread(self.stabilizer.ready, READY_BATCH)
+            for path, verdict in batch:
                 if self.stopping.is_set():
                     break
                 await self._take(path, verdict)
+            if len(batch) == READY_BATCH:
+                continue  # more may be ready already: a backlog drains without ticking
             self.noticed.clear()
             await self._wait(self.noticed, TICK)
 

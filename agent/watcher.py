@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,7 +63,12 @@ class _Candidate:
 
 
 class Stabilizer:
-    """Tracks files seen in incoming/ until each is complete (runs on one thread only)."""
+    """Tracks files seen in incoming/ until each is complete.
+
+    `note` runs on the event loop (file events); `scan` and `ready` run in a worker thread,
+    because judging a file runs pdfinfo, which must never stall the loop. The lock guards
+    the table only: nobody holds it across a probe.
+    """
 
     def __init__(self, stable_seconds: float, incomplete_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -71,28 +77,34 @@ class Stabilizer:
         self.clock = clock
         self.candidates: dict[Path, _Candidate] = {}
         self._warned: set[Path] = set()
+        self._lock = threading.Lock()
 
     def note(self, path: Path, *, settled: bool = False) -> None:
         if ignored(path.name):
             return
-        if path in self.candidates:
-            self.candidates[path].settled = settled
-            return
+        with self._lock:
+            known = self.candidates.get(path)
+            if known is not None:
+                known.settled = settled
+                return
         try:
             info = os.lstat(path)
         except OSError:
             return
         if stat.S_ISLNK(info.st_mode):
-            if path not in self._warned:
+            with self._lock:
+                first_time = path not in self._warned
                 self._warned.add(path)
+            if first_time:
                 log.warning("ignoring symlink %r in incoming/: symlinks are never followed",
                             path.name)
             return
         if not stat.S_ISREG(info.st_mode):
             return
         now = self.clock()
-        self.candidates[path] = _Candidate(now, info.st_size, info.st_mtime_ns, now,
-                                           settled=settled)
+        with self._lock:
+            self.candidates.setdefault(path, _Candidate(now, info.st_size, info.st_mtime_ns,
+                                                        now, settled=settled))
 
     def scan(self, folder: Path) -> None:
         try:
@@ -101,22 +113,29 @@ class Stabilizer:
             log.error("cannot list %s: %s", folder, error)
             return
         present = {Path(e.path) for e in entries}
-        self._warned &= present
+        with self._lock:
+            self._warned &= present
         for entry in entries:
             self.note(Path(entry.path))
 
-    def ready(self) -> list[tuple[Path, Verdict]]:
-        """Files to take now, oldest first; forgets those that vanished."""
+    def ready(self, limit: int | None = None) -> list[tuple[Path, Verdict]]:
+        """Files to take now, oldest first, at most `limit` of them (so that the first of a
+        thousand dropped at once is taken without waiting for all to be probed); forgets
+        those that vanished."""
         now = self.clock()
         out: list[tuple[Path, Verdict]] = []
-        for path, cand in sorted(self.candidates.items(), key=lambda kv: kv[1].first_seen):
+        with self._lock:
+            queue = sorted(self.candidates.items(), key=lambda kv: kv[1].first_seen)
+        for path, cand in queue:
+            if limit is not None and len(out) >= limit:
+                break
             try:
                 info = os.lstat(path)
             except OSError:
-                del self.candidates[path]
+                self.forget(path)
                 continue
             if not stat.S_ISREG(info.st_mode):
-                del self.candidates[path]
+                self.forget(path)
                 continue
             if (info.st_size, info.st_mtime_ns) != (cand.size, cand.mtime_ns):
                 cand.size, cand.mtime_ns, cand.stable_since = info.st_size, info.st_mtime_ns, now
@@ -128,7 +147,7 @@ class Stabilizer:
                 continue
             verdict = self._judge(path, cand, now, overdue)
             if verdict is not None:
-                del self.candidates[path]
+                self.forget(path)
                 out.append((path, verdict))
         return out
 
@@ -151,7 +170,8 @@ class Stabilizer:
         return "incomplete" if overdue else None
 
     def forget(self, path: Path) -> None:
-        self.candidates.pop(path, None)
+        with self._lock:
+            self.candidates.pop(path, None)
 
 
 class _Handler(FileSystemEventHandler):

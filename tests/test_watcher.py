@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from agent.watcher import Stabilizer
@@ -66,3 +67,42 @@ def test_a_write_after_the_close_takes_the_fast_path_away(tmp_path: Path) -> Non
     assert stabilizer.ready() == []
     clock.now += 31
     assert stabilizer.ready() == [(path, "take")]
+
+
+def test_ready_gives_at_most_its_limit_oldest_first(tmp_path: Path) -> None:
+    stabilizer, _clock, first = setup(tmp_path, whole_pdf(tmp_path))
+    stabilizer.note(first, settled=True)
+    others = []
+    for n in range(3):
+        path = first.with_name(f"later-{n}.pdf")
+        path.write_bytes(first.read_bytes())
+        stabilizer.note(path, settled=True)
+        others.append(path)
+    assert stabilizer.ready(limit=2) == [(first, "take"), (others[0], "take")]
+    assert stabilizer.ready(limit=2) == [(others[1], "take"), (others[2], "take")]
+
+
+def test_events_noted_while_ready_runs_in_another_thread_are_kept(tmp_path: Path) -> None:
+    # ready() runs in a worker thread while file events are noted on the event loop.
+    stabilizer, clock, _path = setup(tmp_path, b"not a pdf, never taken")
+    folder = tmp_path / "incoming"
+    for n in range(300):
+        (folder / f"f{n}.txt").write_bytes(b"x")
+    errors: list[BaseException] = []
+
+    def judge() -> None:
+        try:
+            for _ in range(50):
+                stabilizer.ready()
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+
+    worker = threading.Thread(target=judge)
+    worker.start()
+    for n in range(300):
+        stabilizer.note(folder / f"f{n}.txt")
+    worker.join()
+    assert errors == []
+    assert {folder / f"f{n}.txt" for n in range(300)} <= set(stabilizer.candidates)
+    clock.now += 31  # and once stable, every one of them is taken
+    assert len(stabilizer.ready()) == 300
