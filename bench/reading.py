@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.reading                     # about 8 minutes on 2 cores
     .venv/bin/python -m bench.reading --rounds 1          # quicker, noisier
     .venv/bin/python -m bench.reading --only throughput   # one section (see SECTIONS)
+    .venv/bin/python -m bench.reading --langs fra+eng+por # other tesseract languages
 
 Generates its corpus (French and English lab reports with known text, degraded like poor scans:
 skewed, noisy, blurred, JPEG'd; one upside down, one colour; plus a born-digital copy), then
@@ -138,7 +139,8 @@ def stats(values: list[float]) -> str:
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCAGENT_")}
     env.update({"DOCAGENT_HOME": str(home), "DOCAGENT_LOG_DIR": str(home / "logs"),
-                "DOCAGENT_LOG_LEVEL": "WARNING", "OMP_THREAD_LIMIT": "1", **extra})
+                "DOCAGENT_LOG_LEVEL": "WARNING", "OMP_THREAD_LIMIT": "1",
+                "DOCAGENT_OCR_LANGS": LANGS, **extra})
     return env
 
 
@@ -552,18 +554,28 @@ SECTIONS = {"compare": section_compare, "throughput": section_throughput,
 
 
 def main() -> int:
+    global LANGS  # one setting, read by every tool's command line
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--langs", default=LANGS,
+                        help="tesseract languages for every tool (docagent's default: fra+eng)")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections among {', '.join(SECTIONS)}")
     args = parser.parse_args()
+    LANGS = args.langs
+    have = set(subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True,
+                              check=True).stdout.split()[1:])
+    missing = [lang for lang in LANGS.split("+") if lang not in have]
+    if missing:
+        parser.error(f"tesseract has no {', '.join(missing)}: apt-get install "
+                     + " ".join(f"tesseract-ocr-{lang}" for lang in missing))
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s): {', '.join(unknown)}")
     OUT.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="docagent-reading-", dir="/var/tmp"))
-    figures: dict[str, Any] = {"cores": CORES, "rounds": args.rounds}
+    figures: dict[str, Any] = {"cores": CORES, "rounds": args.rounds, "langs": LANGS}
     try:
         tesseract_version = subprocess.run(["tesseract", "--version"], capture_output=True,
                                            text=True, check=True).stdout.splitlines()[0]
