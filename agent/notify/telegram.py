@@ -1,0 +1,253 @@
+"""The outbox, drained to Telegram: in order, grouped when many documents are filed at once,
+retried when Telegram is away, given up (and said why) only when Telegram refuses a message.
+
+Never lose: a row leaves the queue only once every chat has it, or Telegram refused it for
+good (400, 403: retrying cannot help, and one bad row must not hold the others back). Never
+block: this runs as its own task, each send is bounded by a timeout, and a failure leaves the
+row for the next drain; documents are processed meanwhile as if nothing happened.
+
+Retries (tenacity): network errors and timeouts wait with exponential backoff and jitter; a
+429 waits what the server asked (`retry_after`); after `ATTEMPTS` the drain stops where it is
+and the next one starts from the same row, so the order holds. A refused token (401) keeps
+every row waiting and pauses sending: it is one configuration error, not a bad message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from agent.config import Settings
+from agent.errors import DocagentError
+from agent.logs import get_logger
+from agent.notify.keyboards import keyboard_for
+from agent.notify.messages import fit, render, render_filed_group
+from agent.store import Store
+
+log = get_logger("telegram")
+ATTEMPTS = 6            # per drain: ~1+2+4+8+16 s of backoff before the drain gives way
+SEND_TIMEOUT = 60.0     # one send, rate-limiter wait included
+TOKEN_PAUSE = 300.0     # after a 401, before trying again
+_backoff = wait_exponential_jitter(initial=1, max=30, jitter=1)
+
+
+class _Stopping(Exception):
+    """The daemon is stopping: leave the rest in the outbox."""
+
+
+@dataclass
+class Batch:
+    """One Telegram message: one outbox row, or several `filed` rows grouped."""
+
+    rows: list[sqlite3.Row]
+    kind: str
+    text: str
+    markup: InlineKeyboardMarkup | None
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(r["id"]) for r in self.rows]
+
+    @property
+    def document_id(self) -> str:
+        return str(self.rows[0]["document_id"] or "-") if len(self.rows) == 1 else "-"
+
+
+def _payload(row: sqlite3.Row) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(row["payload"])
+    payload.setdefault("document_id", row["document_id"])
+    return payload
+
+
+def batches(rows: list[sqlite3.Row], phi: str) -> list[Batch]:
+    """Consecutive `filed` rows become one message; everything else stays one each (a review or
+    a failure carries its own buttons), and the order of the outbox is kept."""
+    out: list[Batch] = []
+    run: list[sqlite3.Row] = []
+
+    def flush() -> None:
+        if len(run) == 1:
+            out.append(_single(run[0], phi))
+        elif run:
+            out.append(Batch(list(run), "filed",
+                             render_filed_group([_payload(r) for r in run], phi=phi), None))
+        run.clear()
+
+    for row in rows:
+        if row["kind"] == "filed":
+            run.append(row)
+            continue
+        flush()
+        out.append(_single(row, phi))
+    flush()
+    return out
+
+
+def _single(row: sqlite3.Row, phi: str) -> Batch:
+    payload = _payload(row)
+    return Batch([row], row["kind"], render(row["kind"], payload, phi=phi),
+                 keyboard_for(row["kind"], payload, phi))
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that the type will become timedelta
+        warnings.simplefilter("ignore")
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def transient(error: BaseException) -> bool:
+    """Worth trying again: the network, a timeout, a 5xx, a 429. Not a 400/401/403."""
+    if isinstance(error, RetryAfter | TimeoutError):
+        return True
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
+def _wait(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, RetryAfter):
+        return retry_after_seconds(error) + 0.5
+    return float(_backoff(state))
+
+
+def what_to_fix(error: TelegramError, chat: int) -> str:
+    text = str(error)
+    if isinstance(error, ChatMigrated):
+        return (f"chat {chat} became a supergroup with id {error.new_chat_id}: "
+                f"put {error.new_chat_id} in TELEGRAM_CHAT_IDS instead of {chat}")
+    if isinstance(error, Forbidden):
+        return (f"the bot may not write to chat {chat} ({text}): add the bot to the chat "
+                f"again, or take {chat} out of TELEGRAM_CHAT_IDS")
+    if "chat not found" in text.lower():
+        return (f"chat id {chat} not found ({text}): add the bot to the chat, and check "
+                "TELEGRAM_CHAT_IDS (a group's id starts with -)")
+    return (f"Telegram refused the message for chat {chat} ({text}); this is docagent's "
+            "fault: please report this line")
+
+
+class TelegramSender:
+    def __init__(self, settings: Settings, store: Store, bot: Callable[[], Bot | None],
+                 stopping: asyncio.Event) -> None:
+        self.settings = settings
+        self.store = store
+        self.bot = bot  # None until the bot has reached Telegram once
+        self.stopping = stopping
+        self.chats = settings.telegram_chat_ids
+        self.delivered: set[tuple[int, int]] = set()  # (outbox row, chat) sent by this process
+        self.paused_until = 0.0
+
+    async def drain(self, *, final: bool = False) -> int:
+        """Send what is pending, oldest first; stop at the first row that cannot go yet."""
+        bot = self.bot()
+        if bot is None or time.monotonic() < self.paused_until:
+            return 0
+        try:
+            rows = await asyncio.to_thread(self.store.pending_messages, 50)
+        except DocagentError as error:
+            log.warning("outbox not readable yet: %s", error)
+            return 0
+        sent = 0
+        for batch in batches(rows, self.settings.phi):
+            try:
+                if not await self._deliver(bot, batch, final):
+                    break
+            except _Stopping:
+                break
+            sent += len(batch.rows)
+        return sent
+
+    async def _deliver(self, bot: Bot, batch: Batch, final: bool) -> bool:
+        refused: list[str] = []
+        for chat in self.chats:
+            if all((i, chat) in self.delivered for i in batch.ids):
+                continue
+            try:
+                await self._send(bot, chat, batch, attempts=1 if final else ATTEMPTS)
+            except InvalidToken as error:
+                self.paused_until = time.monotonic() + TOKEN_PAUSE
+                log.error("Telegram refuses the bot token (%s): check TELEGRAM_BOT_TOKEN "
+                          "(from @BotFather); notifications wait in the outbox, next try in "
+                          "%d s", error, TOKEN_PAUSE)
+                await self._attempted(batch, f"{type(error).__name__}: {error}")
+                return False
+            except (BadRequest, Forbidden, ChatMigrated) as error:
+                refused.append(what_to_fix(error, chat))
+                log.error("notification %s not sent and not retried: %s",
+                          ",".join(map(str, batch.ids)), refused[-1],
+                          extra={"doc": batch.document_id})
+                continue
+            except (TelegramError, TimeoutError) as error:
+                await self._attempted(batch, f"{type(error).__name__}: {error}")
+                log.warning("notification %s not sent yet (%s): kept, tried again later",
+                            ",".join(map(str, batch.ids)), error or type(error).__name__,
+                            extra={"doc": batch.document_id})
+                return False
+            self.delivered.update((i, chat) for i in batch.ids)
+        if refused and len(refused) == len(self.chats):
+            def give_up() -> None:
+                for i in batch.ids:
+                    self.store.mark_given_up(i, "; ".join(refused))
+            await self._write(give_up)
+        else:
+            await self._write(lambda: self.store.mark_sent_together(batch.ids))
+        self.delivered.difference_update((i, c) for i in batch.ids for c in self.chats)
+        log.info("notification %s (%s) sent to Telegram", ",".join(map(str, batch.ids)),
+                 batch.kind, extra={"doc": batch.document_id})
+        return True
+
+    async def _send(self, bot: Bot, chat: int, batch: Batch, *, attempts: int) -> None:
+        async for attempt in AsyncRetrying(
+                retry=retry_if_exception(transient), wait=_wait,
+                stop=stop_after_attempt(attempts), sleep=self._sleep, reraise=True):
+            with attempt:
+                await asyncio.wait_for(
+                    bot.send_message(chat, fit(batch.text), reply_markup=batch.markup),
+                    SEND_TIMEOUT)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return
+        raise _Stopping
+
+    async def _attempted(self, batch: Batch, error: str) -> None:
+        def attempted() -> None:
+            for i in batch.ids:
+                self.store.mark_attempt(i, error)
+        await self._write(attempted)
+
+    @staticmethod
+    async def _write(action: Callable[[], object]) -> None:
+        try:
+            await asyncio.to_thread(action)
+        except DocagentError as error:
+            # The message went out but the database could not say so: it may go twice,
+            # which beats losing it.
+            log.warning("outbox not updated: %s", error)
+
