@@ -463,7 +463,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True  # the client went away (a long poll it cancelled)
 
     def _params(self) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
         url = urlsplit(self.path)

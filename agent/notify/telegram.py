@@ -60,6 +60,10 @@ class _Stopping(Exception):
     """The daemon is stopping: leave the rest in the outbox."""
 
 
+class _NotRecorded(Exception):
+    """A message went out but the database could not record it: stop this drain."""
+
+
 @dataclass
 class Batch:
     """One Telegram message: one outbox row, or several `filed` rows grouped."""
@@ -160,74 +164,96 @@ class TelegramSender:
         self.chats = settings.telegram_chat_ids
         self.delivered: set[tuple[int, int]] = set()  # (outbox row, chat) sent by this process
         self.paused_until = 0.0
+        self.partial: set[int] = set()  # rows of a message some chats have and others not
 
     async def drain(self, *, final: bool = False) -> int:
         """Send what is pending, oldest first; stop at the first row that cannot go yet."""
         bot = self.bot()
         if bot is None or time.monotonic() < self.paused_until:
             return 0
-        try:
-            rows = await asyncio.to_thread(self.store.pending_messages, 50)
-        except DocagentError as error:
-            log.warning("outbox not readable yet: %s", error)
-            return 0
         sent = 0
-        for batch in batches(rows, self.settings.phi):
+        while True:
             try:
-                if not await self._deliver(bot, batch, final):
-                    break
-            except _Stopping:
+                count = await self._send_head(bot, attempts=1 if final else ATTEMPTS)
+            except (_Stopping, _NotRecorded):
                 break
-            sent += len(batch.rows)
+            except (TelegramError, TimeoutError) as error:
+                log.warning("notifications not sent yet (%s): kept, tried again later",
+                            str(error) or type(error).__name__)
+                break
+            except DocagentError as error:
+                log.warning("outbox not readable yet: %s", error)
+                break
+            if not count:
+                break
+            sent += count
         return sent
 
-    async def _deliver(self, bot: Bot, batch: Batch, final: bool) -> bool:
+    async def _send_head(self, bot: Bot, *, attempts: int) -> int:
+        """Send the oldest message, retrying; the pending rows are read again at each try, so
+        what piled up during an outage goes out grouped when Telegram is back."""
+        async for attempt in AsyncRetrying(
+                retry=retry_if_exception(transient), wait=_wait,
+                stop=stop_after_attempt(attempts), sleep=self._sleep, reraise=True):
+            with attempt:
+                rows = await asyncio.to_thread(self.store.pending_messages, 50)
+                if not rows:
+                    return 0
+                batch = self._head(rows)
+                try:
+                    await self._deliver(bot, batch)
+                except (TelegramError, TimeoutError) as error:
+                    await self._attempted(batch, f"{type(error).__name__}: {error}")
+                    raise
+                return len(batch.rows)
+        return 0
+
+    def _head(self, rows: list[sqlite3.Row]) -> Batch:
+        if self.partial and int(rows[0]["id"]) in self.partial:
+            # Some chats have this group already: the others get the very same message.
+            rows = [r for r in rows if int(r["id"]) in self.partial]
+        return batches(rows, self.settings.phi)[0]
+
+    async def _deliver(self, bot: Bot, batch: Batch) -> None:
+        """One try per chat that lacks it; a transient error is raised for the caller to retry,
+        a refusal for good is logged with what to fix and the row leaves the queue."""
         refused: list[str] = []
         for chat in self.chats:
             if all((i, chat) in self.delivered for i in batch.ids):
                 continue
             try:
-                await self._send(bot, chat, batch, attempts=1 if final else ATTEMPTS)
+                await asyncio.wait_for(
+                    bot.send_message(chat, fit(batch.text), reply_markup=batch.markup),
+                    SEND_TIMEOUT)
             except InvalidToken as error:
                 self.paused_until = time.monotonic() + TOKEN_PAUSE
                 log.error("Telegram refuses the bot token (%s): check TELEGRAM_BOT_TOKEN "
                           "(from @BotFather); notifications wait in the outbox, next try in "
                           "%d s", error, TOKEN_PAUSE)
-                await self._attempted(batch, f"{type(error).__name__}: {error}")
-                return False
+                raise
             except (BadRequest, Forbidden, ChatMigrated) as error:
                 refused.append(what_to_fix(error, chat))
                 log.error("notification %s not sent and not retried: %s",
                           ",".join(map(str, batch.ids)), refused[-1],
                           extra={"doc": batch.document_id})
                 continue
-            except (TelegramError, TimeoutError) as error:
-                await self._attempted(batch, f"{type(error).__name__}: {error}")
-                log.warning("notification %s not sent yet (%s): kept, tried again later",
-                            ",".join(map(str, batch.ids)), error or type(error).__name__,
-                            extra={"doc": batch.document_id})
-                return False
             self.delivered.update((i, chat) for i in batch.ids)
-        if refused and len(refused) == len(self.chats):
-            def give_up() -> None:
-                for i in batch.ids:
-                    self.store.mark_given_up(i, "; ".join(refused))
-            await self._write(give_up)
-        else:
-            await self._write(lambda: self.store.mark_sent_together(batch.ids))
-        self.delivered.difference_update((i, c) for i in batch.ids for c in self.chats)
-        log.info("notification %s (%s) sent to Telegram", ",".join(map(str, batch.ids)),
-                 batch.kind, extra={"doc": batch.document_id})
-        return True
+            self.partial = set(batch.ids)
+        def give_up() -> None:
+            for i in batch.ids:
+                self.store.mark_given_up(i, "; ".join(refused))
 
-    async def _send(self, bot: Bot, chat: int, batch: Batch, *, attempts: int) -> None:
-        async for attempt in AsyncRetrying(
-                retry=retry_if_exception(transient), wait=_wait,
-                stop=stop_after_attempt(attempts), sleep=self._sleep, reraise=True):
-            with attempt:
-                await asyncio.wait_for(
-                    bot.send_message(chat, fit(batch.text), reply_markup=batch.markup),
-                    SEND_TIMEOUT)
+        given_up = bool(refused) and len(refused) == len(self.chats)
+        if not await self._write(give_up if given_up else
+                                 lambda: self.store.mark_sent_together(batch.ids)):
+            # Sent but not recorded: `delivered` remembers it, so the next drain records it
+            # without sending it again.
+            raise _NotRecorded
+        if not given_up:
+            log.info("notification %s (%s) sent to Telegram", ",".join(map(str, batch.ids)),
+                     batch.kind, extra={"doc": batch.document_id})
+        self.delivered.difference_update((i, c) for i in batch.ids for c in self.chats)
+        self.partial = set()
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -243,11 +269,11 @@ class TelegramSender:
         await self._write(attempted)
 
     @staticmethod
-    async def _write(action: Callable[[], object]) -> None:
+    async def _write(action: Callable[[], object]) -> bool:
         try:
             await asyncio.to_thread(action)
         except DocagentError as error:
-            # The message went out but the database could not say so: it may go twice,
-            # which beats losing it.
             log.warning("outbox not updated: %s", error)
+            return False
+        return True
 
