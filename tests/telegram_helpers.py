@@ -75,7 +75,7 @@ def review_pdf(tmp: Path, name: str, tag: str = "") -> Path:
 
 def bad_pdf(tmp: Path, name: str) -> Path:
     path = tmp / name
-    path.write_bytes(b"this is not a PDF at all\n" * 20)
+    path.write_bytes(f"{name} is not a PDF at all\n".encode() * 20)
     return path
 
 

@@ -7,6 +7,8 @@ loopback Bot API of tests/botapi.py (TELEGRAM_API_BASE_URL).
 from __future__ import annotations
 
 import sqlite3
+import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,75 @@ def test_minimal_phi_keeps_names_out_of_the_chat(spool: Spool, botapi: BotApi, t
         assert all(secret not in b["text"].upper() for b in message.buttons
                    for secret in ("LEGRAND", "1970"))
     assert run.stop() == 0
+
+
+def _ask(botapi: BotApi, run, command: str, count: int = 1) -> list:  # type: ignore[no-untyped-def]
+    """Send a command as staff; the bot's next `count` messages are its answer."""
+    before = len(botapi.sent(GROUP))
+    botapi.inject_message(GROUP, STAFF, command)
+    wait(lambda: len(botapi.sent(GROUP)) >= before + count, 60, f"the answer to {command}", run)
+    time.sleep(0.3)  # nothing more should come; checked by the caller's count
+    return botapi.sent(GROUP)[before:]
+
+
+def test_every_command_and_the_open_and_retry_buttons(spool: Spool, botapi: BotApi, tg,
+                                                      tmp_path: Path) -> None:
+    run = tg()
+    filed = drop_and_wait(spool, filed_pdf(tmp_path, "bilan.pdf"), "filed", run)
+    review = drop_and_wait(spool, review_pdf(tmp_path, "legrand.pdf"), "review", run)
+    failed = drop_and_wait(spool, bad_pdf(tmp_path, "broken.pdf"), "failed", run)
+    wait(lambda: all_sent(spool), 30, "the notifications", run)
+
+    [help_text] = _ask(botapi, run, "/help")
+    for command in ("/status", "/review", "/failed", "/retry DOC_ID", "/costs", "/health"):
+        assert command in (help_text.text or "")
+
+    [status] = _ask(botapi, run, "/status@docagent_test_bot")
+    assert status.parse_mode == "HTML" and status.text.startswith("<pre>")
+    assert "filed" in status.text and "review" in status.text
+
+    [waiting] = _ask(botapi, run, "/review")
+    assert f"[{review}]" in waiting.text and len(waiting.buttons) == 4
+
+    [quarantine] = _ask(botapi, run, "/failed")
+    assert f"[{failed}]" in quarantine.text and quarantine.text.startswith("Failed: broken.pdf")
+    assert [b["text"] for b in quarantine.buttons] == ["Retry"]
+
+    [today] = _ask(botapi, run, "/costs")
+    assert today.text.startswith(f"Costs {date.today().isoformat()}:")
+    assert "- telegram:" in today.text and "message" in today.text
+    [yesterday] = _ask(botapi, run, "/costs yesterday")
+    day = (date.today() - timedelta(days=1)).isoformat()
+    assert yesterday.text == f"Costs {day}: 0.0000 EUR (0 calls, 0 errors)"
+
+    [checks] = _ask(botapi, run, "/health")
+    assert "docagent is" in checks.text and "telegram" in checks.text
+    assert "reachable as @docagent_test_bot" in checks.text
+
+    [refused] = _ask(botapi, run, "/retry 0000ffff")
+    assert refused.text == "Not retried: no document with id 0000ffff"
+    [queued] = _ask(botapi, run, f"/retry {failed[:8]}")
+    assert queued.text == f"Queued {failed} again (asked by Claire)."
+    retried = [a for a in audit_lines(spool) if a["event"] == "retried"]
+    assert [a["actor"] for a in retried] == [f"telegram:{STAFF}"]
+    wait(lambda: len(message_about(botapi, failed)) >= 3, 60, "the second failure alert", run)
+
+    # The Retry button under the newest alert, then the same button again (stale).
+    alert = message_about(botapi, failed)[-1]
+    query = botapi.press(GROUP, alert.message_id, alert.buttons[0]["callback_data"], STAFF)
+    assert wait(lambda: botapi.answer_to(query), 30, "the answer", run)["text"] == \
+        "Back in the queue."
+    wait(lambda: alert.edits, 30, "the edit", run)
+    assert "↻ Retry asked by Claire" in (alert.text or "") and alert.buttons == []
+    wait(lambda: len([a for a in audit_lines(spool) if a["event"] == "retried"]) == 2, 30,
+         "the second retry in the audit log", run)
+
+    # Open: the first page, as an image.
+    before = len(botapi.sent(GROUP))
+    ask = message_about(botapi, review)[0]
+    query = botapi.press(GROUP, ask.message_id, ask.buttons[-1]["callback_data"], STAFF)
+    photo = wait(lambda: [m for m in botapi.sent(GROUP)[before:] if m.method == "sendPhoto"],
+                 60, "the first page", run)[0]
+    assert photo.file_bytes.startswith(b"\x89PNG") and f"[{review}]" in (photo.caption or "")
+    assert states(spool)["legrand.pdf"] == "review"  # opening decides nothing
+    assert filed and run.stop() == 0

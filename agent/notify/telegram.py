@@ -139,6 +139,13 @@ def _wait(state: RetryCallState) -> float:
     return float(_backoff(state))
 
 
+def _say_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.info("Telegram did not take the message (%s): next try in %.1f s",
+             str(error) or type(error).__name__, wait)
+
+
 def what_to_fix(error: TelegramError, chat: int) -> str:
     text = str(error)
     if isinstance(error, ChatMigrated):
@@ -194,7 +201,8 @@ class TelegramSender:
         what piled up during an outage goes out grouped when Telegram is back."""
         async for attempt in AsyncRetrying(
                 retry=retry_if_exception(transient), wait=_wait,
-                stop=stop_after_attempt(attempts), sleep=self._sleep, reraise=True):
+                stop=stop_after_attempt(attempts), sleep=self._sleep, reraise=True,
+                before_sleep=_say_retry):
             with attempt:
                 rows = await asyncio.to_thread(self.store.pending_messages, 50)
                 if not rows:

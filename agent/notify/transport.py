@@ -23,8 +23,9 @@ CHAT_GAP_SECONDS = 1.1
 class LedgerRequest(HTTPXRequest):
     """An HTTPX request whose every Bot API call leaves a line in api_costs.jsonl.
 
-    An empty long poll (getUpdates that returned nothing) is not written: it costs nothing,
-    carries nothing, and at one every 10 s would be most of the ledger.
+    An idle long poll (getUpdates that returned nothing, or that our shutdown cut short) is not
+    written: it costs nothing, carries nothing, and at one every 10 s would be most of the
+    ledger.
     """
 
     def __init__(self, ledger: Ledger, **kwargs: Any) -> None:
@@ -46,9 +47,10 @@ class LedgerRequest(HTTPXRequest):
             error = type(caught).__name__
             raise
         finally:
-            empty_poll = (operation == "getUpdates" and outcome == "ok"
-                          and _empty_result(payload))
-            if not empty_poll:
+            # A long poll cut short by our own shutdown is no call either.
+            idle_poll = operation == "getUpdates" and (
+                (outcome == "ok" and _empty_result(payload)) or error == "CancelledError")
+            if not idle_poll:
                 self.ledger.record("telegram", operation, outcome=outcome,
                                    duration_ms=int((time.monotonic() - started) * 1000),
                                    units={"message" if sends else "call": 1},
