@@ -66,6 +66,7 @@ def test_limits_are_enforced(api: BotApi) -> None:
     assert [m.text for m in api.sent()] == ["x" * 4096]
 
 
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 def test_flood_control_answers_429_with_retry_after(api: BotApi) -> None:
     api.min_interval = 5.0
 

@@ -19,6 +19,7 @@ from tests.telegram_helpers import (
     GROUP,
     STAFF,
     STRANGER,
+    TOKEN,
     all_sent,
     audit_lines,
     bad_pdf,
@@ -159,7 +160,13 @@ def test_a_stale_press_says_so_and_changes_nothing(spool: Spool, botapi: BotApi,
     run = tg()
     doc = drop_and_wait(spool, review_pdf(tmp_path, "legrand.pdf"), "review", run)
     [ask] = wait(lambda: message_about(botapi, doc), 30, "the review request", run)
-    spool.run("review", "resolve", doc, "P006", check=True)
+    # From the shell, with the same settings as the daemon: its announcement waits in the
+    # outbox for the daemon rather than going to the log.
+    spool.run("review", "resolve", doc, "P006", check=True,
+              env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": str(GROUP)})
+    wait(lambda: any((m.text or "").startswith("Filed under LEGRAND Paul, born 1970-05-05 "
+                                               "(#P006) by shell:") for m in botapi.sent()),
+         30, "the shell's decision announced on Telegram", run)
     query = botapi.press(GROUP, ask.message_id, ask.buttons[1]["callback_data"], STAFF)
     answer = wait(lambda: botapi.answer_to(query), 30, "the answer", run)
     assert answer["text"].startswith("already decided: filed under #P006 by shell:")

@@ -82,6 +82,7 @@ def test_consecutive_filed_rows_are_grouped_and_the_order_kept() -> None:
     assert got[1].markup is not None and got[3].markup is not None
 
 
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 def test_which_errors_are_retried() -> None:
     assert transient(NetworkError("boom")) and transient(TimedOut()) and transient(RetryAfter(3))
     assert transient(TimeoutError())

@@ -14,7 +14,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 MAX_DATA = 64
-MAX_CANDIDATE_BUTTONS = 5
+MAX_CANDIDATE_BUTTONS = 3  # the candidates the message text shows
 FILE, NONE, OPEN, RETRY = "f", "n", "o", "r"
 _ACTIONS = (FILE, NONE, OPEN, RETRY)
 

@@ -53,6 +53,7 @@ log = get_logger("telegram")
 ATTEMPTS = 6            # per drain: ~1+2+4+8+16 s of backoff before the drain gives way
 SEND_TIMEOUT = 60.0     # one send, rate-limiter wait included
 TOKEN_PAUSE = 300.0     # after a 401, before trying again
+FINAL_DRAIN_SECONDS = 10.0  # while stopping: what does not go by then waits for the restart
 _backoff = wait_exponential_jitter(initial=1, max=30, jitter=1)
 
 
@@ -179,7 +180,8 @@ class TelegramSender:
         if bot is None or time.monotonic() < self.paused_until:
             return 0
         sent = 0
-        while True:
+        deadline = time.monotonic() + FINAL_DRAIN_SECONDS
+        while not final or time.monotonic() < deadline:
             try:
                 count = await self._send_head(bot, attempts=1 if final else ATTEMPTS)
             except (_Stopping, _NotRecorded):
