@@ -32,7 +32,7 @@ from telegram.ext import (
 from agent import decisions, health, ledger, status
 from agent.audit import AuditLog
 from agent.config import Settings
-from agent.errors import DocagentError, UsageError
+from agent.errors import DocagentError
 from agent.logs import get_logger
 from agent.notify.keyboards import (
     FILE,
@@ -242,7 +242,7 @@ class Commands:
             async with self.deciding:
                 decision = await asyncio.to_thread(decisions.retry, self.settings, self.store,
                                                    context.args[0], who=_who(update))
-        except UsageError as error:
+        except DocagentError as error:
             await self._reply(update, f"Not retried: {error.message}")
             return
         self.wake()
@@ -288,8 +288,8 @@ class Commands:
                 decision = await asyncio.to_thread(decisions.resolve, self.settings,
                                                    self.store, doc.id, patient_id,
                                                    who=_who(update))
-            except UsageError as error:
-                await query.answer(fit(error.message, 190))
+            except DocagentError as error:  # a race lost, or the machine (disk, database)
+                await query.answer(fit(f"Not done: {error.message}", 190), show_alert=True)
                 return
         self.wake()
         where = f"#{decision.patient_id}" if decision.patient_id else "unassigned"
@@ -306,8 +306,12 @@ class Commands:
             if current.state != FAILED:
                 await query.answer(f"Already handled: it is {current.state} now.")
                 return
-            await asyncio.to_thread(decisions.retry, self.settings, self.store, doc.id,
-                                    who=_who(update))
+            try:
+                await asyncio.to_thread(decisions.retry, self.settings, self.store, doc.id,
+                                        who=_who(update))
+            except DocagentError as error:
+                await query.answer(fit(f"Not done: {error.message}", 190), show_alert=True)
+                return
         self.wake()
         await query.answer("Back in the queue.")
         await self._edit(query.message, f"↻ Retry asked by {_name(update)} ({_who(update)}): "

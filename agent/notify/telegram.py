@@ -172,7 +172,9 @@ class TelegramSender:
         self.chats = settings.telegram_chat_ids
         self.delivered: set[tuple[int, int]] = set()  # (outbox row, chat) sent by this process
         self.paused_until = 0.0
-        self.partial: set[int] = set()  # rows of a message some chats have and others not
+        # The message in hand when some chats have it (or refused it) and others not yet.
+        self.partial: set[int] = set()
+        self.refused: dict[int, str] = {}  # chat -> what to fix, for that message
 
     async def drain(self, *, final: bool = False) -> int:
         """Send what is pending, oldest first; stop at the first row that cannot go yet."""
@@ -227,9 +229,8 @@ class TelegramSender:
     async def _deliver(self, bot: Bot, batch: Batch) -> None:
         """One try per chat that lacks it; a transient error is raised for the caller to retry,
         a refusal for good is logged with what to fix and the row leaves the queue."""
-        refused: list[str] = []
         for chat in self.chats:
-            if all((i, chat) in self.delivered for i in batch.ids):
+            if chat in self.refused or all((i, chat) in self.delivered for i in batch.ids):
                 continue
             try:
                 await asyncio.wait_for(
@@ -242,18 +243,23 @@ class TelegramSender:
                           "%d s", error, TOKEN_PAUSE)
                 raise
             except (BadRequest, Forbidden, ChatMigrated) as error:
-                refused.append(what_to_fix(error, chat))
+                # Not retried, not even when another chat's failure makes the message go
+                # round again: `refused` remembers the chat until the message is done.
+                self.refused[chat] = what_to_fix(error, chat)
                 log.error("notification %s not sent and not retried: %s",
-                          ",".join(map(str, batch.ids)), refused[-1],
+                          ",".join(map(str, batch.ids)), self.refused[chat],
                           extra={"doc": batch.document_id})
-                continue
-            self.delivered.update((i, chat) for i in batch.ids)
+            else:
+                self.delivered.update((i, chat) for i in batch.ids)
             self.partial = set(batch.ids)
+
+        reasons = "; ".join(self.refused.values())
+
         def give_up() -> None:
             for i in batch.ids:
-                self.store.mark_given_up(i, "; ".join(refused))
+                self.store.mark_given_up(i, reasons)
 
-        given_up = bool(refused) and len(refused) == len(self.chats)
+        given_up = len(self.refused) == len(self.chats)
         if not await self._write(give_up if given_up else
                                  lambda: self.store.mark_sent_together(batch.ids)):
             # Sent but not recorded: `delivered` remembers it, so the next drain records it
@@ -263,7 +269,7 @@ class TelegramSender:
             log.info("notification %s (%s) sent to Telegram", ",".join(map(str, batch.ids)),
                      batch.kind, extra={"doc": batch.document_id})
         self.delivered.difference_update((i, c) for i in batch.ids for c in self.chats)
-        self.partial = set()
+        self.partial, self.refused = set(), {}
 
     async def _sleep(self, seconds: float) -> None:
         try:
