@@ -5,6 +5,7 @@ Through the real daemon and python-telegram-bot against the loopback Bot API.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -131,6 +132,9 @@ def test_a_refused_message_is_not_retried_and_says_what_to_fix(
     assert len(given_up) == 2 and all(f"chat id {missing} not found" in r["last_error"]
                                       for r in given_up)
     assert len([c for c in botapi.calls if c[1] == missing]) == 4
+    status = json.loads(spool.run("status", "--json", check=True).stdout)
+    assert status["outbox_given_up_today"] == 2 and status["outbox_pending"] == 0
+    assert "2 refused by Telegram today" in spool.run("status", check=True).stdout
     assert run.stop() == 0
 
 
