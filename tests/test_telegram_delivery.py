@@ -98,9 +98,11 @@ def test_flood_control_retry_after_is_honoured(spool: Spool, botapi: BotApi, tg,
                                                tmp_path: Path) -> None:
     botapi.min_interval, botapi.retry_after = 3.0, 2
     run = tg()
+    botapi.outage("502")  # the four requests wait, then go out back to back
     ids = [drop_and_wait(spool, review_pdf(tmp_path, f"r{i}.pdf", f"#{i}"), "review", run)
            for i in range(4)]
-    wait(lambda: all_sent(spool), 90, "the review requests", run)
+    botapi.outage(None)
+    wait(lambda: all_sent(spool), 120, "the review requests", run)
     assert botapi.too_many >= 1  # the server did push back...
     assert botapi.early_retries == 0  # ...and was never asked again before retry_after
     assert delivered_order(botapi) == outbox_order(spool) == ids
