@@ -164,3 +164,21 @@ def test_the_token_is_never_logged(spool: Spool, botapi: BotApi, tg, tmp_path: P
     assert run.stop() == 0
     assert not all_sent(spool)  # the message waits for a good token
     assert assert_token_nowhere(spool, TOKEN, wrong) > 10_000
+
+
+def test_telegram_down_at_start_holds_nothing_up(spool: Spool, botapi: BotApi, tg,
+                                                 tmp_path: Path) -> None:
+    botapi.outage("refuse")
+    run = tg()
+    wait(lambda: "Telegram not reachable at" in run.output(), 30, "the start to be refused",
+         run)
+    doc = drop_and_wait(spool, filed_pdf(tmp_path, "a.pdf"), "filed", run)
+    assert run.stop() == 0  # stops while still trying to reach Telegram
+    assert [r["sent_at"] for r in outbox(spool)] == [None]
+
+    run = tg()
+    drop_and_wait(spool, review_pdf(tmp_path, "b.pdf"), "review", run)
+    botapi.outage(None)
+    wait(lambda: all_sent(spool), 90, "the messages once Telegram is back", run)
+    assert delivered_order(botapi) == outbox_order(spool) == [doc, outbox_order(spool)[1]]
+    assert run.stop() == 0
