@@ -121,7 +121,7 @@ def _process(settings: config.Settings, store: Store, args: argparse.Namespace) 
                 print(f"{outcome.outcome:<9} {outcome.document_id}  {outcome.file}{where}"
                       f"  ({outcome.reason or 'ok'}; {outcome.duration_ms} ms)", flush=True)
         if alone:
-            drain(store, log_sender, phi=settings.phi)
+            _drain_to_log(settings, store)
     return code
 
 
@@ -245,7 +245,7 @@ def _review_resolve(settings: config.Settings, store: Store, args: argparse.Name
     patient = None if args.none else args.patient_id
     who = f"shell:{_user()}"
     decision = decisions.resolve(settings, store, args.document_id, patient, who=who)
-    drain(store, log_sender, phi=settings.phi)
+    _drain_to_log(settings, store)
     print(f"filed {decision.document_id} -> {decision.path}")
     return EXIT_OK
 
@@ -287,7 +287,7 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
         with exclusive(settings) as alone:
             refiled = rematch.rematch_review(settings, store)
             if alone:
-                drain(store, log_sender, phi=settings.phi)
+                _drain_to_log(settings, store)
         print(f"{len(refiled.filed)} of {refiled.examined} document(s) waiting in review "
               "re-filed")
         for decision in refiled.filed:
@@ -304,6 +304,13 @@ def _audit_verify(settings: config.Settings, store: Store, args: argparse.Namesp
     verdict = "intact" if result.ok else "BROKEN"
     print(f"audit log {verdict}: {result.entries} entries in {result.files} file(s)")
     return EXIT_OK if result.ok else EXIT_PROBLEM
+
+
+def _drain_to_log(settings: config.Settings, store: Store) -> None:
+    """Without Telegram, a command's notifications are log lines now; with it, they wait in
+    the outbox for the daemon, the only sender to Telegram."""
+    if not settings.telegram_token:
+        drain(store, log_sender, phi=settings.phi)
 
 
 def _user() -> str:

@@ -69,6 +69,7 @@ class Daemon:
         self.liveness = Liveness(settings)
         self.beat_interval = min(watchdog_interval() or 10.0, 10.0)
         self.next_beat = 0.0
+        self.telegram: Any = None  # agent.notify.bot.TelegramBot when a token is set
 
     # --- intake -------------------------------------------------------------------------
 
@@ -160,14 +161,23 @@ class Daemon:
 
     async def sender(self) -> None:
         while True:
+            self.outbox.clear()
             try:
-                await asyncio.to_thread(drain, self.store, log_sender, phi=self.settings.phi)
+                if self.telegram is not None and self.settings.telegram_chat_ids:
+                    await self.telegram.sender.drain(final=self.stopping.is_set())
+                else:
+                    await asyncio.to_thread(drain, self.store, log_sender,
+                                            phi=self.settings.phi)
             except DocagentError as error:
                 log.warning("outbox not drained: %s", error)
             if self.stopping.is_set():
                 return
-            self.outbox.clear()
             await self._wait(self.outbox, 5.0)
+
+    def wake(self) -> None:
+        """A decision from Telegram queued a message or a document: look now."""
+        self.outbox.set()
+        self.work.set()
 
     async def beat(self) -> None:
         """Heartbeat and watchdog ping, called from the intake loop: no loop, no ping."""
@@ -243,6 +253,7 @@ class Daemon:
             self.stopping.set()
             self.work.set()
             self.noticed.set()
+            self.outbox.set()  # the sender's last drain, now rather than at its next tick
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -256,8 +267,16 @@ class Daemon:
 
         observer = start_observer(self.settings.incoming, self.settings.watch,
                                   from_watchdog_thread)
+        if self.settings.telegram_token:
+            from agent.notify.bot import TelegramBot  # PTB loads slowly: only when used
+            self.telegram = TelegramBot(self.settings, self.store, self.stopping, self.wake)
+            if not self.settings.telegram_chat_ids:
+                log.warning("TELEGRAM_CHAT_IDS is empty: notifications go to the log; the bot "
+                            "still logs who writes to it, with the chat id")
         tasks = [asyncio.create_task(self.intake(), name="intake"),
                  asyncio.create_task(self.sender(), name="sender")]
+        if self.telegram is not None:
+            tasks.append(asyncio.create_task(self.telegram.run(), name="telegram"))
         tasks += [asyncio.create_task(self.worker(n), name=f"worker-{n}")
                   for n in range(self.settings.workers)]
         if self.settings.digest_hour is not None:
@@ -282,6 +301,8 @@ class Daemon:
             stop_wait.cancel()
             for task in tasks:
                 task.cancel()
+            if self.telegram is not None:
+                await self.telegram.stop()
             observer.stop()
             observer.join(timeout=5)
             if metrics_server is not None:

@@ -14,11 +14,12 @@ import logging
 import logging.handlers
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import quote
 
 LOGGER_NAME = "docagent"
 current_document: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -119,3 +120,50 @@ def setup(
         console.addFilter(doc_filter)
         logger.addHandler(console)
     return logger
+
+
+class Redactor(logging.Filter):
+    """Replaces secrets in every record a handler emits: message, arguments and traceback.
+
+    httpx logs each request URL, and a Telegram URL holds the bot token; an exception's text
+    may hold it too. A handler filter sees every record, whichever logger it came from.
+    """
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "<token>")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info:
+            trace = logging.Formatter().formatException(record.exc_info)
+            if any(s in trace for s in self.secrets):
+                message = f"{message}\n{trace}"
+                record.exc_info, record.exc_text = None, None
+        if record.stack_info and any(s in record.stack_info for s in self.secrets):
+            record.stack_info = self._clean(record.stack_info)
+        if any(s in message for s in self.secrets):
+            record.msg, record.args = self._clean(message), ()
+        return True
+
+
+def redact(*secrets: str) -> None:
+    """Keep `secrets` out of every line docagent's handlers write (and Python's last resort)."""
+    variants = [v for s in secrets if s for v in {s, quote(s, safe="")}]
+    redactor = Redactor(variants)
+    for handler in [*logging.getLogger(LOGGER_NAME).handlers, logging.lastResort]:
+        if handler is not None:
+            handler.addFilter(redactor)
+
+
+def adopt(name: str, level: str | int) -> None:
+    """Route a library's logger through docagent's handlers (format, file, redaction)."""
+    logger = logging.getLogger(name)
+    logger.handlers = list(logging.getLogger(LOGGER_NAME).handlers)
+    logger.setLevel(level)
+    logger.propagate = False

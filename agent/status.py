@@ -77,6 +77,9 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
                               "deferrals > 0")[0][0])
     outbox = store.read("SELECT COUNT(*), MIN(created_at), SUM(attempts > 0) FROM outbox "
                         "WHERE sent_at IS NULL")[0]
+    # Messages Telegram refused for good today (they left the queue with the reason).
+    given_up = int(store.read("SELECT COUNT(*) FROM outbox WHERE sent_at >= ? AND sent_at < ? "
+                              "AND last_error LIKE 'gave up:%'", (start, end))[0][0])
     totals = {**{k: by_state.get(k, 0) for k in OUTCOMES[:3]}, "duplicate": duplicates}
     todays = {**{k: today_counts.get(k, 0) for k in OUTCOMES[:3]}, "duplicate": duplicates_today}
     return {
@@ -100,6 +103,7 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
                       "median_seconds": round(median(page_seconds), 2) if page_seconds else None},
         "outbox_oldest_pending_at": outbox[1],
         "outbox_retrying": int(outbox[2] or 0),
+        "outbox_given_up_today": given_up,
     }
 
 
@@ -144,6 +148,9 @@ def render(status: dict[str, Any]) -> str:
     median_text = f", median {ocr['median_seconds']} s" if ocr["pages"] else ""
     lines.append(f"OCR today   {ocr['pages']} pages{median_text}")
     retrying = f" ({status['outbox_retrying']} retrying)" if status["outbox_retrying"] else ""
+    given_up = status.get("outbox_given_up_today")
     lines.append(f"outbox      {status['outbox_pending']} pending{retrying}")
+    if given_up:
+        lines.append(f"  {given_up} refused by Telegram today (see the log)")
     lines.append(f"patients    {status['patients']}")
     return "\n".join(lines)

@@ -362,6 +362,21 @@ class Store:
                 (error[:500], message_id),
             )
 
+    def mark_sent_together(self, message_ids: list[int]) -> None:
+        """Several rows that went out as one grouped message: sent in one transaction."""
+        with self.write() as conn:
+            conn.executemany("UPDATE outbox SET sent_at = ? WHERE id = ?",
+                             [(now_iso(), i) for i in message_ids])
+
+    def mark_given_up(self, message_id: int, error: str) -> None:
+        """A message Telegram refuses for good (400/403): out of the queue so it cannot block
+        the others, kept with its reason (`last_error` starts with "gave up:")."""
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, sent_at = ?, last_error = ? "
+                "WHERE id = ?", (now_iso(), f"gave up: {error}"[:500], message_id),
+            )
+
     # --- meta --------------------------------------------------------------------------
 
     def set_meta(self, key: str, value: str) -> None:

@@ -106,3 +106,33 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     if kind == "digest":
         return render_digest(payload, phi=phi)
     return f"{kind}: {dict(payload)}"
+
+
+MAX_TEXT = 4096  # Telegram's limit for one message
+
+
+def fit(text: str, limit: int = MAX_TEXT) -> str:
+    """Trim a text to `limit` characters at a line end, saying that it was trimmed."""
+    if len(text) <= limit:
+        return text
+    note = "\n… (trimmed: see the server for the rest)"
+    cut = text[: limit - len(note)]
+    if "\n" in cut[len(cut) // 2:]:
+        cut = cut[: cut.rindex("\n")]
+    return cut + note
+
+
+def render_filed_group(payloads: list[Mapping[str, Any]], *, phi: str = "full") -> str:
+    """Many documents filed at once: one message, a line each, rather than a ping each."""
+    lines = [f"{len(payloads)} documents filed:"]
+    for number, payload in enumerate(payloads):
+        doc = payload.get("document_id", "?")
+        name = (f"document {doc}" if phi == "minimal"
+                else payload.get("original_name") or payload.get("name") or "?")
+        line = (f"- {name} ({payload.get('document_type', 'other')}) under "
+                f"{_who(payload.get('patient'), phi)} [{doc}]")
+        if sum(len(x) + 1 for x in lines) + len(line) > MAX_TEXT - 60:
+            lines.append(f"… and {len(payloads) - number} more (docagent status)")
+            break
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,295 @@
+"""The outbox, drained to Telegram: in order, grouped when many documents are filed at once,
+retried when Telegram is away, given up (and said why) only when Telegram refuses a message.
+
+Never lose: a row leaves the queue only once every chat has it, or Telegram refused it for
+good (400, 403: retrying cannot help, and one bad row must not hold the others back). Never
+block: this runs as its own task, each send is bounded by a timeout, and a failure leaves the
+row for the next drain; documents are processed meanwhile as if nothing happened.
+
+Retries (tenacity): network errors and timeouts wait with exponential backoff and jitter; a
+429 waits what the server asked (`retry_after`); after `ATTEMPTS` the drain stops where it is
+and the next one starts from the same row, so the order holds. A refused token (401) keeps
+every row waiting and pauses sending: it is one configuration error, not a bad message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from agent.config import Settings
+from agent.errors import DocagentError
+from agent.logs import get_logger
+from agent.notify.keyboards import keyboard_for
+from agent.notify.messages import fit, render, render_filed_group
+from agent.store import Store
+
+log = get_logger("telegram")
+ATTEMPTS = 6            # per drain: ~1+2+4+8+16 s of backoff before the drain gives way
+SEND_TIMEOUT = 60.0     # one send, rate-limiter wait included
+TOKEN_PAUSE = 300.0     # after a 401, before trying again
+FINAL_DRAIN_SECONDS = 10.0  # while stopping: what does not go by then waits for the restart
+_backoff = wait_exponential_jitter(initial=1, max=30, jitter=1)
+
+
+class _Stopping(Exception):
+    """The daemon is stopping: leave the rest in the outbox."""
+
+
+class _NotRecorded(Exception):
+    """A message went out but the database could not record it: stop this drain."""
+
+
+@dataclass
+class Batch:
+    """One Telegram message: one outbox row, or several `filed` rows grouped."""
+
+    rows: list[sqlite3.Row]
+    kind: str
+    text: str
+    markup: InlineKeyboardMarkup | None
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(r["id"]) for r in self.rows]
+
+    @property
+    def document_id(self) -> str:
+        return str(self.rows[0]["document_id"] or "-") if len(self.rows) == 1 else "-"
+
+
+def _payload(row: sqlite3.Row) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(row["payload"])
+    payload.setdefault("document_id", row["document_id"])
+    return payload
+
+
+def batches(rows: list[sqlite3.Row], phi: str) -> list[Batch]:
+    """Consecutive `filed` rows become one message; everything else stays one each (a review or
+    a failure carries its own buttons), and the order of the outbox is kept."""
+    out: list[Batch] = []
+    run: list[sqlite3.Row] = []
+
+    def flush() -> None:
+        if len(run) == 1:
+            out.append(_single(run[0], phi))
+        elif run:
+            out.append(Batch(list(run), "filed",
+                             render_filed_group([_payload(r) for r in run], phi=phi), None))
+        run.clear()
+
+    for row in rows:
+        if row["kind"] == "filed":
+            run.append(row)
+            continue
+        flush()
+        out.append(_single(row, phi))
+    flush()
+    return out
+
+
+def _single(row: sqlite3.Row, phi: str) -> Batch:
+    payload = _payload(row)
+    return Batch([row], row["kind"], render(row["kind"], payload, phi=phi),
+                 keyboard_for(row["kind"], payload, phi))
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that the type will become timedelta
+        warnings.simplefilter("ignore")
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def transient(error: BaseException) -> bool:
+    """Worth trying again: the network, a timeout, a 5xx, a 429. Not a 400/401/403."""
+    if isinstance(error, RetryAfter | TimeoutError):
+        return True
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
+def _wait(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, RetryAfter):
+        return retry_after_seconds(error) + 0.5
+    return float(_backoff(state))
+
+
+def _say_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.info("Telegram did not take the message (%s): next try in %.1f s",
+             str(error) or type(error).__name__, wait)
+
+
+def what_to_fix(error: TelegramError, chat: int) -> str:
+    text = str(error)
+    if isinstance(error, ChatMigrated):
+        return (f"chat {chat} became a supergroup with id {error.new_chat_id}: "
+                f"put {error.new_chat_id} in TELEGRAM_CHAT_IDS instead of {chat}")
+    if isinstance(error, Forbidden):
+        return (f"the bot may not write to chat {chat} ({text}): add the bot to the chat "
+                f"again, or take {chat} out of TELEGRAM_CHAT_IDS")
+    if "chat not found" in text.lower():
+        return (f"chat id {chat} not found ({text}): add the bot to the chat, and check "
+                "TELEGRAM_CHAT_IDS (a group's id starts with -)")
+    return (f"Telegram refused the message for chat {chat} ({text}); this is docagent's "
+            "fault: please report this line")
+
+
+class TelegramSender:
+    def __init__(self, settings: Settings, store: Store, bot: Callable[[], Bot | None],
+                 stopping: asyncio.Event) -> None:
+        self.settings = settings
+        self.store = store
+        self.bot = bot  # None until the bot has reached Telegram once
+        self.stopping = stopping
+        self.chats = settings.telegram_chat_ids
+        self.delivered: set[tuple[int, int]] = set()  # (outbox row, chat) sent by this process
+        self.paused_until = 0.0
+        # The message in hand when some chats have it (or refused it) and others not yet.
+        self.partial: set[int] = set()
+        self.refused: dict[int, str] = {}  # chat -> what to fix, for that message
+
+    async def drain(self, *, final: bool = False) -> int:
+        """Send what is pending, oldest first; stop at the first row that cannot go yet."""
+        bot = self.bot()
+        if bot is None or time.monotonic() < self.paused_until:
+            return 0
+        sent = 0
+        deadline = time.monotonic() + FINAL_DRAIN_SECONDS
+        while not final or time.monotonic() < deadline:
+            try:
+                count = await self._send_head(bot, attempts=1 if final else ATTEMPTS)
+            except (_Stopping, _NotRecorded):
+                break
+            except (TelegramError, TimeoutError) as error:
+                log.warning("notifications not sent yet (%s): kept, tried again later",
+                            str(error) or type(error).__name__)
+                break
+            except DocagentError as error:
+                log.warning("outbox not readable yet: %s", error)
+                break
+            if not count:
+                break
+            sent += count
+        return sent
+
+    async def _send_head(self, bot: Bot, *, attempts: int) -> int:
+        """Send the oldest message, retrying; the pending rows are read again at each try, so
+        what piled up during an outage goes out grouped when Telegram is back."""
+        async for attempt in AsyncRetrying(
+                retry=retry_if_exception(transient), wait=_wait,
+                stop=stop_after_attempt(attempts), sleep=self._sleep, reraise=True,
+                before_sleep=_say_retry):
+            with attempt:
+                rows = await asyncio.to_thread(self.store.pending_messages, 50)
+                if not rows:
+                    return 0
+                batch = self._head(rows)
+                try:
+                    await self._deliver(bot, batch)
+                except (TelegramError, TimeoutError) as error:
+                    await self._attempted(batch, f"{type(error).__name__}: {error}")
+                    raise
+                return len(batch.rows)
+        return 0
+
+    def _head(self, rows: list[sqlite3.Row]) -> Batch:
+        if self.partial and int(rows[0]["id"]) in self.partial:
+            # Some chats have this group already: the others get the very same message.
+            rows = [r for r in rows if int(r["id"]) in self.partial]
+        return batches(rows, self.settings.phi)[0]
+
+    async def _deliver(self, bot: Bot, batch: Batch) -> None:
+        """One try per chat that lacks it; a transient error is raised for the caller to retry,
+        a refusal for good is logged with what to fix and the row leaves the queue."""
+        for chat in self.chats:
+            if chat in self.refused or all((i, chat) in self.delivered for i in batch.ids):
+                continue
+            try:
+                await asyncio.wait_for(
+                    bot.send_message(chat, fit(batch.text), reply_markup=batch.markup),
+                    SEND_TIMEOUT)
+            except InvalidToken as error:
+                self.paused_until = time.monotonic() + TOKEN_PAUSE
+                log.error("Telegram refuses the bot token (%s): check TELEGRAM_BOT_TOKEN "
+                          "(from @BotFather); notifications wait in the outbox, next try in "
+                          "%d s", error, TOKEN_PAUSE)
+                raise
+            except (BadRequest, Forbidden, ChatMigrated) as error:
+                # Not retried, not even when another chat's failure makes the message go
+                # round again: `refused` remembers the chat until the message is done.
+                self.refused[chat] = what_to_fix(error, chat)
+                log.error("notification %s not sent and not retried: %s",
+                          ",".join(map(str, batch.ids)), self.refused[chat],
+                          extra={"doc": batch.document_id})
+            else:
+                self.delivered.update((i, chat) for i in batch.ids)
+            self.partial = set(batch.ids)
+
+        reasons = "; ".join(self.refused.values())
+
+        def give_up() -> None:
+            for i in batch.ids:
+                self.store.mark_given_up(i, reasons)
+
+        given_up = len(self.refused) == len(self.chats)
+        if not await self._write(give_up if given_up else
+                                 lambda: self.store.mark_sent_together(batch.ids)):
+            # Sent but not recorded: `delivered` remembers it, so the next drain records it
+            # without sending it again.
+            raise _NotRecorded
+        if not given_up:
+            log.info("notification %s (%s) sent to Telegram", ",".join(map(str, batch.ids)),
+                     batch.kind, extra={"doc": batch.document_id})
+        self.delivered.difference_update((i, c) for i in batch.ids for c in self.chats)
+        self.partial, self.refused = set(), {}
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return
+        raise _Stopping
+
+    async def _attempted(self, batch: Batch, error: str) -> None:
+        def attempted() -> None:
+            for i in batch.ids:
+                self.store.mark_attempt(i, error)
+        await self._write(attempted)
+
+    @staticmethod
+    async def _write(action: Callable[[], object]) -> bool:
+        try:
+            await asyncio.to_thread(action)
+        except DocagentError as error:
+            log.warning("outbox not updated: %s", error)
+            return False
+        return True
+

@@ -1,0 +1,116 @@
+"""Shared by the Telegram tests: the loopback Bot API, a real `docagent run` pointed at it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import pdfgen
+from tests.botapi import BotApi, Sent
+from tests.conftest import Spool
+from tests.test_daemon import Running, drop, report, states
+
+TOKEN = "7000000001:AAH-docagent_secret_Token_0123456789xyz"
+GROUP = -1001234567890
+STAFF = 4242
+STRANGER = 6666
+
+
+@pytest.fixture
+def botapi() -> Iterator[BotApi]:
+    api = BotApi(TOKEN, {GROUP: "Cabinet"}).serve()
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def tg(spool: Spool, botapi: BotApi) -> Iterator[Callable[..., Running]]:
+    started: list[Running] = []
+
+    def start(**env: str) -> Running:
+        settings = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": str(GROUP),
+                    "TELEGRAM_ALLOWED_USER_IDS": str(STAFF),
+                    "TELEGRAM_API_BASE_URL": botapi.base_url, **env}
+        run = Running(spool, **settings)
+        started.append(run)
+        if botapi.down is None and settings["TELEGRAM_BOT_TOKEN"] == TOKEN:
+            run.wait_for(lambda: "Telegram bot @docagent_test_bot ready" in run.output(), 30,
+                         "the bot to reach the Bot API")
+        return run
+
+    yield start
+    for run in started:
+        if run.proc.poll() is None:
+            run.stop()
+
+
+def wait(condition: Callable[[], Any], timeout: float, what: str,
+         run: Running | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if run is not None and run.proc.poll() is not None:
+            raise AssertionError(f"daemon exited {run.proc.returncode}:\n{run.output()[-3000:]}")
+        time.sleep(0.1)
+    tail = run.output()[-3000:] if run is not None else ""
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+
+
+def filed_pdf(tmp: Path, name: str, tag: str = "") -> Path:
+    return pdfgen.text_pdf([report("MARTIN", "Hélène", "03/04/1975", tag)], tmp / name)
+
+
+def review_pdf(tmp: Path, name: str, tag: str = "") -> Path:
+    # Two LEGRAND Paul on record, neither born on that day: a person decides.
+    return pdfgen.text_pdf([report("LEGRAND", "Paul", "01/02/1976", tag)], tmp / name)
+
+
+def bad_pdf(tmp: Path, name: str) -> Path:
+    path = tmp / name
+    path.write_bytes(f"{name} is not a PDF at all\n".encode() * 20)
+    return path
+
+
+def drop_and_wait(spool: Spool, pdf: Path, state: str, run: Running) -> str:
+    drop(pdf, spool.home / "incoming")
+    wait(lambda: states(spool).get(pdf.name) == state, 60, f"{pdf.name} to be {state}", run)
+    return doc_id(spool, pdf.name)
+
+
+def doc_id(spool: Spool, name: str) -> str:
+    with sqlite3.connect(spool.home / "state.db") as db:
+        return str(db.execute("SELECT id FROM documents WHERE original_name = ?",
+                              (name,)).fetchone()[0])
+
+
+def outbox(spool: Spool) -> list[dict[str, Any]]:
+    with sqlite3.connect(spool.home / "state.db") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM outbox ORDER BY id")]
+
+
+def all_sent(spool: Spool) -> bool:
+    rows = outbox(spool)
+    return bool(rows) and all(r["sent_at"] for r in rows)
+
+
+def message_about(api: BotApi, document_id: str, chat: int = GROUP) -> list[Sent]:
+    return [m for m in api.sent(chat) if f"[{document_id}]" in (m.text or "")]
+
+
+def audit_lines(spool: Spool) -> list[dict[str, Any]]:
+    path = spool.logs / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+__all__ = ["GROUP", "STAFF", "STRANGER", "TOKEN", "all_sent", "audit_lines", "bad_pdf",
+           "botapi", "doc_id", "drop", "drop_and_wait", "filed_pdf", "message_about", "outbox",
+           "review_pdf", "states", "tg", "wait"]

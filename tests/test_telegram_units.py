@@ -1,0 +1,134 @@
+"""The Telegram pieces on their own: callback data, long texts, grouping, errors, redaction."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from agent import logs
+from agent.notify import keyboards
+from agent.notify.messages import MAX_TEXT, fit, render_filed_group
+from agent.notify.telegram import batches, transient, what_to_fix
+from tests.botapi import BotApi
+
+TOKEN = "7000000001:AAH-unit_secret_Token_abcdefghijklmnop"
+DOC = "0123456789abcdef"
+
+
+def test_callback_data_round_trips_and_stays_small() -> None:
+    for action, candidate in (("f", 0), ("f", 4), ("n", None), ("o", None), ("r", None)):
+        data = keyboards.encode(action, DOC, candidate)
+        assert len(data.encode()) <= 64
+        assert keyboards.decode(data) == keyboards.Press(action, DOC, candidate)
+    for junk in (None, "", "x:abc", "f:abc", "n:abc:1", "f:abc:x", "f:a-b:1", "o:abc:1:2"):
+        assert keyboards.decode(junk) is None
+    with pytest.raises(ValueError):
+        keyboards.encode("f", "x" * 70, 1)
+
+
+def test_review_keyboard_carries_ids_not_names() -> None:
+    payload = {"document_id": DOC, "match": {"candidates": [
+        {"id": "P006", "last_name": "Legrand", "first_name": "Paul", "birth_date": "1970-05-05"},
+        {"id": "P007", "last_name": "LEGRAND", "first_name": "Paul", "birth_date": None}]}}
+    full = keyboards.review_keyboard(payload, "full").to_dict()["inline_keyboard"]
+    assert [[b["text"] for b in row] for row in full] == [
+        ["LEGRAND Paul, 1970-05-05"], ["LEGRAND Paul"], ["None of them", "Open"]]
+    assert [b["callback_data"] for row in full for b in row] == [
+        f"f:{DOC}:0", f"f:{DOC}:1", f"n:{DOC}", f"o:{DOC}"]
+    minimal = keyboards.review_keyboard(payload, "minimal").to_dict()["inline_keyboard"]
+    assert [[b["text"] for b in row] for row in minimal] == [
+        ["P.L. #P006"], ["P.L. #P007"], ["None of them"]]
+
+
+def test_long_texts_are_trimmed_to_telegrams_limit() -> None:
+    text = "\n".join(f"line {i} " + "x" * 80 for i in range(200))
+    short = fit(text)
+    assert len(short) <= MAX_TEXT and short.endswith("(trimmed: see the server for the rest)")
+    assert fit("short") == "short"
+    payloads = [{"document_id": f"{i:016x}", "original_name": f"scan-{i:03d}-" + "y" * 40 +
+                 ".pdf", "document_type": "lab-result",
+                 "patient": {"id": f"P{i}", "last_name": "Martin", "first_name": "Hélène"}}
+                for i in range(200)]
+    group = render_filed_group(payloads)
+    assert len(group) <= MAX_TEXT and group.startswith("200 documents filed:")
+    listed = group.count("\n- ")
+    assert 10 < listed < 200 and group.endswith(f"… and {200 - listed} more (docagent status)")
+
+
+def _rows(kinds: list[str]) -> list[sqlite3.Row]:
+    db = sqlite3.connect(":memory:")
+    db.row_factory = sqlite3.Row
+    db.execute("CREATE TABLE outbox (id INTEGER, kind TEXT, document_id TEXT, payload TEXT)")
+    for number, kind in enumerate(kinds, 1):
+        db.execute("INSERT INTO outbox VALUES (?, ?, ?, ?)",
+                   (number, kind, f"{number:016x}", json.dumps({"original_name": "a.pdf"})))
+    return db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+
+
+def test_consecutive_filed_rows_are_grouped_and_the_order_kept() -> None:
+    got = batches(_rows(["filed", "filed", "filed", "review", "filed", "failed", "filed",
+                         "filed"]), "full")
+    assert [(b.kind, b.ids) for b in got] == [
+        ("filed", [1, 2, 3]), ("review", [4]), ("filed", [5]), ("failed", [6]),
+        ("filed", [7, 8])]
+    assert got[0].text.startswith("3 documents filed:") and got[0].markup is None
+    assert got[1].markup is not None and got[3].markup is not None
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+def test_which_errors_are_retried() -> None:
+    assert transient(NetworkError("boom")) and transient(TimedOut()) and transient(RetryAfter(3))
+    assert transient(TimeoutError())
+    assert not transient(BadRequest("Chat not found")) and not transient(Forbidden("kicked"))
+    assert not transient(ChatMigrated(-1009))
+    assert "add the bot to the chat" in what_to_fix(BadRequest("Chat not found"), -5)
+    assert "take -5 out of TELEGRAM_CHAT_IDS" in what_to_fix(Forbidden("bot was kicked"), -5)
+    assert "put -1009 in TELEGRAM_CHAT_IDS" in what_to_fix(ChatMigrated(-1009), -5)
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    logs.setup(None, "DEBUG", stream=out)
+    yield out
+    logs.setup(None, "INFO", stream=None)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+
+
+def test_the_token_is_redacted_from_messages_arguments_and_tracebacks(
+        captured: io.StringIO) -> None:
+    logs.redact(TOKEN)
+    log = logs.get_logger("test")
+    log.info("calling https://api.telegram.org/bot%s/getMe", TOKEN)
+    log.info(f"plain https://api.telegram.org/bot{TOKEN}/getMe")
+    try:
+        raise RuntimeError(f"failed at /bot{TOKEN}/sendMessage")
+    except RuntimeError:
+        log.exception("send failed")
+    text = captured.getvalue()
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text
+    assert text.count("/bot<token>/") == 3 and "RuntimeError" in text
+
+
+def test_httpx_request_lines_are_redacted_even_when_let_through(
+        captured: io.StringIO) -> None:
+    """httpx logs each URL at INFO: routed through our handlers, the token is replaced."""
+    api = BotApi(TOKEN).serve()
+    try:
+        logs.redact(TOKEN)
+        logs.adopt("httpx", logging.INFO)  # louder than the daemon ever sets it
+        httpx.post(f"{api.base_url}/bot{TOKEN}/getMe", timeout=10)
+    finally:
+        api.close()
+    text = captured.getvalue()
+    assert "HTTP Request: POST" in text and "/bot<token>/getMe" in text
+    assert TOKEN not in text
