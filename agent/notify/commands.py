@@ -190,7 +190,7 @@ class Commands:
 
     async def health(self, update: Update, context: Context) -> None:
         def run() -> str:
-            checks = health.run_checks(self.settings, self.store, health.limits(self.settings))
+            checks = health.run_checks(self.settings, self.store)
             verdict = "healthy" if all(c.ok for c in checks) else "NOT healthy"
             return f"docagent is {verdict}\n" + health.render(checks)
         await self._reply(update, await asyncio.to_thread(run), pre=True)
