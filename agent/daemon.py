@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import canary, digest, metrics, pipeline, spool
 from agent.config import Settings
@@ -30,6 +30,9 @@ from agent.ocr import limit_threads
 from agent.sdnotify import notify, watchdog_interval
 from agent.store import Store
 from agent.watcher import Stabilizer, start_observer
+
+if TYPE_CHECKING:
+    from agent.notify.bot import TelegramBot  # imported for real only when a token is set
 
 log = get_logger("daemon")
 TICK = 0.5
@@ -69,7 +72,7 @@ class Daemon:
         self.liveness = Liveness(settings)
         self.beat_interval = min(watchdog_interval() or 10.0, 10.0)
         self.next_beat = 0.0
-        self.telegram: Any = None  # agent.notify.bot.TelegramBot when a token is set
+        self.telegram: TelegramBot | None = None  # when a token is set
 
     # --- intake -------------------------------------------------------------------------
 
