@@ -19,7 +19,7 @@ from agent import config, health
 from agent.errors import ConfigError
 from agent.store import Store
 from tests.conftest import Spool
-from tests.test_daemon import Running, daemon, drop, states  # noqa: F401 - fixture
+from tests.daemonproc import Running, drop, states
 
 TOKEN = "123456:TEST-token-not-real"
 

@@ -11,7 +11,7 @@ import pytest
 
 from agent import config, liveness
 from tests.conftest import Spool
-from tests.test_daemon import Running, daemon  # noqa: F401 - fixture
+from tests.daemonproc import Running
 
 
 class Clock:

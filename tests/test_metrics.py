@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import pdfgen
 from tests.conftest import Spool
-from tests.test_daemon import Running, daemon, drop  # noqa: F401 - `daemon` is a fixture
+from tests.daemonproc import Running, drop
 
 pytestmark = [pytest.mark.daemon, pytest.mark.ocr]
 
