@@ -186,6 +186,13 @@ def _translate(error: sqlite3.OperationalError) -> Exception:
     return error
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite ends the transaction by itself on some errors (a full disk among them): a second
+    # ROLLBACK would raise "no transaction is active" and hide the real error.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -249,13 +256,19 @@ class Store:
             raise _translate(error) from error
         try:
             yield conn
+        except sqlite3.OperationalError as error:
+            _rollback(conn)
+            translated = _translate(error)
+            if translated is error:
+                raise
+            raise translated from error
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as error:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise _translate(error) from error
 
     def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:

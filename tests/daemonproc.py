@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,3 +75,49 @@ def in_progress(spool: Spool) -> int:
 def report(last: str, first: str, birth: str, tag: str = "") -> list[str]:
     lines = pdfgen.lab_report_lines(last=last, first=first, birth=birth, doc_date="05/11/2026")
     return [*lines, tag] if tag else lines
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants, read from /proc."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # The command name may hold spaces and parentheses: fields start after the last ')'.
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        kb = next((line.split()[1] for line in status.splitlines()
+                   if line.startswith("VmRSS:")), "0")
+        rss[int(entry.name)] = int(kb) * 1024
+    tree, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        tree.add(current)
+        todo += [child for child, parent in parents.items()
+                 if parent == current and child not in tree]
+    return sum(rss.get(p, 0) for p in tree)
+
+
+class PeakMemory:
+    """Samples `tree_rss(pid)` in a thread until stopped; `peak` is the largest seen."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.pid, self.interval, self.peak, self.samples = pid, interval, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, tree_rss(self.pid))
+            self.samples += 1
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak

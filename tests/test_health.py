@@ -19,7 +19,7 @@ from agent import config, health
 from agent.errors import ConfigError
 from agent.store import Store
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop, states
+from tests.daemonproc import Running, states
 
 TOKEN = "123456:TEST-token-not-real"
 
@@ -50,7 +50,7 @@ def test_without_a_daemon_health_fails_and_says_why(spool: Spool) -> None:
 
 @pytest.mark.daemon
 def test_with_a_running_daemon_everything_is_ok_and_the_canary_leaves_no_trace(
-        spool: Spool, daemon: Callable[..., Running]) -> None:  # noqa: F811
+        spool: Spool, daemon: Callable[..., Running]) -> None:
     run = daemon()
     run.wait_for(lambda: spool.run("health").returncode == 0, 30, "a healthy verdict")
     report = json.loads(spool.run("health", "--json").stdout)
@@ -66,7 +66,7 @@ def test_with_a_running_daemon_everything_is_ok_and_the_canary_leaves_no_trace(
 
 @pytest.mark.daemon
 def test_polling_mode_notices_the_canary_too(spool: Spool,
-                                             daemon: Callable[..., Running]) -> None:  # noqa: F811
+                                             daemon: Callable[..., Running]) -> None:
     run = daemon(DOCAGENT_WATCH="polling")
     run.wait_for(lambda: '"watcher", "ok": true' in spool.run("health", "--json").stdout,
                  30, "the canary to be noticed by polling")
