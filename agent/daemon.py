@@ -93,7 +93,10 @@ class Daemon:
                     break
                 await self._take(path, verdict)
             self.noticed.clear()
-            await self._wait(self.noticed, TICK)
+            if self.stabilizer.more:
+                await asyncio.sleep(0)  # let events and the others run, then judge the rest
+            else:
+                await self._wait(self.noticed, TICK)
 
     async def _take(self, path: Path, verdict: str) -> None:
         try:

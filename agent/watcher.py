@@ -29,6 +29,10 @@ from agent.logs import get_logger
 log = get_logger("watcher")
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
 PROBE_INTERVAL = 2.0  # seconds between pdfinfo probes of a stable file that does not open yet
+# Seconds of pdfinfo probes in one ready() call. It runs on the daemon's loop: a thousand files
+# dropped at once would otherwise block it for half a minute (no canary noticed, no watchdog
+# ping); the rest are judged at the next call.
+PROBE_BUDGET = 0.25
 
 Verdict = Literal["take", "incomplete"]
 
@@ -57,6 +61,7 @@ class Stabilizer:
         self.clock = clock
         self.candidates: dict[Path, _Candidate] = {}
         self._warned: set[Path] = set()
+        self.more = False  # the last ready() ran out of its probe budget: call again soon
 
     def note(self, path: Path) -> None:
         if ignored(path.name) or path in self.candidates:
@@ -91,7 +96,12 @@ class Stabilizer:
         """Files to take now, oldest first; forgets those that vanished."""
         now = self.clock()
         out: list[tuple[Path, Verdict]] = []
+        budget_ends = time.monotonic() + PROBE_BUDGET
+        self.more = False
         for path, cand in sorted(self.candidates.items(), key=lambda kv: kv[1].first_seen):
+            if time.monotonic() > budget_ends:
+                self.more = True
+                break
             try:
                 info = os.lstat(path)
             except OSError:
