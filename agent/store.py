@@ -294,7 +294,7 @@ class Store:
     def by_state(self, *states: str) -> list[Document]:
         marks = ",".join("?" for _ in states)
         rows = self.read(
-            f"SELECT * FROM documents WHERE state IN ({marks}) ORDER BY received_at, id",  # noqa: S608 - only placeholders are formatted in
+            f"SELECT * FROM documents WHERE state IN ({marks}) ORDER BY received_at, id",  # noqa: S608  # nosec B608: only placeholders are formatted in
             states,
         )
         return [Document.from_row(r) for r in rows]
@@ -307,7 +307,7 @@ class Store:
         values["updated_at"] = now_iso()
         columns = ", ".join(f"{name} = :{name}" for name in values)
         conn.execute(
-            f"UPDATE documents SET {columns} WHERE id = :_id",  # noqa: S608 - column names checked above
+            f"UPDATE documents SET {columns} WHERE id = :_id",  # noqa: S608  # nosec B608: column names checked above
             {**values, "_id": document_id},
         )
 

@@ -183,6 +183,7 @@ def test_telegram_token_from_a_credential_and_a_refusal(spool: Spool, tmp_path: 
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "telegram-token").write_text("999:wrong-token\n")
+    (creds / "telegram-token").chmod(0o640)
     done = spool.run("health", env={"CREDENTIALS_DIRECTORY": str(creds),
                                     "TELEGRAM_API_BASE_URL": url})
     assert lines(done)["telegram"] == "FAIL"
