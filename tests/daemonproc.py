@@ -28,11 +28,16 @@ class Running:
             self.wait_started()
 
     def wait_started(self) -> None:
-        self.wait_for(lambda: "watching" in self.output()[self.start_offset:], 30,
-                      "the daemon to start")
+        self.wait_for(lambda: "watching" in self.own_output(), 30, "the daemon to start")
 
     def output(self) -> str:
         return (self.spool.root / "daemon.out").read_text(errors="replace")
+
+    def own_output(self) -> str:
+        # The offset counts bytes: slicing the decoded text by it would skip past the start
+        # of this daemon's lines once earlier ones held accented letters.
+        raw = (self.spool.root / "daemon.out").read_bytes()[self.start_offset:]
+        return raw.decode(errors="replace")
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

@@ -126,7 +126,7 @@ def test_kill_9_twenty_times_loses_nothing(spool: Spool, tmp_path: Path) -> None
         run = Running(spool, wait=False, **env)
         # Mostly after start-up, sometimes during it (recovery of the previous kill).
         time.sleep(rng.uniform(0.2, 0.8) if kill % 5 == 4 else rng.uniform(1.0, 3.5))
-        ready = "watching" in run.output()[run.start_offset:]
+        ready = "watching" in run.own_output()
         before_ready += not ready
         in_hand += ready and in_progress(spool) > 0
         assert run.proc.poll() is None, run.output()[-3000:]
