@@ -128,6 +128,11 @@ def _read_credential(env: Mapping[str, str], name: str) -> str | None:
     path = Path(cred_dir) / name
     if not path.is_file():
         return None
+    # Group may read it (the install gives it to root:docagent 0640); others never.
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o007:
+        raise ConfigError(f"{path} is readable or writable by others (mode {mode:04o}); "
+                          f"fix it with: chmod 640 {path}")
     return path.read_text(encoding="utf-8").strip() or None
 
 

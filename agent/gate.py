@@ -66,6 +66,21 @@ def page_count(path: Path) -> int | None:
     return int(match.group(1)) if done.returncode == 0 and match else None
 
 
+def opens(path: Path) -> bool:
+    """The file is a whole PDF now: it has a page count, or it is locked with a password.
+
+    A locked PDF never yields a page count without its password; waiting would not change
+    that, and `inspect` then fails it as encrypted, which is the reason a person can act on.
+    """
+    try:
+        done = run_pdfinfo(path, timeout=15)
+    except (PopplerMissing, CorruptPdf):
+        return False
+    if done.returncode != 0:
+        return "password" in done.stderr.lower()
+    return re.search(r"^Pages:\s+(\d+)", done.stdout, re.MULTILINE) is not None
+
+
 def inspect(path: Path, *, max_bytes: int, max_pages: int) -> PdfInfo:
     size = path.stat().st_size
     if size == 0:

@@ -187,7 +187,7 @@ def by_keys(store: Store, keys: Iterable[str], *, first_key: str | None = None
     marks = ",".join("?" for _ in wanted)
     where = "" if first_key is None else " AND k.first_key = ?"
     rows = store.read(
-        f"SELECT p.id, p.last_name, p.first_name, p.birth_date, p.birth_name, p.usage_name,"  # noqa: S608 - placeholders only
+        f"SELECT p.id, p.last_name, p.first_name, p.birth_date, p.birth_name, p.usage_name,"  # noqa: S608  # nosec B608: placeholders only
         f" k.kind FROM patient_keys k JOIN patients p ON p.id = k.patient_id"
         f" WHERE k.key IN ({marks}){where} ORDER BY p.id",
         (*wanted, *(() if first_key is None else (first_key,))),
@@ -208,7 +208,7 @@ def near_keys(store: Store, keys: Iterable[str], *, first_keys: Iterable[str] = 
     first_marks = ",".join("?" for _ in firsts)
     date_marks = ",".join("?" for _ in dates)
     rows = store.read(
-        f"SELECT p.id, p.last_name, p.first_name, p.birth_date, p.birth_name, p.usage_name,"  # noqa: S608 - placeholders only
+        f"SELECT p.id, p.last_name, p.first_name, p.birth_date, p.birth_name, p.usage_name,"  # noqa: S608  # nosec B608: placeholders only
         f" k.kind FROM patient_keys k JOIN patients p ON p.id = k.patient_id"
         f" WHERE k.key IN ({marks})"
         f" ORDER BY (p.first_key IN ({first_marks})) + (p.birth_date IN ({date_marks})) DESC,"
@@ -233,7 +233,7 @@ def by_birth_dates(store: Store, dates: Iterable[str], limit: int = 200) -> list
         return []
     marks = ",".join("?" for _ in wanted)
     rows = store.read(
-        f"SELECT {_COLUMNS} FROM patients WHERE birth_date IN ({marks}) ORDER BY id LIMIT ?",  # noqa: S608 - placeholders only
+        f"SELECT {_COLUMNS} FROM patients WHERE birth_date IN ({marks}) ORDER BY id LIMIT ?",  # noqa: S608  # nosec B608: placeholders only
         (*wanted, limit),
     )
     return [Patient.from_row(r) for r in rows]
@@ -244,7 +244,7 @@ def by_ids(store: Store, ids: Iterable[str]) -> list[Patient]:
     if not wanted:
         return []
     marks = ",".join("?" for _ in wanted)
-    rows = store.read(f"SELECT {_COLUMNS} FROM patients WHERE id IN ({marks}) ORDER BY id",  # noqa: S608 - placeholders only
+    rows = store.read(f"SELECT {_COLUMNS} FROM patients WHERE id IN ({marks}) ORDER BY id",  # noqa: S608  # nosec B608: placeholders only
                       tuple(wanted))
     return [Patient.from_row(r) for r in rows]
 

@@ -22,7 +22,7 @@ OUTCOMES = ("filed", "review", "failed", "duplicate")
 
 def _count_by_state(store: Store, where: str = "", params: tuple[Any, ...] = ()) -> dict[str, int]:
     rows = store.read(
-        f"SELECT state, COUNT(*) AS n FROM documents {where} GROUP BY state",  # noqa: S608 - fixed clauses only
+        f"SELECT state, COUNT(*) AS n FROM documents {where} GROUP BY state",  # noqa: S608  # nosec B608: fixed clauses only
         params)
     return {r["state"]: int(r["n"]) for r in rows}
 

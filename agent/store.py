@@ -186,6 +186,13 @@ def _translate(error: sqlite3.OperationalError) -> Exception:
     return error
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite ends the transaction by itself on some errors (a full disk among them): a second
+    # ROLLBACK would raise "no transaction is active" and hide the real error.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -249,13 +256,19 @@ class Store:
             raise _translate(error) from error
         try:
             yield conn
+        except sqlite3.OperationalError as error:
+            _rollback(conn)
+            translated = _translate(error)
+            if translated is error:
+                raise
+            raise translated from error
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as error:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise _translate(error) from error
 
     def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
@@ -281,7 +294,7 @@ class Store:
     def by_state(self, *states: str) -> list[Document]:
         marks = ",".join("?" for _ in states)
         rows = self.read(
-            f"SELECT * FROM documents WHERE state IN ({marks}) ORDER BY received_at, id",  # noqa: S608 - only placeholders are formatted in
+            f"SELECT * FROM documents WHERE state IN ({marks}) ORDER BY received_at, id",  # noqa: S608  # nosec B608: only placeholders are formatted in
             states,
         )
         return [Document.from_row(r) for r in rows]
@@ -294,7 +307,7 @@ class Store:
         values["updated_at"] = now_iso()
         columns = ", ".join(f"{name} = :{name}" for name in values)
         conn.execute(
-            f"UPDATE documents SET {columns} WHERE id = :_id",  # noqa: S608 - column names checked above
+            f"UPDATE documents SET {columns} WHERE id = :_id",  # noqa: S608  # nosec B608: column names checked above
             {**values, "_id": document_id},
         )
 

@@ -30,7 +30,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from agent.gate import looks_like_pdf, page_count
+from agent.gate import looks_like_pdf, opens
 from agent.logs import get_logger
 
 log = get_logger("watcher")
@@ -165,7 +165,7 @@ class Stabilizer:
         if now - cand.last_probe < PROBE_INTERVAL and not overdue:
             return None
         cand.last_probe = now
-        if page_count(path) is not None:
+        if opens(path):
             return "take"
         return "incomplete" if overdue else None
 

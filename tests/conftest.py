@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +82,34 @@ def spool(tmp_path: Path) -> Iterator[Spool]:
     csv.write_text(PATIENTS_CSV, encoding="utf-8")
     s.run("patients", "import", str(csv), check=True)
     yield s
+
+
+@pytest.fixture
+def daemon(spool: Spool) -> Iterator[Callable[..., Any]]:
+    """Start real `docagent run` processes on the spool; any still running are killed after."""
+    from tests.daemonproc import Running  # here: that module imports this one
+
+    started: list[Running] = []
+
+    def start(**env: str) -> Running:
+        r = Running(spool, **env)
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        if r.proc.poll() is None:
+            r.stop(signal.SIGKILL)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests import figures
+
+    if not figures.recorded():
+        return
+    terminalreporter.section("proof figures")
+    for line in figures.lines():
+        terminalreporter.write_line(line)
+    saved = figures.save()
+    if saved is not None:
+        terminalreporter.write_line(f"(also in {saved})")

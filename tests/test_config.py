@@ -40,6 +40,7 @@ def test_credential_gives_the_token_when_nothing_else_does(tmp_path: Path) -> No
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "telegram-token").write_text("123:abc\n")
+    (creds / "telegram-token").chmod(0o640)
     s = config.load(env={"CREDENTIALS_DIRECTORY": str(creds)}, cwd=tmp_path)
     assert s.telegram_token == "123:abc"
     assert "123:abc" not in repr(s)  # the token never shows in a repr (and so in a log)

@@ -20,7 +20,7 @@ from agent.config import HealthLimits, unit_names
 from agent.errors import ConfigError
 from agent.store import Store
 from tests.conftest import Spool
-from tests.test_daemon import Running, daemon, drop, states  # noqa: F401 - fixture
+from tests.daemonproc import Running, states
 
 TOKEN = "123456:TEST-token-not-real"
 
@@ -51,7 +51,7 @@ def test_without_a_daemon_health_fails_and_says_why(spool: Spool) -> None:
 
 @pytest.mark.daemon
 def test_with_a_running_daemon_everything_is_ok_and_the_canary_leaves_no_trace(
-        spool: Spool, daemon: Callable[..., Running]) -> None:  # noqa: F811
+        spool: Spool, daemon: Callable[..., Running]) -> None:
     run = daemon()
     run.wait_for(lambda: spool.run("health").returncode == 0, 30, "a healthy verdict")
     report = json.loads(spool.run("health", "--json").stdout)
@@ -67,7 +67,7 @@ def test_with_a_running_daemon_everything_is_ok_and_the_canary_leaves_no_trace(
 
 @pytest.mark.daemon
 def test_polling_mode_notices_the_canary_too(spool: Spool,
-                                             daemon: Callable[..., Running]) -> None:  # noqa: F811
+                                             daemon: Callable[..., Running]) -> None:
     run = daemon(DOCAGENT_WATCH="polling")
     run.wait_for(lambda: '"watcher", "ok": true' in spool.run("health", "--json").stdout,
                  30, "the canary to be noticed by polling")
@@ -184,6 +184,7 @@ def test_telegram_token_from_a_credential_and_a_refusal(spool: Spool, tmp_path: 
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "telegram-token").write_text("999:wrong-token\n")
+    (creds / "telegram-token").chmod(0o640)
     done = spool.run("health", env={"CREDENTIALS_DIRECTORY": str(creds),
                                     "TELEGRAM_API_BASE_URL": url})
     assert lines(done)["telegram"] == "FAIL"

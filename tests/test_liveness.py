@@ -11,7 +11,7 @@ import pytest
 
 from agent import config, liveness
 from tests.conftest import Spool
-from tests.test_daemon import Running, daemon  # noqa: F401 - fixture
+from tests.daemonproc import Running
 
 
 class Clock:
@@ -74,7 +74,7 @@ def test_the_env_file_cannot_arm_the_hang_switch(
 
 @pytest.mark.daemon
 def test_the_running_daemon_sends_ready_then_watchdog_pings_with_status(
-        spool: Spool, daemon: Callable[..., Running], tmp_path: Path) -> None:  # noqa: F811
+        spool: Spool, daemon: Callable[..., Running], tmp_path: Path) -> None:
     address = str(tmp_path / "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import pdfgen
 from tests.conftest import Spool
-from tests.test_daemon import Running, daemon, drop  # noqa: F401 - `daemon` is a fixture
+from tests.daemonproc import Running, drop
 
 pytestmark = [pytest.mark.daemon, pytest.mark.ocr]
 
@@ -35,7 +35,7 @@ def report(last: str, first: str, birth: str) -> list[str]:
     return pdfgen.lab_report_lines(last=last, first=first, birth=birth, doc_date="05/11/2026")
 
 
-def test_metrics_after_a_batch(spool: Spool, daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_metrics_after_a_batch(spool: Spool, daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     env = {"DOCAGENT_METRICS_ADDR": f"127.0.0.1:{port}", "DOCAGENT_DIGEST_HOUR": "0",
            "DOCAGENT_SERVER_EUR_PER_MONTH": "20", "DOCAGENT_MAX_PAGES": "1"}
