@@ -7,6 +7,7 @@ Days are the server's local calendar days (the practice's), stamps are stored in
 
 from __future__ import annotations
 
+import stat
 import time
 from datetime import UTC, date, datetime
 from statistics import median
@@ -45,15 +46,22 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
     duplicates_today = int(store.read(
         "SELECT COUNT(*) FROM receipts WHERE kind = 'duplicate' AND received_at >= ? "
         "AND received_at < ?", (start, end))[0][0])
-    waiting = [p for p in settings.incoming.iterdir() if p.is_file() and not p.is_symlink()]
-    oldest_file = min(waiting, key=lambda p: p.stat().st_mtime, default=None)
+    waiting: list[tuple[float, str]] = []
+    for entry in settings.incoming.iterdir():
+        try:
+            info = entry.lstat()
+        except FileNotFoundError:
+            continue  # the daemon took it while we looked
+        if stat.S_ISREG(info.st_mode):
+            waiting.append((info.st_mtime, entry.name))
+    oldest_file = min(waiting, default=None)
     oldest_queued = store.read(
         "SELECT id, original_name, received_at FROM documents WHERE state IN "
         "('queued', 'claiming') ORDER BY received_at LIMIT 1")
     oldest: dict[str, Any] | None = None
     if oldest_file is not None:
-        mtime = oldest_file.stat().st_mtime
-        oldest = {"name": oldest_file.name, "where": "incoming", "document_id": None,
+        mtime, name = oldest_file
+        oldest = {"name": name, "where": "incoming", "document_id": None,
                   "since": datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds"),
                   "seconds": round(now - mtime)}
     if oldest_queued and (oldest is None or

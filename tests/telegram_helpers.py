@@ -14,7 +14,7 @@ import pytest
 from tests import pdfgen
 from tests.botapi import BotApi, Sent
 from tests.conftest import Spool
-from tests.test_daemon import Running, drop, report, states
+from tests.daemonproc import Running, drop, report, states
 
 TOKEN = "7000000001:AAH-docagent_secret_Token_0123456789xyz"
 GROUP = -1001234567890

@@ -4,8 +4,9 @@ All must be processed; the memory of the daemon's whole process tree (Python, pd
 tesseract) stays bounded while the backlog drains, and `docagent health` keeps answering. The
 drain rate and the peak memory are printed with the proof figures.
 
-TODO(issue 5): the Telegram commands must keep answering within a second while the backlog
-drains too; once the Bot API emulator lands, sample a command (/status) here beside health.
+The daemon is connected to the loopback Bot API (tests/botapi.py) as a practice's would be to
+Telegram, and staff send `/status` again and again while the backlog drains: every command is
+answered, and the time from the command to the bot's answer is printed beside health's.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pathlib import Path
 import pytest
 
 from tests import figures, pdfgen
+from tests.botapi import BotApi
 from tests.conftest import Spool
 from tests.daemonproc import PeakMemory, Running, report
+from tests.telegram_helpers import GROUP, STAFF, TOKEN
 
 pytestmark = [pytest.mark.proof, pytest.mark.daemon, pytest.mark.ocr]
 
@@ -36,6 +39,10 @@ MEMORY_BOUND = 600 * 2**20
 # start, tesseract --list-langs, pdfinfo -v, the canary round trip) on two cores that the
 # backlog keeps busy: the bound is generous, and the median and maximum are printed.
 HEALTH_BOUND_S = 3.0
+# The issue's "within a second": the answer shares the group with the notifications of the
+# draining backlog, which leave it room (agent/notify/transport.py), and the command runs in
+# the daemon already started, unlike each health sample.
+COMMAND_BOUND_S = 1.0
 
 
 def decided(spool: Spool) -> int:
@@ -67,6 +74,38 @@ class HealthSampler:
         self._thread.join()
 
 
+class CommandSampler:
+    """Staff send /status in the group again and again; how long until the bot answers."""
+
+    def __init__(self, api: BotApi, pause: float = 2.0) -> None:
+        self.api, self.pause = api, pause
+        self.times: list[float] = []
+        self.unanswered = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _answers(self) -> int:
+        return sum(1 for m in self.api.sent(GROUP) if (m.text or "").startswith("<pre>"))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.pause):
+            before = self._answers()
+            started = time.monotonic()
+            self.api.inject_message(GROUP, STAFF, "/status")
+            while self._answers() == before:
+                if time.monotonic() - started > 30:
+                    self.unanswered += 1
+                    break
+                time.sleep(0.02)
+            else:
+                self.times.append(time.monotonic() - started)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 @pytest.mark.timeout(900)
 def test_a_thousand_documents_at_once(spool: Spool, tmp_path: Path) -> None:
     staging = spool.home / "staging"  # same filesystem as incoming/: dropping is a rename
@@ -76,9 +115,15 @@ def test_a_thousand_documents_at_once(spool: Spool, tmp_path: Path) -> None:
         pdfgen.text_pdf([report(last, first, birth, f"load {i}")], staging / f"doc-{i:04d}.pdf")
     for i in range(SCANS):
         pdfgen.write_sample_scan(staging / f"scan-{i:02d}.pdf", seed=100 + i)
-    run = Running(spool, DOCAGENT_LOG_LEVEL="INFO")
+    api = BotApi(TOKEN, {GROUP: "Cabinet"}).serve()
+    run = Running(spool, DOCAGENT_LOG_LEVEL="INFO", TELEGRAM_BOT_TOKEN=TOKEN,
+                  TELEGRAM_CHAT_IDS=str(GROUP), TELEGRAM_ALLOWED_USER_IDS=str(STAFF),
+                  TELEGRAM_API_BASE_URL=api.base_url)
+    run.wait_for(lambda: "Telegram bot @docagent_test_bot ready" in run.output(), 30,
+                 "the bot to reach the Bot API")
     memory = PeakMemory(run.proc.pid)
     health = HealthSampler(spool)
+    commands = CommandSampler(api)
     incoming = spool.home / "incoming"
     started = time.monotonic()
     for name in sorted(os.listdir(staging)):
@@ -88,7 +133,9 @@ def test_a_thousand_documents_at_once(spool: Spool, tmp_path: Path) -> None:
         drained_s = time.monotonic() - started
     finally:
         health.stop()
+        commands.stop()
         peak = memory.stop()
+        api.close()
     assert run.proc.poll() is None
     with sqlite3.connect(spool.home / "state.db") as db:
         outcomes = dict(db.execute("SELECT state, COUNT(*) FROM documents GROUP BY state"))
@@ -106,6 +153,11 @@ def test_a_thousand_documents_at_once(spool: Spool, tmp_path: Path) -> None:
                    health_answers=len(health.times),
                    health_median_s=round(statistics.median(health.times), 2),
                    health_max_s=round(max(health.times), 2),
+                   status_command_answers=len(commands.times),
+                   status_command_median_s=round(statistics.median(commands.times), 2),
+                   status_command_max_s=round(max(commands.times), 2),
                    outcomes=dict(sorted(outcomes.items())))
     assert peak < MEMORY_BOUND, f"peak {peak / 2**20:.0f} MiB"
     assert max(health.times) < HEALTH_BOUND_S, health.times
+    assert commands.unanswered == 0 and len(commands.times) >= 3, commands.times
+    assert max(commands.times) < COMMAND_BOUND_S, commands.times

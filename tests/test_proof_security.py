@@ -5,9 +5,9 @@ others refused (test_config), the hardened unit's exposure (test_units). Here: b
 with every medium or high finding explained where it is silenced, no secret in any log after a
 DEBUG run, and a credential file readable by others refused.
 
-TODO(issue 5): with the Telegram sender in, the DEBUG run below also drives it against the
-closed port (every send fails and is retried): the same assertion then covers the sender's own
-logging, including the HTTP library's request lines, which name the URL with the token in it.
+The DEBUG run below also drives the Telegram sender and bot against a closed port (every call
+fails and is retried), so the assertion covers their logging too, including the HTTP
+library's request lines, which name the URL with the token in it.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from telegram import Bot, BotCommand
+from telegram import BotCommand
 from telegram.error import InvalidToken, TelegramError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder, ExtBot
 
 from agent import logs
 from agent.config import Settings
@@ -67,7 +67,7 @@ class TelegramBot:
         self.sender = TelegramSender(settings, store, self._bot, stopping)
         self._poll_errors = 0
 
-    def _bot(self) -> Bot | None:
+    def _bot(self) -> ExtBot[Any] | None:
         return self.app.bot if self.ready.is_set() else None
 
     async def run(self) -> None:

@@ -10,6 +10,7 @@ audit line. Decisions go through `agent.decisions`, the code of `docagent review
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import subprocess
 import tempfile
@@ -345,8 +346,17 @@ class Commands:
         error = context.error
         if isinstance(error, DocagentError):
             log.warning("a Telegram command could not be done: %s", error)
+            said = str(error)
         else:
             log.error("a Telegram command failed: %r", error, exc_info=error)
+            said = "an unexpected error; the log has the details"
+        # Staff who asked get an answer rather than silence; nobody else learns anything.
+        if (isinstance(update, Update) and update.effective_chat is not None
+                and update.effective_user is not None
+                and update.effective_chat.id in self.settings.telegram_chat_ids
+                and update.effective_user.id in self.settings.telegram_allowed_user_ids):
+            with contextlib.suppress(TelegramError):
+                await self._reply(update, f"That did not work: {said}. Try again in a moment.")
 
 
 def _label(candidate: dict[str, Any], phi: str) -> str:

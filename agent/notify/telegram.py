@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -34,6 +34,7 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
+from telegram.ext import ExtBot
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -47,6 +48,7 @@ from agent.errors import DocagentError
 from agent.logs import get_logger
 from agent.notify.keyboards import keyboard_for
 from agent.notify.messages import fit, render, render_filed_group
+from agent.notify.transport import BACKGROUND
 from agent.store import Store
 
 log = get_logger("telegram")
@@ -163,7 +165,7 @@ def what_to_fix(error: TelegramError, chat: int) -> str:
 
 
 class TelegramSender:
-    def __init__(self, settings: Settings, store: Store, bot: Callable[[], Bot | None],
+    def __init__(self, settings: Settings, store: Store, bot: Callable[[], ExtBot[Any] | None],
                  stopping: asyncio.Event) -> None:
         self.settings = settings
         self.store = store
@@ -182,8 +184,15 @@ class TelegramSender:
         if bot is None or time.monotonic() < self.paused_until:
             return 0
         sent = 0
-        deadline = time.monotonic() + FINAL_DRAIN_SECONDS
-        while not final or time.monotonic() < deadline:
+        deadline: float | None = None
+        while True:
+            if final or self.stopping.is_set():
+                # Also when the stop comes in the middle of a long drain: a backlog goes out
+                # at Telegram's pace (a group: 20 a minute), and the stop must not wait for it.
+                final = True
+                deadline = deadline or time.monotonic() + FINAL_DRAIN_SECONDS
+                if time.monotonic() >= deadline:
+                    break
             try:
                 count = await self._send_head(bot, attempts=1 if final else ATTEMPTS)
             except (_Stopping, _NotRecorded):
@@ -200,7 +209,7 @@ class TelegramSender:
             sent += count
         return sent
 
-    async def _send_head(self, bot: Bot, *, attempts: int) -> int:
+    async def _send_head(self, bot: ExtBot[Any], *, attempts: int) -> int:
         """Send the oldest message, retrying; the pending rows are read again at each try, so
         what piled up during an outage goes out grouped when Telegram is back."""
         async for attempt in AsyncRetrying(
@@ -226,7 +235,7 @@ class TelegramSender:
             rows = [r for r in rows if int(r["id"]) in self.partial]
         return batches(rows, self.settings.phi)[0]
 
-    async def _deliver(self, bot: Bot, batch: Batch) -> None:
+    async def _deliver(self, bot: ExtBot[Any], batch: Batch) -> None:
         """One try per chat that lacks it; a transient error is raised for the caller to retry,
         a refusal for good is logged with what to fix and the row leaves the queue."""
         for chat in self.chats:
@@ -234,7 +243,8 @@ class TelegramSender:
                 continue
             try:
                 await asyncio.wait_for(
-                    bot.send_message(chat, fit(batch.text), reply_markup=batch.markup),
+                    bot.send_message(chat, fit(batch.text), reply_markup=batch.markup,
+                                     rate_limit_args=BACKGROUND),
                     SEND_TIMEOUT)
             except InvalidToken as error:
                 self.paused_until = time.monotonic() + TOKEN_PAUSE

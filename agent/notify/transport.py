@@ -18,6 +18,11 @@ from agent.ledger import Ledger
 # Telegram: "avoid sending more than one message per second" to a chat. The gap is counted
 # from the end of the last send, with a margin, so the server never sees two closer than 1 s.
 CHAT_GAP_SECONDS = 1.1
+# Telegram allows 20 messages a minute in a group. Notifications (sent with BACKGROUND) use at
+# most 15 of them, so a staff member's command is answered at once even while a backlog of
+# notifications drains, instead of queueing behind it in the same bucket.
+BACKGROUND = -1  # the `rate_limit_args` the outbox sender passes with each message
+GROUP_BACKGROUND_GAP_SECONDS = 4.0
 
 
 class LedgerRequest(HTTPXRequest):
@@ -66,12 +71,16 @@ def _empty_result(payload: bytes) -> bool:
 
 class PacedRateLimiter(AIORateLimiter):
     """PTB's limiter (30 messages a second overall, 20 a minute per group) plus a gap of
-    about a second between two messages to the same chat, private chats included."""
+    about a second between two messages to the same chat, private chats included; background
+    messages to a group keep a wider gap, leaving room for answers to commands."""
 
-    def __init__(self, gap: float = CHAT_GAP_SECONDS) -> None:
+    def __init__(self, gap: float = CHAT_GAP_SECONDS,
+                 group_background_gap: float = GROUP_BACKGROUND_GAP_SECONDS) -> None:
         super().__init__(max_retries=0)  # a 429 goes back to the sender, which retries
         self.gap = gap
+        self.group_background_gap = group_background_gap
         self._last: dict[str, float] = {}
+        self._last_background: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def process_request(
@@ -88,13 +97,31 @@ class PacedRateLimiter(AIORateLimiter):
             return await super().process_request(callback, args, kwargs, endpoint, data,
                                                  rate_limit_args)
         key = str(chat)
+        background = rate_limit_args == BACKGROUND
+        if background and _is_group(chat):
+            # Waited outside the chat's lock: an answer to a command may go meanwhile.
+            wait = self._last_background.get(key, 0.0) + self.group_background_gap \
+                - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             wait = self._last.get(key, 0.0) + self.gap - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                return await super().process_request(callback, args, kwargs, endpoint, data,
-                                                     rate_limit_args)
+                return await super().process_request(
+                    callback, args, kwargs, endpoint, data,
+                    None if background else rate_limit_args)
             finally:
                 self._last[key] = time.monotonic()
+                if background:
+                    self._last_background[key] = self._last[key]
+
+
+def _is_group(chat: object) -> bool:
+    """Groups, supergroups and channels have negative ids; a person's chat a positive one."""
+    try:
+        return int(str(chat)) < 0
+    except ValueError:
+        return str(chat).startswith("@")  # a public channel's or group's @name
