@@ -79,13 +79,16 @@ class Stabilizer:
         self._warned: set[Path] = set()
         self._lock = threading.Lock()
 
-    def note(self, path: Path, *, settled: bool = False) -> None:
+    def note(self, path: Path, *, settled: bool | None = False) -> None:
+        """A file event (`settled`: did the writer say it is done?), or a listing that saw the
+        file (`settled=None`: no news about its writer)."""
         if ignored(path.name):
             return
         with self._lock:
             known = self.candidates.get(path)
             if known is not None:
-                known.settled = settled
+                if settled is not None:
+                    known.settled = settled
                 return
         try:
             info = os.lstat(path)
@@ -104,7 +107,7 @@ class Stabilizer:
         now = self.clock()
         with self._lock:
             self.candidates.setdefault(path, _Candidate(now, info.st_size, info.st_mtime_ns,
-                                                        now, settled=settled))
+                                                        now, settled=bool(settled)))
 
     def scan(self, folder: Path) -> None:
         try:
@@ -116,7 +119,7 @@ class Stabilizer:
         with self._lock:
             self._warned &= present
         for entry in entries:
-            self.note(Path(entry.path))
+            self.note(Path(entry.path), settled=None)
 
     def ready(self, limit: int | None = None) -> list[tuple[Path, Verdict]]:
         """Files to take now, oldest first, at most `limit` of them (so that the first of a

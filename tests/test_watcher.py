@@ -106,3 +106,14 @@ def test_events_noted_while_ready_runs_in_another_thread_are_kept(tmp_path: Path
     assert {folder / f"f{n}.txt" for n in range(300)} <= set(stabilizer.candidates)
     clock.now += 31  # and once stable, every one of them is taken
     assert len(stabilizer.ready()) == 300
+
+
+def test_a_rescan_does_not_take_the_fast_path_away(tmp_path: Path) -> None:
+    data = whole_pdf(tmp_path)
+    stabilizer, clock, path = setup(tmp_path, data[: len(data) // 2])
+    stabilizer.note(path, settled=True)
+    stabilizer.scan(path.parent)  # the periodic listing knows nothing of the writer
+    with open(path, "ab") as handle:
+        handle.write(data[len(data) // 2:])
+    clock.now += 1
+    assert stabilizer.ready() == [(path, "take")]
