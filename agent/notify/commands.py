@@ -210,29 +210,37 @@ class Commands:
 
     async def review(self, update: Update, context: Context) -> None:
         docs = await asyncio.to_thread(decisions.review_waiting, self.store)
-        if not docs:
-            await self._reply(update, "Nothing waiting for a decision.")
-            return
-        for doc in docs[:LIST_LIMIT]:
+
+        def one(doc: Document) -> tuple[str, Any]:
             payload = document_payload(doc)
-            await self._reply(update, render("review", payload, phi=self.settings.phi),
-                              markup=review_keyboard(payload, self.settings.phi))
-        if len(docs) > LIST_LIMIT:
-            await self._reply(update, f"… and {len(docs) - LIST_LIMIT} more waiting "
-                                      "(docagent review list shows them all).")
+            return (render("review", payload, phi=self.settings.phi),
+                    review_keyboard(payload, self.settings.phi))
+
+        await self._send_list(update, docs, one, "Nothing waiting for a decision.",
+                              "more waiting (docagent review list shows them all).")
 
     async def failed(self, update: Update, context: Context) -> None:
         docs = await asyncio.to_thread(decisions.failed_documents, self.store)
+
+        def one(doc: Document) -> tuple[str, Any]:
+            return (render("failed", document_payload(doc), phi=self.settings.phi),
+                    failed_keyboard(doc.id))
+
+        await self._send_list(update, docs, one, "No failed documents.",
+                              "more (docagent failed list shows them all).")
+
+    async def _send_list(self, update: Update, docs: list[Document],
+                         one: Callable[[Document], tuple[str, Any]], empty: str,
+                         more: str) -> None:
+        """A message with its buttons per document, the first LIST_LIMIT of them."""
         if not docs:
-            await self._reply(update, "No failed documents.")
+            await self._reply(update, empty)
             return
         for doc in docs[:LIST_LIMIT]:
-            await self._reply(update, render("failed", document_payload(doc),
-                                             phi=self.settings.phi),
-                              markup=failed_keyboard(doc.id))
+            text, markup = one(doc)
+            await self._reply(update, text, markup=markup)
         if len(docs) > LIST_LIMIT:
-            await self._reply(update, f"… and {len(docs) - LIST_LIMIT} more "
-                                      "(docagent failed list shows them all).")
+            await self._reply(update, f"… and {len(docs) - LIST_LIMIT} {more}")
 
     async def retry(self, update: Update, context: Context) -> None:
         if not context.args:
