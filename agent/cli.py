@@ -127,7 +127,10 @@ def _process(settings: config.Settings, store: Store, args: argparse.Namespace) 
 
 def _process_one(settings: config.Settings, store: Store, path: Path) -> pipeline.Outcome:
     started = time.monotonic()
-    claim = spool.claim(settings, store, path, keep_source=True)
+    try:
+        claim = spool.claim(settings, store, path, keep_source=True)
+    except spool.NotTaken as error:
+        raise UsageError(f"{path}: {error}") from None
     if claim.duplicate_of is not None:
         earlier = claim.duplicate_of
         return pipeline.Outcome(

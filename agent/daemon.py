@@ -111,12 +111,27 @@ class Daemon:
                                             hold=verdict == "incomplete")
         except FileNotFoundError:
             return  # gone before we took it: someone moved it away
-        except (MachineError, OSError, ValueError) as error:
+        except spool.StillChanging:
+            self.stabilizer.note(path)  # its writer is not done: judged again once stable
+            return
+        except spool.NotRegular as error:
+            self.stabilizer.skip(path, str(error))
+            return
+        except (MachineError, OSError) as error:
             log.error("could not take %r yet: %s", path.name, error)
             return  # the next rescan notices it again
+        if claim.refused or claim.left is not None:
+            self.stabilizer.pass_over(path)  # left in incoming/: not looked at until it changes
+        if claim.again:
+            return  # this very file was dealt with before: nothing new to say
+        if claim.refused:
+            metrics.document_done("failed")
+            self.outbox.set()
+            return
         if claim.duplicate_of is not None:
             metrics.document_done("duplicate")
             self.outbox.set()
+            self.work.set()  # a deferred document may have been brought forward
             return
         if verdict == "incomplete":
             doc = await asyncio.to_thread(self.store.get, claim.document_id)

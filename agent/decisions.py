@@ -97,6 +97,9 @@ def retry(settings: Settings, store: Store, prefix: str, *, who: str) -> Decisio
     with document_context(doc.id):
         if doc.state != FAILED:
             raise UsageError(f"document {doc.id} has not failed (it is {doc.state})")
+        if spool.is_refusal(doc):
+            raise UsageError(f"document {doc.id} was never taken: {doc.reason}. Once docagent "
+                             f"may read {doc.path}, it is taken by itself")
         spool.take_back(settings, doc)
         AuditLog(settings.log_dir).record("retried", document_id=doc.id, actor=who,
                                           previous_reason=doc.reason, kind=doc.reason_kind)

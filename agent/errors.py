@@ -104,6 +104,13 @@ class Unreadable(DocumentError):
     action = "No text could be read: the scan may be blank or too poor. Scan it again."
 
 
+class NoAccess(DocumentError):
+    kind = "no-access"
+    action = ("Let docagent read the file: `chmod 644` it, or `chgrp docagent-drop` and "
+              "`chmod 640` it, or drop it as a member of the docagent-drop group. It is taken "
+              "by itself once it can be read.")
+
+
 class PoisonPill(DocumentError):
     kind = "crashed"
     action = "This file stopped the service several times; it was set aside. Report it to support."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,14 +42,15 @@ def looks_like_pdf(head: bytes) -> bool:
 
 
 def run_pdfinfo(path: Path, *, first: int | None = None, last: int | None = None,
-                timeout: float = PDFINFO_TIMEOUT) -> subprocess.CompletedProcess[str]:
+                timeout: float = PDFINFO_TIMEOUT, pass_fds: Sequence[int] = (),
+                ) -> subprocess.CompletedProcess[str]:
     argv = ["pdfinfo"]
     if first is not None and last is not None:
         argv += ["-f", str(first), "-l", str(last)]
     argv += ["--", str(path)]
     try:
         return subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, pass_fds=tuple(pass_fds))
     except FileNotFoundError:
         raise PopplerMissing("pdfinfo (poppler) is not installed", stage=STAGE) from None
     except subprocess.TimeoutExpired:
@@ -66,14 +68,15 @@ def page_count(path: Path) -> int | None:
     return int(match.group(1)) if done.returncode == 0 and match else None
 
 
-def opens(path: Path) -> bool:
+def opens(path: Path, *, pass_fds: Sequence[int] = ()) -> bool:
     """The file is a whole PDF now: it has a page count, or it is locked with a password.
 
     A locked PDF never yields a page count without its password; waiting would not change
     that, and `inspect` then fails it as encrypted, which is the reason a person can act on.
+    `pass_fds`: descriptors the child inherits (`path` may be /proc/self/fd/N).
     """
     try:
-        done = run_pdfinfo(path, timeout=15)
+        done = run_pdfinfo(path, timeout=15, pass_fds=pass_fds)
     except (PopplerMissing, CorruptPdf):
         return False
     if done.returncode != 0:

@@ -3,30 +3,45 @@
 A document's state is the folder it is in plus its row in state.db. Each move is ordered so
 that a `kill -9` between any two steps leaves something `recover()` can finish:
 
-claim   1. hash the file where it lies            (nothing changed yet)
-        2. row `claiming` + receipt, committed    (crash: recover() drops the row; the file is
-                                                   still in incoming/ and is taken again)
-        3. rename into processing/<id>.pdf, fsync (crash: recover() sees the file -> queued)
-        4. row `queued`, committed
+claim   1. open the dropped file once (O_NOFOLLOW | O_NONBLOCK), fstat: a regular file
+        2. copy it from that descriptor into processing/.claim-*.tmp, hashing as it goes,
+           fsync                                  (crash: recover() removes the .tmp; the
+                                                   dropped file is still in incoming/)
+        3. row `claiming` + receipt, committed    (crash: recover() drops the row)
+        4. rename the copy to processing/<id>.pdf, fsync
+                                                  (crash: recover() sees the file -> queued)
+        5. row `queued`, committed
+        6. unlink the dropped file                (crash before: it is seen again, and its
+                                                   receipt says it was taken: it is removed
+                                                   without a second document or message)
 place   1. row `filing` with the chosen destination and the whole result, committed
         2. hard-link the PDF to its destination   (link() never overwrites: a name clash
                                                    gets a suffix), then the sidecars
         3. row final + outbox message, one commit (crash before: recover() redoes 2 and 3)
         4. unlink processing/<id>.pdf             (crash before: recover() unlinks it)
 
+Why a copy and never a rename or link of the dropped file: that inode belongs to whoever
+dropped it. Kept, it would let them write into the archive through a descriptor opened
+before the drop, and Debian's fs.protected_hardlinks refuses link() on another user's file
+the daemon cannot write. A check of the name followed by a rename of the name is also a race
+(a symlink or a FIFO swapped in between); every check and every byte here come from the one
+descriptor. So every file under processing/, done/, review/ and failed/ is docagent's own,
+created with FILE_MODE, and the bytes archived are the bytes hashed.
+
 Nothing is ever overwritten, and the PDF's bytes are never changed: the archive holds the
-original file.
+original content.
 """
 
 from __future__ import annotations
 
 import errno
 import glob
+import grp
 import hashlib
 import json
 import os
+import pwd
 import re
-import shutil
 import sqlite3
 import stat
 import uuid
@@ -37,7 +52,7 @@ from typing import Any
 
 from agent.audit import AuditLog
 from agent.config import Settings
-from agent.errors import DiskFull
+from agent.errors import DiskFull, NoAccess
 from agent.logs import get_logger
 from agent.store import (
     CLAIMING,
@@ -56,13 +71,25 @@ log = get_logger("spool")
 
 FOLDERS = ("incoming", "processing", "done", "review", "failed")
 MAX_NAME_BYTES = 150
+# Explicit modes, whatever the umask: the spool holds medical records. The group is the
+# service's own (staff who may read filed documents); others get nothing.
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+# Opening a dropped file: never through a symlink, never blocking on a FIFO swapped in.
+OPEN_DROPPED = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+CHUNK = 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f/\\]+")
 _PDF_SUFFIX = re.compile(r"\.pdf$", re.IGNORECASE)
 
 
 def ensure_folders(settings: Settings) -> None:
+    """Create what is missing; an existing folder keeps its mode (install.sh sets incoming/'s)."""
     for name in FOLDERS:
-        (settings.home / name).mkdir(parents=True, exist_ok=True)
+        make_folder(settings.home / name)
+
+
+def make_folder(path: Path) -> None:
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
 
 def display_name(raw: str) -> str:
@@ -100,27 +127,43 @@ def _disk_error(error: OSError) -> Exception:
     return error
 
 
-def hash_file(path: Path) -> tuple[str, int]:
-    """sha256 and size, reading through a descriptor that refuses to follow a symlink."""
+def _temporary(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _copy_fd(source_fd: int, tmp: Path) -> tuple[str, int]:
+    """Copy everything `source_fd` holds into a new file `tmp` of ours, fsync'd; returns the
+    sha256 and size of the bytes copied. pread: the descriptor's offset is not ours to move."""
     digest = hashlib.sha256()
-    size = 0
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+    offset = 0
+    try:
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        with os.fdopen(out, "wb") as target:
+            while chunk := os.pread(source_fd, CHUNK, offset):
+                digest.update(chunk)
+                target.write(chunk)
+                offset += len(chunk)
+            target.flush()
+            os.fsync(target.fileno())
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise _disk_error(error) from error
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest.hexdigest(), offset
 
 
 def _copy_durably(src: Path, dest: Path) -> None:
-    """Copy to a temporary name, fsync, then rename: a reader never sees half a file."""
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+    """Copy one of our own files to a temporary name, fsync, then rename: a reader never sees
+    half a file."""
+    tmp = _temporary(dest)
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as source, open(tmp, "xb") as target:
-            shutil.copyfileobj(source, target, 1024 * 1024)
-            target.flush()
-            os.fsync(target.fileno())
+        _copy_fd(fd, tmp)
+    finally:
+        os.close(fd)
+    try:
         os.rename(tmp, dest)
     except OSError as error:
         tmp.unlink(missing_ok=True)
@@ -128,10 +171,11 @@ def _copy_durably(src: Path, dest: Path) -> None:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write a whole file atomically (temporary name, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    """Write a whole file atomically (temporary name, fsync, rename), mode FILE_MODE."""
+    tmp = _temporary(path)
     try:
-        with open(tmp, "xb") as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -148,45 +192,122 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 # --- claim: incoming -> processing -------------------------------------------------------
 
 
+class NotTaken(Exception):
+    """The file cannot be taken now, and nothing was recorded: it is looked at again later
+    (or, for a symlink or a FIFO, never)."""
+
+
+class NotRegular(NotTaken):
+    """The name no longer refers to a regular file (a symlink or a FIFO swapped in)."""
+
+
+class StillChanging(NotTaken):
+    """The file changed while it was copied: its writer is not done."""
+
+
 @dataclass(frozen=True)
 class Claim:
     document_id: str
     duplicate_of: Document | None  # set when the same bytes were taken in before
     original_name: str
+    # This very file (same name, inode, size and time) was taken before: a crash came between
+    # its claim and the unlink, or it could not be removed. Nothing new happened.
+    again: bool = False
+    # Why the dropped file is still in incoming/ (it could not be removed), or None.
+    left: str | None = None
+    # The file could not be read at all: recorded as failed (`no-access`), left where it is.
+    refused: bool = False
 
 
 def processing_path(settings: Settings, document_id: str) -> Path:
     return settings.processing / f"{document_id}.pdf"
 
 
+def source_key(name: str, info: os.stat_result) -> str:
+    """Which file this was, as dropped: a second look at the same file finds the same key."""
+    return f"{name}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}|{info.st_dev}"
+
+
+def open_dropped(path: Path) -> int:
+    """A descriptor on a dropped regular file. Raises NotRegular for a symlink, a FIFO or
+    anything else, PermissionError when docagent may not read it, FileNotFoundError."""
+    try:
+        fd = os.open(path, OPEN_DROPPED)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise NotRegular(f"{display_name(path.name)!r} is a symlink") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegular(f"{display_name(path.name)!r} is not a regular file")
+    return fd
+
+
 def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool = False,
-          hold: bool = False) -> Claim:
+          hold: bool = False, fd: int | None = None) -> Claim:
     """Take one file into the spool (see the module docstring for the order of steps).
 
-    `keep_source` copies instead of moving (for `docagent process`, which never touches the
-    original). `hold` leaves the document `processing` for the caller instead of queueing it,
-    so no worker can take it in between (the intake uses it to quarantine a file at once).
-    A file with other hard links is copied too: moving it would leave our archived bytes
-    shared with a path outside the spool, where anyone could change them.
+    `keep_source` leaves the original where it is (`docagent process` never touches it).
+    `hold` leaves the document `processing` for the caller instead of queueing it, so no
+    worker can take it in between (the intake uses it to quarantine a file at once). `fd`, an
+    already opened descriptor on the file (the CLI opens its inputs as the caller before it
+    gives up root), is read from and not closed.
     """
-    info = os.lstat(source)
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"not a regular file: {source}")
-    sha256, size = hash_file(source)
-    document_id = sha256[:16]
     name = display_name(source.name)
-    source_key = f"{name}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}|{info.st_dev}"
+    if fd is None:
+        try:
+            own_fd = open_dropped(source)
+        except PermissionError as error:
+            if keep_source:
+                raise
+            return _refuse(settings, store, source, error)
+    else:
+        own_fd = fd
+    try:
+        info = os.fstat(own_fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegular(f"{name!r} is not a regular file")
+        tmp = settings.processing / f".claim-{uuid.uuid4().hex[:12]}.tmp"
+        sha256, size = _copy_fd(own_fd, tmp)
+        after = os.fstat(own_fd)
+    finally:
+        if fd is None:
+            os.close(own_fd)
+    try:
+        if (after.st_size, after.st_mtime_ns) != (info.st_size, info.st_mtime_ns) \
+                or size != info.st_size:
+            raise StillChanging(f"{name!r} changed while it was copied")
+        return _claim_copy(settings, store, source, name, info, tmp, sha256, size,
+                           keep_source=keep_source, hold=hold)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _claim_copy(settings: Settings, store: Store, source: Path, name: str,
+                info: os.stat_result, tmp: Path, sha256: str, size: int, *,
+                keep_source: bool, hold: bool) -> Claim:
+    document_id = sha256[:16]
+    key = source_key(name, info)
     target = processing_path(settings, document_id)
 
     with store.write() as conn:
+        replaced = _forget_refusal(conn, key)
         row = conn.execute(
             "SELECT id, state FROM documents WHERE sha256 = ?", (sha256,)
         ).fetchone()
         if row is not None and row["state"] != CLAIMING:
-            _record_duplicate(conn, store, row["id"], name, source_key)
+            seen = conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone()
+            if seen is None:
+                _record_duplicate(conn, store, row["id"], name, key)
+            again = seen is not None
             duplicate = True
         else:
-            duplicate = False
+            duplicate = again = False
             if row is None:
                 conn.execute(
                     "INSERT INTO documents (id, sha256, original_name, size, state, received_at,"
@@ -197,30 +318,22 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
             conn.execute(
                 "INSERT OR IGNORE INTO receipts (document_id, original_name, received_at, kind,"
                 " source_key) VALUES (?, ?, ?, 'new', ?)",
-                (document_id, name, now_iso(), source_key),
+                (document_id, name, now_iso(), key),
             )
 
     if duplicate:
         earlier = store.get(document_id)
-        if not keep_source:
-            source.unlink(missing_ok=True)
-            fsync_dir(source.parent)
-        AuditLog(settings.log_dir).record("duplicate", document_id=document_id, name=name,
-                                          actor="docagent")
-        log.info("duplicate of %s (%s): %s", document_id,
-                 earlier.original_name if earlier else "?", name)
-        return Claim(document_id, earlier, name)
+        left = None if keep_source else _remove_source(source, info)
+        if not again:
+            AuditLog(settings.log_dir).record("duplicate", document_id=document_id, name=name,
+                                              actor="docagent")
+            log.info("duplicate of %s (%s): %s", document_id,
+                     earlier.original_name if earlier else "?", name)
+        return Claim(document_id, earlier, name, again=again, left=left)
 
     try:
-        if keep_source or info.st_nlink > 1:
-            _copy_durably(source, target)
-            if not keep_source:
-                source.unlink()
-        else:
-            os.rename(source, target)
+        os.rename(tmp, target)
         fsync_dir(target.parent)
-        if not keep_source:
-            fsync_dir(source.parent)
     except OSError as error:
         raise _disk_error(error) from error
 
@@ -230,29 +343,142 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
         else:
             store.update(conn, document_id, state=QUEUED, next_attempt_at=0)
     AuditLog(settings.log_dir).record("taken", document_id=document_id, name=name, size=size,
-                                      sha256=sha256, actor="docagent")
+                                      sha256=sha256, actor="docagent", replaces=replaced)
     log.info("taken in %s as %s", name, document_id, extra={"doc": document_id})
-    return Claim(document_id, None, name)
+    left = None if keep_source else _remove_source(source, info)
+    if left is not None:
+        log.warning("took a copy of %r: the original cannot be removed from %s (%s); it is "
+                    "left there and not taken again", name, source.parent, left,
+                    extra={"doc": document_id})
+    return Claim(document_id, None, name, left=left)
+
+
+def _remove_source(source: Path, taken: os.stat_result) -> str | None:
+    """Unlink the dropped file if its name still refers to the file copied; else say why not.
+
+    A name that now refers to another file (replaced by its owner since the copy) is left for
+    the next look rather than removed unread.
+    """
+    try:
+        now = os.lstat(source)
+    except FileNotFoundError:
+        return None
+    if (now.st_dev, now.st_ino) != (taken.st_dev, taken.st_ino):
+        return "the name now refers to another file, which is taken on its own"
+    try:
+        os.unlink(source)
+        fsync_dir(source.parent)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def _record_duplicate(
-    conn: sqlite3.Connection, store: Store, earlier_id: str, name: str, source_key: str
+    conn: sqlite3.Connection, store: Store, earlier_id: str, name: str, key: str
 ) -> None:
-    cur = conn.execute(
+    conn.execute(
         "INSERT OR IGNORE INTO receipts (document_id, original_name, received_at, kind,"
         " source_key) VALUES (?, ?, ?, 'duplicate', ?)",
-        (earlier_id, name, now_iso(), source_key),
+        (earlier_id, name, now_iso(), key),
     )
-    if cur.rowcount:
-        earlier = conn.execute(
-            "SELECT original_name, state, path FROM documents WHERE id = ?", (earlier_id,)
-        ).fetchone()
-        store.enqueue(conn, "duplicate", earlier_id, {
-            "name": name,
-            "earlier_name": earlier["original_name"],
-            "earlier_state": earlier["state"],
-            "earlier_path": earlier["path"],
-        })
+    earlier = conn.execute(
+        "SELECT original_name, state, path, deferrals, reason FROM documents WHERE id = ?",
+        (earlier_id,),
+    ).fetchone()
+    # A copy dropped again while the first still waits (deferred by a fault of the machine)
+    # is a person asking to try now: the bytes are safe in processing/, so the copy goes,
+    # and the document waiting is tried again at once.
+    retried = earlier["state"] == QUEUED and earlier["deferrals"] > 0
+    if retried:
+        store.update(conn, earlier_id, next_attempt_at=0)
+    store.enqueue(conn, "duplicate", earlier_id, {
+        "name": name,
+        "earlier_name": earlier["original_name"],
+        "earlier_state": earlier["state"],
+        "earlier_path": earlier["path"],
+        "earlier_reason": earlier["reason"] if retried else None,
+        "retried_now": retried,
+    })
+
+
+# --- a file docagent may not read ----------------------------------------------------------
+
+_NO_ACCESS_PREFIX = "no-access:"
+
+
+def _owner(info: os.stat_result) -> str:
+    try:
+        user = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        user = str(info.st_uid)
+    try:
+        group = grp.getgrgid(info.st_gid).gr_name
+    except KeyError:
+        group = str(info.st_gid)
+    return f"{user}:{group}"
+
+
+def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> Claim:
+    """Record, once, that a dropped file cannot be read: failed (`no-access`), with the owner,
+    the mode and the fix; the file stays where it was dropped, since its bytes cannot be
+    copied, and is taken normally once someone makes it readable."""
+    name = display_name(source.name)
+    info = os.lstat(source)
+    key = source_key(name, info)
+    digest = hashlib.sha256((_NO_ACCESS_PREFIX + key).encode("utf-8")).hexdigest()
+    document_id = digest[:16]
+    mode = stat.S_IMODE(info.st_mode)
+    reason = NoAccess(f"docagent may not read this file (owner {_owner(info)}, mode {mode:04o})",
+                      stage="intake", detail=error.strerror or str(error))
+    relative = str(source.relative_to(settings.home)) if source.is_relative_to(settings.home) \
+        else str(source)
+    result = {"document_id": document_id, "sha256": None, "original_name": name,
+              "received_at": now_iso(), "attempts": 0, "outcome": FAILED,
+              "reason": reason.message, "patient_id": None, "time": now_iso(),
+              "duration_ms": 0, "pages": None, "text_source": None, **reason.as_dict()}
+    with store.write() as conn:
+        if conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone():
+            return Claim(document_id, None, name, again=True, refused=True)
+        conn.execute(
+            "INSERT INTO documents (id, sha256, original_name, size, state, received_at,"
+            " updated_at, path, outcome, reason_kind, reason, result_json, finished_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (document_id, _NO_ACCESS_PREFIX + digest, name, info.st_size, FAILED, now_iso(),
+             now_iso(), relative, FAILED, reason.kind, reason.message,
+             json.dumps(result, ensure_ascii=False), now_iso()),
+        )
+        conn.execute(
+            "INSERT INTO receipts (document_id, original_name, received_at, kind, source_key)"
+            " VALUES (?, ?, ?, 'new', ?)", (document_id, name, now_iso(), key),
+        )
+        store.enqueue(conn, "failed", document_id, {**result, "path": relative})
+    AuditLog(settings.log_dir).record("failed", document_id=document_id, actor="docagent",
+                                      outcome=FAILED, kind=reason.kind, reason=reason.message,
+                                      name=name, path=relative)
+    log.error("cannot read %r in %s (owner %s, mode %04o): %s %s", name, source.parent,
+              _owner(info), mode, reason.message, reason.action, extra={"doc": document_id})
+    return Claim(document_id, None, name, refused=True)
+
+
+def _forget_refusal(conn: sqlite3.Connection, key: str) -> str | None:
+    """The file refused as unreadable is readable now: its `no-access` record gives way to the
+    document about to be taken (returns the id it had)."""
+    row = conn.execute(
+        "SELECT d.id FROM receipts r JOIN documents d ON d.id = r.document_id "
+        "WHERE r.source_key = ? AND d.sha256 LIKE ?", (key, _NO_ACCESS_PREFIX + "%"),
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute("DELETE FROM receipts WHERE document_id = ?", (row["id"],))
+    conn.execute("DELETE FROM documents WHERE id = ?", (row["id"],))
+    return str(row["id"])
+
+
+def is_refusal(doc: Document) -> bool:
+    """A `no-access` record: no bytes were ever taken, the file is where it was dropped."""
+    return doc.sha256.startswith(_NO_ACCESS_PREFIX)
 
 
 # --- place: processing -> done / review / failed -----------------------------------------
@@ -325,7 +551,7 @@ def _plan_json(settings: Settings, placement: Placement) -> str:
 
 def place(settings: Settings, store: Store, document: Document, placement: Placement) -> Path:
     """Move a processed document to its final folder; returns the PDF's new path."""
-    placement.folder.mkdir(parents=True, exist_ok=True)
+    make_folder(placement.folder)
     source = processing_path(settings, document.id)
     text = placement.companions.get("{stem}.txt")
     if text is not None:
@@ -410,6 +636,11 @@ def recover(settings: Settings, store: Store) -> list[str]:
         if processing_path(settings, doc.id).exists():
             with store.write() as conn:
                 store.update(conn, doc.id, state=QUEUED, next_attempt_at=0)
+            # The process died between the rename and the audit line: write it now.
+            AuditLog(settings.log_dir).record("taken", document_id=doc.id,
+                                              name=doc.original_name, size=doc.size,
+                                              sha256=doc.sha256, actor="docagent",
+                                              recovered=True)
             actions.append(f"{doc.id}: claim finished")
         else:
             with store.write() as conn:

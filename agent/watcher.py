@@ -32,6 +32,7 @@ from watchdog.observers.polling import PollingObserver
 
 from agent.gate import looks_like_pdf, opens
 from agent.logs import get_logger
+from agent.spool import NotRegular, open_dropped
 
 log = get_logger("watcher")
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
@@ -44,7 +45,7 @@ EOF_TAIL = 1024  # writers may put a newline or a little padding after %%EOF
 # we do not need them paired anyway (the rescan backs up every event), so wait far less.
 inotify_move_event_grouper.InotifyMoveEventGrouper.delay = 0.02
 
-Verdict = Literal["take", "incomplete"]
+Verdict = Literal["take", "incomplete", "no-access"]
 
 
 def ignored(name: str) -> bool:
@@ -77,6 +78,7 @@ class Stabilizer:
         self.clock = clock
         self.candidates: dict[Path, _Candidate] = {}
         self._warned: set[Path] = set()
+        self._passed: dict[Path, tuple[int, ...]] = {}
         self._lock = threading.Lock()
 
     def note(self, path: Path, *, settled: bool | None = False) -> None:
@@ -106,6 +108,11 @@ class Stabilizer:
             return
         now = self.clock()
         with self._lock:
+            passed = self._passed.get(path)
+            if passed is not None:
+                if passed == _identity(info):
+                    return
+                del self._passed[path]
             self.candidates.setdefault(path, _Candidate(now, info.st_size, info.st_mtime_ns,
                                                         now, settled=bool(settled)))
 
@@ -118,6 +125,7 @@ class Stabilizer:
         present = {Path(e.path) for e in entries}
         with self._lock:
             self._warned &= present
+            self._passed = {p: i for p, i in self._passed.items() if p in present}
         for entry in entries:
             self.note(Path(entry.path), settled=None)
 
@@ -146,35 +154,75 @@ class Stabilizer:
                     continue
             overdue = now - cand.first_seen >= self.incomplete_seconds
             waited = now - cand.stable_since >= self.stable_seconds
-            if not (waited or overdue or (cand.settled and _ends_with_eof(path))):
+            if not (waited or overdue or cand.settled):
                 continue
-            verdict = self._judge(path, cand, now, overdue)
+            verdict = self._judge(path, cand, now, overdue=overdue, waited=waited)
             if verdict is not None:
                 self.forget(path)
                 out.append((path, verdict))
         return out
 
-    def _judge(self, path: Path, cand: _Candidate, now: float, overdue: bool) -> Verdict | None:
-        if cand.size == 0:
-            # Scanners often create the file first and write it later: wait for content.
-            return "take" if overdue else None
+    def _judge(self, path: Path, cand: _Candidate, now: float, *, overdue: bool,
+               waited: bool) -> Verdict | None:
+        """Everything here is read from one descriptor: the name may be swapped for a symlink
+        or a FIFO at any moment, and what was judged must be what is then taken."""
         try:
-            with open(path, "rb") as handle:
-                head = handle.read(1024)
+            fd = open_dropped(path)
+        except PermissionError:
+            # A writer may create a file private and open it up when done: wait first.
+            return "no-access" if waited or overdue else None
+        except NotRegular as error:
+            self.skip(path, str(error))
+            return None
         except OSError:
+            self.forget(path)
             return None
-        if not looks_like_pdf(head):
-            return "take"
-        if now - cand.last_probe < PROBE_INTERVAL and not overdue:
-            return None
-        cand.last_probe = now
-        if opens(path):
-            return "take"
-        return "incomplete" if overdue else None
+        try:
+            size = os.fstat(fd).st_size
+            fast = cand.settled and _ends_with_eof(fd, size)
+            if not (waited or overdue or fast):
+                return None
+            if size == 0:
+                # Scanners often create the file first and write it later: wait for content.
+                return "take" if overdue else None
+            if not looks_like_pdf(os.pread(fd, 1024, 0)):
+                return "take"
+            if now - cand.last_probe < PROBE_INTERVAL and not overdue:
+                return None
+            cand.last_probe = now
+            if opens(Path(f"/proc/self/fd/{fd}"), pass_fds=(fd,)):
+                return "take"
+            return "incomplete" if overdue else None
+        finally:
+            os.close(fd)
+
+    def skip(self, path: Path, why: str) -> None:
+        """A name that is not a regular file (swapped in after it was listed): never taken."""
+        self.forget(path)
+        with self._lock:
+            first_time = path not in self._warned
+            self._warned.add(path)
+        if first_time:
+            log.warning("ignoring %s in incoming/: only regular files are taken", why)
+
+    def pass_over(self, path: Path) -> None:
+        """Leave this file alone until it changes (its owner, mode or content): it was refused
+        as unreadable, or taken but could not be removed."""
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return
+        with self._lock:
+            self._passed[path] = _identity(info)
 
     def forget(self, path: Path) -> None:
         with self._lock:
             self.candidates.pop(path, None)
+
+
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    # ctime moves with chmod and chown: a file made readable is looked at again.
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 class _Handler(FileSystemEventHandler):
@@ -207,13 +255,9 @@ def start_observer(folder: Path, mode: str, notify: Callable[[Path, bool], None]
     return observer
 
 
-def _ends_with_eof(path: Path) -> bool:
+def _ends_with_eof(fd: int, size: int) -> bool:
     """True when the file's last bytes hold `%%EOF`: a copy cut short almost never does."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - EOF_TAIL))
-            return b"%%EOF" in handle.read()
+        return b"%%EOF" in os.pread(fd, EOF_TAIL, max(0, size - EOF_TAIL))
     except OSError:
         return False

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent import config, decisions, pipeline, spool
+from agent import audit, config, decisions, pipeline, spool
 from agent.patients import import_csv
 from agent.store import FAILED, FILED, QUEUED, REVIEW, Store
 from tests import pdfgen
@@ -105,15 +105,25 @@ def test_crash_after_claim_row_before_rename(site, tmp_path, monkeypatch) -> Non
     only_final_copy(settings, store, FILED)
 
 
-def test_crash_after_rename_before_queued(site, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize(("target", "name"), [(spool, "fsync_dir"), (os, "unlink")],
+                         ids=["after-rename-before-queued", "after-queued-before-unlink"])
+def test_crash_before_the_dropped_file_is_removed(site, tmp_path, monkeypatch, target,
+                                                  name) -> None:
     settings, store = site
     src = incoming_pdf(settings, tmp_path)
-    crash_on(monkeypatch, spool, "fsync_dir")
+    crash_on(monkeypatch, target, name)
     with pytest.raises(Crash):
         spool.claim(settings, store, src)
     monkeypatch.undo()
     store = restart(settings, store)
-    assert not src.exists() and len(store.by_state(QUEUED)) == 1
+    assert src.exists() and len(store.by_state(QUEUED)) == 1
+    # Seen again by the watcher: the receipt says this very file was taken, so it is removed
+    # without a second document, a duplicate message or a duplicate audit line.
+    again = spool.claim(settings, store, src)
+    assert again.again and not src.exists()
+    assert store.read("SELECT COUNT(*) FROM outbox")[0][0] == 0
+    events = [e["event"] for e in audit.entries(settings.log_dir)]
+    assert events == ["taken"], events
     run_queue(settings, store)
     only_final_copy(settings, store, FILED)
 

@@ -101,8 +101,11 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     if kind == "health":
         return str(payload.get("text", "docagent health changed"))
     if kind == "duplicate":
-        return (f"Duplicate: {payload.get('name', '?') if phi != 'minimal' else 'a file'} has the "
+        text = (f"Duplicate: {payload.get('name', '?') if phi != 'minimal' else 'a file'} has the "
                 f"same content as an earlier document [{doc}]; not stored twice.")
+        if payload.get("retried_now"):
+            text += " That document was still waiting (deferred); it is tried again now."
+        return text
     if kind == "digest":
         return render_digest(payload, phi=phi)
     return f"{kind}: {dict(payload)}"
