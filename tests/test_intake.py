@@ -1,0 +1,92 @@
+"""What the intake does with a file that cannot be dealt with the usual way."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import config, spool
+from agent.notify.messages import render
+from agent.store import QUEUED, Store
+from agent.watcher import Stabilizer
+from tests import pdfgen
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[config.Settings, Store]]:
+    settings = config.load(env={"DOCAGENT_HOME": str(tmp_path / "home"),
+                                "DOCAGENT_LOG_DIR": str(tmp_path / "logs")}, cwd=tmp_path)
+    spool.ensure_folders(settings)
+    store = Store(settings.db_path)
+    yield settings, store
+    store.close()
+
+
+def dropped(settings: config.Settings, tmp_path: Path, name: str) -> Path:
+    lines = pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
+                                    doc_date="05/11/2026")
+    pdf = pdfgen.text_pdf([[*lines, name]], tmp_path / f"src-{name}")
+    target = settings.incoming / name
+    os.replace(pdf, target)
+    return target
+
+
+def test_a_copy_of_a_deferred_document_brings_it_forward(site, tmp_path) -> None:
+    """Issue 13.6: a fresh copy of a document stuck in the queue was deleted as its duplicate,
+    and the document went on waiting for its next retry."""
+    settings, store = site
+    first = spool.claim(settings, store, dropped(settings, tmp_path, "first.pdf"))
+    with store.write() as conn:
+        store.update(conn, first.document_id, deferrals=3, next_attempt_at=time.time() + 3600,
+                     reason="the disk is full")
+    again = dropped(settings, tmp_path, "again.pdf")
+    claim = spool.claim(settings, store, again)
+    assert claim.duplicate_of is not None and not again.exists()
+    doc = store.get(first.document_id)
+    assert doc is not None and doc.state == QUEUED and doc.next_attempt_at == 0
+    row = store.read("SELECT payload FROM outbox WHERE kind = 'duplicate'")[0]
+    payload: dict[str, Any] = json.loads(row["payload"])
+    assert payload["retried_now"] is True
+    assert "tried again now" in render("duplicate", {**payload, "document_id": doc.id})
+
+
+def test_a_file_that_cannot_be_removed_is_copied_once_and_left(site, tmp_path,
+                                                               monkeypatch) -> None:
+    settings, store = site
+    source = dropped(settings, tmp_path, "kept.pdf")
+
+    real_unlink = os.unlink
+
+    def refuse(path: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(path) != source:
+            return real_unlink(path, *args, **kwargs)
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(os, "unlink", refuse)
+    first = spool.claim(settings, store, source)
+    monkeypatch.undo()
+    assert first.left == "Operation not permitted" and source.exists()
+    # Seen again (a rescan, a restart): the same file, nothing new, no second document.
+    second = spool.claim(settings, store, source)
+    assert second.again and second.document_id == first.document_id
+    assert store.read("SELECT COUNT(*) FROM documents")[0][0] == 1
+    assert store.read("SELECT COUNT(*) FROM outbox")[0][0] == 0
+
+
+def test_a_file_passed_over_is_looked_at_again_only_once_it_changes(site, tmp_path) -> None:
+    settings, _ = site
+    source = dropped(settings, tmp_path, "left.pdf")
+    stabilizer = Stabilizer(stable_seconds=0.0, incomplete_seconds=600)
+    stabilizer.pass_over(source)
+    stabilizer.scan(settings.incoming)
+    assert stabilizer.candidates == {}
+    source.chmod(0o600)  # a chmod (or a new owner, or new content) makes it worth a new look
+    stabilizer.scan(settings.incoming)
+    assert list(stabilizer.candidates) == [source]
