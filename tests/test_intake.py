@@ -29,10 +29,11 @@ def site(tmp_path: Path) -> Iterator[tuple[config.Settings, Store]]:
     store.close()
 
 
-def dropped(settings: config.Settings, tmp_path: Path, name: str) -> Path:
+def dropped(settings: config.Settings, tmp_path: Path, name: str, content: str = "") -> Path:
+    """A PDF dropped as `name`; two drops with the same `content` have the same bytes."""
     lines = pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
                                     doc_date="05/11/2026")
-    pdf = pdfgen.text_pdf([[*lines, name]], tmp_path / f"src-{name}")
+    pdf = pdfgen.text_pdf([[*lines, content or name]], tmp_path / f"src-{name}")
     target = settings.incoming / name
     os.replace(pdf, target)
     return target
@@ -42,11 +43,11 @@ def test_a_copy_of_a_deferred_document_brings_it_forward(site, tmp_path) -> None
     """Issue 13.6: a fresh copy of a document stuck in the queue was deleted as its duplicate,
     and the document went on waiting for its next retry."""
     settings, store = site
-    first = spool.claim(settings, store, dropped(settings, tmp_path, "first.pdf"))
+    first = spool.claim(settings, store, dropped(settings, tmp_path, "first.pdf", "same"))
     with store.write() as conn:
         store.update(conn, first.document_id, deferrals=3, next_attempt_at=time.time() + 3600,
                      reason="the disk is full")
-    again = dropped(settings, tmp_path, "again.pdf")
+    again = dropped(settings, tmp_path, "again.pdf", "same")
     claim = spool.claim(settings, store, again)
     assert claim.duplicate_of is not None and not again.exists()
     doc = store.get(first.document_id)
