@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import audit, config, decisions, health, ledger, pipeline, rematch, spool, status
+from agent import audit, config, decisions, health, ledger, modes, pipeline, rematch, spool, status
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(modes.UMASK)  # a shell's 022 would leave the spool and the logs world-readable
     args = build_parser().parse_args(argv)
     try:
         settings = config.load()

@@ -9,6 +9,7 @@ Under systemd (detected by `JOURNAL_STREAM`) each stdout line starts with its sy
 from __future__ import annotations
 
 import contextvars
+import io
 import json
 import logging
 import logging.handlers
@@ -20,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
+
+from agent import modes
 
 LOGGER_NAME = "docagent"
 current_document: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -46,6 +49,15 @@ def document_context(document_id: str) -> Iterator[None]:
         yield
     finally:
         current_document.reset(token)
+
+
+class _PrivateFileHandler(logging.handlers.RotatingFileHandler):
+    """Opens docagent.log 0640 whatever the umask (rotated files keep the mode by rename)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                     modes.FILE)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 class _DocumentFilter(logging.Filter):
@@ -99,8 +111,8 @@ def setup(
     fmt = "%(asctime)s %(levelname)s [%(doc)s] %(name)s: %(message)s"
 
     if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
+        modes.make_folder(log_dir)
+        file_handler = _PrivateFileHandler(
             log_dir / "docagent.log", maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
         )
         file_handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(fmt))
