@@ -127,8 +127,8 @@ def check_private(path: Path, info: os.stat_result | None = None) -> None:
     if info.st_uid not in (me, 0):
         user = _user_name(me)
         raise ConfigError(
-            f"{path} belongs to {_user_name(info.st_uid)}, not to {user} who runs docagent "
-            f"(nor to root); fix it with: chown {user} {path}"
+            f"{path} belongs to {_user_name(info.st_uid)}, not to {user} who runs docagent"
+            f"{'' if me == 0 else ' nor to root'}; fix it with: chown {user} {path}"
         )
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:

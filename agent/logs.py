@@ -93,8 +93,8 @@ class _EscapeFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except (TypeError, ValueError):
-            return True  # a malformed call: the handler reports it as logging always does
+        except Exception:  # a malformed call: the handler reports it as logging always does
+            return True
         if _UNSAFE.search(message):
             record.msg, record.args = escape(message), ()
         if record.exc_info and not record.exc_text:
