@@ -144,12 +144,22 @@ def _read_env_file(path: Path) -> dict[str, str]:
     try:
         handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the with below
     except PermissionError:
-        check_private(path)  # names the owner or the mode when that is why
-        raise ConfigError(f"{path} cannot be read by {_user_name(os.geteuid())}; "
-                          f"fix it with: chown {_user_name(os.geteuid())} {path}") from None
+        raise ConfigError(_unreadable(path)) from None
     with handle:
         check_private(path, os.fstat(handle.fileno()))
         return {k: v for k, v in dotenv_values(stream=handle).items() if v is not None}
+
+
+def _unreadable(path: Path) -> str:
+    """Someone else's settings, closed to us: nothing to fix in the file, run as its owner."""
+    text = f"{path} cannot be read by {_user_name(os.geteuid())}"
+    try:
+        info = path.stat()
+    except OSError:
+        return text
+    owner = _user_name(info.st_uid)
+    return (f"{text} (it belongs to {owner}, mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"run docagent as {owner}")
 
 
 def _read_credential(env: Mapping[str, str], name: str) -> str | None:

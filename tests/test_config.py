@@ -195,4 +195,5 @@ def test_a_dotenv_we_cannot_read_is_one_line(other_user: int, open_folder: Path)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 2, said
     user = pwd.getpwuid(other_user).pw_name
-    assert said == f"{env_file} cannot be read by {user}; fix it with: chown {user} {env_file}"
+    assert said == (f"{env_file} cannot be read by {user} (it belongs to root, mode 0600): "
+                    "run docagent as root")
