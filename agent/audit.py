@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from agent import modes
+
 FILE_NAME = "audit.jsonl"
 GENESIS = "0" * 64
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -90,7 +92,7 @@ class AuditLog:
     def record(self, event: str, *, document_id: str | None = None, actor: str | None = None,
                **details: Any) -> dict[str, Any]:
         """Append one entry and return it (with its seq and hash)."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        modes.make_folder(self.log_dir)
         lock_fd = os.open(self.log_dir / ".audit.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)

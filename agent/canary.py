@@ -12,6 +12,8 @@ import os
 import secrets
 from pathlib import Path
 
+from agent import modes
+
 PREFIX = ".docagent-canary-"
 
 
@@ -22,7 +24,9 @@ def is_canary(path: Path) -> bool:
 def drop(folder: Path) -> Path:
     """Write a canary the way a scanner writes a file (create, write, close)."""
     path = folder / f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-    with open(path, "x", encoding="ascii") as handle:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 modes.FILE)
+    with open(fd, "w", encoding="ascii") as handle:
         handle.write("canary\n")
     return path
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -14,10 +15,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import audit, config, decisions, health, ledger, pipeline, rematch, spool, status
+from agent import audit, config, decisions, health, ledger, modes, pipeline, rematch, spool, status
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
+from agent.logs import escape, escape_json
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.ocr import limit_threads
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(modes.UMASK)  # a shell's 022 would leave the spool and the logs world-readable
     args = build_parser().parse_args(argv)
     try:
         settings = config.load()
@@ -115,11 +118,12 @@ def _process(settings: config.Settings, store: Store, args: argparse.Namespace) 
             if outcome.outcome in ("failed", "deferred"):
                 code = EXIT_PROBLEM
             if args.json:
-                print(json.dumps(outcome.as_dict(), ensure_ascii=False), flush=True)
+                print(_json(outcome.as_dict()), flush=True)
             else:
-                where = f" -> {outcome.path}" if outcome.path else ""
-                print(f"{outcome.outcome:<9} {outcome.document_id}  {outcome.file}{where}"
-                      f"  ({outcome.reason or 'ok'}; {outcome.duration_ms} ms)", flush=True)
+                where = f" -> {escape(outcome.path)}" if outcome.path else ""
+                print(f"{outcome.outcome:<9} {outcome.document_id}  {escape(outcome.file)}{where}"
+                      f"  ({escape(outcome.reason or 'ok')}; {outcome.duration_ms} ms)",
+                      flush=True)
         if alone:
             _drain_to_log(settings, store)
     return code
@@ -226,21 +230,24 @@ def _review_list(settings: config.Settings, store: Store, args: argparse.Namespa
     docs = [_brief(d) for d in decisions.review_waiting(store)]
     if args.json:
         for d in docs:
-            print(json.dumps(d, ensure_ascii=False))
+            print(_json(d))
         return EXIT_OK
     if not docs:
         print("nothing waiting for review")
     for d in docs:
         read = d["read"]
-        print(f"{d['document_id']}  {d['file']}  ({d['document_type']})")
-        print(f"    read: {read.get('last_name') or '?'} {read.get('first_name') or ''}"
-              f" born {read.get('birth_date') or '?'}   why: {d['reason']}")
+        # Read from the document, named by whoever dropped it, typed into the directory:
+        # every text is escaped, so a name cannot move the cursor or recolour the terminal.
+        print(escape(f"{d['document_id']}  {d['file']}  ({d['document_type']})"))
+        print(escape(f"    read: {read.get('last_name') or '?'} {read.get('first_name') or ''}"
+                     f" born {read.get('birth_date') or '?'}   why: {d['reason']}"))
         for c in d["candidates"][:3]:
             differs = ", ".join(c.get("disagree") or [])
-            print(f"    candidate {c['id']}: {c['last_name']} {c['first_name']} "
-                  f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}"
-                  + (f"; differs: {differs}" if differs else "")
-                  + "".join(f"; {note}" for note in c.get("notes") or []))
+            print(escape(
+                f"    candidate {c['id']}: {c['last_name']} {c['first_name']} "
+                f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}"
+                + (f"; differs: {differs}" if differs else "")
+                + "".join(f"; {note}" for note in c.get("notes") or [])))
     return EXIT_OK
 
 
@@ -249,7 +256,7 @@ def _review_resolve(settings: config.Settings, store: Store, args: argparse.Name
     who = f"shell:{_user()}"
     decision = decisions.resolve(settings, store, args.document_id, patient, who=who)
     _drain_to_log(settings, store)
-    print(f"filed {decision.document_id} -> {decision.path}")
+    print(f"filed {decision.document_id} -> {escape(decision.path)}")
     return EXIT_OK
 
 
@@ -257,14 +264,14 @@ def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespa
     docs = [_brief(d) for d in decisions.failed_documents(store)]
     if args.json:
         for d in docs:
-            print(json.dumps(d, ensure_ascii=False))
+            print(_json(d))
         return EXIT_OK
     if not docs:
         print("no failed documents")
     for d in docs:
-        print(f"{d['document_id']}  {d['path']}  [{d['reason_kind']}] {d['reason']}")
+        print(escape(f"{d['document_id']}  {d['path']}  [{d['reason_kind']}] {d['reason']}"))
         if d["action"]:
-            print(f"    {d['action']}")
+            print(escape(f"    {d['action']}"))
     return EXIT_OK
 
 
@@ -284,7 +291,7 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
     print(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
           f"{len(report.rejected)} rejected")
     for line, reason in report.rejected:
-        print(f"  line {line}: {reason}")
+        print(f"  line {line}: {escape(reason)}")
     if report.changed:
         # A patient just added may be the one a waiting document was about.
         with exclusive(settings) as alone:
@@ -294,7 +301,7 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
         print(f"{len(refiled.filed)} of {refiled.examined} document(s) waiting in review "
               "re-filed")
         for decision in refiled.filed:
-            print(f"  filed {decision.document_id} -> {decision.path}")
+            print(f"  filed {decision.document_id} -> {escape(decision.path)}")
     return EXIT_PROBLEM if report.rejected else EXIT_OK
 
 
@@ -307,6 +314,11 @@ def _audit_verify(settings: config.Settings, store: Store, args: argparse.Namesp
     verdict = "intact" if result.ok else "BROKEN"
     print(f"audit log {verdict}: {result.entries} entries in {result.files} file(s)")
     return EXIT_OK if result.ok else EXIT_PROBLEM
+
+
+def _json(record: dict[str, Any]) -> str:
+    """One JSON line, readable accents, and nothing a terminal would obey."""
+    return escape_json(json.dumps(record, ensure_ascii=False))
 
 
 def _drain_to_log(settings: config.Settings, store: Store) -> None:

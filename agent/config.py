@@ -11,6 +11,7 @@ the command line turns into exit 2 and one line on stderr.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import stat
 from collections.abc import Mapping
@@ -111,14 +112,54 @@ def find_env_file(env: Mapping[str, str], cwd: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def check_private(path: Path) -> None:
-    """Refuse a secrets file that anyone but its owner can read or write."""
-    mode = stat.S_IMODE(path.stat().st_mode)
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_private(path: Path, info: os.stat_result | None = None) -> None:
+    """Refuse a secrets file that is not ours (nor root's), or that anyone else may read or
+    write: whoever owns the settings decides where the spool is and where messages go."""
+    info = info or path.stat()
+    me = os.geteuid()
+    if info.st_uid not in (me, 0):
+        user = _user_name(me)
+        raise ConfigError(
+            f"{path} belongs to {_user_name(info.st_uid)}, not to {user} who runs docagent"
+            f"{'' if me == 0 else ' nor to root'}; fix it with: chown {user} {path}"
+        )
+    mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
         raise ConfigError(
             f"{path} is readable by group or others (mode {mode:04o}); "
             f"fix it with: chmod 600 {path}"
         )
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """Checked and read through one descriptor: the file checked is the file read, even if
+    someone who may write the folder swaps the name meanwhile."""
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    except PermissionError:
+        raise ConfigError(_unreadable(path)) from None
+    with handle:
+        check_private(path, os.fstat(handle.fileno()))
+        return {k: v for k, v in dotenv_values(stream=handle).items() if v is not None}
+
+
+def _unreadable(path: Path) -> str:
+    """Someone else's settings, closed to us: nothing to fix in the file, run as its owner."""
+    text = f"{path} cannot be read by {_user_name(os.geteuid())}"
+    try:
+        info = path.stat()
+    except OSError:
+        return text
+    owner = _user_name(info.st_uid)
+    return (f"{text} (it belongs to {owner}, mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"run docagent as {owner}")
 
 
 def _read_credential(env: Mapping[str, str], name: str) -> str | None:
@@ -206,8 +247,7 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
     env_file = find_env_file(env, cwd)
     values: dict[str, str] = {}
     if env_file is not None:
-        check_private(env_file)
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(_read_env_file(env_file))
     values.update(env)  # the environment wins over the file
 
     langs = values.get("DOCAGENT_OCR_LANGS", "").strip() or "fra+eng"

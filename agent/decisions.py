@@ -14,13 +14,12 @@ from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import UsageError
 from agent.logs import document_context, get_logger
-from agent.patients import Patient
+from agent.patients import UNASSIGNED, Patient
 from agent.patients import get as get_patient
 from agent.spool import Placement, sidecar
 from agent.store import FAILED, FILED, QUEUED, REVIEW, Document, Store, now_iso
 
 log = get_logger("decisions")
-UNASSIGNED = "unassigned"
 
 
 @dataclass(frozen=True)

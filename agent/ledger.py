@@ -34,6 +34,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from agent import modes
+
 FILE_NAME = "api_costs.jsonl"
 CURRENCY = "EUR"
 SECONDS_PER_MONTH = 365.25 / 12 * 86400
@@ -102,8 +104,8 @@ class Ledger:
             "currency": CURRENCY,
         }
         entry.update({k: v for k, v in details.items() if v is not None})
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        modes.make_folder(self.log_dir)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, modes.FILE)
         try:
             # The lock keeps the file in time order (the stamp is taken under it), which is
             # what lets readers bisect. No fsync: a cost line lost to a power cut is not

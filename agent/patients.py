@@ -9,6 +9,7 @@ searchable: its keys, exact and loose (see `agent.names.record_keys`), are in th
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import sqlite3
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from agent.logs import escape
 from agent.names import name_key, record_keys
 from agent.store import Store, now_iso
 
@@ -28,6 +30,10 @@ DIRECTORY_VERSION = "directory_version"
 _COLUMNS = "id, last_name, first_name, birth_date, birth_name, usage_name"
 # Patient ids become folder names under done/: keep them to a safe alphabet.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# done/unassigned/ holds what a person filed under no patient (`review resolve --none`): a
+# patient of that id would share it. Compared without case, for case-blind shares.
+UNASSIGNED = "unassigned"
+RESERVED_IDS = frozenset({UNASSIGNED})
 
 
 @dataclass(frozen=True)
@@ -77,14 +83,28 @@ def import_csv(store: Store, path: Path) -> ImportReport:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise ImportFileError(f"{path} is not UTF-8 text ({error.reason})") from None
-    reader = csv.DictReader(text.splitlines())
-    columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+    # newline="": only CR and LF end a record; str.splitlines would also cut a field at
+    # U+2028, U+0085 or \x1c and make the rest of it a row of its own.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as error:
+        raise ImportFileError(f"{path}: its first line is not readable as CSV ({error})") from None
+    columns = [c.strip().lower() for c in header]
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         raise ImportFileError(f"{path} lacks the column(s): {', '.join(missing)}")
     reader.fieldnames = columns
     rows: list[tuple[Patient, dict[str, str]]] = []
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:  # a field over csv's 128 KB limit, among others
+            # DictReader counts lines only on success: its reader knows where it stopped.
+            report.rejected.append((reader.reader.line_num, f"not readable as CSV ({error})"))
+            continue
         line = reader.line_num
         values = {k: (v or "").strip() for k, v in row.items() if k is not None}
         problem = _check(values)
@@ -148,6 +168,13 @@ def _check(values: dict[str, str]) -> str | None:
         return "missing id"
     if not _ID.match(values["id"]):
         return f"id {values['id']!r} may hold only letters, digits, '.', '_' and '-'"
+    if values["id"].lower() in RESERVED_IDS:
+        return (f"id {values['id']!r} is reserved (done/{UNASSIGNED}/ holds the documents "
+                "filed under no patient)")
+    for column in ("last_name", "first_name", *NAME_COLUMNS):
+        text = values.get(column, "")
+        if escape(text) != text:  # shown to staff in a terminal and in Telegram
+            return f"{column} {text!r} holds a control character"
     if not values.get("last_name"):
         return "missing last_name"
     if not values.get("first_name"):

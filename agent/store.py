@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent import modes
 from agent.errors import DatabaseBusy, DiskFull
 from agent.names import record_keys
 
@@ -197,7 +198,10 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        modes.make_folder(path.parent)
+        # SQLite would create the database 0644 & ~umask; its -wal and -shm take the mode of
+        # the database file, so creating it 0640 first closes all three.
+        modes.create_file(path)
         conn = self.connection()
         try:
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:

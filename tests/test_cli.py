@@ -125,6 +125,54 @@ def test_patients_import_is_idempotent_and_reports_rejections(spool: Spool, tmp_
     assert json.loads(spool.run("status", "--json").stdout)["patients"] == 8
 
 
+def test_patients_import_refuses_reserved_ids_and_control_characters(spool: Spool,
+                                                                     tmp_path: Path) -> None:
+    csv = tmp_path / "reserved.csv"
+    csv.write_text(
+        "id,last_name,first_name,birth_date\n"
+        "unassigned,Piège,Paul,1980-01-01\n"        # line 2: done/unassigned/ is taken
+        "UNASSIGNED,Piège,Pierre,1980-01-01\n"      # line 3: the same folder on a share
+        '"P200","ROUGE\x1b[31m","Eve",1980-01-01\n'  # line 4: a terminal escape
+        "P201,Lignes\u2028P9,Bob,1980-01-01\n"       # line 5: one row, not two
+        "P202,Juste,Line,1980-01-01\n",
+        encoding="utf-8")
+    done = spool.run("patients", "import", str(csv))
+    assert done.returncode == 1, done.stderr
+    assert "1 added, 0 updated, 0 unchanged, 4 rejected" in done.stdout
+    assert "line 2: id 'unassigned' is reserved" in done.stdout
+    assert "line 3: id 'UNASSIGNED' is reserved" in done.stdout
+    assert "line 4: last_name 'ROUGE\\x1b[31m' holds a control character" in done.stdout
+    assert "line 5: last_name 'Lignes\\u2028P9' holds a control character" in done.stdout
+    assert "\x1b" not in done.stdout
+    assert json.loads(spool.run("status", "--json").stdout)["patients"] == 8
+    # done/unassigned/ stays what `review resolve --none` files into, and nothing else.
+    pdf = pdfgen.text_pdf([report("NOBODY", "Alice", "01/01/1990")], tmp_path / "n.pdf")
+    [out] = spool.process_json(pdf)
+    refused = spool.run("review", "resolve", str(out["document_id"]), "unassigned")
+    assert refused.returncode == 2 and "no patient with id unassigned" in refused.stderr
+
+
+def test_patients_import_rejects_a_huge_field_as_one_line(spool: Spool, tmp_path: Path) -> None:
+    csv = tmp_path / "huge.csv"
+    big = "A" * (200 * 1024)  # over csv's 128 KB field limit
+    csv.write_text("id,last_name,first_name,birth_date,notes\n"
+                   "P300,Avant,Anne,1980-01-01,\n"
+                   f"P301,Gros,Guy,1980-01-01,{big}\n"
+                   f'P302,Cité,Claire,1980-01-01,"{big}"\n'
+                   "P303,Après,Alain,1980-01-01,\n", encoding="utf-8")
+    done = spool.run("patients", "import", str(csv))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr == ""
+    assert "2 added, 0 updated, 0 unchanged, 2 rejected" in done.stdout
+    assert "line 3: not readable as CSV (field larger than field limit (131072))" in done.stdout
+    assert "line 4: not readable as CSV" in done.stdout
+    header = tmp_path / "huge-header.csv"
+    header.write_text(f"id,last_name,first_name,birth_date,{big}\nP1,A,B,1980-01-01,x\n")
+    done = spool.run("patients", "import", str(header))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "its first line is not readable as CSV" in done.stderr
+
+
 def test_patients_import_refuses_a_file_without_the_columns(spool: Spool, tmp_path: Path) -> None:
     csv = tmp_path / "wrong.csv"
     csv.write_text("name,dob\nx,y\n")

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -111,3 +117,83 @@ def test_bad_usage_exits_2_without_traceback(tmp_path: Path) -> None:
         assert done.returncode == 2, (argv, done.stderr)
         assert "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.fixture
+def other_user() -> Iterator[int]:
+    """A real account that is neither us nor root, removed afterwards."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root and useradd to give a file to another user")
+    name = f"dagt{secrets.token_hex(3)}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    name], check=True, capture_output=True)
+    try:
+        yield pwd.getpwnam(name).pw_uid
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def test_a_dotenv_owned_by_another_user_is_refused(other_user: int, tmp_path: Path) -> None:
+    """Whoever owns the settings chooses the spool and where messages go: only we or root."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"DOCAGENT_HOME={tmp_path / 'theirs'}\n")
+    env_file.chmod(0o600)
+    os.chown(env_file, other_user, -1)
+    env = base_env(tmp_path)
+    del env["DOCAGENT_HOME"]  # let the file choose it, as an attacker's file would
+    done = subprocess.run([DOCAGENT, "status"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stdout
+    [line] = done.stderr.strip().splitlines()
+    owner = pwd.getpwuid(other_user).pw_name
+    assert f"{env_file} belongs to {owner}, not to root" in line
+    assert f"chown root {env_file}" in line and "Traceback" not in done.stderr
+    assert not (tmp_path / "theirs").exists()
+
+    os.chown(env_file, 0, -1)
+    done = subprocess.run([DOCAGENT, "status"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "theirs" / "state.db").exists()
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder another user may enter (pytest's own are under a 0700 folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="docagent-test-"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_dotenv_we_cannot_read_is_one_line(other_user: int, open_folder: Path) -> None:
+    """As the other user (a forked child: the interpreter under /root is not theirs to run),
+    root's 0600 file cannot be read, and the refusal says so instead of a traceback."""
+    env_file = open_folder / ".env"
+    env_file.write_text("DOCAGENT_WORKERS=1\n")
+    env_file.chmod(0o600)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: become the other user, load the settings, report, exit
+        code = 3
+        try:
+            os.close(read)
+            os.setgid(pwd.getpwuid(other_user).pw_gid)
+            os.setuid(other_user)
+            config.load(env={"DOCAGENT_ENV_FILE": str(env_file)}, cwd=open_folder)
+            code = 0
+        except ConfigError as error:
+            os.write(write, error.message.encode())
+            code = 2
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        said = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 2, said
+    user = pwd.getpwuid(other_user).pw_name
+    assert said == (f"{env_file} cannot be read by {user} (it belongs to root, mode 0600): "
+                    "run docagent as root")
