@@ -26,7 +26,7 @@ before the drop, and Debian's fs.protected_hardlinks refuses link() on another u
 the daemon cannot write. A check of the name followed by a rename of the name is also a race
 (a symlink or a FIFO swapped in between); every check and every byte here come from the one
 descriptor. So every file under processing/, done/, review/ and failed/ is docagent's own,
-created with FILE_MODE, and the bytes archived are the bytes hashed.
+created with modes.FILE, and the bytes archived are the bytes hashed.
 
 Nothing is ever overwritten, and the PDF's bytes are never changed: the archive holds the
 original content.
@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import modes
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DiskFull, NoAccess
@@ -71,10 +72,6 @@ log = get_logger("spool")
 
 FOLDERS = ("incoming", "processing", "done", "review", "failed")
 MAX_NAME_BYTES = 150
-# Explicit modes, whatever the umask: the spool holds medical records. The group is the
-# service's own (staff who may read filed documents); others get nothing.
-DIR_MODE = 0o750
-FILE_MODE = 0o640
 # Opening a dropped file: never through a symlink, never blocking on a FIFO swapped in.
 OPEN_DROPPED = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 CHUNK = 1024 * 1024
@@ -85,11 +82,7 @@ _PDF_SUFFIX = re.compile(r"\.pdf$", re.IGNORECASE)
 def ensure_folders(settings: Settings) -> None:
     """Create what is missing; an existing folder keeps its mode (install.sh sets incoming/'s)."""
     for name in FOLDERS:
-        make_folder(settings.home / name)
-
-
-def make_folder(path: Path) -> None:
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        modes.make_folder(settings.home / name)
 
 
 def display_name(raw: str) -> str:
@@ -137,7 +130,7 @@ def _copy_fd(source_fd: int, tmp: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     offset = 0
     try:
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, modes.FILE)
         with os.fdopen(out, "wb") as target:
             while chunk := os.pread(source_fd, CHUNK, offset):
                 digest.update(chunk)
@@ -171,10 +164,10 @@ def _copy_durably(src: Path, dest: Path) -> None:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write a whole file atomically (temporary name, fsync, rename), mode FILE_MODE."""
+    """Write a whole file atomically (temporary name, fsync, rename), mode modes.FILE."""
     tmp = _temporary(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, modes.FILE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -551,7 +544,7 @@ def _plan_json(settings: Settings, placement: Placement) -> str:
 
 def place(settings: Settings, store: Store, document: Document, placement: Placement) -> Path:
     """Move a processed document to its final folder; returns the PDF's new path."""
-    make_folder(placement.folder)
+    modes.make_folder(placement.folder)
     source = processing_path(settings, document.id)
     text = placement.companions.get("{stem}.txt")
     if text is not None:
