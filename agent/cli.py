@@ -296,11 +296,18 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
 
 
 def _audit_verify(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
-    result = audit.verify(settings.log_dir)
+    result = audit.verify(settings.log_dir, settings.db_path)
     for line in result.problems:
         print(f"BROKEN  {line}")
     for line in result.warnings:
         print(f"warning {line}")
+    head = result.head
+    if head is None:
+        print(f"warning no head recorded in {settings.db_path} yet (the next entry records "
+              "it): only the chain was checked")
+    else:
+        print(f"head    seq {head.seq}, {head.file} line {head.lines}, recorded {head.at} "
+              "(the journal keeps each head too: journalctl -t docagent-audit)")
     verdict = "intact" if result.ok else "BROKEN"
     print(f"audit log {verdict}: {result.entries} entries in {result.files} file(s)")
     return EXIT_OK if result.ok else EXIT_PROBLEM

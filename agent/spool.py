@@ -205,8 +205,8 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
         if not keep_source:
             source.unlink(missing_ok=True)
             fsync_dir(source.parent)
-        AuditLog(settings.log_dir).record("duplicate", document_id=document_id, name=name,
-                                          actor="docagent")
+        AuditLog.of(settings).record("duplicate", document_id=document_id, name=name,
+                                      actor="docagent")
         log.info("duplicate of %s (%s): %s", document_id,
                  earlier.original_name if earlier else "?", name)
         return Claim(document_id, earlier, name)
@@ -229,8 +229,8 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
             store.update(conn, document_id, state=PROCESSING, attempts=1, next_attempt_at=0)
         else:
             store.update(conn, document_id, state=QUEUED, next_attempt_at=0)
-    AuditLog(settings.log_dir).record("taken", document_id=document_id, name=name, size=size,
-                                      sha256=sha256, actor="docagent")
+    AuditLog.of(settings).record("taken", document_id=document_id, name=name, size=size,
+                                  sha256=sha256, actor="docagent")
     log.info("taken in %s as %s", name, document_id, extra={"doc": document_id})
     return Claim(document_id, None, name)
 
@@ -382,7 +382,7 @@ def _audit_decision(settings: Settings, document: Document, placement: Placement
     if placement.state == REVIEW:
         candidates = [{"id": c.get("id"), "score": c.get("score"), **{k: c.get(k) for k in keys}}
                       for c in matched.get("candidates", [])]
-    AuditLog(settings.log_dir).record(
+    AuditLog.of(settings).record(
         placement.message_kind or placement.state, document_id=document.id,
         actor=decision.get("by", "docagent"), outcome=placement.state,
         patient_id=placement.patient_id, reason=placement.reason, kind=placement.reason_kind,
