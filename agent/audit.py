@@ -190,10 +190,43 @@ def _to_journal(head: Head) -> None:
         sock.sendto(datagram.encode("utf-8"), JOURNAL_SOCKET)
 
 
-def _damage(head: Head | None, last: dict[str, Any] | None) -> str | None:
+def _entry_ending_at(path: Path, end: int) -> dict[str, Any] | None:
+    """The entry whose line ends at byte `end` of `path`, if one does."""
+    try:
+        with open(path, "rb") as handle:
+            window = _TAIL
+            while True:
+                start = max(0, end - window)
+                handle.seek(start)
+                text = handle.read(end - start)
+                if len(text) != end - start or not text.endswith(b"\n"):
+                    return None
+                if start == 0 or b"\n" in text[:-1]:
+                    break
+                window *= 4  # a long entry: read further back
+    except OSError:
+        return None
+    try:
+        entry = json.loads(text[:-1].rsplit(b"\n", 1)[-1])
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def _holds_head(log_dir: Path, head: Head) -> bool:
+    """Whether the head's entry is still where it was written (its file may have rotated)."""
+    for path in [log_dir / head.file, *reversed(_rotated(log_dir))]:
+        entry = _entry_ending_at(path, head.size)
+        if entry is not None and entry.get("seq") == head.seq and entry.get("hash") == head.hash:
+            return True
+    return False
+
+
+def _damage(log_dir: Path, head: Head | None, last: dict[str, Any] | None) -> str | None:
     """What is wrong when the files do not end where the recorded head says, else None.
 
-    One entry past the head is a writer killed between its line and its head: that is fine.
+    Entries past the head are writers killed between their line and their head: fine, as
+    long as the head's own entry is still there.
     """
     if head is None:
         return None
@@ -201,6 +234,8 @@ def _damage(head: Head | None, last: dict[str, Any] | None) -> str | None:
     if last is not None and seq == head.seq and last.get("hash") == head.hash:
         return None
     if last is not None and seq == head.seq + 1 and last.get("prev") == head.hash:
+        return None  # the usual crash: one line, no head; nothing to read
+    if seq > head.seq and _holds_head(log_dir, head):
         return None
     if seq < head.seq:
         return (f"{_last(head.seq - seq, 'was', 'were')} missing (the log ended at seq {seq}, "
@@ -263,7 +298,7 @@ class AuditLog:
                 if rotated:
                     last, _ = _last_entry(rotated[-1])
             head, _ = read_head(self.state_db)
-            damage = _damage(head, last)
+            damage = _damage(self.log_dir, head, last)
             if damage is not None:
                 log.error("the audit log does not end where its head in %s says: %s; "
                           "recorded, and the chain goes on (docagent audit verify)",
@@ -457,7 +492,7 @@ def _against_head(result: Verification, head: Head, at_head: _Seen | None,
             f"{at_head.line}) does not match {recorded} (hash {head.hash[:16]}…, found "
             f"{at_head.hash[:16]}…)")
         return
-    if (at_head.file, at_head.line) != (head.file, head.lines):
+    if at_head.line != head.lines:  # the file may have been rotated (renamed) since
         result.problems.append(
             f"entry seq {head.seq} is on {at_head.file} line {at_head.line}, {recorded} puts "
             f"it on {head.file} line {head.lines}: lines were removed or added before it")
@@ -467,10 +502,13 @@ def _against_head(result: Verification, head: Head, at_head: _Seen | None,
             f"1 entry after {recorded}: its writer stopped before recording it (a kill or a "
             "crash); the next entry records the head")
     elif after > 1:
-        result.problems.append(
-            f"{after} entries after {recorded} (seq {head.seq}): added without their head "
-            "(not by docagent, or while state.db could not be written: see 'audit head not "
-            "recorded' in the log)")
+        # Several writers killed in a row, or state.db not writable for a while; or entries
+        # added by something else: the journal's heads tell which.
+        result.warnings.append(
+            f"{after} entries after {recorded} (seq {head.seq}) without a head of their own: "
+            "writers stopped before recording it, or state.db could not be written (see "
+            "'audit head not recorded' in the log), or they were added by something else "
+            "(compare with journalctl -t docagent-audit)")
 
 
 def entries(log_dir: Path, document_id: str | None = None) -> Iterator[dict[str, Any]]:

@@ -343,6 +343,27 @@ def test_a_writer_killed_before_its_head_is_a_warning(tmp_path: Path,
     assert result.ok and not result.warnings, (result.problems, result.warnings)
 
 
+@pytest.mark.parametrize("max_bytes", [10**9, 1], ids=["one-file", "rotating"])
+def test_writers_killed_before_their_heads_in_a_row_are_not_damage(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_bytes: int) -> None:
+    at(tmp_path, max_bytes=max_bytes).record("filed", document_id="with-head", actor="test")
+
+    def killed(*args: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(audit, "_write_head", killed)
+    for n in range(3):
+        at(tmp_path, max_bytes=max_bytes).record("taken", document_id=f"lost-{n}", actor="t")
+    monkeypatch.undo()
+    result = check(tmp_path)
+    assert result.ok and any("3 entries after the head" in w for w in result.warnings), \
+        (result.problems, result.warnings)
+    at(tmp_path, max_bytes=max_bytes).record("filed", document_id="next", actor="test")
+    result = check(tmp_path)
+    assert result.ok and not result.warnings, (result.problems, result.warnings)
+    assert read_head(tmp_path / "state.db")[1] == []  # no damage recorded
+
+
 def test_a_torn_line_removed_before_the_head_is_named(tmp_path: Path) -> None:
     log, lines = filled(tmp_path, 3)
     path = tmp_path / "audit.jsonl"
