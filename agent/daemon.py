@@ -50,9 +50,11 @@ def exclusive(settings: Settings, *, hold: float | None = None) -> Iterator[bool
     path = lock.path_in(settings.home)
     try:
         fd = lock.open_for_holding(path)
-    except PermissionError as error:
-        raise UsageError(f"cannot open the spool's lock {path}: {error.strerror}; run docagent "
-                         "as the user that owns the spool") from None
+    except OSError as error:
+        fix = ("; run docagent as the user that owns the spool"
+               if isinstance(error, PermissionError) else "")
+        raise UsageError(f"cannot open the spool's lock {path}: {error.strerror or error}{fix}"
+                         ) from None
     try:
         if not lock.acquire(fd):
             yield False
