@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from agent import audit, config, decisions, health, ledger, modes, pipeline, rem
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
-from agent.logs import escape, escape_json
+from agent.logs import escape, escape_json, for_journal, with_priority
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.ocr import limit_threads
@@ -306,11 +307,18 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
 
 
 def _audit_verify(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
-    result = audit.verify(settings.log_dir)
+    result = audit.verify(settings.log_dir, settings.db_path)
     for line in result.problems:
         print(f"BROKEN  {line}")
     for line in result.warnings:
         print(f"warning {line}")
+    head = result.head
+    if head is None:
+        print(f"warning no head recorded in {settings.db_path} yet (the next entry records "
+              "it): only the chain was checked")
+    else:
+        print(f"head    seq {head.seq}, {head.file} line {head.lines}, recorded {head.at} "
+              "(the journal keeps each head too: journalctl -t docagent-audit)")
     verdict = "intact" if result.ok else "BROKEN"
     print(f"audit log {verdict}: {result.entries} entries in {result.files} file(s)")
     return EXIT_OK if result.ok else EXIT_PROBLEM
@@ -339,9 +347,24 @@ def _user() -> str:
 
 def _health(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
     checks = health.run_checks(settings, store)
-    print(health.as_json(checks) if args.json else health.render(checks))
+    journal = for_journal(sys.stdout)
+    print(health.as_json(checks) if args.json else health.render(checks, journal=journal),
+          flush=True)
     if args.notify:
         health.remember_and_alert(store, checks)
+        if settings.telegram_token and settings.telegram_chat_ids \
+                and health.pending_alerts(store):
+            from agent.notify import telegram  # PTB loads slowly: only with an alert to send
+
+            # Only the daemon sends the outbox: if the lock is free, none runs and the alert
+            # would wait for it. We send it ourselves, holding the lock (a daemon starting
+            # meanwhile waits for us, then finds the alert sent).
+            with exclusive(settings, hold=telegram.ALONE_HOLD) as alone:
+                if alone:
+                    sent, line = telegram.send_alone(settings, store, "health")
+                    level = logging.WARNING if sent else logging.ERROR
+                    print(with_priority(line, level) if journal else line,
+                          file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK if all(c.ok for c in checks) else EXIT_PROBLEM
 
 

@@ -58,6 +58,8 @@ class Settings:
     telegram_chat_ids: tuple[int, ...] = ()
     telegram_allowed_user_ids: tuple[int, ...] = ()
     telegram_api_base_url: str = DEFAULT_TELEGRAM_API
+    # Where the token was read, for the message that says to correct it when Telegram refuses it.
+    telegram_token_source: str | None = None
     env_file: Path | None = None
     # Observability (issue 7): prices for the cost ledger, metrics, digest, log format.
     server_eur_per_month: float = 0.0
@@ -177,6 +179,22 @@ def _read_credential(env: Mapping[str, str], name: str) -> str | None:
     return path.read_text(encoding="utf-8").strip() or None
 
 
+def _token(env: Mapping[str, str], values: Mapping[str, str],
+           env_file: Path | None) -> tuple[str | None, str | None]:
+    """The bot token and where it was read: the environment, the `.env`, or the credential."""
+    if env.get("TELEGRAM_BOT_TOKEN", "").strip():
+        return env["TELEGRAM_BOT_TOKEN"].strip(), "TELEGRAM_BOT_TOKEN in the environment"
+    if values.get("TELEGRAM_BOT_TOKEN", "").strip():
+        return values["TELEGRAM_BOT_TOKEN"].strip(), f"TELEGRAM_BOT_TOKEN in {env_file}"
+    token = _read_credential(env, "telegram-token")
+    if token is None:
+        return None, None
+    # LoadCredential= hands over a copy: the file to correct is the one the unit names.
+    return token, (f"the credential telegram-token ({env['CREDENTIALS_DIRECTORY']}/"
+                   "telegram-token, a copy of /etc/docagent/telegram-token on an installed "
+                   "server)")
+
+
 def _int(values: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
     raw = values.get(name, "").strip()
     if not raw:
@@ -261,7 +279,7 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
     api = (values.get("TELEGRAM_API_BASE_URL", "").strip() or DEFAULT_TELEGRAM_API).rstrip("/")
     if not re.match(r"^https?://[^\s/]+", api):
         raise ConfigError(f"TELEGRAM_API_BASE_URL must be an http(s) URL (got {api!r})")
-    token = values.get("TELEGRAM_BOT_TOKEN", "").strip() or _read_credential(env, "telegram-token")
+    token, token_source = _token(env, values, env_file)
 
     return Settings(
         home=Path(values.get("DOCAGENT_HOME", "").strip() or cwd / "var").absolute(),
@@ -285,6 +303,7 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         telegram_chat_ids=_ids(values, "TELEGRAM_CHAT_IDS"),
         telegram_allowed_user_ids=_ids(values, "TELEGRAM_ALLOWED_USER_IDS"),
         telegram_api_base_url=api,
+        telegram_token_source=token_source,
         env_file=env_file,
         server_eur_per_month=_amount(values, "DOCAGENT_SERVER_EUR_PER_MONTH"),
         server_cores=_int(values, "DOCAGENT_SERVER_CORES", os.cpu_count() or 1, low=1, high=1024),

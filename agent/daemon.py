@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import signal
 import time
@@ -19,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import canary, digest, metrics, pipeline, spool
+from agent import canary, digest, lock, metrics, pipeline, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
 from agent.gate import page_count
@@ -41,18 +40,26 @@ DIGEST_CHECK_SECONDS = 60.0
 
 
 @contextlib.contextmanager
-def exclusive(settings: Settings) -> Iterator[bool]:
-    """Hold the spool's lock: True if we got it (no daemon running), else False."""
+def exclusive(settings: Settings, *, hold: float | None = None) -> Iterator[bool]:
+    """Hold the spool's lock: True if we got it (no daemon running), else False.
+
+    `hold`: we let go within that many seconds and the lock file says so, so a daemon starting
+    meanwhile waits for us rather than refuse to start (see `agent.lock`).
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.home / ".docagent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    path = lock.path_in(settings.home)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = lock.open_for_holding(path)
+    except OSError as error:
+        fix = ("; run docagent as the user that owns the spool"
+               if isinstance(error, PermissionError) else "")
+        raise UsageError(f"cannot open the spool's lock {path}: {error.strerror or error}{fix}"
+                         ) from None
+    try:
+        if not lock.acquire(fd):
             yield False
             return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        lock.declare(fd, hold)
         yield True
     finally:
         os.close(fd)

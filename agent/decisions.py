@@ -100,8 +100,8 @@ def retry(settings: Settings, store: Store, prefix: str, *, who: str) -> Decisio
             raise UsageError(f"document {doc.id} was never taken: {doc.reason}. Once docagent "
                              f"may read {doc.path}, it is taken by itself")
         spool.take_back(settings, doc)
-        AuditLog(settings.log_dir).record("retried", document_id=doc.id, actor=who,
-                                          previous_reason=doc.reason, kind=doc.reason_kind)
+        AuditLog.of(settings).record("retried", document_id=doc.id, actor=who,
+                                      previous_reason=doc.reason, kind=doc.reason_kind)
         with store.write() as conn:
             store.update(conn, doc.id, state=QUEUED, crashes=0, deferrals=0, next_attempt_at=0,
                          outcome=None, reason_kind=None, reason=None, finished_at=None,

@@ -2,7 +2,12 @@
 
 Run by hand, or every 15 minutes by docagent-health.timer with `--notify`, which writes a
 "health" message to the outbox only when the set of failing checks changes (a new problem) and
-once when everything is well again; the last verdict is kept in the `meta` table.
+once when everything is well again; the last verdict is kept in the `meta` table. Only the
+daemon sends the outbox; while it is down, `docagent health --notify` sends its own alert
+(see `cli._health`), or "the daemon is down" would reach nobody until the daemon is back.
+
+Under journald every line carries its priority, a failing check's `err`, and the command exits
+1 when anything fails, so `journalctl -p err` and `systemctl --failed` both see it.
 
 Limits are read with every other setting (`config.load`, `Settings.health`), with defaults that
 suit a small practice:
@@ -16,26 +21,30 @@ about, space- or comma-separated: the allowlist, and nothing outside it is ever 
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
+import logging
 import os
+import pwd
 import shutil
 import sqlite3
-import subprocess
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import canary
+from agent import canary, children, lock
 from agent.config import UNIT_NAME, HealthLimits, Settings
 from agent.errors import DocagentError
+from agent.logs import with_priority
+from agent.patients import count as count_patients
 from agent.store import Store
 from agent.watcher import ignored
 
 CANARY_WAIT = 10.0  # seconds for the daemon to notice the canary (polling sees it in ~2 s)
 STATE_KEY = "health_failing"  # meta: JSON list of the checks failing at the last --notify
-
 
 
 @dataclass(frozen=True)
@@ -48,29 +57,22 @@ class Check:
 # --- the checks ---------------------------------------------------------------------------
 
 
-def lock_holder(lock_file: Path) -> int | None:
-    """The pid holding the daemon's flock on `lock_file`, read from /proc/locks.
+def daemon_holder(settings: Settings) -> lock.Holder | None:
+    """The running daemon, asked of the spool's lock itself (see `agent.lock`); None if none.
 
-    Taking the lock ourselves to test it would, for an instant, stop a daemon starting up.
+    A holder that declared when it lets go is `docagent health` sending its alert: no daemon.
+    Raises PermissionError when this user may not open the lock file.
     """
-    try:
-        info = lock_file.stat()
-        text = Path("/proc/locks").read_text(encoding="ascii")
-    except OSError:
-        return None
-    wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
-            return int(fields[4])
-    return None
+    holder = lock.probe(lock.path_in(settings.home))
+    return holder if holder is not None and holder.until is None else None
 
 
-def check_daemon(settings: Settings, store: Store, limit: float) -> Check:
-    pid = lock_holder(settings.home / ".docagent.lock")
-    if pid is None:
+def check_daemon(settings: Settings, store: Store, limit: float,
+                 holder: lock.Holder | None) -> Check:
+    if holder is None:
         return Check("daemon", False, f"no `docagent run` holds the lock on {settings.home}: "
                      "the daemon is not running (systemctl status docagent)")
+    pid = holder.pid if holder.pid is not None else "unknown"
     beat = store.get_meta("heartbeat")
     if beat is None:
         return Check("daemon", False, f"running (pid {pid}) but has never written a heartbeat")
@@ -99,12 +101,19 @@ def check_watcher(settings: Settings, daemon_alive: bool,
                  f"{wait:.0f} s: the watcher sees no events (try DOCAGENT_WATCH=polling)")
 
 
-def _run(argv: Sequence[str], timeout: float = 20.0) -> subprocess.CompletedProcess[str] | None:
+Runner = Callable[[Sequence[str]], children.Finished | None]
+
+
+def _run(argv: Sequence[str], timeout: float = 20.0) -> children.Finished | None:
+    """A tool's answer through the one runner of external programs; None if it cannot run."""
     try:
-        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        return children.run(argv, timeout=timeout)
+    except (OSError, children.ChildTimeout):
         return None
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def check_tesseract(settings: Settings) -> Check:
@@ -114,7 +123,7 @@ def check_tesseract(settings: Settings) -> Check:
     done = _run(["tesseract", "--list-langs"])
     if done is None or done.returncode != 0:
         return Check("tesseract", False, "tesseract --list-langs does not run")
-    have = {line.strip() for line in (done.stdout + done.stderr).splitlines()[1:]}
+    have = {line.strip() for line in _text(done.stdout + done.stderr).splitlines()[1:]}
     missing = [lang for lang in settings.ocr_langs.split("+") if lang not in have]
     if missing:
         return Check("tesseract", False, f"languages missing: {', '.join(missing)} "
@@ -130,8 +139,8 @@ def check_poppler() -> Check:
     done = _run(["pdfinfo", "-v"])
     if done is None or done.returncode != 0:
         return Check("poppler", False, "pdfinfo -v does not run")
-    version = (done.stderr or done.stdout).splitlines()[0] if (done.stderr or done.stdout) else ""
-    return Check("poppler", True, version.strip() or "present")
+    lines = _text(done.stderr or done.stdout).splitlines()
+    return Check("poppler", True, lines[0].strip() if lines else "present")
 
 
 def check_database(store: Store) -> Check:
@@ -151,7 +160,7 @@ def check_disk(settings: Settings, floor: int) -> Check:
 
 
 def check_incoming(settings: Settings, max_wait: float) -> Check:
-    oldest: float | None = None
+    oldest: tuple[float, str] | None = None
     count = 0
     try:
         with os.scandir(settings.incoming) as entries:
@@ -160,16 +169,79 @@ def check_incoming(settings: Settings, max_wait: float) -> Check:
                     continue
                 count += 1
                 mtime = entry.stat(follow_symlinks=False).st_mtime
-                oldest = mtime if oldest is None else min(oldest, mtime)
+                oldest = min(oldest or (mtime, entry.name), (mtime, entry.name))
     except OSError as error:
         return Check("incoming", False, f"cannot list {settings.incoming}: {error}")
     if oldest is None:
         return Check("incoming", True, "nothing waiting")
-    age = time.time() - oldest
-    if age > max_wait:
-        return Check("incoming", False, f"{count} waiting, the oldest for {age:.0f} s "
-                     f"(limit {max_wait:.0f} s): files are not being taken")
-    return Check("incoming", True, f"{count} waiting, the oldest for {age:.0f} s")
+    age = time.time() - oldest[0]
+    text = f"{count} waiting, the oldest for {age:.0f} s ({shown(oldest[1])})"
+    if age <= max_wait:
+        return Check("incoming", True, text)
+    try:
+        why = unreadable_by_daemon(settings, settings.incoming / oldest[1])
+    except OSError:
+        why = None  # taken meanwhile
+    return Check("incoming", False, f"{text}, over the limit of {max_wait:.0f} s: "
+                 + (why or "files are not being taken (is the daemon running?)"))
+
+
+def shown(name: str) -> str:
+    """A file name as typed text, quoted, its control characters escaped (a newline or a
+    terminal escape in a name must not reach a terminal or break a log line)."""
+    return "'" + "".join(ch if ch.isprintable() else
+                         (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+                         for ch in name) + "'"
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def unreadable_by_daemon(settings: Settings, path: Path) -> str | None:
+    """Why the daemon's user (the spool's owner) may not read `path`, with the fix; else None.
+
+    Judged from the mode bits, not by trying: health may run as root, who reads everything.
+    """
+    daemon_uid = settings.home.stat().st_uid
+    info = path.lstat()
+    if daemon_uid == 0:
+        return None
+    try:
+        account = pwd.getpwuid(daemon_uid)
+        groups = set(os.getgrouplist(account.pw_name, account.pw_gid))
+    except KeyError:
+        groups = set()
+    if info.st_uid == daemon_uid:
+        allowed = info.st_mode & stat.S_IRUSR
+    elif info.st_gid in groups:
+        allowed = info.st_mode & stat.S_IRGRP
+    else:
+        allowed = info.st_mode & stat.S_IROTH
+    if allowed:
+        return None
+    return (f"docagent (user {_user(daemon_uid)}) may not read it: owner {_user(info.st_uid)}, "
+            f"group {_group(info.st_gid)}, mode {stat.S_IMODE(info.st_mode):04o}; fix: "
+            f"chmod 644 {shown(str(path))}, or drop files as a member of the docagent-drop "
+            "group with a umask that leaves them group-readable (027)")
+
+
+def check_patients(store: Store) -> Check:
+    patients = count_patients(store)
+    if not patients:
+        return Check("patients", False, "the patient directory is empty: no document can ever "
+                     "be filed (docagent patients import FILE.csv)")
+    return Check("patients", True, f"{patients} in the directory")
 
 
 def check_failures(store: Store, max_failed: int) -> Check:
@@ -204,7 +276,7 @@ def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
     if not token:
         return Check("telegram", True, "not configured: notifications go to the log")
     from telegram import Bot  # only when configured: the import is slow
-    from telegram.error import TelegramError
+    from telegram.error import InvalidToken, TelegramError
 
     async def get_me() -> str:
         # Initialising the bot is the getMe call; it keeps the answer as bot.username.
@@ -215,14 +287,15 @@ def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
         name = asyncio.run(asyncio.wait_for(get_me(), timeout))
     except (TelegramError, OSError, TimeoutError) as error:
         text = str(error).replace(token, "<token>") or type(error).__name__
+        where = (f": correct {settings.telegram_token_source}"
+                 if isinstance(error, InvalidToken) and settings.telegram_token_source else "")
         return Check("telegram", False, f"getMe at {settings.telegram_api_base_url} failed: "
-                     f"{text}")
+                     f"{text}{where}")
     return Check("telegram", True, f"reachable as @{name}")
 
 
 def unit_states(allowlist: Sequence[str], wanted: Sequence[str] | None = None,
-                run: Callable[[Sequence[str]], subprocess.CompletedProcess[str] | None] = _run,
-                ) -> list[Check]:
+                run: Runner = _run) -> list[Check]:
     """`systemctl is-active` for units of the allowlist only (all of them, or those wanted)."""
     checks = []
     for name in (allowlist if wanted is None else wanted):
@@ -230,7 +303,7 @@ def unit_states(allowlist: Sequence[str], wanted: Sequence[str] | None = None,
             checks.append(Check(f"unit {name}", False, "not in DOCAGENT_HEALTH_UNITS: not asked"))
             continue
         done = run(["systemctl", "is-active", "--", name])
-        state = (done.stdout.strip() if done is not None else "") or "unknown"
+        state = (_text(done.stdout).strip() if done is not None else "") or "unknown"
         checks.append(Check(f"unit {name}", state == "active", state))
     return checks
 
@@ -248,13 +321,21 @@ def _guarded(name: str, check: Callable[[], Check]) -> Check:
 def run_checks(settings: Settings, store: Store, lim: HealthLimits | None = None,
                ) -> list[Check]:
     lim = lim or settings.health
-    alive = lock_holder(settings.home / ".docagent.lock") is not None
+    try:
+        holder = daemon_holder(settings)
+        daemon = check_daemon(settings, store, lim.heartbeat_max, holder)
+    except OSError as error:
+        holder = None
+        daemon = Check("daemon", False, f"cannot ask the spool's lock whether the daemon runs: "
+                       f"{error.strerror or error} (run as docagent, or as a member of the "
+                       "docagent group)")
     steps: list[tuple[str, Callable[[], Check]]] = [
-        ("daemon", lambda: check_daemon(settings, store, lim.heartbeat_max)),
-        ("watcher", lambda: check_watcher(settings, alive)),
+        ("daemon", lambda: daemon),
+        ("watcher", lambda: check_watcher(settings, holder is not None)),
         ("tesseract", lambda: check_tesseract(settings)),
         ("poppler", check_poppler),
         ("database", lambda: check_database(store)),
+        ("patients", lambda: check_patients(store)),
         ("disk", lambda: check_disk(settings, lim.min_free)),
         ("incoming", lambda: check_incoming(settings, lim.max_wait)),
         ("failures", lambda: check_failures(store, lim.max_failed)),
@@ -267,15 +348,28 @@ def run_checks(settings: Settings, store: Store, lim: HealthLimits | None = None
 # --- reporting ----------------------------------------------------------------------------
 
 
-def render(checks: Sequence[Check]) -> str:
+def render(checks: Sequence[Check], *, journal: bool = False) -> str:
+    """One line a check; for journald (`journal`) each line carries its priority, a failing
+    check's error, so `journalctl -p err` shows what is wrong."""
     width = max(len(c.name) for c in checks)
-    return "\n".join(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}"
-                     for c in checks)
+    lines = [(c.ok, f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}")
+             for c in checks]
+    if journal:
+        return "\n".join(with_priority(line, logging.INFO if ok else logging.ERROR)
+                         for ok, line in lines)
+    return "\n".join(line for _, line in lines)
 
 
 def as_json(checks: Sequence[Check]) -> str:
     return json.dumps({"healthy": all(c.ok for c in checks),
                        "checks": [asdict(c) for c in checks]}, ensure_ascii=False)
+
+
+def pending_alerts(store: Store) -> int:
+    """Health messages the outbox still holds (the daemon sends them; while it is down,
+    `docagent health --notify` sends them itself)."""
+    return int(store.read("SELECT COUNT(*) FROM outbox WHERE kind = 'health' "
+                          "AND sent_at IS NULL")[0][0])
 
 
 def remember_and_alert(store: Store, checks: Sequence[Check]) -> str | None:

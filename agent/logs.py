@@ -150,6 +150,16 @@ class _JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines() or [""])
 
 
+def for_journal(stream: TextIO) -> bool:
+    """Whether lines written to `stream` reach journald, which reads a `<N>` priority prefix."""
+    return bool(os.environ.get("JOURNAL_STREAM")) and stream is sys.stdout
+
+
+def with_priority(line: str, level: int) -> str:
+    """`line` as journald stores it at `level`'s priority (for lines printed, not logged)."""
+    return f"<{_PRIORITY.get(level, 6)}>{line}"
+
+
 def setup(
     log_dir: Path | None, level: str = "INFO", *, stream: TextIO | None = sys.stdout,
     json_lines: bool = False,
@@ -178,7 +188,7 @@ def setup(
 
     if stream is not None:
         console = logging.StreamHandler(stream)
-        under_journal = bool(os.environ.get("JOURNAL_STREAM")) and stream is sys.stdout
+        under_journal = for_journal(stream)
         if json_lines:
             console.setFormatter(JsonFormatter(stamp=not under_journal, priority=under_journal))
         elif under_journal:

@@ -318,8 +318,8 @@ def _claim_copy(settings: Settings, store: Store, source: Path, name: str,
         earlier = store.get(document_id)
         left = None if keep_source else _remove_source(source, info)
         if not again:
-            AuditLog(settings.log_dir).record("duplicate", document_id=document_id, name=name,
-                                              actor="docagent")
+            AuditLog.of(settings).record("duplicate", document_id=document_id, name=name,
+                                          actor="docagent")
             log.info("duplicate of %s (%s): %s", document_id,
                      earlier.original_name if earlier else "?", name)
         return Claim(document_id, earlier, name, again=again, left=left)
@@ -335,8 +335,8 @@ def _claim_copy(settings: Settings, store: Store, source: Path, name: str,
             store.update(conn, document_id, state=PROCESSING, attempts=1, next_attempt_at=0)
         else:
             store.update(conn, document_id, state=QUEUED, next_attempt_at=0)
-    AuditLog(settings.log_dir).record("taken", document_id=document_id, name=name, size=size,
-                                      sha256=sha256, actor="docagent", replaces=replaced)
+    AuditLog.of(settings).record("taken", document_id=document_id, name=name, size=size,
+                                  sha256=sha256, actor="docagent", replaces=replaced)
     log.info("taken in %s as %s", name, document_id, extra={"doc": document_id})
     left = None if keep_source else _remove_source(source, info)
     if left is not None:
@@ -447,9 +447,9 @@ def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> C
             " VALUES (?, ?, ?, 'new', ?)", (document_id, name, now_iso(), key),
         )
         store.enqueue(conn, "failed", document_id, {**result, "path": relative})
-    AuditLog(settings.log_dir).record("failed", document_id=document_id, actor="docagent",
-                                      outcome=FAILED, kind=reason.kind, reason=reason.message,
-                                      name=name, path=relative)
+    AuditLog.of(settings).record("failed", document_id=document_id, actor="docagent",
+                                 outcome=FAILED, kind=reason.kind, reason=reason.message,
+                                 name=name, path=relative)
     log.error("cannot read %r in %s (owner %s, mode %04o): %s %s", name, source.parent,
               _owner(info), mode, reason.message, reason.action, extra={"doc": document_id})
     return Claim(document_id, None, name, refused=True)
@@ -601,7 +601,7 @@ def _audit_decision(settings: Settings, document: Document, placement: Placement
     if placement.state == REVIEW:
         candidates = [{"id": c.get("id"), "score": c.get("score"), **{k: c.get(k) for k in keys}}
                       for c in matched.get("candidates", [])]
-    AuditLog(settings.log_dir).record(
+    AuditLog.of(settings).record(
         placement.message_kind or placement.state, document_id=document.id,
         actor=decision.get("by", "docagent"), outcome=placement.state,
         patient_id=placement.patient_id, reason=placement.reason, kind=placement.reason_kind,
@@ -630,10 +630,9 @@ def recover(settings: Settings, store: Store) -> list[str]:
             with store.write() as conn:
                 store.update(conn, doc.id, state=QUEUED, next_attempt_at=0)
             # The process died between the rename and the audit line: write it now.
-            AuditLog(settings.log_dir).record("taken", document_id=doc.id,
-                                              name=doc.original_name, size=doc.size,
-                                              sha256=doc.sha256, actor="docagent",
-                                              recovered=True)
+            AuditLog.of(settings).record("taken", document_id=doc.id, name=doc.original_name,
+                                         size=doc.size, sha256=doc.sha256, actor="docagent",
+                                         recovered=True)
             actions.append(f"{doc.id}: claim finished")
         else:
             with store.write() as conn:

@@ -1,8 +1,16 @@
 """`docagent status`: the state of the spool at a glance, from state.db and incoming/.
 
 Every figure is one indexed or small query, so the answer stays instant on years of history:
-"today" counts use the index on `finished_at`, the OCR figures read only today's documents.
-Days are the server's local calendar days (the practice's), stamps are stored in UTC.
+"today" counts use the index on `finished_at`, the OCR figures read only today's lines of the
+cost ledger (found by bisection). Days are the server's local calendar days (the practice's),
+stamps are stored in UTC.
+
+The OCR figures are the ledger's, the same as `docagent costs`: one line per reading of a
+document, written when the reading is done. A page read again (the document deferred at
+filing and read anew, a retry) was work done twice and is counted twice, on the day it was
+done; the documents table would count it once (only the last reading's pages are kept with
+the document) and on the day the document was last moved (a review resolved today counted
+pages read days ago).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from statistics import median
 from typing import Any
 
 from agent.config import Settings
-from agent.ledger import day_bounds
+from agent.ledger import day_bounds, read_range
 from agent.patients import count as count_patients
 from agent.store import Store
 
@@ -76,11 +84,7 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
     last_filed = ({"document_id": last_filed_rows[0]["id"],
                    "patient_id": last_filed_rows[0]["patient_id"],
                    "at": last_filed_rows[0]["finished_at"]} if last_filed_rows else None)
-    page_seconds = [float(r[0]) for r in store.read(
-        "SELECT json_extract(p.value, '$.seconds') FROM documents AS d, "
-        "json_each(d.result_json, '$.page_sources') AS p "
-        "WHERE d.finished_at >= ? AND d.finished_at < ? AND d.result_json IS NOT NULL "
-        "AND json_extract(p.value, '$.source') = 'ocr'", (start, end)) if r[0] is not None]
+    page_seconds = _ocr_page_seconds(settings, start, end)
     deferred = int(store.read("SELECT COUNT(*) FROM documents WHERE state = 'queued' AND "
                               "deferrals > 0")[0][0])
     outbox = store.read("SELECT COUNT(*), MIN(created_at), SUM(attempts > 0) FROM outbox "
@@ -113,6 +117,19 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
         "outbox_retrying": int(outbox[2] or 0),
         "outbox_given_up_today": given_up,
     }
+
+
+def _ocr_page_seconds(settings: Settings, start: str, end: str) -> list[float]:
+    """Seconds per page read by OCR in [start, end), from the ledger: a reading's line gives
+    its pages and their total time, so each of its pages counts at the reading's mean."""
+    seconds: list[float] = []
+    for entry in read_range(settings.log_dir, start, end):
+        if entry.get("service") != "ocr":
+            continue
+        pages = int((entry.get("units") or {}).get("pages") or 0)
+        if pages:
+            seconds += [int(entry.get("duration_ms") or 0) / 1000 / pages] * pages
+    return seconds
 
 
 def _duration(seconds: int | None) -> str:

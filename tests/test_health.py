@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import pwd
+import secrets
+import shutil
 import socket
+import stat
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -15,11 +21,12 @@ from typing import Any
 
 import pytest
 
-from agent import config, health
+from agent import children, config, health, lock
 from agent.config import HealthLimits, unit_names
+from agent.daemon import exclusive
 from agent.errors import ConfigError
 from agent.store import Store
-from tests.conftest import Spool
+from tests.conftest import Spool, base_env
 from tests.daemonproc import Running, states
 
 TOKEN = "123456:TEST-token-not-real"
@@ -43,8 +50,8 @@ def test_without_a_daemon_health_fails_and_says_why(spool: Spool) -> None:
     assert done.returncode == 1
     verdicts = lines(done)
     assert verdicts == {"daemon": "FAIL", "watcher": "FAIL", "tesseract": "ok", "poppler": "ok",
-                        "database": "ok", "disk": "ok", "incoming": "ok", "failures": "ok",
-                        "outbox": "ok", "telegram": "ok"}
+                        "database": "ok", "patients": "ok", "disk": "ok", "incoming": "ok",
+                        "failures": "ok", "outbox": "ok", "telegram": "ok"}
     assert "the daemon is not running" in done.stdout
     assert list(spool.home.joinpath("incoming").iterdir()) == []  # no canary left behind
 
@@ -74,22 +81,23 @@ def test_polling_mode_notices_the_canary_too(spool: Spool,
     assert states(spool) == {}
 
 
+def daemon_check(settings: config.Settings, store: Store) -> health.Check:
+    return health.check_daemon(settings, store, 120, health.daemon_holder(settings))
+
+
 def test_heartbeat_age_is_judged_while_the_lock_is_held(spool: Spool) -> None:
     settings = settings_for(spool)
     store = Store(settings.db_path)
-    fd = os.open(settings.home / ".docagent.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        assert not health.check_daemon(settings, store, 120).ok  # never beat
+    with exclusive(settings) as alone:
+        assert alone
+        assert not daemon_check(settings, store).ok  # never beat
         store.set_meta("heartbeat", str(time.time() - 1000))
-        stale = health.check_daemon(settings, store, 120)
+        stale = daemon_check(settings, store)
         assert not stale.ok and "1000 s old" in stale.detail
         store.set_meta("heartbeat", str(time.time()))
-        fresh = health.check_daemon(settings, store, 120)
+        fresh = daemon_check(settings, store)
         assert fresh.ok and f"pid {os.getpid()}" in fresh.detail
-    finally:
-        os.close(fd)
-    assert not health.check_daemon(settings, store, 120).ok  # lock released: not running
+    assert not daemon_check(settings, store).ok  # lock released: not running
 
 
 def test_an_unnoticed_canary_fails_and_is_removed(spool: Spool) -> None:
@@ -206,10 +214,9 @@ def test_telegram_unreachable_fails(spool: Spool) -> None:
 def test_only_allowlisted_units_are_ever_asked_about() -> None:
     calls: list[list[str]] = []
 
-    def systemctl(argv: Sequence[str]) -> Any:
+    def systemctl(argv: Sequence[str]) -> children.Finished:
         calls.append(list(argv))
-        import subprocess
-        return subprocess.CompletedProcess(argv, 0, "active\n", "")
+        return children.Finished(0, b"active\n", b"", 0.0)
 
     allow = unit_names("cups.service, smbd.service")
     checks = health.unit_states(allow, ["cups.service", "sshd.service", "-H evil"],
@@ -272,3 +279,212 @@ def test_a_check_that_cannot_run_is_one_failing_line(spool: Spool) -> None:
     by_name = {c.name: c for c in checks}
     assert not by_name["outbox"].ok and "could not check" in by_name["outbox"].detail
     assert by_name["failures"].ok and by_name["tesseract"].ok  # the others still ran
+
+
+# --- issue 13: what an admin meets on a real server -----------------------------------------
+
+
+def test_under_journald_a_failing_check_is_an_error(spool: Spool) -> None:
+    """journald reads a `<N>` prefix on each stdout line: FAIL lines must be `err`."""
+    done = spool.run("health", env={"JOURNAL_STREAM": "8:12345"})
+    assert done.returncode == 1
+    out = done.stdout.splitlines()
+    assert out and all(line.startswith(("<3>FAIL  ", "<6>ok    ")) for line in out), out
+    assert any(line.startswith("<3>FAIL  daemon") for line in out)
+    assert any(line.startswith("<6>ok    tesseract") for line in out)
+
+
+def test_an_empty_patient_directory_fails(tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    root.mkdir()
+    done = Spool(root, base_env(root)).run("health")
+    assert done.returncode == 1 and lines(done)["patients"] == "FAIL"
+    assert "the patient directory is empty" in done.stdout
+    assert "docagent patients import" in done.stdout
+
+
+@pytest.fixture
+def account() -> Iterator[pwd.struct_passwd]:
+    """A real system account (and its own group), removed afterwards."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root and useradd to make an account")
+    name = f"dagt{secrets.token_hex(3)}"
+    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell",
+                    "/usr/sbin/nologin", name], check=True, capture_output=True)
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+        subprocess.run(["groupdel", name], check=False, capture_output=True)
+
+
+def old(path: Path) -> None:
+    os.utime(path, (time.time() - 3600, time.time() - 3600), follow_symlinks=False)
+
+
+def test_the_oldest_waiting_file_is_named_with_why_it_cannot_be_read(
+        spool: Spool, account: pwd.struct_passwd) -> None:
+    settings = settings_for(spool)
+    os.chown(settings.home, account.pw_uid, account.pw_gid)  # the daemon's user owns the spool
+    name = "scan\x1b[2J\n01.pdf"  # a terminal escape and a newline in a dropped file's name
+    stuck = settings.incoming / name
+    stuck.write_bytes(b"%PDF-1.4 a scan\n")
+    stuck.chmod(0o600)  # `install -m600 x.pdf incoming/` as root
+    old(stuck)
+    younger = settings.incoming / "later.pdf"
+    younger.write_bytes(b"%PDF-1.4 later\n")
+
+    check = health.check_incoming(settings, 60)
+    assert not check.ok
+    assert "2 waiting, the oldest for" in check.detail
+    assert "'scan\\x1b[2J" in check.detail and "01.pdf'" in check.detail
+    assert "\x1b" not in check.detail and "\n" not in check.detail
+    assert (f"docagent (user {account.pw_name}) may not read it: owner root, group root, "
+            "mode 0600") in check.detail
+    assert "chmod 644" in check.detail and "docagent-drop" in check.detail
+
+    stuck.chmod(0o644)  # readable now: then it is the daemon that does not take files
+    check = health.check_incoming(settings, 60)
+    assert not check.ok and "files are not being taken" in check.detail
+    assert "may not read" not in check.detail and "01.pdf'" in check.detail
+    assert health.check_incoming(settings, 7200).ok
+
+
+def test_the_tools_are_run_through_the_one_runner(spool: Spool,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    real = children.run
+
+    def recording(argv: Sequence[str], *, timeout: float,
+                  env: dict[str, str] | None = None) -> children.Finished:
+        ran.append(argv[0])
+        return real(argv, timeout=timeout, env=env)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("health started a program outside children.run")
+
+    monkeypatch.setattr(children, "run", recording)
+    monkeypatch.setattr(subprocess, "run", forbidden)
+    settings = settings_for(spool, DOCAGENT_HEALTH_UNITS="docagent-nonexistent.service")
+    checks = {c.name: c for c in health.run_checks(settings, Store(settings.db_path))}
+    assert checks["tesseract"].ok and checks["poppler"].ok, checks
+    assert {"tesseract", "pdfinfo", "systemctl"} <= set(ran)
+
+
+# --- the daemon-alive check asks the lock itself ----------------------------------------------
+
+
+@pytest.fixture
+def overlay(tmp_path: Path) -> Iterator[Path]:
+    """An overlay mount whose lower layer is another filesystem, without xino: there stat()
+    gives a file the overlay's device and /proc/locks another (issue 13.5: 00:2b vs 00:2a)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting an overlay needs root")
+    layers = {name: tmp_path / name for name in ("lower", "upper", "work", "merged")}
+    for path in layers.values():
+        path.mkdir()
+    mounted: list[Path] = []
+    try:
+        for argv in (["mount", "-t", "tmpfs", "tmpfs", str(layers["lower"])],
+                     ["mount", "-t", "overlay", "overlay", "-o",
+                      f"lowerdir={layers['lower']},upperdir={layers['upper']},"
+                      f"workdir={layers['work']},xino=off", str(layers["merged"])]):
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.skip(f"cannot mount here: {done.stderr.strip()}")
+            mounted.append(Path(argv[-1]))
+        yield layers["merged"]
+    finally:
+        for point in reversed(mounted):
+            if subprocess.run(["umount", str(point)], capture_output=True).returncode:
+                subprocess.run(["umount", "--lazy", str(point)], capture_output=True)
+
+
+@pytest.mark.daemon
+def test_the_daemon_is_found_where_proc_locks_and_stat_disagree(
+        spool: Spool, overlay: Path, daemon: Callable[..., Running]) -> None:
+    # `overlay` before `daemon`: the daemon is stopped before the overlay is unmounted.
+    home = overlay / "home"
+    run = daemon(DOCAGENT_HOME=str(home))
+    info = (home / lock.NAME).stat()
+    by_stat = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    held = [fields[5] for fields in map(str.split, Path("/proc/locks").read_text().splitlines())
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[4] == str(run.proc.pid)]
+    assert held, "the daemon's flock is not in /proc/locks"
+    if by_stat in held:
+        pytest.skip("on this kernel /proc/locks and stat() agree on an overlay: nothing to show")
+    report = json.loads(spool.run("health", "--json", env={"DOCAGENT_HOME": str(home)}).stdout)
+    [check] = [c for c in report["checks"] if c["name"] == "daemon"]
+    assert f"running (pid {run.proc.pid})" in check["detail"], (by_stat, held, check)
+    assert run.stop() == 0
+
+
+REPO = Path(__file__).resolve().parent.parent
+STAFF_PYTHON = "/usr/bin/python3"
+
+
+def test_staff_in_the_group_may_ask_the_lock(account: pwd.struct_passwd) -> None:
+    """Staff are in the service's group: the lock file is 0640 and a read-only probe works."""
+    if not os.access(STAFF_PYTHON, os.X_OK) or sys.version_info[:2] != (3, 11):
+        pytest.skip(f"no {STAFF_PYTHON} of our Python version for another account to run")
+    base = Path(tempfile.mkdtemp(prefix="docagent-lock-", dir="/tmp"))
+    try:
+        base.chmod(0o711)
+        home = base / "home"
+        home.mkdir(mode=0o750)
+        os.chown(home, 0, account.pw_gid)
+        settings = config.load({"DOCAGENT_HOME": str(home), "DOCAGENT_LOG_DIR": str(base)},
+                               cwd=base)
+        with exclusive(settings) as alone:
+            assert alone
+            path = home / lock.NAME
+            os.chown(path, 0, account.pw_gid)  # the service's group, as on a server
+            assert stat.S_IMODE(path.stat().st_mode) == 0o640
+            # The system's Python: ours may live where the account cannot reach (/root);
+            # agent.lock needs nothing beyond the standard library.
+            done = subprocess.run(
+                [STAFF_PYTHON, "-c", "import sys; from pathlib import Path; "
+                 "from agent import lock; print(lock.probe(Path(sys.argv[1])).pid)", str(path)],
+                user=account.pw_uid, group=account.pw_gid, capture_output=True, text=True,
+                timeout=60, cwd="/", env={"PYTHONPATH": str(REPO)})
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.strip() == str(os.getpid())
+    finally:
+        shutil.rmtree(base)
+
+
+PROBES = """
+import fcntl, os, sys
+from pathlib import Path
+Path(sys.argv[2]).touch()
+while True:  # what `docagent health` does, as fast as a loop can
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pass
+    os.close(fd)
+"""
+
+
+def test_a_probe_never_makes_a_starting_daemon_think_another_runs(spool: Spool,
+                                                                 tmp_path: Path) -> None:
+    settings = settings_for(spool)
+    with exclusive(settings) as alone:
+        assert alone  # the lock file exists from now on
+    started = tmp_path / "probing"
+    prober = subprocess.Popen([sys.executable, "-c", PROBES,
+                               str(lock.path_in(settings.home)), str(started)])
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the prober did not start"
+        taken = []
+        for _ in range(200):
+            with exclusive(settings) as alone:
+                taken.append(alone)
+        assert all(taken), f"{taken.count(False)} of 200 tries saw a probe as a daemon"
+    finally:
+        prober.kill()
+        prober.wait()

@@ -23,7 +23,7 @@ from agent.config import Settings
 from agent.ledger import Ledger, prices_from
 from agent.logs import get_logger
 from agent.notify.commands import COMMANDS, Commands
-from agent.notify.telegram import TelegramSender
+from agent.notify.telegram import TelegramSender, request, token_refused
 from agent.notify.transport import LedgerRequest, PacedRateLimiter
 from agent.store import Store
 
@@ -56,8 +56,7 @@ class TelegramBot:
             .token(settings.telegram_token or "")
             .base_url(f"{api}/bot")
             .base_file_url(f"{api}/file/bot")
-            .request(LedgerRequest(ledger, connect_timeout=5.0, read_timeout=15.0,
-                                   write_timeout=30.0, pool_timeout=5.0))
+            .request(request(ledger))
             .get_updates_request(LedgerRequest(ledger, connect_timeout=5.0, read_timeout=10.0,
                                                write_timeout=10.0, pool_timeout=5.0))
             .rate_limiter(PacedRateLimiter())
@@ -78,8 +77,8 @@ class TelegramBot:
                 if await self._start_or_stop():
                     break
             except InvalidToken as error:
-                log.error("Telegram refuses the bot token (%s): check TELEGRAM_BOT_TOKEN; the "
-                          "daemon goes on, notifications wait in the outbox", error)
+                log.error("%s; the daemon goes on, notifications wait in the outbox",
+                          token_refused(self.settings, error))
                 delay = MAX_START_DELAY * 5
             except (TelegramError, OSError) as error:
                 log.warning("Telegram not reachable at %s yet (%s): trying again in %.0f s",

@@ -130,7 +130,7 @@ class Commands:
         self.settings = settings
         self.store = store
         self.wake = wake  # a decision queued a message or a document: look now
-        self.audit = AuditLog(settings.log_dir)
+        self.audit = AuditLog.of(settings)
         self.deciding = asyncio.Lock()  # one decision at a time: two presses, one filing
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:

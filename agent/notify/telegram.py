@@ -10,6 +10,11 @@ Retries (tenacity): network errors and timeouts wait with exponential backoff an
 429 waits what the server asked (`retry_after`); after `ATTEMPTS` the drain stops where it is
 and the next one starts from the same row, so the order holds. A refused token (401) keeps
 every row waiting and pauses sending: it is one configuration error, not a bad message.
+
+While the daemon is down, `docagent health --notify` sends its own alert through this same
+code (`send_alone`): one bot, the ledger's request, the same retries and bookkeeping, only the
+outbox's `health` rows, within `ALONE_SECONDS`, holding the spool's lock (so a daemon starting
+meanwhile waits, then finds them sent).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import ExtBot
+from telegram.ext import AIORateLimiter, ExtBot
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -45,10 +50,11 @@ from tenacity import (
 
 from agent.config import Settings
 from agent.errors import DocagentError
+from agent.ledger import Ledger, prices_from
 from agent.logs import get_logger
 from agent.notify.keyboards import keyboard_for
 from agent.notify.messages import fit, render, render_filed_group
-from agent.notify.transport import BACKGROUND
+from agent.notify.transport import BACKGROUND, LedgerRequest, PacedRateLimiter
 from agent.store import Store
 
 log = get_logger("telegram")
@@ -56,6 +62,8 @@ ATTEMPTS = 6            # per drain: ~1+2+4+8+16 s of backoff before the drain g
 SEND_TIMEOUT = 60.0     # one send, rate-limiter wait included
 TOKEN_PAUSE = 300.0     # after a 401, before trying again
 FINAL_DRAIN_SECONDS = 10.0  # while stopping: what does not go by then waits for the restart
+ALONE_SECONDS = 30.0  # `docagent health` sending its alert itself, start to finish
+ALONE_HOLD = ALONE_SECONDS + 10.0  # the spool's lock it holds meanwhile: Python starting, PTB
 _backoff = wait_exponential_jitter(initial=1, max=30, jitter=1)
 
 
@@ -149,6 +157,13 @@ def _say_retry(state: RetryCallState) -> None:
              str(error) or type(error).__name__, wait)
 
 
+def token_refused(settings: Settings, error: TelegramError) -> str:
+    """Telegram said 401: name where this token was read, which is where to correct it."""
+    where = settings.telegram_token_source or "TELEGRAM_BOT_TOKEN"
+    said = str(error).replace(settings.telegram_token or "<token>", "<token>")  # PTB quotes it
+    return f"Telegram refuses the bot token ({said}): correct {where} (the token from @BotFather)"
+
+
 def what_to_fix(error: TelegramError, chat: int) -> str:
     text = str(error)
     if isinstance(error, ChatMigrated):
@@ -178,8 +193,9 @@ class TelegramSender:
         self.partial: set[int] = set()
         self.refused: dict[int, str] = {}  # chat -> what to fix, for that message
 
-    async def drain(self, *, final: bool = False) -> int:
-        """Send what is pending, oldest first; stop at the first row that cannot go yet."""
+    async def drain(self, *, final: bool = False, kind: str | None = None) -> int:
+        """Send what is pending (of `kind`, or all), oldest first; stop at the first row that
+        cannot go yet."""
         bot = self.bot()
         if bot is None or time.monotonic() < self.paused_until:
             return 0
@@ -194,7 +210,8 @@ class TelegramSender:
                 if time.monotonic() >= deadline:
                     break
             try:
-                count = await self._send_head(bot, attempts=1 if final else ATTEMPTS)
+                count = await self._send_head(bot, attempts=1 if final else ATTEMPTS,
+                                              kind=kind)
             except (_Stopping, _NotRecorded):
                 break
             except (TelegramError, TimeoutError) as error:
@@ -209,7 +226,8 @@ class TelegramSender:
             sent += count
         return sent
 
-    async def _send_head(self, bot: ExtBot[Any], *, attempts: int) -> int:
+    async def _send_head(self, bot: ExtBot[Any], *, attempts: int, kind: str | None = None,
+                         ) -> int:
         """Send the oldest message, retrying; the pending rows are read again at each try, so
         what piled up during an outage goes out grouped when Telegram is back."""
         async for attempt in AsyncRetrying(
@@ -217,7 +235,7 @@ class TelegramSender:
                 stop=stop_after_attempt(attempts), sleep=self._sleep, reraise=True,
                 before_sleep=_say_retry):
             with attempt:
-                rows = await asyncio.to_thread(self.store.pending_messages, 50)
+                rows = await asyncio.to_thread(self._pending, kind)
                 if not rows:
                     return 0
                 batch = self._head(rows)
@@ -228,6 +246,12 @@ class TelegramSender:
                     raise
                 return len(batch.rows)
         return 0
+
+    def _pending(self, kind: str | None) -> list[sqlite3.Row]:
+        if kind is None:
+            return self.store.pending_messages(50)
+        return self.store.read("SELECT * FROM outbox WHERE sent_at IS NULL AND kind = ? "
+                               "ORDER BY id LIMIT 50", (kind,))
 
     def _head(self, rows: list[sqlite3.Row]) -> Batch:
         if self.partial and int(rows[0]["id"]) in self.partial:
@@ -248,9 +272,8 @@ class TelegramSender:
                     SEND_TIMEOUT)
             except InvalidToken as error:
                 self.paused_until = time.monotonic() + TOKEN_PAUSE
-                log.error("Telegram refuses the bot token (%s): check TELEGRAM_BOT_TOKEN "
-                          "(from @BotFather); notifications wait in the outbox, next try in "
-                          "%d s", error, TOKEN_PAUSE)
+                log.error("%s; notifications wait in the outbox, next try in %d s",
+                          token_refused(self.settings, error), TOKEN_PAUSE)
                 raise
             except (BadRequest, Forbidden, ChatMigrated) as error:
                 # Not retried, not even when another chat's failure makes the message go
@@ -303,3 +326,51 @@ class TelegramSender:
             return False
         return True
 
+
+# --- the health timer's own alert, while the daemon is down --------------------------------
+
+
+def request(ledger: Ledger) -> LedgerRequest:
+    """How every bot of ours calls the Bot API (the daemon's and health's): timeouts, ledger."""
+    return LedgerRequest(ledger, connect_timeout=5.0, read_timeout=15.0, write_timeout=30.0,
+                         pool_timeout=5.0)
+
+
+async def _send_alone(settings: Settings, store: Store, kind: str) -> int:
+    api = settings.telegram_api_base_url
+    limiter: AIORateLimiter = PacedRateLimiter()
+    bot: ExtBot[Any] = ExtBot(settings.telegram_token or "", base_url=f"{api}/bot",
+                              base_file_url=f"{api}/file/bot",
+                              request=request(Ledger(settings.log_dir, prices_from(settings))),
+                              rate_limiter=limiter)
+    async with bot:  # getMe, as the daemon's bot starts
+        sender = TelegramSender(settings, store, lambda: bot, asyncio.Event())
+        return await sender.drain(kind=kind)
+
+
+def send_alone(settings: Settings, store: Store, kind: str = "health") -> tuple[bool, str]:
+    """Send the outbox's pending `kind` rows here and now (the caller holds the spool's lock, so
+    no daemon runs); returns whether all went, and a line for a person saying so, or why not."""
+    from agent.notify.bot import quiet_and_redact  # bot imports this module: here, not above
+
+    quiet_and_redact(settings)
+    try:
+        sent = asyncio.run(asyncio.wait_for(_send_alone(settings, store, kind),
+                                            ALONE_SECONDS))
+        left = store.read("SELECT last_error FROM outbox WHERE sent_at IS NULL AND kind = ? "
+                          "ORDER BY id DESC LIMIT 1", (kind,))
+        why = str(left[0]["last_error"] or "not tried") if left else None
+        if why is not None and "InvalidToken" in why:
+            why = f"{why}: correct {settings.telegram_token_source}"
+    except InvalidToken as error:
+        why = token_refused(settings, error)
+    except (TelegramError, OSError, TimeoutError) as error:
+        why = (f"Telegram not reachable at {settings.telegram_api_base_url} "
+               f"({str(error) or type(error).__name__})")
+    except DocagentError as error:
+        why = error.message
+    if why is None:
+        return True, (f"{kind} alert sent to Telegram by this command ({sent} message(s)): the "
+                      "daemon is not running to send it")
+    why = why.replace(settings.telegram_token or "<token>", "<token>")  # printed, not logged
+    return False, f"{kind} alert not sent ({why}): it waits in the outbox for the daemon"
