@@ -21,7 +21,6 @@ about, space- or comma-separated: the allowlist, and nothing outside it is ever 
 from __future__ import annotations
 
 import asyncio
-import grp
 import json
 import logging
 import os
@@ -35,10 +34,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import canary, children, lock
+from agent import canary, children, lock, spool
 from agent.config import UNIT_NAME, HealthLimits, Settings
-from agent.errors import DocagentError
-from agent.logs import with_priority
+from agent.errors import DocagentError, NoAccess
+from agent.logs import escape, with_priority
 from agent.patients import count as count_patients
 from agent.store import Store
 from agent.watcher import ignored
@@ -159,23 +158,37 @@ def check_disk(settings: Settings, floor: int) -> Check:
     return Check("disk", True, text)
 
 
-def check_incoming(settings: Settings, max_wait: float) -> Check:
+def check_incoming(settings: Settings, store: Store, max_wait: float) -> Check:
     oldest: tuple[float, str] | None = None
     count = 0
+    refused: list[str] = []
+    left = 0
     try:
         with os.scandir(settings.incoming) as entries:
             for entry in entries:
                 if ignored(entry.name) or not entry.is_file(follow_symlinks=False):
+                    continue
+                doc = spool.taken_before(store, Path(entry.path))
+                if doc is not None:
+                    # Dealt with already: refused as unreadable, or taken and not removable.
+                    if spool.is_refusal(doc):
+                        refused.append(f"'{escape(entry.name)}' ({doc.reason})")
+                    else:
+                        left += 1
                     continue
                 count += 1
                 mtime = entry.stat(follow_symlinks=False).st_mtime
                 oldest = min(oldest or (mtime, entry.name), (mtime, entry.name))
     except OSError as error:
         return Check("incoming", False, f"cannot list {settings.incoming}: {error}")
+    kept = f"; {left} taken but left in place (they could not be removed)" if left else ""
+    if refused:
+        return Check("incoming", False, f"{len(refused)} file(s) docagent may not read: "
+                     f"{', '.join(refused[:3])}. {NoAccess.action}{kept}")
     if oldest is None:
-        return Check("incoming", True, "nothing waiting")
+        return Check("incoming", True, f"nothing waiting{kept}")
     age = time.time() - oldest[0]
-    text = f"{count} waiting, the oldest for {age:.0f} s ({shown(oldest[1])})"
+    text = f"{count} waiting, the oldest for {age:.0f} s ('{escape(oldest[1])}'){kept}"
     if age <= max_wait:
         return Check("incoming", True, text)
     try:
@@ -186,32 +199,11 @@ def check_incoming(settings: Settings, max_wait: float) -> Check:
                  + (why or "files are not being taken (is the daemon running?)"))
 
 
-def shown(name: str) -> str:
-    """A file name as typed text, quoted, its control characters escaped (a newline or a
-    terminal escape in a name must not reach a terminal or break a log line)."""
-    return "'" + "".join(ch if ch.isprintable() else
-                         (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-                         for ch in name) + "'"
-
-
-def _user(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _group(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
 def unreadable_by_daemon(settings: Settings, path: Path) -> str | None:
     """Why the daemon's user (the spool's owner) may not read `path`, with the fix; else None.
 
-    Judged from the mode bits, not by trying: health may run as root, who reads everything.
+    Judged from the mode bits, not by trying: health may run as root, who reads everything;
+    and without a daemon running, no one has tried yet.
     """
     daemon_uid = settings.home.stat().st_uid
     info = path.lstat()
@@ -219,9 +211,9 @@ def unreadable_by_daemon(settings: Settings, path: Path) -> str | None:
         return None
     try:
         account = pwd.getpwuid(daemon_uid)
-        groups = set(os.getgrouplist(account.pw_name, account.pw_gid))
+        user, groups = account.pw_name, set(os.getgrouplist(account.pw_name, account.pw_gid))
     except KeyError:
-        groups = set()
+        user, groups = str(daemon_uid), set()
     if info.st_uid == daemon_uid:
         allowed = info.st_mode & stat.S_IRUSR
     elif info.st_gid in groups:
@@ -230,10 +222,9 @@ def unreadable_by_daemon(settings: Settings, path: Path) -> str | None:
         allowed = info.st_mode & stat.S_IROTH
     if allowed:
         return None
-    return (f"docagent (user {_user(daemon_uid)}) may not read it: owner {_user(info.st_uid)}, "
-            f"group {_group(info.st_gid)}, mode {stat.S_IMODE(info.st_mode):04o}; fix: "
-            f"chmod 644 {shown(str(path))}, or drop files as a member of the docagent-drop "
-            "group with a umask that leaves them group-readable (027)")
+    return (f"docagent (user {user}) may not read it "
+            f"(owner {spool.owner_of(info)}, mode {stat.S_IMODE(info.st_mode):04o}). "
+            f"{NoAccess.action}")
 
 
 def check_patients(store: Store) -> Check:
@@ -337,7 +328,7 @@ def run_checks(settings: Settings, store: Store, lim: HealthLimits | None = None
         ("database", lambda: check_database(store)),
         ("patients", lambda: check_patients(store)),
         ("disk", lambda: check_disk(settings, lim.min_free)),
-        ("incoming", lambda: check_incoming(settings, lim.max_wait)),
+        ("incoming", lambda: check_incoming(settings, store, lim.max_wait)),
         ("failures", lambda: check_failures(store, lim.max_failed)),
         ("outbox", lambda: check_outbox(store, lim.max_outbox_age)),
         ("telegram", lambda: check_telegram(settings)),

@@ -401,7 +401,8 @@ def _record_duplicate(
 _NO_ACCESS_PREFIX = "no-access:"
 
 
-def _owner(info: os.stat_result) -> str:
+def owner_of(info: os.stat_result) -> str:
+    """`user:group` of a file, numbers where the names are unknown."""
     try:
         user = pwd.getpwuid(info.st_uid).pw_name
     except KeyError:
@@ -423,7 +424,7 @@ def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> C
     digest = hashlib.sha256((_NO_ACCESS_PREFIX + key).encode("utf-8")).hexdigest()
     document_id = digest[:16]
     mode = stat.S_IMODE(info.st_mode)
-    reason = NoAccess(f"docagent may not read this file (owner {_owner(info)}, mode {mode:04o})",
+    reason = NoAccess(f"docagent may not read this file (owner {owner_of(info)}, mode {mode:04o})",
                       stage="intake", detail=error.strerror or str(error))
     relative = str(source.relative_to(settings.home)) if source.is_relative_to(settings.home) \
         else str(source)
@@ -451,7 +452,7 @@ def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> C
                                  outcome=FAILED, kind=reason.kind, reason=reason.message,
                                  name=name, path=relative)
     log.error("cannot read %r in %s (owner %s, mode %04o): %s %s", name, source.parent,
-              _owner(info), mode, reason.message, reason.action, extra={"doc": document_id})
+              owner_of(info), mode, reason.message, reason.action, extra={"doc": document_id})
     return Claim(document_id, None, name, refused=True)
 
 
@@ -467,6 +468,15 @@ def _forget_refusal(conn: sqlite3.Connection, key: str) -> str | None:
     conn.execute("DELETE FROM receipts WHERE document_id = ?", (row["id"],))
     conn.execute("DELETE FROM documents WHERE id = ?", (row["id"],))
     return str(row["id"])
+
+
+def taken_before(store: Store, path: Path) -> Document | None:
+    """The document this very file (same name, inode, size and time) became when it was taken
+    or refused before, if it was: a file still in incoming/ that is not waiting to be taken."""
+    key = source_key(display_name(path.name), os.lstat(path))
+    rows = store.read("SELECT d.* FROM receipts r JOIN documents d ON d.id = r.document_id "
+                      "WHERE r.source_key = ?", (key,))
+    return Document.from_row(rows[0]) if rows else None
 
 
 def is_refusal(doc: Document) -> bool:

@@ -22,10 +22,12 @@ from typing import Any
 import pytest
 
 from agent import children, config, health, lock
+from agent import spool as spool_module
 from agent.config import HealthLimits, unit_names
 from agent.daemon import exclusive
 from agent.errors import ConfigError
 from agent.store import Store
+from tests import pdfgen
 from tests.conftest import Spool, base_env
 from tests.daemonproc import Running, states
 
@@ -334,20 +336,55 @@ def test_the_oldest_waiting_file_is_named_with_why_it_cannot_be_read(
     younger = settings.incoming / "later.pdf"
     younger.write_bytes(b"%PDF-1.4 later\n")
 
-    check = health.check_incoming(settings, 60)
+    store = Store(settings.db_path)
+    check = health.check_incoming(settings, store, 60)
     assert not check.ok
     assert "2 waiting, the oldest for" in check.detail
     assert "'scan\\x1b[2J" in check.detail and "01.pdf'" in check.detail
     assert "\x1b" not in check.detail and "\n" not in check.detail
-    assert (f"docagent (user {account.pw_name}) may not read it: owner root, group root, "
-            "mode 0600") in check.detail
+    assert (f"docagent (user {account.pw_name}) may not read it (owner root:root, "
+            "mode 0600)") in check.detail
     assert "chmod 644" in check.detail and "docagent-drop" in check.detail
 
     stuck.chmod(0o644)  # readable now: then it is the daemon that does not take files
-    check = health.check_incoming(settings, 60)
+    check = health.check_incoming(settings, store, 60)
     assert not check.ok and "files are not being taken" in check.detail
     assert "may not read" not in check.detail and "01.pdf'" in check.detail
-    assert health.check_incoming(settings, 7200).ok
+    assert health.check_incoming(settings, store, 7200).ok
+
+
+def test_files_already_dealt_with_are_not_counted_as_waiting(spool: Spool, monkeypatch) -> None:
+    """A file refused as unreadable fails the check at once, with its reason and the fix; one
+    taken but impossible to remove is said, not counted as waiting."""
+    settings = settings_for(spool)
+    store = Store(settings.db_path)
+    refused = settings.incoming / "private.pdf"
+    refused.write_bytes(b"%PDF-1.4 private\n")
+    kept = settings.incoming / "kept.pdf"
+    kept.write_bytes(pdfgen.text_pdf([["kept"]], spool.root / "k.pdf").read_bytes())
+    real_open, real_unlink = os.open, os.unlink
+
+    def deny(path, *args, **kwargs):  # what a file of root's at 0600 does to the daemon
+        if Path(path) == refused:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    def keep(path, *args, **kwargs):  # an incoming/ the daemon may not remove files from
+        if Path(path) == kept:
+            raise PermissionError(1, "Operation not permitted", str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", deny)
+    monkeypatch.setattr(os, "unlink", keep)
+    assert spool_module.claim(settings, store, refused).refused
+    assert spool_module.claim(settings, store, kept).left is not None
+    monkeypatch.undo()
+    check = health.check_incoming(settings, store, 60)
+    assert not check.ok
+    assert check.detail.startswith("1 file(s) docagent may not read: 'private.pdf' (docagent "
+                                   "may not read this file (owner root:")
+    assert "chmod 644" in check.detail
+    assert "1 taken but left in place" in check.detail
 
 
 def test_the_tools_are_run_through_the_one_runner(spool: Spool,
