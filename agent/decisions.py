@@ -16,6 +16,7 @@ from agent.errors import UsageError
 from agent.logs import document_context, get_logger
 from agent.patients import UNASSIGNED, Patient
 from agent.patients import get as get_patient
+from agent.reasons import Reason
 from agent.spool import Placement, sidecar
 from agent.store import FAILED, FILED, QUEUED, REVIEW, Document, Store, now_iso
 
@@ -55,22 +56,24 @@ def resolve(settings: Settings, store: Store, prefix: str, patient_id: str | Non
             patient = get_patient(store, patient_id)
             if patient is None:
                 raise UsageError(f"no patient with id {patient_id} in the directory")
-        reason = f"filed by {who}" if patient else f"kept unassigned by {who}"
-        return file_from_review(settings, store, doc, patient, who=who, reason=reason,
+        why = Reason.of("filed-by" if patient else "unassigned-by", who=who)
+        return file_from_review(settings, store, doc, patient, who=who, why=why,
                                 message_kind="resolved")
 
 
 def file_from_review(settings: Settings, store: Store, doc: Document, patient: Patient | None,
-                     *, who: str, reason: str, message_kind: str,
+                     *, who: str, why: Reason, message_kind: str,
                      updates: dict[str, Any] | None = None) -> Decision:
     """Move a review document under `patient` (or done/unassigned/): one placement path for a
     person's decision and for a re-match, audited and announced the same way."""
     folder = settings.done / (patient.id if patient else UNASSIGNED)
+    reason = why.text()
     result: dict[str, Any] = dict(doc.result) | (updates or {}) | {
         "outcome": FILED,
         "patient_id": patient.id if patient else None,
         "patient": patient.as_dict() if patient else None,
         "reason": reason,
+        "reason_code": why.as_dict(),
         "decision": {"by": who, "at": now_iso(),
                      "patient_id": patient.id if patient else None,
                      "previous_reason": doc.reason},

@@ -26,6 +26,7 @@ from agent import suggest
 from agent.names import is_initial, loose_keys, name_key, record_keys
 from agent.parse import ParsedFields
 from agent.patients import Patient, by_keys
+from agent.reasons import Reason
 from agent.store import Store
 
 Outcome = Literal["filed", "review"]
@@ -57,14 +58,18 @@ class Candidate:
 class MatchResult:
     outcome: Outcome
     patient_id: str | None
-    reason: str
+    why: Reason  # a code and what it needs; `reason` is its sentence, names and all
     candidates: tuple[Candidate, ...] = field(default=())
     name_confidence: float | None = None
     min_name_confidence: float | None = None
 
+    @property
+    def reason(self) -> str:
+        return self.why.text()
+
     def as_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "patient_id": self.patient_id, "reason": self.reason,
-                "name_confidence": self.name_confidence,
+                "reason_code": self.why.as_dict(), "name_confidence": self.name_confidence,
                 "min_name_confidence": self.min_name_confidence,
                 "candidates": [c.as_dict() for c in self.candidates]}
 
@@ -148,17 +153,17 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
           min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE) -> MatchResult:
     """Decide, with evidence. `name_confidence` is the mean OCR word confidence (0-100) of the
     page(s) the names were read from, None when they came from a text layer."""
-    def result(outcome: Outcome, patient_id: str | None, reason: str,
+    def result(outcome: Outcome, patient_id: str | None, why: Reason,
                found: dict[str, Candidate]) -> MatchResult:
         ranked = _with_suggestions(store, read, last, found) if outcome == "review" else \
             sorted(found.values(), key=_rank)
-        return MatchResult(outcome, patient_id, reason, tuple(ranked[:MAX_CANDIDATES]),
+        return MatchResult(outcome, patient_id, why, tuple(ranked[:MAX_CANDIDATES]),
                            name_confidence, min_name_confidence)
 
     if fields.last_name is None:
         read = _Read(frozenset(), "", None, None)
         last = ""
-        return result("review", None, "no patient name was found on the document", {})
+        return result("review", None, Reason.of("no-name"), {})
     last = fields.last_name.value
     first = fields.first_name.value if fields.first_name else ""
     birth = fields.birth_date.value if fields.birth_date else None
@@ -184,36 +189,29 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
                 found[pid] = candidate
 
     if not first:
-        return result("review", None, "only a last name was read: that is not enough", found)
+        return result("review", None, Reason.of("last-name-only"), found)
     if is_initial(first):
-        return result("review", None, "the first name is only an initial", found)
+        return result("review", None, Reason.of("initial-only"), found)
     if name_confidence is not None and name_confidence < min_name_confidence:
-        return result("review", None,
-                      f"the name was read by OCR with low confidence ({name_confidence:.0f} "
-                      f"< {min_name_confidence:.0f}): a misread letter could be another person",
-                      found)
+        return result("review", None, Reason.of("low-confidence", confidence=name_confidence,
+                                                threshold=min_name_confidence), found)
     if not found:
-        return result("review", None, f"no patient named {last} {first} in the directory",
-                      found)
+        return result("review", None, Reason.of("no-such-patient", last_name=last,
+                                                first_name=first), found)
     named = [c for c in found.values() if c.names_agree]
     agreeing = [c for c in named if not c.disagree]
     if not agreeing:
         conflicts = sorted({f for c in found.values() for f in c.disagree if f != "last_name"})
-        why = ("no record agrees on both names and birth date"
-               + (f" ({', '.join(conflicts)} differ)" if conflicts else ""))
-        return result("review", None, why, found)
+        return result("review", None, Reason.of("fields-differ", fields=conflicts), found)
     if len(agreeing) > 1:
-        return result("review", None, f"{len(agreeing)} patients agree with what was read",
-                      found)
+        return result("review", None, Reason.of("several-agree", count=len(agreeing)), found)
     chosen = agreeing[0]
     if chosen.swapped and "birth_date" not in chosen.agree:
-        return result("review", None, "the names match only in the other order, with no "
-                      "birth date to confirm", found)
+        return result("review", None, Reason.of("swapped-unconfirmed"), found)
     if len(named) > 1 and "birth_date" not in chosen.agree:
-        return result("review", None, f"{len(named)} patients share this name and the birth "
-                      "date does not tell them apart", found)
+        return result("review", None, Reason.of("homonyms", count=len(named)), found)
     return result("filed", chosen.patient.id,
-                  "one patient agrees on " + ", ".join(chosen.agree), found)
+                  Reason.of("one-agrees", fields=list(chosen.agree)), found)
 
 
 def _with_suggestions(store: Store, read: _Read, last: str,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from agent import gate, metrics, ocr, spool
+from agent import gate, metrics, ocr, reasons, spool
 from agent.config import Settings
 from agent.errors import DiskFull, DocumentError, MachineError, PoisonPill, Unreadable
 from agent.ledger import Ledger, prices_from
@@ -86,6 +86,7 @@ def _read(settings: Settings, store: Store, doc: Document) -> tuple[Placement, d
     result = _base_result(doc) | {
         "outcome": decision.outcome,
         "reason": decision.reason,
+        "reason_code": decision.why.as_dict(),
         "patient_id": decision.patient_id,
         "patient": _patient(store, decision),
         "document_type": fields.document_type,
@@ -155,7 +156,9 @@ def _patient(store: Store, decision: MatchResult) -> dict[str, Any] | None:
 def _failed_placement(settings: Settings, doc: Document, error: DocumentError,
                       duration_ms: int) -> Placement:
     result = _base_result(doc) | {
-        "outcome": FAILED, "reason": error.message, "patient_id": None, "time": now_iso(),
+        "outcome": FAILED, "reason": error.message,
+        "reason_code": reasons.failure(error.kind, error.message).as_dict(),
+        "patient_id": None, "time": now_iso(),
         "duration_ms": duration_ms, "pages": None, "text_source": None, **error.as_dict(),
     }
     name = safe_name(doc.original_name)

@@ -18,6 +18,7 @@ from agent.logs import document_context, get_logger
 from agent.match import match
 from agent.parse import Found, ParsedFields
 from agent.patients import get as get_patient
+from agent.reasons import Reason
 from agent.store import REVIEW, Document, Store
 
 log = get_logger("rematch")
@@ -83,5 +84,5 @@ def _rematch_one(settings: Settings, store: Store, doc: Document) -> Decision | 
         return None  # decided by someone else meanwhile
     return file_from_review(
         settings, store, current, patient, who=ACTOR,
-        reason=f"{outcome.reason} (matched again after the directory changed)",
+        why=Reason.of("rematched", match=outcome.why.as_dict()),
         message_kind="rematched", updates={"match": outcome.as_dict()})

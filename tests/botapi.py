@@ -17,8 +17,10 @@ multipart bodies, answers `{"ok": true, "result": ...}` or `{"ok": false, "error
   outage starts is answered 502.
 
 Test side (Python, or HTTP under `/test/...`): `inject_message()` / `press()` queue a user's
-command or button press for `getUpdates`; `sent()` lists what the bot sent (messages with their
-edits, photos, documents), `answers` the callback answers, `calls` every method called.
+command or button press for `getUpdates` (`press(..., forged=True)`: a press on a button the
+message does not carry, as a crafted client could send); `sent()` lists what the bot sent
+(messages with their edits, photos, documents), `answers` the callback answers, `calls` every
+method called, `received` every Bot API request as it came (raw body, and parsed).
 
 By hand: `python -m tests.botapi --port 8081 --token 123:abc --chat -1001` then point the daemon
 at it with TELEGRAM_API_BASE_URL=http://127.0.0.1:8081.
@@ -45,6 +47,16 @@ MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 BOT_ID = 7_000_000_001
 SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument"}
+
+
+@dataclass(frozen=True)
+class Received:
+    """One Bot API request, whatever its method or answer: what left the bot."""
+
+    method: str
+    body: bytes                       # raw, as it came over the socket
+    params: dict[str, Any]            # parsed (form, JSON or multipart fields)
+    files: dict[str, tuple[str, bytes]]  # multipart uploads: field -> (file name, bytes)
 
 
 class ApiError(Exception):
@@ -119,6 +131,7 @@ class BotApi:
         self.next_message_id: dict[int, int] = {}
         self.answers: list[dict[str, Any]] = []
         self.calls: list[tuple[str, int | None, int]] = []  # (method, chat_id, http status)
+        self.received: list[Received] = []
         self.last_send: dict[int, float] = {}
         self.blocked_until: dict[int, float] = {}
         self.early_retries = 0
@@ -166,10 +179,12 @@ class BotApi:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         return self._push({"message": message})
 
-    def press(self, chat_id: int, message_id: int, data: str, user_id: int) -> str:
-        """A user presses the button carrying `data` under a message the bot sent."""
+    def press(self, chat_id: int, message_id: int, data: str, user_id: int, *,
+              forged: bool = False) -> str:
+        """A user presses the button carrying `data` under a message the bot sent; `forged`:
+        any data, as a client that crafts its own callback queries could send."""
         sent = self.find(chat_id, message_id)
-        if data not in [b.get("callback_data") for b in sent.buttons]:
+        if not forged and data not in [b.get("callback_data") for b in sent.buttons]:
             raise AssertionError(f"no button {data!r} under message {message_id}: "
                                  f"{sent.buttons}")
         query_id = f"cb{self.next_update_id}"
@@ -468,7 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the client went away (a long poll it cancelled)
 
-    def _params(self) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+    def _params(self) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]], bytes]:
         url = urlsplit(self.path)
         params: dict[str, Any] = {k: v[-1] for k, v in parse_qs(url.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
@@ -491,15 +506,17 @@ class _Handler(BaseHTTPRequestHandler):
                     files[str(name)] = (filename, payload)
                 else:
                     params[str(name)] = payload.decode("utf-8")
-        return params, files
+        return params, files, url.query.encode("latin-1") + b"\n" + body
 
     def _serve(self) -> None:
         api = self.state
         path = urlsplit(self.path).path
-        params, files = self._params()
+        params, files, raw = self._params()
         if path.startswith("/test/"):
             self._reply(200, {"ok": True, "result": _test_endpoint(api, path, params)})
             return
+        with api.lock:
+            api.received.append(Received(path.rsplit("/", 1)[-1], raw, params, files))
         if api.down == "502":
             self._reply(502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
             return
@@ -544,7 +561,8 @@ def _test_endpoint(api: BotApi, path: str, params: Mapping[str, Any]) -> Any:
                                   str(params["text"]))
     if path == "/test/press":
         return api.press(int(params["chat_id"]), int(params["message_id"]),
-                         str(params["data"]), int(params["user_id"]))
+                         str(params["data"]), int(params["user_id"]),
+                         forged=params.get("forged") in ("1", "true", True))
     if path == "/test/outage":
         api.outage(params.get("mode") or None)
         return True

@@ -281,4 +281,14 @@ def test_every_command_and_the_open_and_retry_buttons(spool: Spool, botapi: BotA
                  60, "the first page", run)[0]
     assert photo.file_bytes.startswith(b"\x89PNG") and f"[{review}]" in (photo.caption or "")
     assert states(spool)["legrand.pdf"] == "review"  # opening decides nothing
-    assert filed and run.stop() == 0
+
+    # Open, crafted for a document no one is asked about (filed): refused, logged, nothing sent.
+    told = message_about(botapi, filed)[0]
+    query = botapi.press(GROUP, told.message_id, f"o:{filed}", STAFF, forged=True)
+    assert wait(lambda: botapi.answer_to(query), 30, "the refusal", run)["text"] == (
+        "Not sent: the first page is only sent for a document waiting for a decision (this "
+        "one is filed).")
+    run.wait_for(lambda: f"refused Open of document {filed} from telegram:{STAFF}" in
+                 run.output(), 30, "the refusal in the log")
+    assert [m.method for m in botapi.sent(GROUP) if m.method != "sendMessage"] == ["sendPhoto"]
+    assert run.stop() == 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import subprocess
 import tempfile
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -30,7 +29,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from agent import decisions, health, ledger, status
+from agent import children, decisions, health, ledger, reasons, status
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DocagentError
@@ -61,7 +60,14 @@ HELP = """docagent — what I answer:
 /health — every health check
 /help — this text
 Buttons under a review request file the document under that patient ("None of them" files it
-as unassigned); "Open" sends its first page."""
+as unassigned)."""
+OPEN_HELP = ' "Open" sends its first page.'
+# Open puts the scan in the chat: never where names must stay out of it, and only for a
+# document a person is asked about (a crafted press can carry any document's id).
+OPEN_REFUSED_MINIMAL = ("Not sent: with DOCAGENT_PHI=minimal the first page stays out of the "
+                        "chat (it shows who the patient is).")
+OPEN_REFUSED_STATE = ("Not sent: the first page is only sent for a document waiting for a "
+                      "decision (this one is {state}).")
 COMMANDS = [("status", "counts, backlog, last activity"),
             ("review", "documents waiting for a decision"),
             ("failed", "documents that failed"),
@@ -104,12 +110,22 @@ def first_page_png(pdf: Path, timeout: float = 60.0) -> bytes | None:
     with tempfile.TemporaryDirectory(prefix="docagent-open-") as tmp:
         out = Path(tmp) / "page"
         try:
-            subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1",
-                            "-singlefile", str(pdf), str(out)],
-                           capture_output=True, timeout=timeout, check=True)
+            done = children.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1",
+                                 "-singlefile", "--", str(pdf), str(out)], timeout=timeout)
+            if done.returncode != 0:
+                return None
             return out.with_suffix(".png").read_bytes()
-        except (OSError, subprocess.SubprocessError):
+        except (OSError, children.ChildTimeout):
             return None
+
+
+def open_refusal(doc: Document, phi: str) -> str | None:
+    """Why Open may not send this document's first page, or None when it may."""
+    if phi == "minimal":
+        return OPEN_REFUSED_MINIMAL
+    if doc.state != REVIEW:
+        return OPEN_REFUSED_STATE.format(state=doc.state)
+    return None
 
 
 def costs_text(log_dir: Path, day: date) -> str:
@@ -183,7 +199,7 @@ class Commands:
                                             reply_markup=markup)
 
     async def help(self, update: Update, context: Context) -> None:
-        await self._reply(update, HELP)
+        await self._reply(update, HELP if self.settings.phi == "minimal" else HELP + OPEN_HELP)
 
     async def status(self, update: Update, context: Context) -> None:
         figures = await asyncio.to_thread(status.gather, self.settings, self.store)
@@ -252,7 +268,7 @@ class Commands:
                 decision = await asyncio.to_thread(decisions.retry, self.settings, self.store,
                                                    context.args[0], who=_who(update))
         except DocagentError as error:
-            await self._reply(update, f"Not retried: {error.message}")
+            await self._reply(update, f"Not retried: {self._said(error)}")
             return
         self.wake()
         await self._reply(update, f"Queued {decision.document_id} again (asked by "
@@ -273,7 +289,13 @@ class Commands:
             await query.answer("No such document.")
             return
         if press.action == OPEN:
-            await self.open(update, query, doc)
+            refusal = open_refusal(doc, self.settings.phi)
+            if refusal is None:
+                await self.open(update, query, doc)
+                return
+            log.warning("refused Open of document %s from %s: %s", doc.id, _who(update),
+                        refusal, extra={"doc": doc.id})
+            await query.answer(refusal)
         elif press.action in (FILE, NONE):
             await self.decide(update, query, doc, press)
         elif press.action == RETRY:
@@ -298,7 +320,7 @@ class Commands:
                                                    self.store, doc.id, patient_id,
                                                    who=_who(update))
             except DocagentError as error:  # a race lost, or the machine (disk, database)
-                await query.answer(fit(f"Not done: {error.message}", 190), show_alert=True)
+                await query.answer(fit(f"Not done: {self._said(error)}", 190), show_alert=True)
                 return
         self.wake()
         where = f"#{decision.patient_id}" if decision.patient_id else "unassigned"
@@ -319,7 +341,7 @@ class Commands:
                 await asyncio.to_thread(decisions.retry, self.settings, self.store, doc.id,
                                         who=_who(update))
             except DocagentError as error:
-                await query.answer(fit(f"Not done: {error.message}", 190), show_alert=True)
+                await query.answer(fit(f"Not done: {self._said(error)}", 190), show_alert=True)
                 return
         self.wake()
         await query.answer("Back in the queue.")
@@ -333,6 +355,9 @@ class Commands:
             await message.edit_text(fit(f"{message.text or ''}\n\n{note}"), reply_markup=None)
         except TelegramError as error:
             log.warning("could not edit the message with the decision: %s", error)
+
+    def _said(self, error: DocagentError) -> str:
+        return reasons.error_text(error, self.settings.phi)
 
     async def open(self, update: Update, query: CallbackQuery, doc: Document) -> None:
         if update.effective_chat is None:
@@ -354,7 +379,7 @@ class Commands:
         error = context.error
         if isinstance(error, DocagentError):
             log.warning("a Telegram command could not be done: %s", error)
-            said = str(error)
+            said = self._said(error)
         else:
             log.error("a Telegram command failed: %r", error, exc_info=error)
             said = "an unexpected error; the log has the details"

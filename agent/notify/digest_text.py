@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agent import reasons
+
 
 def render_digest(payload: Mapping[str, Any], *, phi: str = "full") -> str:
     counts = payload.get("counts") or {}
@@ -28,7 +30,9 @@ def render_digest(payload: Mapping[str, Any], *, phi: str = "full") -> str:
             # A file name may be a patient's name: with minimal PHI, the id stands in.
             name = (failure.get("name") if phi != "minimal"
                     else f"document {failure.get('document_id')}")
-            lines.append(f"  - {name}: {failure.get('reason')} [{failure.get('kind')}]")
+            why = reasons.failure(str(failure.get("kind") or "document"),
+                                  str(failure.get("reason") or ""))
+            lines.append(f"  - {name}: {why.text(phi)} [{failure.get('kind')}]")
         more = int(payload.get("failures_total") or 0) - len(failures)
         if more > 0:
             lines.append(f"  … and {more} more (docagent failed list)")

@@ -1,7 +1,8 @@
 """The words of each notification, from an outbox row's kind and payload.
 
 `phi="minimal"` keeps names and birth dates out (initials and the document id instead), for
-practices whose chat may not carry patient identity.
+practices whose chat may not carry patient identity: reasons are rendered from their codes
+(`agent.reasons`), never from the sentence stored with the document, which names what was read.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agent import reasons
 from agent.notify.digest_text import render_digest
 
 # Mean word confidence under which the name and birth date are flagged as doubtful: an upright
@@ -40,7 +42,7 @@ def _read_name(payload: Mapping[str, Any], phi: str) -> str:
     if not last and not first:
         return "no name read"
     if phi == "minimal":
-        return _initials(first, last)
+        return _initials(first, last).rstrip(".")
     return " ".join(x for x in (str(last or "").upper(), first or "") if x) + (
         f", born {birth}" if birth else "")
 
@@ -89,15 +91,16 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
                 f"{_chosen_evidence(payload)} [{doc}]")
     if kind == "review":
         candidates = (payload.get("match") or {}).get("candidates") or []
+        why = reasons.of_payload(payload).text(phi)
         lines = [f"Needs a decision: {name} — read: {_read_name(payload, phi)}. "
-                 f"Why: {payload.get('reason', '?')}.{_doubt(payload)} [{doc}]"]
+                 f"Why: {why}.{_doubt(payload)} [{doc}]"]
         for c in candidates[:3]:
             lines.append(f"  candidate: {_who(c, phi)} — {_evidence(c)}")
         lines.append(f"  decide: docagent review resolve {doc} PATIENT_ID (or --none)")
         return "\n".join(lines)
     if kind == "failed":
-        return (f"Failed: {name} — {payload.get('message') or payload.get('reason', '?')}. "
-                f"{payload.get('action', '')} [{doc}]").strip()
+        why = reasons.of_payload({"outcome": "failed", **payload}).text(phi)
+        return f"Failed: {name} — {why}. {payload.get('action', '')} [{doc}]".strip()
     if kind == "health":
         return str(payload.get("text", "docagent health changed"))
     if kind == "duplicate":
@@ -108,6 +111,8 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
         return text
     if kind == "digest":
         return render_digest(payload, phi=phi)
+    if phi == "minimal":
+        return f"{kind} [{doc}]"  # a kind this module does not know may carry anything
     return f"{kind}: {dict(payload)}"
 
 
