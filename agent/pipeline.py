@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from agent import gate, metrics, ocr, reasons, spool
+from agent import gate, metrics, ocr, spool
 from agent.config import Settings
 from agent.errors import DiskFull, DocumentError, MachineError, PoisonPill, Unreadable
 from agent.ledger import Ledger, prices_from
@@ -155,12 +155,7 @@ def _patient(store: Store, decision: MatchResult) -> dict[str, Any] | None:
 
 def _failed_placement(settings: Settings, doc: Document, error: DocumentError,
                       duration_ms: int) -> Placement:
-    result = _base_result(doc) | {
-        "outcome": FAILED, "reason": error.message,
-        "reason_code": reasons.failure(error.kind, error.message).as_dict(),
-        "patient_id": None, "time": now_iso(),
-        "duration_ms": duration_ms, "pages": None, "text_source": None, **error.as_dict(),
-    }
+    result = spool.failure_result(_base_result(doc), error, duration_ms)
     name = safe_name(doc.original_name)
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem or len(ext) > 10:

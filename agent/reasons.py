@@ -123,6 +123,7 @@ _MINIMAL: dict[str, str] = {
     "page-too-large": "a page is too large to read",
     "unreadable": "no text could be read on any page",
     "crashed": "the file stopped the service several times",
+    "no-access": "docagent may not read the file (its owner and mode)",
     "document": "the document could not be read",
     # Faults of the server, for a decision that could not be carried out.
     "machine": "a fault of the server",

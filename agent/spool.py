@@ -50,10 +50,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import modes
+from agent import modes, reasons
 from agent.audit import AuditLog
 from agent.config import Settings
-from agent.errors import DiskFull, NoAccess
+from agent.errors import DiskFull, DocagentError, NoAccess
 from agent.logs import get_logger
 from agent.store import (
     CLAIMING,
@@ -398,6 +398,15 @@ def _record_duplicate(
 
 # --- a file docagent may not read ----------------------------------------------------------
 
+
+def failure_result(base: Mapping[str, Any], error: DocagentError,
+                   duration_ms: int) -> dict[str, Any]:
+    """What is kept about a failure (reason file, database, outbox): the same for every one."""
+    return {**base, "outcome": FAILED, "reason": error.message,
+            "reason_code": reasons.failure(error.kind, error.message).as_dict(),
+            "patient_id": None, "time": now_iso(), "duration_ms": duration_ms, "pages": None,
+            "text_source": None, **error.as_dict()}
+
 _NO_ACCESS_PREFIX = "no-access:"
 
 
@@ -428,10 +437,8 @@ def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> C
                       stage="intake", detail=error.strerror or str(error))
     relative = str(source.relative_to(settings.home)) if source.is_relative_to(settings.home) \
         else str(source)
-    result = {"document_id": document_id, "sha256": None, "original_name": name,
-              "received_at": now_iso(), "attempts": 0, "outcome": FAILED,
-              "reason": reason.message, "patient_id": None, "time": now_iso(),
-              "duration_ms": 0, "pages": None, "text_source": None, **reason.as_dict()}
+    result = failure_result({"document_id": document_id, "sha256": None, "original_name": name,
+                             "received_at": now_iso(), "attempts": 0}, reason, 0)
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone():
             return Claim(document_id, None, name, again=True, refused=True)
