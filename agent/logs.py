@@ -84,6 +84,15 @@ class _JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines() or [""])
 
 
+def is_journal(stream: TextIO) -> bool:
+    """True when `stream` is systemd's journal: JOURNAL_STREAM names its device and inode."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return False
+    return os.environ.get("JOURNAL_STREAM", "") == f"{info.st_dev}:{info.st_ino}"
+
+
 def setup(
     log_dir: Path | None, level: str = "INFO", *, stream: TextIO | None = sys.stdout,
     json_lines: bool = False,
