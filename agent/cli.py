@@ -96,12 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(args)
     except PermissionError as error:
-        _refuse(privileges.explain(error.filename, argv))
+        _refuse(f"docagent: {privileges.explain(error.filename, argv)}")
         return EXIT_USAGE
     except sqlite3.OperationalError as error:
         if not _READ_ONLY.search(str(error)):
             raise
-        _refuse(privileges.explain(getattr(args, "db_path", None), argv))
+        _refuse(f"docagent: {privileges.explain(getattr(args, 'db_path', None), argv)}")
         return EXIT_USAGE
     except UsageError as error:
         _refuse(f"docagent: {error.message}")

@@ -305,6 +305,6 @@ def test_daemon_refuses_to_start_on_a_database_taken_from_it(site: Site) -> None
     text = journal.read_text()
     assert done.returncode == 2, text
     assert "Traceback" not in text and len(text.strip().splitlines()) == 1, text
-    assert text.startswith("<3>"), text  # journalctl -p err shows it
+    assert text.startswith("<3>docagent: "), text  # journalctl -p err shows it
     assert str(site.home / "state.db") in text
     assert f"chown {site.users.service}: {site.home / 'state.db'}" in text

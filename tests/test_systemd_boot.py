@@ -251,7 +251,7 @@ def test_the_admin_command_reads_roots_files_and_tells_others_what_to_do(
     staff = box.as_user(STAFF, "cd / && docagent health")
     assert staff.returncode == 2 and "Traceback" not in staff.stderr, staff.stderr
     assert staff.stderr.strip().splitlines() == [
-        f"/etc/docagent/docagent.env: permission denied to {STAFF}: run it as root: "
+        f"docagent: /etc/docagent/docagent.env: permission denied to {STAFF}: run it as root: "
         "sudo docagent health"]
 
 
