@@ -315,30 +315,33 @@ def test_the_service_reads_a_0640_file_of_the_drop_group_under_private_users(
 
 def test_files_dropped_by_root_and_by_a_scanner_are_filed_as_docagents(
         box: Box, tmp_path: Path) -> None:
-    drops = {
-        "root-cp.pdf": f"umask 022 && cp {{src}} {INCOMING}/ && stat -c %i {INCOMING}/{{name}}",
-        "scanner.pdf": (f"runuser -u {SCANNER} -- sh -c 'umask 022 && cp {{src}} {INCOMING}/' "
-                        f"&& stat -c %i {INCOMING}/{{name}}"),
-        "scanner-0640.pdf": (f"runuser -u {SCANNER} -- sh -c 'umask 027 && cp {{src}} "
-                             f"{INCOMING}/' && stat -c %i {INCOMING}/{{name}}"),
-    }
-    dropped: dict[str, str] = {}
-    for name, script in drops.items():
-        src = box.stage(pdfgen.text_pdf([report(name)], tmp_path / name), name)
-        dropped[name] = box.sh(script.format(src=src, name=name)).strip()
-    # Taken in at all means read: the 0640 ones only through docagent-drop.
-    wait_for("all three taken in", lambda: set(drops) <= box.states().keys(), timeout=30)
-    wait_for("all three filed", lambda: all(box.states().get(n) == "filed" for n in drops),
+    sources = {name: box.stage(pdfgen.text_pdf([report(name)], tmp_path / name), name)
+               for name in ("root-cp.pdf", "scanner.pdf", "scanner-0640.pdf")}
+    box.sh("install -d -m 1777 /srv/signal")
+    # The scanner writes through a descriptor it keeps, and writes again once the document is
+    # filed: the archive must not change (issue 12.3: the filed file was the dropper's inode).
+    box.sh(f"systemd-run --quiet --unit=scanner-holds -p User={SCANNER} -p UMask=0022 sh -c "
+           f"'exec 3>{INCOMING}/scanner.pdf; cat {sources['scanner.pdf']} >&3; "
+           "while [ ! -e /srv/signal/go ]; do sleep 0.2; done; "
+           "printf tampered >&3; echo written > /srv/signal/tampered'")
+    box.sh(f"umask 022 && cp {sources['root-cp.pdf']} {INCOMING}/")
+    box.sh(f"runuser -u {SCANNER} -- sh -c "
+           f"'umask 027 && cp {sources['scanner-0640.pdf']} {INCOMING}/'")
+    # Taken in at all means read: the 0640 one only through the docagent-drop group.
+    wait_for("all three taken in", lambda: set(sources) <= box.states().keys(), timeout=30)
+    wait_for("all three filed", lambda: all(box.states().get(n) == "filed" for n in sources),
              timeout=60)
-    for name, inode in dropped.items():
+    box.sh("touch /srv/signal/go")
+    wait_for("the scanner's late write", lambda: box.run(
+        "test -e /srv/signal/tampered").returncode == 0, timeout=30)
+    for name in sources:
         path = box.path_of(name)
-        assert path.startswith(f"{STATE}/done/P0002/")
-        owner, mode, filed_inode = box.sh(f"stat -c '%U %a %i' '{path}'").split()
-        assert (owner, mode) == ("docagent", "640"), name
-        # A copy, not the dropper's inode: a descriptor the dropper kept writes elsewhere.
-        assert filed_inode != inode, name
+        assert path.startswith(f"{STATE}/done/P0002/"), path
+        assert box.sh(f"stat -c '%U %a' '{path}'").split() == ["docagent", "640"], name
+        original = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        assert box.sh(f"sha256sum '{path}'").split()[0] == original, name
         tamper = box.as_user(SCANNER, f"echo tampered >> '{path}'")
-        assert tamper.returncode != 0 and "Permission denied" in tamper.stderr
+        assert tamper.returncode != 0 and "Permission denied" in tamper.stderr, name
     assert box.sh(f"ls -A {INCOMING}").strip() == ""
 
 
