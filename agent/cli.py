@@ -9,6 +9,8 @@ import argparse
 import json
 import logging
 import os
+import re
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -16,11 +18,23 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import audit, config, decisions, health, ledger, modes, pipeline, rematch, spool, status
+from agent import (
+    audit,
+    config,
+    decisions,
+    health,
+    ledger,
+    modes,
+    pipeline,
+    privileges,
+    rematch,
+    spool,
+    status,
+)
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
-from agent.logs import escape, escape_json, for_journal, with_priority
+from agent.logs import escape, escape_json, is_journal, with_priority
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.ocr import limit_threads
@@ -80,42 +94,76 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.umask(modes.UMASK)  # a shell's 022 would leave the spool and the logs world-readable
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
-        settings = config.load()
-        if args.command == "run":
-            setup_logging(settings.log_dir, settings.log_level, stream=sys.stdout,
-                          json_lines=settings.log_format == "json")
-            return run_daemon(settings)
-        # Other commands keep stdout for their answer; the log gets the details.
-        setup_logging(settings.log_dir, settings.log_level, stream=None,
-                      json_lines=settings.log_format == "json")
-        spool.ensure_folders(settings)
-        store = Store(settings.db_path)
-        handler = _COMMANDS[(args.command, getattr(args, "action", None))]
-        return handler(settings, store, args)
+        return _main(args)
+    except PermissionError as error:
+        _refuse(f"docagent: {privileges.explain(error.filename, argv)}")
+        return EXIT_USAGE
+    except sqlite3.OperationalError as error:
+        if not _READ_ONLY.search(str(error)):
+            raise
+        _refuse(f"docagent: {privileges.explain(getattr(args, 'db_path', None), argv)}")
+        return EXIT_USAGE
     except UsageError as error:
-        print(f"docagent: {error.message}", file=sys.stderr)
+        _refuse(f"docagent: {error.message}")
         return EXIT_USAGE
     except DocagentError as error:
-        print(f"docagent: {error.message}. {error.action}", file=sys.stderr)
+        _refuse(f"docagent: {error.message}. {error.action}")
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130
+    finally:
+        for opened in getattr(args, "opened", ()):
+            os.close(opened.fd)
+
+
+def _main(args: argparse.Namespace) -> int:
+    # Input files are opened as the caller, before root becomes the service user.
+    if args.command == "process":
+        args.opened = [privileges.open_input(Path(p), follow_symlinks=False)
+                       for p in args.paths]
+    elif args.command == "patients":
+        args.opened = [privileges.open_input(args.file)]
+    token = None
+    user = privileges.service_user(os.environ)
+    if user is not None:
+        token = privileges.read_token(os.environ)
+        privileges.become(user)
+    settings = privileges.with_token(config.load(), token)
+    args.db_path = settings.db_path  # for the message if SQLite may not write it
+    if args.command == "run":
+        setup_logging(settings.log_dir, settings.log_level, stream=sys.stdout,
+                      json_lines=settings.log_format == "json")
+        return run_daemon(settings)
+    # Other commands keep stdout for their answer; the log gets the details.
+    setup_logging(settings.log_dir, settings.log_level, stream=None,
+                  json_lines=settings.log_format == "json")
+    spool.ensure_folders(settings)
+    store = Store(settings.db_path)
+    handler = _COMMANDS[(args.command, getattr(args, "action", None))]
+    return handler(settings, store, args)
+
+
+# SQLite's words for a database file it may not write or open.
+_READ_ONLY = re.compile(r"readonly database|unable to open database", re.IGNORECASE)
+
+
+def _refuse(line: str) -> None:
+    """One line on stderr; under systemd at error priority, so `journalctl -p err` shows it."""
+    prefix = "<3>" if is_journal(sys.stderr) else ""
+    print(f"{prefix}{line}", file=sys.stderr, flush=True)
 
 
 def _process(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
-    paths = [Path(p) for p in args.paths]
-    for path in paths:
-        if path.is_symlink() or not path.is_file():
-            raise UsageError(f"{path} is not a regular file")
     limit_threads()
     code = EXIT_OK
     with exclusive(settings) as alone:
         if alone:
             spool.recover(settings, store)
-        for path in paths:
-            outcome = _process_one(settings, store, path)
+        for opened in args.opened:
+            outcome = _process_one(settings, store, opened)
             if outcome.outcome in ("failed", "deferred"):
                 code = EXIT_PROBLEM
             if args.json:
@@ -130,12 +178,14 @@ def _process(settings: config.Settings, store: Store, args: argparse.Namespace) 
     return code
 
 
-def _process_one(settings: config.Settings, store: Store, path: Path) -> pipeline.Outcome:
+def _process_one(settings: config.Settings, store: Store,
+                 opened: privileges.Opened) -> pipeline.Outcome:
     started = time.monotonic()
+    # The bytes come from the descriptor the caller opened, not from the path again.
     try:
-        claim = spool.claim(settings, store, path, keep_source=True)
+        claim = spool.claim(settings, store, opened.path, keep_source=True, fd=opened.fd)
     except spool.NotTaken as error:
-        raise UsageError(f"{path}: {error}") from None
+        raise UsageError(f"{opened.path}: {error}") from None
     if claim.duplicate_of is not None:
         earlier = claim.duplicate_of
         return pipeline.Outcome(
@@ -283,10 +333,9 @@ def _retry(settings: config.Settings, store: Store, args: argparse.Namespace) ->
 
 
 def _patients_import(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
-    if not args.file.is_file():
-        raise UsageError(f"{args.file} is not a file")
     try:
-        report = import_csv(store, args.file)
+        with open(args.opened[0].fd, "rb", closefd=False) as handle:
+            report = import_csv(store, handle, name=str(args.file))
     except ImportFileError as error:
         raise UsageError(str(error)) from None
     print(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
@@ -347,7 +396,7 @@ def _user() -> str:
 
 def _health(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
     checks = health.run_checks(settings, store)
-    journal = for_journal(sys.stdout)
+    journal = is_journal(sys.stdout)
     print(health.as_json(checks) if args.json else health.render(checks, journal=journal),
           flush=True)
     if args.notify:

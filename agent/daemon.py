@@ -37,6 +37,7 @@ log = get_logger("daemon")
 TICK = 0.5
 READY_BATCH = 16  # files judged whole per look at incoming/: claims start before all are probed
 DIGEST_CHECK_SECONDS = 60.0
+RUN_STATE = "daemon_run"  # meta: "running" from start-up until a clean stop, then "stopped"
 
 
 @contextlib.contextmanager
@@ -284,8 +285,14 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        for line in await asyncio.to_thread(spool.recover, self.settings, self.store):
+        unclean = await asyncio.to_thread(self._mark_running)
+        recovered = await asyncio.to_thread(spool.recover, self.settings, self.store)
+        for line in recovered:
             log.warning("recovery: %s", line)
+        if unclean:
+            # A kill -9, an OOM kill, a watchdog kill or a crash leaves no line of its own.
+            log.error("the previous run ended without a clean stop (killed or crashed); "
+                      "recovery: %s", _summary(recovered))
         metrics_server = self._metrics_server()
         def from_watchdog_thread(path: Path, settled: bool) -> None:
             loop.call_soon_threadsafe(self._on_event, path, settled)
@@ -332,8 +339,23 @@ class Daemon:
             observer.join(timeout=5)
             if metrics_server is not None:
                 metrics_server.shutdown()
+            with contextlib.suppress(DocagentError):
+                self.store.set_meta(RUN_STATE, "stopped")
             self.store.close()
         log.info("stopped")
+
+    def _mark_running(self) -> bool:
+        """Note that a run started; True if the previous one never noted its stop."""
+        previous = self.store.get_meta(RUN_STATE)
+        self.store.set_meta(RUN_STATE, "running")
+        return previous == "running"
+
+
+def _summary(actions: list[str], limit: int = 10) -> str:
+    if not actions:
+        return "nothing was left half done"
+    more = f"; and {len(actions) - limit} more" if len(actions) > limit else ""
+    return "; ".join(actions[:limit]) + more
 
 
 def run(settings: Settings) -> int:
@@ -341,7 +363,8 @@ def run(settings: Settings) -> int:
     spool.ensure_folders(settings)
     with exclusive(settings) as got_lock:
         if not got_lock:
-            raise UsageError(f"another docagent is already running on {settings.home}")
+            raise UsageError(f"another docagent is already running on {settings.home}: stop it "
+                             "first (systemctl stop docagent), or leave that one running")
         daemon = Daemon(settings)
         asyncio.run(daemon.main())
     return 1 if daemon.failed else 0

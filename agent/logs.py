@@ -150,9 +150,13 @@ class _JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines() or [""])
 
 
-def for_journal(stream: TextIO) -> bool:
-    """Whether lines written to `stream` reach journald, which reads a `<N>` priority prefix."""
-    return bool(os.environ.get("JOURNAL_STREAM")) and stream is sys.stdout
+def is_journal(stream: TextIO) -> bool:
+    """True when `stream` is systemd's journal: JOURNAL_STREAM names its device and inode."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return False
+    return os.environ.get("JOURNAL_STREAM", "") == f"{info.st_dev}:{info.st_ino}"
 
 
 def with_priority(line: str, level: int) -> str:
@@ -188,7 +192,7 @@ def setup(
 
     if stream is not None:
         console = logging.StreamHandler(stream)
-        under_journal = for_journal(stream)
+        under_journal = is_journal(stream)
         if json_lines:
             console.setFormatter(JsonFormatter(stamp=not under_journal, priority=under_journal))
         elif under_journal:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 from agent.logs import escape
 from agent.names import name_key, record_keys
@@ -76,11 +77,17 @@ class ImportFileError(Exception):
     """The file as a whole cannot be read (missing columns, not UTF-8)."""
 
 
-def import_csv(store: Store, path: Path) -> ImportReport:
-    """Add or update patients by id; rows with a problem are reported with their line."""
+def import_csv(store: Store, source: Path | BinaryIO, *, name: str | None = None) -> ImportReport:
+    """Add or update patients by id; rows with a problem are reported with their line.
+
+    `source` is a path, or a file already open (the command opens it as its caller before it
+    becomes the service user); `name` is how messages call it (default: the path).
+    """
     report = ImportReport()
+    path = name or (str(source) if isinstance(source, Path) else "the file")
+    raw = source.read_bytes() if isinstance(source, Path) else source.read()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ImportFileError(f"{path} is not UTF-8 text ({error.reason})") from None
     # newline="": only CR and LF end a record; str.splitlines would also cut a field at

@@ -49,6 +49,20 @@ class Spool:
                                  f"{done.stdout}\n{done.stderr}")
         return done
 
+    def run_journaled(self, *args: str, env: dict[str, str] | None = None,
+                      timeout: float = 300) -> tuple[int, str]:
+        """`docagent ARGS` as systemd runs it: stdout and stderr are the journal (a file here,
+        named by JOURNAL_STREAM's device:inode as systemd names its socket); returns the exit
+        code and what the journal got."""
+        journal = self.root / f"journal-{os.urandom(4).hex()}.txt"
+        with open(journal, "w") as stream:
+            info = os.fstat(stream.fileno())
+            done = subprocess.run(
+                [DOCAGENT, *args], stdout=stream, stderr=stream, cwd=self.root, timeout=timeout,
+                env={**self.env, **(env or {}), "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"},
+                check=False)
+        return done.returncode, journal.read_text()
+
     def process_json(self, *paths: Path) -> list[dict[str, object]]:
         done = self.run("process", "--json", *map(str, paths))
         assert done.returncode in (0, 1), done.stderr

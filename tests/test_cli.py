@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from tests import pdfgen
@@ -185,20 +186,22 @@ def test_under_systemd_stdout_lines_carry_their_priority(spool: Spool, tmp_path:
     bad.write_bytes(b"")
     incoming = spool.home / "incoming"
     (incoming / "x.pdf").write_bytes(b"%PDF-1.4 junk")
-    env = {**spool.env, "JOURNAL_STREAM": "8:1234", "DOCAGENT_INCOMPLETE_SECONDS": "1",
-           "DOCAGENT_STABLE_SECONDS": "0.2"}
-    proc = subprocess.Popen([DOCAGENT, "run"], env=env, cwd=spool.root, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
+    journal = tmp_path / "journal.txt"
+    with open(journal, "w") as stream:
+        info = os.fstat(stream.fileno())
+        env = {**spool.env, "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}",
+               "DOCAGENT_INCOMPLETE_SECONDS": "1", "DOCAGENT_STABLE_SECONDS": "0.2"}
+        proc = subprocess.Popen([DOCAGENT, "run"], env=env, cwd=spool.root, stdout=stream,
+                                stderr=subprocess.STDOUT)
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "failed" in line and "incomplete" in line:
-                break
+        deadline = time.monotonic() + 60
+        while not ("failed" in (text := journal.read_text()) and "incomplete" in text):
+            assert time.monotonic() < deadline and proc.poll() is None, text
+            time.sleep(0.1)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    lines = journal.read_text().splitlines()
     assert all(line.startswith(("<3>", "<4>", "<6>", "<7>")) for line in lines), lines
     assert any(line.startswith("<6>") and "watching" in line for line in lines)
     assert any(line.startswith("<3>") and "incomplete" in line for line in lines)

@@ -288,9 +288,9 @@ def test_a_check_that_cannot_run_is_one_failing_line(spool: Spool) -> None:
 
 def test_under_journald_a_failing_check_is_an_error(spool: Spool) -> None:
     """journald reads a `<N>` prefix on each stdout line: FAIL lines must be `err`."""
-    done = spool.run("health", env={"JOURNAL_STREAM": "8:12345"})
-    assert done.returncode == 1
-    out = done.stdout.splitlines()
+    code, journal = spool.run_journaled("health")
+    assert code == 1
+    out = journal.splitlines()
     assert out and all(line.startswith(("<3>FAIL  ", "<6>ok    ")) for line in out), out
     assert any(line.startswith("<3>FAIL  daemon") for line in out)
     assert any(line.startswith("<6>ok    tesseract") for line in out)

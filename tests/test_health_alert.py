@@ -54,10 +54,10 @@ def telegram_calls(spool: Spool) -> list[str]:
 
 def test_the_daemon_is_down_alert_reaches_the_staff_once(spool: Spool, botapi: BotApi, tg,
                                                         tmp_path: Path) -> None:
-    done = spool.run("health", "--notify", env=telegram(botapi, JOURNAL_STREAM="8:1"))
-    assert done.returncode == 1
-    assert "<3>FAIL  daemon" in done.stdout
-    assert "<4>health alert sent to Telegram by this command (1 message(s))" in done.stdout
+    code, journal = spool.run_journaled("health", "--notify", env=telegram(botapi))
+    assert code == 1
+    assert "<3>FAIL  daemon" in journal
+    assert "<4>health alert sent to Telegram by this command (1 message(s))" in journal
     [alert] = alerts(botapi)
     assert "- daemon: no `docagent run` holds the lock" in (alert.text or "")
     assert [r["sent_at"] is not None for r in outbox(spool)] == [True]

@@ -108,6 +108,38 @@ def test_daemon_unit_says_what_the_contract_asks() -> None:
     assert int(unit["WatchdogSec"][0]) > 0 and int(unit["TimeoutStopSec"][0]) >= 200
 
 
+def _size(text: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([KMG]?)", text).groups()  # type: ignore[union-attr]
+    return int(number) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
+
+
+def test_daemon_unit_bounds_memory_and_tasks_above_the_measured_peaks() -> None:
+    unit = settings_of("docagent.service")
+    worst_peak = 280 * 1024**2  # the hostile-files proof, the largest tree measured
+    high, hard = _size(unit["MemoryHigh"][0]), _size(unit["MemoryMax"][0])
+    assert 2 * worst_peak <= high < hard <= 8 * worst_peak
+    assert 4 * 21 <= int(unit["TasksMax"][0]) <= 1024  # 21 tasks measured with 4 workers
+
+
+def test_units_share_the_drop_layout_and_keep_the_token_out_of_reach() -> None:
+    for name in ("docagent.service", "docagent-health.service"):
+        unit = settings_of(name)
+        # 0751: a drop account may pass through the home to incoming/, never list it.
+        assert unit["StateDirectoryMode"] == ["0751"], name
+        assert unit["LogsDirectoryMode"] == ["0750"], name
+        assert unit["UMask"] == ["0027"], name
+        assert unit["LoadCredential"] == ["telegram-token:/etc/docagent/telegram-token"], name
+        assert "DOCAGENT_SERVICE_USER=docagent" in unit["Environment"], name
+        assert unit["PrivateUsers"] == ["yes"], name
+
+
+def test_an_unhealthy_result_fails_the_health_unit() -> None:
+    service = settings_of("docagent-health.service")
+    # `docagent health` exits 1 when unhealthy: the unit must fail for systemctl --failed
+    # and OnFailure= to see it.
+    assert "SuccessExitStatus" not in service
+
+
 def test_timer_runs_the_health_check_every_15_minutes() -> None:
     timer = settings_of("docagent-health.timer")
     assert timer["OnCalendar"] == ["*:0/15"] and timer["Persistent"] == ["true"]
