@@ -88,6 +88,21 @@ def base_env(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def local_site(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """Settings and an open Store on a fresh spool under tmp_path, for in-process tests of
+    the spool's own functions (no `docagent` process, no patients)."""
+    from agent import config, spool
+    from agent.store import Store
+
+    settings = config.load(env={"DOCAGENT_HOME": str(tmp_path / "home"),
+                                "DOCAGENT_LOG_DIR": str(tmp_path / "logs")}, cwd=tmp_path)
+    spool.ensure_folders(settings)
+    store = Store(settings.db_path)
+    yield settings, store
+    store.close()
+
+
+@pytest.fixture
 def spool(tmp_path: Path) -> Iterator[Spool]:
     root = tmp_path / "site"
     root.mkdir()

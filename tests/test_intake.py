@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,8 @@ from tests import pdfgen
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[config.Settings, Store]]:
-    settings = config.load(env={"DOCAGENT_HOME": str(tmp_path / "home"),
-                                "DOCAGENT_LOG_DIR": str(tmp_path / "logs")}, cwd=tmp_path)
-    spool.ensure_folders(settings)
-    store = Store(settings.db_path)
-    yield settings, store
-    store.close()
+def site(local_site: tuple[config.Settings, Store]) -> tuple[config.Settings, Store]:
+    return local_site
 
 
 def dropped(settings: config.Settings, tmp_path: Path, name: str, content: str = "") -> Path:

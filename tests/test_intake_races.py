@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,13 +30,8 @@ ROUNDS = 300
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[config.Settings, Store]]:
-    settings = config.load(env={"DOCAGENT_HOME": str(tmp_path / "home"),
-                                "DOCAGENT_LOG_DIR": str(tmp_path / "logs")}, cwd=tmp_path)
-    spool.ensure_folders(settings)
-    store = Store(settings.db_path)
-    yield settings, store
-    store.close()
+def site(local_site: tuple[config.Settings, Store]) -> tuple[config.Settings, Store]:
+    return local_site
 
 
 # The adversary is another process, as a dropper is: a thread would share the interpreter's lock

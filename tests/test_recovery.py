@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,13 @@ class Crash(BaseException):
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[config.Settings, Store]]:
-    settings = config.load(env={"DOCAGENT_HOME": str(tmp_path / "home"),
-                                "DOCAGENT_LOG_DIR": str(tmp_path / "logs")}, cwd=tmp_path)
-    spool.ensure_folders(settings)
-    store = Store(settings.db_path)
+def site(local_site: tuple[config.Settings, Store],
+         tmp_path: Path) -> tuple[config.Settings, Store]:
+    settings, store = local_site
     csv = tmp_path / "p.csv"
     csv.write_text(PATIENTS_CSV, encoding="utf-8")
     import_csv(store, csv)
-    yield settings, store
-    store.close()
+    return settings, store
 
 
 def restart(settings: config.Settings, store: Store) -> Store:
