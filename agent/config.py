@@ -143,25 +143,11 @@ def check_private(path: Path, info: os.stat_result | None = None) -> None:
 def _read_env_file(path: Path) -> dict[str, str]:
     """Checked and read through one descriptor: the file checked is the file read, even if
     someone who may write the folder swaps the name meanwhile."""
-    try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the with below
-    except PermissionError:
-        raise ConfigError(_unreadable(path)) from None
-    with handle:
+    # A file we may not open raises PermissionError as it is: the command line says, once for
+    # every file, whose it is and how to run the command instead (agent.privileges.explain).
+    with open(path, encoding="utf-8") as handle:
         check_private(path, os.fstat(handle.fileno()))
         return {k: v for k, v in dotenv_values(stream=handle).items() if v is not None}
-
-
-def _unreadable(path: Path) -> str:
-    """Someone else's settings, closed to us: nothing to fix in the file, run as its owner."""
-    text = f"{path} cannot be read by {_user_name(os.geteuid())}"
-    try:
-        info = path.stat()
-    except OSError:
-        return text
-    owner = _user_name(info.st_uid)
-    return (f"{text} (it belongs to {owner}, mode {stat.S_IMODE(info.st_mode):04o}): "
-            f"run docagent as {owner}")
 
 
 def _read_credential(env: Mapping[str, str], name: str) -> str | None:

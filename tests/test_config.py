@@ -7,7 +7,6 @@ import pwd
 import secrets
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,43 +156,3 @@ def test_a_dotenv_owned_by_another_user_is_refused(other_user: int, tmp_path: Pa
     assert (tmp_path / "theirs" / "state.db").exists()
 
 
-@pytest.fixture
-def open_folder() -> Iterator[Path]:
-    """A folder another user may enter (pytest's own are under a 0700 folder)."""
-    folder = Path(tempfile.mkdtemp(prefix="docagent-test-"))
-    folder.chmod(0o711)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder)
-
-
-def test_a_dotenv_we_cannot_read_is_one_line(other_user: int, open_folder: Path) -> None:
-    """As the other user (a forked child: the interpreter under /root is not theirs to run),
-    root's 0600 file cannot be read, and the refusal says so instead of a traceback."""
-    env_file = open_folder / ".env"
-    env_file.write_text("DOCAGENT_WORKERS=1\n")
-    env_file.chmod(0o600)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: become the other user, load the settings, report, exit
-        code = 3
-        try:
-            os.close(read)
-            os.setgid(pwd.getpwuid(other_user).pw_gid)
-            os.setuid(other_user)
-            config.load(env={"DOCAGENT_ENV_FILE": str(env_file)}, cwd=open_folder)
-            code = 0
-        except ConfigError as error:
-            os.write(write, error.message.encode())
-            code = 2
-        finally:
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        said = pipe.read().decode()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 2, said
-    user = pwd.getpwuid(other_user).pw_name
-    assert said == (f"{env_file} cannot be read by {user} (it belongs to root, mode 0600): "
-                    "run docagent as root")

@@ -103,7 +103,7 @@ def test_each_maker_sets_its_mode_without_the_command_line(loose_umask: None,
     assert isinstance(handler, logging.handlers.RotatingFileHandler)
     handler.doRollover()
     logger.info("after the rotation")
-    AuditLog(tmp_path / "audit").record("taken", document_id="d1")
+    AuditLog(tmp_path / "audit", state_db=tmp_path / "state.db").record("taken", document_id="d1")
     ledger.Ledger(tmp_path / "costs").record("telegram", "sendMessage", duration_ms=1)
     store = Store(tmp_path / "db" / "state.db")
     with store.write() as conn:

@@ -65,7 +65,7 @@ def test_minimal_sentences_for_what_was_read_and_for_failures() -> None:
     assert reasons.failure("too-large", "the file is 3.1 MB").text("minimal") == \
         "the file is over the size limit"
     # A code nobody wrote a sentence for: its name, never its parameters.
-    assert Reason.of("no-access", message="owned by zorro").text("minimal") == "no-access"
+    assert Reason.of("a-new-kind", message="owned by zorro").text("minimal") == "a-new-kind"
 
 
 def test_reasons_the_matcher_gives_are_codes_with_the_old_sentences(tmp_path: Path) -> None:
