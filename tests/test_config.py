@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 
 from agent import config
 from agent.errors import ConfigError
+from tests import uids
 from tests.conftest import DOCAGENT, base_env
 
 
@@ -121,15 +120,9 @@ def test_bad_usage_exits_2_without_traceback(tmp_path: Path) -> None:
 @pytest.fixture
 def other_user() -> Iterator[int]:
     """A real account that is neither us nor root, removed afterwards."""
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        pytest.skip("needs root and useradd to give a file to another user")
-    name = f"dagt{secrets.token_hex(3)}"
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    name], check=True, capture_output=True)
-    try:
-        yield pwd.getpwnam(name).pw_uid
-    finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
+    uids.require()
+    with uids.user("dagt") as made:
+        yield made.uid
 
 
 def test_a_dotenv_owned_by_another_user_is_refused(other_user: int, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import secrets
 import shutil
 import socket
 import stat
@@ -27,7 +26,7 @@ from agent.config import HealthLimits, unit_names
 from agent.daemon import exclusive
 from agent.errors import ConfigError
 from agent.store import Store
-from tests import pdfgen
+from tests import pdfgen, uids
 from tests.conftest import Spool, base_env
 from tests.daemonproc import Running, states
 
@@ -308,16 +307,9 @@ def test_an_empty_patient_directory_fails(tmp_path: Path) -> None:
 @pytest.fixture
 def account() -> Iterator[pwd.struct_passwd]:
     """A real system account (and its own group), removed afterwards."""
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        pytest.skip("needs root and useradd to make an account")
-    name = f"dagt{secrets.token_hex(3)}"
-    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell",
-                    "/usr/sbin/nologin", name], check=True, capture_output=True)
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
-        subprocess.run(["groupdel", name], check=False, capture_output=True)
+    uids.require()
+    with uids.user("dagt") as made:
+        yield pwd.getpwnam(made.name)
 
 
 def old(path: Path) -> None:
@@ -456,14 +448,8 @@ def test_the_daemon_is_found_where_proc_locks_and_stat_disagree(
     assert run.stop() == 0
 
 
-REPO = Path(__file__).resolve().parent.parent
-STAFF_PYTHON = "/usr/bin/python3"
-
-
 def test_staff_in_the_group_may_ask_the_lock(account: pwd.struct_passwd) -> None:
     """Staff are in the service's group: the lock file is 0640 and a read-only probe works."""
-    if not os.access(STAFF_PYTHON, os.X_OK) or sys.version_info[:2] != (3, 11):
-        pytest.skip(f"no {STAFF_PYTHON} of our Python version for another account to run")
     base = Path(tempfile.mkdtemp(prefix="docagent-lock-", dir="/tmp"))
     try:
         base.chmod(0o711)
@@ -477,13 +463,12 @@ def test_staff_in_the_group_may_ask_the_lock(account: pwd.struct_passwd) -> None
             path = home / lock.NAME
             os.chown(path, 0, account.pw_gid)  # the service's group, as on a server
             assert stat.S_IMODE(path.stat().st_mode) == 0o640
-            # The system's Python: ours may live where the account cannot reach (/root);
-            # agent.lock needs nothing beyond the standard library.
+            staff = uids.Account(account.pw_name, account.pw_uid, account.pw_gid)
             done = subprocess.run(
-                [STAFF_PYTHON, "-c", "import sys; from pathlib import Path; "
-                 "from agent import lock; print(lock.probe(Path(sys.argv[1])).pid)", str(path)],
-                user=account.pw_uid, group=account.pw_gid, capture_output=True, text=True,
-                timeout=60, cwd="/", env={"PYTHONPATH": str(REPO)})
+                uids.command(staff, [sys.executable, "-c", "import sys; from pathlib import "
+                                     "Path; from agent import lock; "
+                                     "print(lock.probe(Path(sys.argv[1])).pid)", str(path)]),
+                capture_output=True, text=True, timeout=60, cwd="/")
             assert done.returncode == 0, done.stderr
             assert done.stdout.strip() == str(os.getpid())
     finally:

@@ -50,7 +50,7 @@ class Site:
         return self.home / "incoming"
 
     def as_daemon(self, argv: list[str]) -> list[str]:
-        return uids.command(self.people.daemon, argv, stash=self.base / "stash")
+        return uids.command(self.people.daemon, argv)
 
     def docagent(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.as_daemon([DOCAGENT, *args]), capture_output=True, text=True,
@@ -59,8 +59,7 @@ class Site:
     def as_scanner(self, script: str, *, umask: int = 0o022,
                    wait: bool = True) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            uids.command(self.people.scanner, ["sh", "-c", script], stash=self.base / "stash",
-                         umask=umask),
+            uids.command(self.people.scanner, ["sh", "-c", script], umask=umask),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self.base)
         if wait:
             proc.wait(timeout=60)
@@ -99,7 +98,6 @@ def people() -> Iterator[uids.Accounts]:
 def site(people: uids.Accounts) -> Iterator[Site]:
     base = Path(tempfile.mkdtemp(prefix="docagent-uids-", dir="/tmp"))
     base.chmod(0o755)
-    (base / "stash").mkdir(mode=0o700)
     root = base / "site"
     daemon = people.daemon
     root.mkdir()

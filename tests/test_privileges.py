@@ -13,79 +13,40 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests import pdfgen
+from tests import pdfgen, uids
 from tests.botapi import BotApi
-from tests.conftest import PATIENTS_CSV
+from tests.conftest import DOCAGENT, PATIENTS_CSV
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "4242:privileges-test-token"
-
-
-def world_python() -> tuple[str, str] | None:
-    """An interpreter every user may run, and the PYTHONPATH that finds docagent and its
-    dependencies; None if there is none (the venv's Python often lives in root's home)."""
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    site = Path(sys.prefix, "lib", version, "site-packages")
-    for candidate in (os.path.realpath(sys.executable), f"/usr/bin/{version}"):
-        if os.path.exists(candidate) and all(_open_to_all(p) for p in (candidate, site, REPO)):
-            return candidate, f"{REPO}:{site}"
-    return None
-
-
-def _open_to_all(path: str | Path) -> bool:
-    path = Path(path)
-    return all(os.stat(p).st_mode & 0o005 == 0o005 for p in [path, *path.parents])
 
 
 @dataclass
 class Users:
     service: str  # owns the spool, like `docagent`
     staff: str  # a person in the service's group, like office staff in group `docagent`
-    python: str
-    pythonpath: str
 
     def ids(self, name: str) -> tuple[int, int]:
         entry = pwd.getpwnam(name)
         return entry.pw_uid, entry.pw_gid
 
-
-def _run(argv: list[str]) -> None:
-    subprocess.run(argv, check=True, capture_output=True)
+    def account(self, name: str) -> uids.Account:
+        return uids.Account(name, *self.ids(name))
 
 
 @pytest.fixture(scope="module")
 def users() -> Iterator[Users]:
-    if os.geteuid() != 0:
-        pytest.skip("making users with useradd needs root")
-    if shutil.which("useradd") is None:
-        pytest.skip("useradd is not installed")
-    found = world_python()
-    if found is None:
-        pytest.skip("no Python that other users may run (the venv's is under a closed folder)")
-    tag = uuid.uuid4().hex[:6]
-    service, staff = f"dagsvc{tag}", f"dagstf{tag}"
-    made: list[str] = []
-    try:
-        _run(["useradd", "--system", "--user-group", "--no-create-home",
-              "--shell", "/usr/sbin/nologin", service])
-        made.append(service)
-        _run(["useradd", "--user-group", "--no-create-home", "--groups", service,
-              "--shell", "/bin/sh", staff])
-        made.append(staff)
-        yield Users(service, staff, *found)
-    finally:
-        for name in reversed(made):
-            subprocess.run(["userdel", name], check=False, capture_output=True)
-            subprocess.run(["groupdel", name], check=False, capture_output=True)
+    uids.require()
+    with uids.user("dagsvc") as service, \
+            uids.user("dagstf", groups=[service.name], login_shell="/bin/sh",
+                      system=False) as staff:
+        yield Users(service.name, staff.name)
 
 
 @dataclass
@@ -114,7 +75,7 @@ class Site:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-               "PYTHONPATH": self.users.pythonpath, "DOCAGENT_HOME": str(self.home),
+               "DOCAGENT_HOME": str(self.home),
                "DOCAGENT_LOG_DIR": str(self.logs), "CONFIGURATION_DIRECTORY": str(self.conf),
                "DOCAGENT_SERVICE_USER": self.users.service, "DOCAGENT_WORKERS": "1"}
         return {**env, **extra}
@@ -122,16 +83,10 @@ class Site:
     def docagent(self, *args: str, user: str | None = None, cwd: Path | None = None,
                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """The command as the installed wrapper runs it, as root or as `user`."""
-        argv = [self.users.python, "-P", "-c",
-                "import sys; from agent.cli import main; sys.exit(main())", *args]
-        ids: dict[str, object] = {}
-        if user is not None:
-            uid, gid = self.users.ids(user)
-            groups = os.getgrouplist(user, gid)
-            ids = {"user": uid, "group": gid, "extra_groups": groups}
+        account = None if user is None else self.users.account(user)
+        argv = uids.command(account, [DOCAGENT, *args])
         return subprocess.run(argv, env=env or self.env(), cwd=cwd or self.admin,
-                              capture_output=True, text=True, timeout=300, check=False,
-                              **ids)  # type: ignore[call-overload]
+                              capture_output=True, text=True, timeout=300, check=False)
 
     def owners(self) -> set[str]:
         """Every owner of a file or folder docagent created or touched."""
@@ -297,10 +252,8 @@ def test_daemon_refuses_to_start_on_a_database_taken_from_it(site: Site) -> None
         info = os.fstat(stderr.fileno())
         env = site.env(JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}")
         done = subprocess.run(
-            [site.users.python, "-P", "-c",
-             "import sys; from agent.cli import main; sys.exit(main())", "run"],
+            uids.command(site.users.account(site.users.service), [DOCAGENT, "run"]),
             env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=stderr, timeout=120,
-            user=site.users.service, group=site.users.ids(site.users.service)[1],
             check=False)
     text = journal.read_text()
     assert done.returncode == 2, text

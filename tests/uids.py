@@ -9,6 +9,7 @@ test must not loosen /root for the rest of the machine.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import grp
 import os
@@ -18,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,26 +53,54 @@ def why_not() -> str | None:
     return None
 
 
+def require() -> None:
+    """Skip the calling test, with the reason, where other users cannot be made."""
+    import pytest
+
+    reason = why_not()
+    if reason is not None:
+        pytest.skip(reason)
+
+
 def _run(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
 @contextlib.contextmanager
-def accounts() -> Iterator[Accounts]:
-    tag = secrets.token_hex(3)
-    group, daemon, scanner = f"dgdrop{tag}", f"dgd{tag}", f"dgs{tag}"
-    made_users: list[str] = []
+def group(prefix: str) -> Iterator[tuple[str, int]]:
+    """A new system group (name, gid), removed afterwards."""
+    name = f"{prefix}{secrets.token_hex(3)}"
+    _run("groupadd", "--system", name)
     try:
-        _run("groupadd", "--system", group)
-        for name in (daemon, scanner):
-            _run("useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
-                 "/nonexistent", "--shell", "/usr/sbin/nologin", "--groups", group, name)
-            made_users.append(name)
-        yield Accounts(_account(daemon), _account(scanner), group, grp.getgrnam(group).gr_gid)
+        yield name, grp.getgrnam(name).gr_gid
     finally:
-        for name in made_users:
-            subprocess.run(["userdel", name], capture_output=True, check=False)
-        subprocess.run(["groupdel", group], capture_output=True, check=False)
+        subprocess.run(["groupdel", name], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def user(prefix: str, *, groups: Sequence[str] = (), login_shell: str = "/usr/sbin/nologin",
+         system: bool = True) -> Iterator[Account]:
+    """A new account with a group of its own (and `groups` besides), removed afterwards."""
+    name = f"{prefix}{secrets.token_hex(3)}"
+    argv = ["useradd", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+            "--shell", login_shell]
+    if system:
+        argv.append("--system")
+    if groups:
+        argv += ["--groups", ",".join(groups)]
+    _run(*argv, name)
+    try:
+        yield _account(name)
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+        subprocess.run(["groupdel", name], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def accounts() -> Iterator[Accounts]:
+    with group("dgdrop") as (drop, drop_gid), \
+            user("dgd", groups=[drop]) as daemon, user("dgs", groups=[drop]) as scanner:
+        yield Accounts(daemon, scanner, drop, drop_gid)
 
 
 def _account(name: str) -> Account:
@@ -108,14 +138,29 @@ def _reachability_script(stash: Path) -> str:
     return "\n".join(lines)
 
 
-def command(account: Account, argv: Sequence[str], *, stash: Path, umask: int = 0o022,
-            ) -> list[str]:
-    """`argv` as `account` (its groups included), with the given umask; `stash` is an empty
-    folder of root's for the mount handles."""
+_stash: list[Path] = []
+
+
+def _stash_folder() -> Path:
+    """An empty folder of root's for the mount handles, made once per test run."""
+    if not _stash:
+        folder = Path(tempfile.mkdtemp(prefix="docagent-uids-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _stash.append(folder)
+    return _stash[0]
+
+
+def command(account: Account | None, argv: Sequence[str], *, umask: int = 0o022) -> list[str]:
+    """`argv` as `account` (its groups included), with the given umask: a list for Popen.
+
+    With `account` None the command stays root's, in the same namespace: a docagent run as
+    root that gives up root itself must still find its interpreter afterwards."""
+    become = ("" if account is None else
+              f"setpriv --reuid={account.uid} --regid={account.gid} --init-groups -- ")
     script = "\n".join([
         "set -e",
-        _reachability_script(stash),
+        _reachability_script(_stash_folder()),
         f"umask {umask:03o}",
-        f'exec setpriv --reuid={account.uid} --regid={account.gid} --init-groups -- "$@"',
+        f'exec {become}"$@"',
     ])
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv]
