@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import canary, digest, lock, metrics, pipeline, spool
+from agent import canary, digest, lock, metrics, modes, pipeline, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
 from agent.gate import page_count
@@ -47,7 +47,7 @@ def exclusive(settings: Settings, *, hold: float | None = None) -> Iterator[bool
     `hold`: we let go within that many seconds and the lock file says so, so a daemon starting
     meanwhile waits for us rather than refuse to start (see `agent.lock`).
     """
-    settings.home.mkdir(parents=True, exist_ok=True)
+    modes.make_folder(settings.home)
     path = lock.path_in(settings.home)
     try:
         fd = lock.open_for_holding(path)
