@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from agent import audit, config, decisions, health, ledger, pipeline, rematch, spool, status
+from agent.children import configure as configure_children
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
-from agent.ocr import limit_threads
 from agent.patients import ImportFileError, import_csv
 from agent.store import FINAL_STATES, QUEUED, Store
 
@@ -105,7 +105,7 @@ def _process(settings: config.Settings, store: Store, args: argparse.Namespace) 
     for path in paths:
         if path.is_symlink() or not path.is_file():
             raise UsageError(f"{path} is not a regular file")
-    limit_threads()
+    configure_children(memory=settings.child_memory)
     code = EXIT_OK
     with exclusive(settings) as alone:
         if alone:
