@@ -6,19 +6,22 @@
 Sizes DOCAGENT_CHILD_MEMORY (the RLIMIT_AS each child gets) and the unit's MemoryMax=. Every
 tool runs the way docagent runs it, through `agent.children.run` (prlimit, minimal
 environment, OMP_THREAD_LIMIT=1), on generated files: a degraded A4 scan, a 6-page born-digital
-report, a page of six A4 scans rendered at the 50-megapixel cap (DOCAGENT_MAX_PIXELS), the
+report, a page of six A4 scans rendered at the 50-megapixel cap (DOCAGENT_MAX_PIXELS), A4 and
+A3 colour scans at 600 dpi in progressive JPEG and JPEG 2000 (decoded whole in memory), the
 hostile files of tests/hostile.py (a 2 GiB FlateDecode bomb of blanks, a 20,000-pixel-square
 image page, 10,000 pages) and the text bomb (32 MiB of text in a 250 KB PDF).
 
-For each case: the child's peak resident memory (ru_maxrss from wait4) with no practical
-limit, its CPU and wall seconds, and, by bisection to 8 MiB, the smallest address-space limit
-under which it still gives the same output: the figure RLIMIT_AS has to cover. Writes
+For each case: the tool's peak resident memory and address space (VmHWM, VmPeak, read from
+/proc every 10 ms; "-" for a tool done before the first reading) with no practical limit, its
+CPU and wall seconds, and, by bisection to 8 MiB, the smallest address-space limit under which
+it still gives the same output: the figure RLIMIT_AS has to cover. Writes
 bench/out/children.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -44,8 +47,8 @@ LANGS = "fra+eng"
 class Figure:
     tool: str
     case: str
-    peak_rss_mib: float  # VmHWM: the most memory it held
-    peak_as_mib: float  # VmPeak: the most address space it mapped
+    peak_rss_mib: float | None  # VmHWM: the most memory it held (None: too quick to sample)
+    peak_as_mib: float | None  # VmPeak: the most address space it mapped
     cpu_s: float
     wall_s: float
     outcome: str  # "ok", "exit N", "timeout"
@@ -63,10 +66,12 @@ class Sampled:
 
 
 def _status(pid: int) -> dict[str, int]:
-    """VmHWM and VmPeak of a running process, in bytes ({} once it has exited)."""
+    """VmHWM and VmPeak of the tool, in bytes ({} while it is still prlimit, or has exited)."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
+        return {}
+    if text.startswith("Name:\tprlimit"):
         return {}
     return {line.split(":")[0]: int(line.split()[1]) * 1024 for line in text.splitlines()
             if line.startswith(("VmHWM:", "VmPeak:"))}
@@ -139,16 +144,42 @@ def measure(tool: str, case: str, argv: list[str], *, timeout: float, bisect: bo
     if output is not None:
         output.unlink(missing_ok=True)
     got = sample(argv, timeout)
-    figure = Figure(tool, case, round(got.hwm / MiB, 1), round(got.peak / MiB, 1),
-                    round(got.cpu, 2), round(got.wall, 2), got.outcome)
+    sampled = got.hwm >= MiB  # else only caught mid-exec, or not at all
+    figure = Figure(tool, case, round(got.hwm / MiB, 1) if sampled else None,
+                    round(got.peak / MiB, 1) if sampled else None, round(got.cpu, 2),
+                    round(got.wall, 2), got.outcome)
     if bisect and got.outcome == "ok":
         want = output.read_bytes() if output is not None else got.stdout
         high = (got.peak + STEP) // STEP * STEP + STEP
         figure.min_as_mib = smallest_as(argv, want, timeout, got.hwm, high, output) / MiB
-    print(f"  {tool:10s} {case:44s} RSS {figure.peak_rss_mib:7.1f}  AS {figure.peak_as_mib:7.1f}"
-          f"  min RLIMIT_AS {figure.min_as_mib or 0:6.0f} MiB  CPU {figure.cpu_s:6.2f} s  "
-          f"wall {figure.wall_s:6.2f} s  {got.outcome}", flush=True)
+    print(f"  {tool:9s} {case:54s} RSS {_mib(figure.peak_rss_mib)}  AS "
+          f"{_mib(figure.peak_as_mib)}  min RLIMIT_AS {_mib(figure.min_as_mib)}  "
+          f"CPU {figure.cpu_s:6.2f} s  wall {figure.wall_s:6.2f} s  {got.outcome}", flush=True)
     return figure
+
+
+def _mib(value: float | None) -> str:
+    return f"{value:7.1f}" if value is not None else "      -"
+
+
+def colour_scan(path: Path, lines: list[str], page_mm: tuple[float, float], fmt: str,
+                **save: object) -> Path:
+    """A 600 dpi colour scan saved as `fmt` (JPEG, JPEG2000) and put in a PDF as it is: JPEG 2000
+    and progressive JPEG are decoded whole in memory, whatever the DPI they are rendered at."""
+    image = pdfgen.render_page(lines, dpi=600, page_size_mm=page_mm).convert("RGB")
+    data = io.BytesIO()
+    image.save(data, fmt, **save)
+    width, height = image.width * 72 / 600, image.height * 72 / 600
+    codec = b"JPXDecode" if fmt == "JPEG2000" else b"DCTDecode"
+    return pdfgen._write_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.2f %.2f]"
+        b" /Resources << /XObject << /Im0 5 0 R >> >> /Contents 4 0 R >>" % (width, height),
+        pdfgen._stream(b"q %.2f 0 0 %.2f 0 0 cm /Im0 Do Q" % (width, height)),
+        pdfgen._stream(data.getvalue(), b" /Type /XObject /Subtype /Image /Width %d /Height %d"
+                       b" /BitsPerComponent 8 /ColorSpace /DeviceRGB /Filter /%s"
+                       % (image.width, image.height, codec)),
+    ], path)
 
 
 def cases(work: Path) -> dict[str, Path]:
@@ -168,6 +199,16 @@ def cases(work: Path) -> dict[str, Path]:
         "A4 scan, 1 page": scan,
         "born-digital, 6 pages": born,
         "six A4 scans on one page (50 MP cap)": big,
+        "A4 colour scan, 600 dpi, progressive JPEG": colour_scan(
+            work / "a4-prog.pdf", lines, (210, 297), "JPEG", quality=85, progressive=True),
+        "A3 colour scan, 600 dpi, progressive JPEG": colour_scan(
+            work / "a3-prog.pdf", lines, (297, 420), "JPEG", quality=85, progressive=True),
+        "A4 colour scan, 600 dpi, JPEG 2000": colour_scan(
+            work / "a4-jpx.pdf", lines, (210, 297), "JPEG2000", quality_mode="rates",
+            quality_layers=[40]),
+        "A3 colour scan, 600 dpi, JPEG 2000": colour_scan(
+            work / "a3-jpx.pdf", lines, (297, 420), "JPEG2000", quality_mode="rates",
+            quality_layers=[40]),
         "20,000-pixel image page (50 MP cap)": hostile.huge_image(work / "huge.pdf", dpi=300),
         "2 GiB FlateDecode bomb of blanks": hostile.bomb(work / "bomb.pdf"),
         "10,000 pages": pdfgen.empty_pages_pdf(10_000, work / "10k.pdf"),
@@ -207,23 +248,32 @@ def main() -> int:
                      "20,000-pixel image page (50 MP cap)", "2 GiB FlateDecode bomb of blanks",
                      "text bomb, 32 MiB of text"):
             figures += render_and_read(case, inputs[case], work, ocr.OcrOptions(), bisect)
+        for case in [c for c in inputs if "colour" in c]:  # the same text: rendering only
+            figures.append(render(case, inputs[case], work, ocr.OcrOptions(), bisect)[0])
     OUT.mkdir(exist_ok=True)
     (OUT / "children.json").write_text(json.dumps([asdict(f) for f in figures], indent=1))
     print(f"\nfigures written to {OUT / 'children.json'}")
     return 0
 
 
+def render(case: str, pdf: Path, work: Path, options: ocr.OcrOptions, bisect: bool,
+           ) -> tuple[Figure, Path]:
+    """pdftoppm as docagent runs it: grey, at the configured DPI lowered to the pixel cap."""
+    dpi = ocr.dpi_for(page_size(pdf), options)
+    base = work / "page"
+    argv = ["pdftoppm", "-r", str(dpi), "-gray", "-f", "1", "-l", "1", "-singlefile", "--",
+            str(pdf), str(base)]
+    image = base.with_suffix(".pgm")
+    return measure("pdftoppm", f"{case}, {dpi} dpi", argv, timeout=options.timeout,
+                   bisect=bisect and not case.startswith("text bomb"), output=image), image
+
+
 def render_and_read(case: str, pdf: Path, work: Path, options: ocr.OcrOptions, bisect: bool,
                     ) -> list[Figure]:
     """pdftoppm at the DPI docagent would use, then tesseract --psm 3 and --psm 1 on it."""
-    dpi = ocr.dpi_for(page_size(pdf), options)
-    base = work / "page"
-    image = base.with_suffix(".pgm")
-    render = ["pdftoppm", "-r", str(dpi), "-gray", "-f", "1", "-l", "1", "-singlefile", "--",
-              str(pdf), str(base)]
-    out = [measure("pdftoppm", f"{case}, {dpi} dpi", render, timeout=options.timeout,
-                   bisect=bisect and not case.startswith("text bomb"), output=image)]
-    if out[0].outcome != "ok":
+    rendered, image = render(case, pdf, work, options, bisect)
+    out = [rendered]
+    if rendered.outcome != "ok":
         return out
     kept = image.read_bytes()
     for psm in (3, 1):
