@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.errors import LimiterMissing
+from agent.errors import LimiterMissing, ToolFailed
 
 # Sized from `python -m bench.children` (README "Performance"): the hungriest legitimate case,
 # tesseract --psm 1 on a page rendered at the 50-megapixel cap, with a margin.
@@ -105,6 +105,19 @@ class Finished:
     stderr: bytes
     cpu_seconds: float  # user + system CPU of the child, from wait4()
     over_limit: OverLimit = ""  # "memory" or "cpu": our limit stopped it or spoilt its output
+
+    @property
+    def killed(self) -> bool:
+        """SIGKILLed by someone else: the kernel's OOM killer (the unit's MemoryMax=), a person."""
+        return self.returncode == -signal.SIGKILL and not self.over_limit
+
+
+def check_killed(done: Finished, tool: str, *, stage: str) -> None:
+    """A tool killed from outside failed through no fault of the document: ToolFailed (kept
+    queued and retried), never a verdict on the file such as "damaged"."""
+    if done.killed:
+        raise ToolFailed(f"{tool} was killed from outside (the service short of memory, or a "
+                         "person)", stage=stage)
 
 
 class ChildTimeout(Exception):

@@ -50,7 +50,7 @@ def run_pdfinfo(path: Path, *, first: int | None = None, last: int | None = None
     """pdfinfo on `path` (which may be `/proc/self/fd/N` of a descriptor in `pass_fds`).
 
     Raises PopplerMissing, CorruptPdf when it runs out of time, TooComplex when its memory or
-    CPU limit stopped it.
+    CPU limit stopped it, ToolFailed when something else killed it.
     """
     argv = ["pdfinfo"]
     if first is not None and last is not None:
@@ -67,6 +67,7 @@ def run_pdfinfo(path: Path, *, first: int | None = None, last: int | None = None
         raise TooComplex(f"the PDF is too complex to open: its structure needs more than the "
                          f"{children.describe_limit(done.over_limit)} allowed", stage=STAGE,
                          detail=done.stderr.decode("utf-8", "replace")[-500:])
+    children.check_killed(done, "pdfinfo", stage=STAGE)
     return subprocess.CompletedProcess(argv, done.returncode,
                                        done.stdout.decode("utf-8", "replace"),
                                        done.stderr.decode("utf-8", "replace"))

@@ -114,6 +114,7 @@ def text_layers(pdf: Path, pages: int) -> tuple[list[str], float]:
         raise TooComplex(f"the PDF holds far more text than a document: extracting it needed "
                          f"more than the {children.describe_limit(done.over_limit)} allowed",
                          stage=STAGE, detail=_tail(done.stderr))
+    children.check_killed(done, "pdftotext", stage=STAGE)
     if done.returncode != 0:
         return [""] * pages, done.cpu_seconds
     chunks = done.stdout.decode("utf-8", "replace").split("\f")
@@ -206,6 +207,7 @@ def _render(pdf: Path, number: int, dpi: int, budget: _Budget, workdir: Path) ->
     except FileNotFoundError:
         raise PopplerMissing("pdftoppm (poppler) is not installed", stage=STAGE) from None
     image = base.with_suffix(".pgm")
+    children.check_killed(done, "pdftoppm", stage=STAGE)
     if done.returncode != 0 or not image.exists() or image.stat().st_size == 0:
         stderr = done.stderr.decode("utf-8", "replace")
         if "No space left" in stderr:

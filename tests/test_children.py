@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent import children, config, gate, ocr
-from agent.errors import ConfigError, LimiterMissing, TooComplex
+from agent.errors import ConfigError, LimiterMissing, TooComplex, ToolFailed
 from tests import hostile, pdfgen
 from tests.conftest import Spool
 
@@ -145,6 +145,26 @@ def test_a_child_stopped_by_its_cpu_limit_is_reported_as_such() -> None:
     done = children.run([sys.executable, "-c", spin], timeout=60)
     assert done.returncode == -signal.SIGXCPU
     assert done.over_limit == "cpu"
+
+
+def test_a_child_killed_from_outside_is_the_machines_fault_not_the_documents(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """SIGKILL from elsewhere (the OOM killer under the unit's MemoryMax=, a person): the
+    document is kept queued (ToolFailed), never failed as damaged."""
+    done = children.run([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"],
+                        timeout=30)
+    assert done.killed and done.over_limit == ""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("pdfinfo", "pdftoppm"):
+        (bindir / tool).write_text("#!/bin/sh\nkill -9 $$\n")
+        (bindir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    scan = pdfgen.write_sample_scan(tmp_path / "scan.pdf")
+    with pytest.raises(ToolFailed, match="pdfinfo was killed from outside"):
+        gate.inspect(scan, max_bytes=2**30, max_pages=200)
+    with pytest.raises(ToolFailed, match="pdftoppm was killed from outside"):
+        ocr.read_pages(scan, ((595.0, 842.0),), ocr.OcrOptions())
 
 
 def test_a_plain_failure_is_not_a_limit() -> None:
