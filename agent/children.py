@@ -38,8 +38,9 @@ from typing import Literal
 
 from agent.errors import LimiterMissing, ToolFailed
 
-# Sized from `python -m bench.children` (README "Performance"): the hungriest legitimate case,
-# tesseract --psm 1 on a page rendered at the 50-megapixel cap, with a margin.
+# Sized from `python -m bench.children` (README "Performance"): the hungriest legitimate page
+# measured (pdftoppm on an A3 colour JPEG 2000 scan at 600 dpi, 880 MiB) with a margin; three
+# times what tesseract needs at the 50-megapixel cap.
 DEFAULT_MEMORY = 1024**3
 MIN_MEMORY = 256 * 1024**2  # below this, tesseract cannot even load its languages
 # RLIMIT_CPU: SIGXCPU this many CPU seconds after the deadline (a child never reaches it while
@@ -105,6 +106,10 @@ class Finished:
     stderr: bytes
     cpu_seconds: float  # user + system CPU of the child, from wait4()
     over_limit: OverLimit = ""  # "memory" or "cpu": our limit stopped it or spoilt its output
+
+    def complaint(self) -> str:
+        """The end of what the tool printed on stderr: where it says what ran out."""
+        return self.stderr.decode("utf-8", "replace")[-500:]
 
     @property
     def killed(self) -> bool:

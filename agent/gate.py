@@ -66,7 +66,7 @@ def run_pdfinfo(path: Path, *, first: int | None = None, last: int | None = None
     if done.over_limit:
         raise TooComplex(f"the PDF is too complex to open: its structure needs more than the "
                          f"{children.describe_limit(done.over_limit)} allowed", stage=STAGE,
-                         detail=done.stderr.decode("utf-8", "replace")[-500:])
+                         detail=done.complaint())
     children.check_killed(done, "pdfinfo", stage=STAGE)
     return subprocess.CompletedProcess(argv, done.returncode,
                                        done.stdout.decode("utf-8", "replace"),

@@ -113,7 +113,7 @@ def text_layers(pdf: Path, pages: int) -> tuple[list[str], float]:
     if done.over_limit:
         raise TooComplex(f"the PDF holds far more text than a document: extracting it needed "
                          f"more than the {children.describe_limit(done.over_limit)} allowed",
-                         stage=STAGE, detail=_tail(done.stderr))
+                         stage=STAGE, detail=done.complaint())
     children.check_killed(done, "pdftotext", stage=STAGE)
     if done.returncode != 0:
         return [""] * pages, done.cpu_seconds
@@ -190,13 +190,8 @@ class _Budget:
         if done.over_limit:
             raise TooComplex(f"page {self.number} is too complex to {what}: it needed more "
                              f"than the {children.describe_limit(done.over_limit)} allowed",
-                             stage=STAGE, detail=_tail(done.stderr))
+                             stage=STAGE, detail=done.complaint())
         return done
-
-
-def _tail(stderr: bytes) -> str:
-    """The end of a tool's complaints: where it says what ran out."""
-    return stderr.decode("utf-8", "replace")[-500:]
 
 
 def _render(pdf: Path, number: int, dpi: int, budget: _Budget, workdir: Path) -> Path:
