@@ -31,13 +31,13 @@ from agent import (
     spool,
     status,
 )
+from agent.children import configure as configure_children
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
 from agent.logs import escape, escape_json, is_journal, with_priority
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
-from agent.ocr import limit_threads
 from agent.patients import ImportFileError, import_csv
 from agent.store import FINAL_STATES, QUEUED, Store
 
@@ -157,7 +157,7 @@ def _refuse(line: str) -> None:
 
 
 def _process(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
-    limit_threads()
+    configure_children(memory=settings.child_memory)
     code = EXIT_OK
     with exclusive(settings) as alone:
         if alone:

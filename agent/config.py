@@ -20,6 +20,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from agent.children import DEFAULT_MEMORY as DEFAULT_CHILD_MEMORY
+from agent.children import MIN_MEMORY as MIN_CHILD_MEMORY
 from agent.errors import ConfigError
 
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
@@ -71,6 +73,7 @@ class Settings:
     # Mean OCR word confidence (0-100) under which a name read from that page never files.
     min_name_confidence: float = 70.0
     health: HealthLimits = HealthLimits()
+    child_memory: int = DEFAULT_CHILD_MEMORY  # address space of each external tool (RLIMIT_AS)
 
     @property
     def incoming(self) -> Path:
@@ -307,7 +310,17 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
             max_outbox_age=_float(values, "DOCAGENT_HEALTH_MAX_OUTBOX_AGE", 900.0, low=1.0),
             units=unit_names(values.get("DOCAGENT_HEALTH_UNITS", "")),
         ),
+        child_memory=_child_memory(values),
     )
+
+
+def _child_memory(values: Mapping[str, str]) -> int:
+    memory = _bytes(values, "DOCAGENT_CHILD_MEMORY", DEFAULT_CHILD_MEMORY)
+    if memory < MIN_CHILD_MEMORY:
+        raise ConfigError(f"DOCAGENT_CHILD_MEMORY must be at least {MIN_CHILD_MEMORY // 2**20}M "
+                          f"(got {values['DOCAGENT_CHILD_MEMORY'].strip()!r}): tesseract "
+                          "alone needs about that much to start")
+    return memory
 
 
 # A systemd unit name and nothing else: health hands these to `systemctl is-active`.

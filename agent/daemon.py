@@ -18,14 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import canary, digest, lock, metrics, modes, pipeline, spool
+from agent import canary, children, digest, lock, metrics, modes, pipeline, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
 from agent.gate import page_count
 from agent.liveness import Liveness, hang_if_asked
 from agent.logs import get_logger
 from agent.notify.outbox import drain, log_sender
-from agent.ocr import limit_threads
 from agent.sdnotify import notify, watchdog_interval
 from agent.store import Store
 from agent.watcher import Stabilizer, start_observer
@@ -359,7 +358,7 @@ def _summary(actions: list[str], limit: int = 10) -> str:
 
 
 def run(settings: Settings) -> int:
-    limit_threads()
+    children.configure(memory=settings.child_memory)
     spool.ensure_folders(settings)
     with exclusive(settings) as got_lock:
         if not got_lock:

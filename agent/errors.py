@@ -116,6 +116,13 @@ class PoisonPill(DocumentError):
     action = "This file stopped the service several times; it was set aside. Report it to support."
 
 
+class TooComplex(DocumentError):
+    kind = "too-complex"
+    action = ("The file holds far more than a normal document and cannot be read within the "
+              "memory and time allowed: print it to a new PDF or scan the paper copy, then drop "
+              "that in. If such files are expected, raise DOCAGENT_CHILD_MEMORY.")
+
+
 # --- faults of ours or of the machine: keep queued, retry later -----------------------------
 
 
@@ -150,6 +157,12 @@ class DatabaseBusy(MachineError):
 class ToolFailed(MachineError):
     kind = "tool-failed"
     action = "An external tool failed unexpectedly; it is retried by itself. See the log."
+
+
+class LimiterMissing(MachineError):
+    kind = "limiter-missing"
+    action = ("Install util-linux (apt-get install util-linux): no external tool is run "
+              "without its memory and CPU limits, which its prlimit sets.")
 
 
 # --- usage and configuration: exit 2 ---------------------------------------------------------

@@ -12,13 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import children
 from agent.errors import (
     CorruptPdf,
     EmptyFile,
     Encrypted,
+    MachineError,
     NoPages,
     NotPdf,
     PopplerMissing,
+    TooComplex,
     TooLarge,
     ToolFailed,
     TooManyPages,
@@ -44,40 +47,55 @@ def looks_like_pdf(head: bytes) -> bool:
 def run_pdfinfo(path: Path, *, first: int | None = None, last: int | None = None,
                 timeout: float = PDFINFO_TIMEOUT, pass_fds: Sequence[int] = (),
                 ) -> subprocess.CompletedProcess[str]:
+    """pdfinfo on `path` (which may be `/proc/self/fd/N` of a descriptor in `pass_fds`).
+
+    Raises PopplerMissing, CorruptPdf when it runs out of time, TooComplex when its memory or
+    CPU limit stopped it, ToolFailed when something else killed it.
+    """
     argv = ["pdfinfo"]
     if first is not None and last is not None:
         argv += ["-f", str(first), "-l", str(last)]
     argv += ["--", str(path)]
     try:
-        return subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, check=False, pass_fds=tuple(pass_fds))
+        done = children.run(argv, timeout=timeout, pass_fds=pass_fds)
     except FileNotFoundError:
         raise PopplerMissing("pdfinfo (poppler) is not installed", stage=STAGE) from None
-    except subprocess.TimeoutExpired:
+    except children.ChildTimeout:
         raise CorruptPdf("the PDF could not be opened in time: it is probably damaged",
                          stage=STAGE, detail=f"pdfinfo ran over {timeout:.0f} s") from None
+    if done.over_limit:
+        raise TooComplex(f"the PDF is too complex to open: its structure needs more than the "
+                         f"{children.describe_limit(done.over_limit)} allowed", stage=STAGE,
+                         detail=done.complaint())
+    children.check_killed(done, "pdfinfo", stage=STAGE)
+    return subprocess.CompletedProcess(argv, done.returncode,
+                                       done.stdout.decode("utf-8", "replace"),
+                                       done.stderr.decode("utf-8", "replace"))
 
 
-def page_count(path: Path) -> int | None:
+def page_count(path: Path, *, pass_fds: Sequence[int] = ()) -> int | None:
     """The page count if the file opens as a PDF now, else None (used to wait for copies)."""
     try:
-        done = run_pdfinfo(path, timeout=15)
-    except (PopplerMissing, CorruptPdf):
+        done = run_pdfinfo(path, timeout=15, pass_fds=pass_fds)
+    except (MachineError, CorruptPdf, TooComplex):
         return None
     match = re.search(r"^Pages:\s+(\d+)", done.stdout, re.MULTILINE)
     return int(match.group(1)) if done.returncode == 0 and match else None
 
 
 def opens(path: Path, *, pass_fds: Sequence[int] = ()) -> bool:
-    """The file is a whole PDF now: it has a page count, or it is locked with a password.
+    """The file is a whole PDF now: it has a page count, or it is locked with a password, or
+    it is too complex to open within the limits.
 
-    A locked PDF never yields a page count without its password; waiting would not change
-    that, and `inspect` then fails it as encrypted, which is the reason a person can act on.
-    `pass_fds`: descriptors the child inherits (`path` may be /proc/self/fd/N).
+    A locked PDF never yields a page count without its password, nor does an over-limit one
+    fit in its limits later; waiting would not change that, and `inspect` then fails it as
+    encrypted or too complex, which is the reason a person can act on.
     """
     try:
         done = run_pdfinfo(path, timeout=15, pass_fds=pass_fds)
-    except (PopplerMissing, CorruptPdf):
+    except TooComplex:
+        return True
+    except (MachineError, CorruptPdf):
         return False
     if done.returncode != 0:
         return "password" in done.stderr.lower()

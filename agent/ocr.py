@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import tempfile
 import time
@@ -41,6 +40,7 @@ from agent.errors import (
     OcrTimeout,
     PageTooLarge,
     PopplerMissing,
+    TooComplex,
     ToolFailed,
 )
 from agent.logs import get_logger
@@ -76,11 +76,6 @@ class OcrOptions:
     max_pixels: int = 50_000_000
 
 
-def limit_threads() -> None:
-    """One thread per tesseract: several tesseracts each spawning threads crawl."""
-    os.environ["OMP_THREAD_LIMIT"] = "1"
-
-
 def letters(text: str) -> int:
     return sum(1 for ch in text if ch.isalpha())
 
@@ -100,20 +95,26 @@ def has_text_layer(text: str) -> bool:
     return sum(len(w) for w in words) >= MIN_WORD_SHARE * visible
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_THREAD_LIMIT": "1"}
-
-
 def text_layers(pdf: Path, pages: int) -> tuple[list[str], float]:
-    """Each page's text layer ('' where there is none), and the CPU seconds it took."""
+    """Each page's text layer ('' where there is none), and the CPU seconds it took.
+
+    A PDF whose text cannot be extracted within pdftotext's time or memory is failed, not read
+    by OCR: what overwhelmed pdftotext (a text bomb) would overwhelm pdftoppm the same way.
+    """
     try:
         done = children.run(["pdftotext", "-layout", "-enc", "UTF-8", "--", str(pdf), "-"],
                             timeout=PDFTOTEXT_TIMEOUT)
     except FileNotFoundError:
         raise PopplerMissing("pdftotext (poppler) is not installed", stage=STAGE) from None
-    except children.ChildTimeout as error:
-        log.warning("pdftotext ran over %.0f s; reading every page by OCR", PDFTOTEXT_TIMEOUT)
-        return [""] * pages, error.cpu_seconds
+    except children.ChildTimeout:
+        raise TooComplex(f"the PDF holds far more text than a document: extracting it took "
+                         f"more than {PDFTOTEXT_TIMEOUT:.0f} s", stage=STAGE,
+                         detail=f"pdftotext ran over {PDFTOTEXT_TIMEOUT:.0f} s") from None
+    if done.over_limit:
+        raise TooComplex(f"the PDF holds far more text than a document: extracting it needed "
+                         f"more than the {children.describe_limit(done.over_limit)} allowed",
+                         stage=STAGE, detail=done.complaint())
+    children.check_killed(done, "pdftotext", stage=STAGE)
     if done.returncode != 0:
         return [""] * pages, done.cpu_seconds
     chunks = done.stdout.decode("utf-8", "replace").split("\f")
@@ -180,12 +181,16 @@ class _Budget:
 
     def run(self, argv: list[str], what: str) -> children.Finished:
         try:
-            done = children.run(argv, timeout=self.left(), env=_env())
+            done = children.run(argv, timeout=self.left())
         except children.ChildTimeout as error:
             self.cpu += error.cpu_seconds
             raise OcrTimeout(f"page {self.number} took more than {self.timeout:g} s to {what} "
                              "(the per-page OCR time limit)", stage=STAGE) from None
         self.cpu += done.cpu_seconds
+        if done.over_limit:
+            raise TooComplex(f"page {self.number} is too complex to {what}: it needed more "
+                             f"than the {children.describe_limit(done.over_limit)} allowed",
+                             stage=STAGE, detail=done.complaint())
         return done
 
 
@@ -197,6 +202,7 @@ def _render(pdf: Path, number: int, dpi: int, budget: _Budget, workdir: Path) ->
     except FileNotFoundError:
         raise PopplerMissing("pdftoppm (poppler) is not installed", stage=STAGE) from None
     image = base.with_suffix(".pgm")
+    children.check_killed(done, "pdftoppm", stage=STAGE)
     if done.returncode != 0 or not image.exists() or image.stat().st_size == 0:
         stderr = done.stderr.decode("utf-8", "replace")
         if "No space left" in stderr:

@@ -48,6 +48,32 @@ def bomb(path: Path, *, gib: int = 2) -> Path:
     ], path)
 
 
+def text_bomb(path: Path, *, mib: int = 32) -> Path:
+    """One page whose FlateDecode content stream inflates to `mib` MiB of text drawing (about
+    1/130 of that on disk): 130 lines of a 200-letter word, repeated with the page shifted a
+    little each time so no two draw the same place. pdftotext keeps every character with its
+    position: about 35 MiB of memory per MiB of text (6 GiB for 64 MiB, unbounded)."""
+    word = (b"loremipsumdolorsitametconsecteturadipiscingelit" * 5)[:200]
+    # One block fits zlib's 32 KiB window: each repeat compresses to a few hundred bytes.
+    block = b"BT /F1 4 Tf\n" + b"".join(
+        b"1 0 0 1 20 %.1f Tm (%s) Tj\n" % (20 + i * 800 / 130, word) for i in range(130)
+    ) + b"ET Q\n"
+    packer = zlib.compressobj(9)
+    parts, size, k = [], 0, 0
+    while size < mib << 20:
+        shift = b"q 1 0 0 1 %.2f %.2f cm\n" % (k % 17 * 0.31, k // 17 % 19 * 0.29)
+        parts.append(packer.compress(shift + block))
+        size, k = size + len(shift) + len(block), k + 1
+    data = b"".join(parts) + packer.flush()
+    return pdfgen._write_pdf([
+        *_PAGE_TREE,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842]"
+        b" /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        pdfgen._stream(data, b" /Filter /FlateDecode"),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ], path)
+
+
 def huge_image(path: Path, *, pixels: int = 20_000, dpi: int = 72) -> Path:
     """A page holding one white image of `pixels` x `pixels` (1 bit, 48 KB compressed), the
     page sized so the image is at `dpi`: 72 gives a 7 m square page, 300 a 1.7 m one."""
