@@ -89,13 +89,15 @@ def opens(path: Path, *, pass_fds: Sequence[int] = ()) -> bool:
 
     A locked PDF never yields a page count without its password, nor does an over-limit one
     fit in its limits later; waiting would not change that, and `inspect` then fails it as
-    encrypted or too complex, which is the reason a person can act on.
+    encrypted or too complex, which is the reason a person can act on. A fault of the machine
+    (pdfinfo missing, killed from outside) raises its MachineError: it says nothing of the
+    file, which must not be judged incomplete for it.
     """
     try:
         done = run_pdfinfo(path, timeout=15, pass_fds=pass_fds)
     except TooComplex:
         return True
-    except (MachineError, CorruptPdf):
+    except CorruptPdf:
         return False
     if done.returncode != 0:
         return "password" in done.stderr.lower()

@@ -30,9 +30,10 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
+from agent.errors import MachineError
 from agent.gate import looks_like_pdf, opens
 from agent.logs import get_logger
-from agent.spool import NotRegular, open_dropped
+from agent.spool import NotRegular, display_name, open_dropped
 
 log = get_logger("watcher")
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
@@ -97,12 +98,8 @@ class Stabilizer:
         except OSError:
             return
         if stat.S_ISLNK(info.st_mode):
-            with self._lock:
-                first_time = path not in self._warned
-                self._warned.add(path)
-            if first_time:
-                log.warning("ignoring symlink %r in incoming/: symlinks are never followed",
-                            path.name)
+            self._warn_once(path, f"ignoring symlink {display_name(path.name)!r} in incoming/: "
+                                  "symlinks are never followed")
             return
         if not stat.S_ISREG(info.st_mode):
             return
@@ -190,7 +187,14 @@ class Stabilizer:
             if now - cand.last_probe < PROBE_INTERVAL and not overdue:
                 return None
             cand.last_probe = now
-            if opens(Path(f"/proc/self/fd/{fd}"), pass_fds=(fd,)):
+            try:
+                whole = opens(Path(f"/proc/self/fd/{fd}"), pass_fds=(fd,))
+            except MachineError as error:
+                # Nothing known of the file: it waits (health says why), never "incomplete".
+                self._warn_once(path, f"cannot judge {display_name(path.name)!r} yet: "
+                                      f"{error.message}")
+                return None
+            if whole:
                 return "take"
             return "incomplete" if overdue else None
         finally:
@@ -199,11 +203,15 @@ class Stabilizer:
     def skip(self, path: Path, why: str) -> None:
         """A name that is not a regular file (swapped in after it was listed): never taken."""
         self.forget(path)
+        self._warn_once(path, f"ignoring {why} in incoming/: only regular files are taken")
+
+    def _warn_once(self, path: Path, text: str) -> None:
+        """One warning per file while it stays in incoming/."""
         with self._lock:
             first_time = path not in self._warned
             self._warned.add(path)
         if first_time:
-            log.warning("ignoring %s in incoming/: only regular files are taken", why)
+            log.warning("%s", text)
 
     def pass_over(self, path: Path) -> None:
         """Leave this file alone until it changes (its owner, mode or content): it was refused

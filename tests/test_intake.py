@@ -85,3 +85,20 @@ def test_a_file_passed_over_is_looked_at_again_only_once_it_changes(site, tmp_pa
     source.chmod(0o600)  # a chmod (or a new owner, or new content) makes it worth a new look
     stabilizer.scan(settings.incoming)
     assert list(stabilizer.candidates) == [source]
+
+
+def test_a_file_is_never_judged_incomplete_for_a_fault_of_the_machine(site, tmp_path,
+                                                                      monkeypatch) -> None:
+    """pdfinfo missing says nothing of the file: it waits, however long, and is taken once
+    poppler is back (it used to be failed as `incomplete` after DOCAGENT_INCOMPLETE_SECONDS)."""
+    settings, _ = site
+    source = dropped(settings, tmp_path, "waits.pdf")
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    stabilizer = Stabilizer(stable_seconds=0.0, incomplete_seconds=0.0)  # overdue at once
+    monkeypatch.setenv("PATH", str(empty))
+    stabilizer.note(source, settled=True)
+    assert stabilizer.ready() == []
+    monkeypatch.undo()
+    stabilizer.candidates[source].last_probe = 0.0  # no wait between probes in a test
+    assert stabilizer.ready() == [(source, "take")]
