@@ -153,7 +153,7 @@ def _read_env_file(path: Path) -> dict[str, str]:
         return {k: v for k, v in dotenv_values(stream=handle).items() if v is not None}
 
 
-def _read_credential(env: Mapping[str, str], name: str) -> str | None:
+def read_credential(env: Mapping[str, str], name: str) -> str | None:
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if not cred_dir:
         return None
@@ -175,7 +175,7 @@ def _token(env: Mapping[str, str], values: Mapping[str, str],
         return env["TELEGRAM_BOT_TOKEN"].strip(), "TELEGRAM_BOT_TOKEN in the environment"
     if values.get("TELEGRAM_BOT_TOKEN", "").strip():
         return values["TELEGRAM_BOT_TOKEN"].strip(), f"TELEGRAM_BOT_TOKEN in {env_file}"
-    token = _read_credential(env, "telegram-token")
+    token = read_credential(env, "telegram-token")
     if token is None:
         return None, None
     # LoadCredential= hands over a copy: the file to correct is the one the unit names.

@@ -81,7 +81,7 @@ def read_token(env: Mapping[str, str]) -> str | None:
     if not conf_dir:
         return None
     # config's own reader, so the token file obeys the rules of a systemd credential.
-    return config._read_credential({"CREDENTIALS_DIRECTORY": conf_dir}, CREDENTIAL)
+    return config.read_credential({"CREDENTIALS_DIRECTORY": conf_dir}, CREDENTIAL)
 
 
 def with_token(settings: config.Settings, token: str | None) -> config.Settings:
