@@ -39,7 +39,8 @@ from agent.logs import escape, escape_json, is_journal, with_priority
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.patients import ImportFileError, import_csv
-from agent.store import FINAL_STATES, QUEUED, Store
+from agent.spool import FINAL_STATES, QUEUED
+from agent.store import Store
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -194,12 +195,12 @@ def _process_one(settings: config.Settings, store: Store,
             patient_id=earlier.patient_id, pages=earlier.pages, text_source=earlier.text_source,
             duration_ms=int((time.monotonic() - started) * 1000), path=earlier.path,
         )
-    doc = store.claim_one(claim.document_id)
+    doc = spool.start(store, claim.document_id)
     if doc is not None:
         return pipeline.process(settings, store, doc)
     # The running daemon took it first: wait for its verdict rather than race it.
     while True:
-        current = store.get(claim.document_id)
+        current = spool.get(store, claim.document_id)
         if current is not None and current.state == QUEUED and current.deferrals:
             return pipeline.Outcome(
                 file=claim.original_name, document_id=current.id, outcome="deferred",

@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +141,7 @@ class Daemon:
             self.work.set()  # a deferred document may have been brought forward
             return
         if verdict == "incomplete":
-            doc = await asyncio.to_thread(self.store.get, claim.document_id)
+            doc = await asyncio.to_thread(spool.get, self.store, claim.document_id)
             if doc is not None:
                 reason = Incomplete("the file stopped changing but never opened as a whole PDF: "
                                     "the copy was cut short, or the file is damaged",
@@ -158,7 +158,7 @@ class Daemon:
     async def worker(self, number: int) -> None:
         while not self.stopping.is_set():
             try:
-                doc = await asyncio.to_thread(self.store.take_next)
+                doc = await asyncio.to_thread(spool.start_next, self.store)
             except MachineError as error:
                 log.warning("worker %d cannot read the queue: %s", number, error)
                 await self._sleep(2.0)
@@ -221,12 +221,9 @@ class Daemon:
         notify("WATCHDOG=1\nSTATUS=" + status)
 
     def status_line(self) -> str:
-        rows = self.store.read("SELECT state, COUNT(*) AS n FROM documents GROUP BY state")
-        counts = {r["state"]: r["n"] for r in rows}
-        today = time.strftime("%Y-%m-%d", time.gmtime())
-        failed_today = self.store.read(
-            "SELECT COUNT(*) AS n FROM documents WHERE state = 'failed' AND finished_at >= ?",
-            (today,))[0]["n"]
+        counts = spool.counts_by_state(self.store)
+        failed_today = len(spool.failed_since(self.store, time.strftime("%Y-%m-%d",
+                                                                         time.gmtime())))
         return (f"watching {self.settings.incoming} — {counts.get('queued', 0)} queued, "
                 f"{self.busy} in progress, {counts.get('filed', 0)} filed, "
                 f"{counts.get('review', 0)} in review, {failed_today} failed today")
@@ -247,13 +244,11 @@ class Daemon:
     def _metrics_server(self) -> Any:
         if self.settings.metrics_addr is None:
             return None
-        def depth(sql: str) -> Callable[[], float]:
-            return lambda: float(self.store.read(sql)[0][0])
         try:
             server = metrics.serve(
                 self.settings.metrics_addr,
-                queue_depth=depth("SELECT COUNT(*) FROM documents WHERE state = 'queued'"),
-                outbox_depth=depth("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"))
+                queue_depth=lambda: float(spool.queued_count(self.store)),
+                outbox_depth=lambda: float(self.store.outbox_backlog()[0]))
         except OSError as error:
             raise UsageError(f"cannot serve metrics on DOCAGENT_METRICS_ADDR "
                              f"{self.settings.metrics_addr[0]}:{self.settings.metrics_addr[1]}:"

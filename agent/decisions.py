@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import spool
-from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import UsageError
 from agent.logs import document_context, get_logger
 from agent.patients import UNASSIGNED, Patient
 from agent.patients import get as get_patient
 from agent.reasons import Reason
-from agent.spool import Placement, sidecar
-from agent.store import FAILED, FILED, QUEUED, REVIEW, Document, Store, now_iso
+from agent.spool import FAILED, FILED, QUEUED, REVIEW, Document, Placement
+from agent.store import Store, now_iso
 
 log = get_logger("decisions")
 
@@ -36,7 +35,7 @@ def find_one(store: Store, prefix: str) -> Document:
     prefix = prefix.strip().lower()
     if len(prefix) < 4:
         raise UsageError("give at least the first 4 characters of the document id")
-    matches = store.find(prefix)
+    matches = spool.find(store, prefix)
     if not matches:
         raise UsageError(f"no document with id {prefix}")
     if len(matches) > 1:
@@ -79,14 +78,12 @@ def file_from_review(settings: Settings, store: Store, doc: Document, patient: P
                      "previous_reason": doc.reason},
     }
     pdf = settings.home / (doc.path or "")
-    stem = pdf.name[: -len(pdf.suffix) or None]
-    text_file = pdf.with_name(f"{stem}.txt")
-    text = text_file.read_bytes() if text_file.exists() else b""
+    text = spool.text_of(settings, doc)
     spool.take_back(settings, doc)
     placement = Placement(
-        state=FILED, folder=folder, stem=stem, suffix=".pdf",
-        companions={"{stem}.json": sidecar(result), "{stem}.txt": text}, result=result,
-        patient_id=patient.id if patient else None, reason=reason, message_kind=message_kind,
+        state=FILED, folder=folder, stem=pdf.name[: -len(pdf.suffix) or None], suffix=".pdf",
+        result=result, text=text, patient_id=patient.id if patient else None, reason=reason,
+        message_kind=message_kind,
     )
     dest = spool.place(settings, store, doc, placement)
     log.info("%s (%s): %s", reason, who, dest.relative_to(settings.home))
@@ -102,26 +99,18 @@ def retry(settings: Settings, store: Store, prefix: str, *, who: str) -> Decisio
         if spool.is_refusal(doc):
             raise UsageError(f"document {doc.id} was never taken: {doc.reason}. Once docagent "
                              f"may read {doc.path}, it is taken by itself")
-        spool.take_back(settings, doc)
-        AuditLog.of(settings).record("retried", document_id=doc.id, actor=who,
-                                      previous_reason=doc.reason, kind=doc.reason_kind)
-        with store.write() as conn:
-            store.update(conn, doc.id, state=QUEUED, crashes=0, deferrals=0, next_attempt_at=0,
-                         outcome=None, reason_kind=None, reason=None, finished_at=None,
-                         path=str(spool.processing_path(settings, doc.id)
-                                  .relative_to(settings.home)))
+        source = spool.requeue(settings, store, doc, who=who)
         log.info("retry asked by %s", who)
-        return Decision(doc.id, QUEUED, None, str(spool.processing_path(settings, doc.id)
-                                                 .relative_to(settings.home)))
+        return Decision(doc.id, QUEUED, None, str(source.relative_to(settings.home)))
 
 
 def review_waiting(store: Store) -> list[Document]:
-    return store.by_state(REVIEW)
+    return spool.by_state(store, REVIEW)
 
 
 def failed_documents(store: Store) -> list[Document]:
-    return store.by_state(FAILED)
+    return spool.by_state(store, FAILED)
 
 
 __all__ = ["Decision", "failed_documents", "file_from_review", "find_one", "resolve", "retry",
-           "review_waiting", "sidecar"]
+           "review_waiting"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from agent import spool
 from agent.config import Settings
 from agent.ledger import day_bounds, read_range, summarize
 from agent.store import Store
@@ -23,29 +24,21 @@ MAX_FAILURES = 10
 def build(settings: Settings, store: Store, day: date) -> dict[str, Any]:
     """The digest's figures for one local day (what the message is rendered from)."""
     start, end = day_bounds(day)
-    rows = store.read("SELECT state, COUNT(*) AS n FROM documents WHERE finished_at >= ? "
-                      "AND finished_at < ? GROUP BY state", (start, end))
-    by_state = {r["state"]: int(r["n"]) for r in rows}
-    duplicates = int(store.read(
-        "SELECT COUNT(*) FROM receipts WHERE kind = 'duplicate' AND received_at >= ? "
-        "AND received_at < ?", (start, end))[0][0])
-    review = store.read("SELECT COUNT(*), MIN(received_at) FROM documents WHERE state = 'review'")
-    failures = store.read(
-        "SELECT id, original_name, reason_kind, reason FROM documents WHERE state = 'failed' "
-        "AND finished_at >= ? AND finished_at < ? ORDER BY finished_at LIMIT ?",
-        (start, end, MAX_FAILURES))
-    deferred = int(store.read("SELECT COUNT(*) FROM documents WHERE state = 'queued' "
-                              "AND deferrals > 0")[0][0])
+    by_state = spool.counts_by_state(store, finished=(start, end))
+    duplicates = spool.duplicates(store, received=(start, end))
+    pending_review, oldest_review = spool.review_backlog(store)
+    failures = spool.failed_since(store, start, end, limit=MAX_FAILURES)
+    deferred = spool.deferred_count(store)
     costs = summarize(read_range(settings.log_dir, start, end))
     return {
         "day": day.isoformat(),
         "counts": {"filed": by_state.get("filed", 0), "review": by_state.get("review", 0),
                    "failed": by_state.get("failed", 0), "duplicate": duplicates},
-        "pending_review": int(review[0][0]),
-        "oldest_review_since": review[0][1],
+        "pending_review": pending_review,
+        "oldest_review_since": oldest_review,
         "deferred_now": deferred,
-        "failures": [{"document_id": r["id"], "name": r["original_name"],
-                      "kind": r["reason_kind"], "reason": r["reason"]} for r in failures],
+        "failures": [{"document_id": d.id, "name": d.original_name,
+                      "kind": d.reason_kind, "reason": d.reason} for d in failures],
         "failures_total": by_state.get("failed", 0),
         "cost": {"total": costs["total"]["cost"], "currency": costs["currency"],
                  "services": {k: v["cost"] for k, v in costs["services"].items()}},

@@ -237,10 +237,8 @@ def check_patients(store: Store) -> Check:
 
 def check_failures(store: Store, max_failed: int) -> Check:
     since = (datetime.now(UTC) - timedelta(hours=24)).isoformat(timespec="milliseconds")
-    failed = int(store.read("SELECT COUNT(*) FROM documents WHERE state = 'failed' "
-                            "AND finished_at >= ?", (since,))[0][0])
-    deferred = int(store.read("SELECT COUNT(*) FROM documents WHERE state = 'queued' "
-                              "AND deferrals > 0")[0][0])
+    failed = len(spool.failed_since(store, since))
+    deferred = spool.deferred_count(store)
     text = f"{failed} failed in the last 24 h, {deferred} deferred"
     if deferred:
         return Check("failures", False, f"{text}: a fault of this machine holds documents back "
@@ -251,12 +249,11 @@ def check_failures(store: Store, max_failed: int) -> Check:
 
 
 def check_outbox(store: Store, max_age: float) -> Check:
-    row = store.read("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox "
-                     "WHERE sent_at IS NULL")[0]
-    if not row["n"]:
+    count, oldest, _ = store.outbox_backlog()
+    if not count or oldest is None:
         return Check("outbox", True, "every notification sent")
-    age = (datetime.now(UTC) - datetime.fromisoformat(row["oldest"])).total_seconds()
-    text = f"{row['n']} notification(s) waiting, the oldest for {age:.0f} s"
+    age = (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds()
+    text = f"{count} notification(s) waiting, the oldest for {age:.0f} s"
     if age > max_age:
         return Check("outbox", False, f"{text} (limit {max_age:.0f} s): they are not going out")
     return Check("outbox", True, text)
@@ -359,8 +356,7 @@ def as_json(checks: Sequence[Check]) -> str:
 def pending_alerts(store: Store) -> int:
     """Health messages the outbox still holds (the daemon sends them; while it is down,
     `docagent health --notify` sends them itself)."""
-    return int(store.read("SELECT COUNT(*) FROM outbox WHERE kind = 'health' "
-                          "AND sent_at IS NULL")[0][0])
+    return store.outbox_backlog("health")[0]
 
 
 def remember_and_alert(store: Store, checks: Sequence[Check]) -> str | None:

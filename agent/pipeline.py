@@ -8,6 +8,7 @@ the queue with a later retry time, never quarantined for something it did not do
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import time
 from collections.abc import Mapping
@@ -23,8 +24,8 @@ from agent.logs import document_context, get_logger
 from agent.match import MatchResult, match
 from agent.parse import ParsedFields, parse_document
 from agent.patients import get as get_patient
-from agent.spool import Placement, pdf_stem, safe_name, sidecar
-from agent.store import FAILED, FILED, QUEUED, REVIEW, Document, Store, now_iso
+from agent.spool import FAILED, FILED, REVIEW, Document, Placement, pdf_stem, safe_name
+from agent.store import Store, now_iso
 
 log = get_logger("pipeline")
 MIN_DOCUMENT_LETTERS = 10
@@ -113,8 +114,8 @@ def _read(settings: Settings, store: Store, doc: Document) -> tuple[Placement, d
         state, kind = REVIEW, "review"
     placement = Placement(
         state=state, folder=folder, stem=stem, suffix=".pdf",
-        companions={"{stem}.json": b"", "{stem}.txt": text.encode("utf-8")},
-        result=result, patient_id=decision.patient_id, reason=decision.reason,
+        result=result, text=text.encode("utf-8"), patient_id=decision.patient_id,
+        reason=decision.reason,
         message_kind=kind,
     )
     return placement, result
@@ -162,25 +163,19 @@ def _failed_placement(settings: Settings, doc: Document, error: DocumentError,
         stem, ext = name, ""
     return Placement(
         state=FAILED, folder=settings.failed, stem=stem, suffix=f".{ext}" if ext else "",
-        companions={"{name}.reason.json": sidecar(result)}, result=result,
-        reason_kind=error.kind, reason=error.message, message_kind="failed",
+        result=result, reason_kind=error.kind, reason=error.message, message_kind="failed",
     )
 
 
-def _with_sidecar(placement: Placement, duration_ms: int) -> Placement:
-    result = dict(placement.result) | {"duration_ms": duration_ms, "processed_at": now_iso()}
-    companions = dict(placement.companions)
-    companions["{stem}.json"] = sidecar(result)
-    return Placement(**{**placement.__dict__, "result": result, "companions": companions})
+def _timed(placement: Placement, duration_ms: int) -> Placement:
+    """The result with how long the reading took, known only once it is done."""
+    return dataclasses.replace(placement, result=dict(placement.result) | {
+        "duration_ms": duration_ms, "processed_at": now_iso()})
 
 
 def _defer(store: Store, doc: Document, error: MachineError) -> float:
-    deferrals = doc.deferrals + 1
-    delay = defer_delay(deferrals)
-    with store.write() as conn:
-        store.update(conn, doc.id, state=QUEUED, deferrals=deferrals,
-                     next_attempt_at=time.time() + delay, reason_kind=error.kind,
-                     reason=error.message)
+    delay = defer_delay(doc.deferrals + 1)
+    spool.defer(store, doc, delay=delay, kind=error.kind, reason=error.message)
     return delay
 
 
@@ -194,7 +189,7 @@ def process(settings: Settings, store: Store, doc: Document) -> Outcome:
                                  "file", stage="recover")
             placement, _ = _read(settings, store, doc)
             _account_ocr(settings, doc, placement.result)
-            placement = _with_sidecar(placement, _elapsed(started))
+            placement = _timed(placement, _elapsed(started))
         except DocumentError as error:
             metrics.failure(error.kind)
             # ERROR: a person must act on it, so `journalctl -p err` should show it.
@@ -272,11 +267,9 @@ def _unexpected(settings: Settings, store: Store, doc: Document, error: BaseExce
                 started: float) -> Outcome:
     """A bug: count it like a crash, so a document that keeps tripping it ends in failed/."""
     log.exception("unexpected error while processing: %s", error)
-    crashes = doc.crashes + 1
-    with store.write() as conn:
-        store.update(conn, doc.id, crashes=crashes)
+    crashes = spool.count_crash(store, doc)
     if crashes >= settings.max_crashes:
-        poisoned = store.get(doc.id)
+        poisoned = spool.get(store, doc.id)
         if poisoned is not None:
             return process(settings, store, poisoned)
     return _deferred(store, doc, MachineError(f"internal error: {type(error).__name__}",

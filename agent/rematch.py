@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent import spool
 from agent.config import Settings
 from agent.decisions import Decision, file_from_review
 from agent.logs import document_context, get_logger
@@ -19,7 +20,8 @@ from agent.match import match
 from agent.parse import Found, ParsedFields
 from agent.patients import get as get_patient
 from agent.reasons import Reason
-from agent.store import REVIEW, Document, Store
+from agent.spool import REVIEW, Document
+from agent.store import Store
 
 log = get_logger("rematch")
 ACTOR = "rematch after import"
@@ -62,7 +64,7 @@ def stored_name_confidence(result: dict[str, Any], fields: ParsedFields) -> floa
 
 def rematch_review(settings: Settings, store: Store) -> RematchReport:
     report = RematchReport()
-    for doc in store.by_state(REVIEW):
+    for doc in spool.by_state(store, REVIEW):
         report.examined += 1
         with document_context(doc.id):
             decision = _rematch_one(settings, store, doc)
@@ -79,7 +81,7 @@ def _rematch_one(settings: Settings, store: Store, doc: Document) -> Decision | 
     if outcome.outcome != "filed" or outcome.patient_id is None:
         return None
     patient = get_patient(store, outcome.patient_id)
-    current = store.get(doc.id)
+    current = spool.get(store, doc.id)
     if patient is None or current is None or current.state != REVIEW:
         return None  # decided by someone else meanwhile
     return file_from_review(

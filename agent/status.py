@@ -21,19 +21,13 @@ from datetime import UTC, date, datetime
 from statistics import median
 from typing import Any
 
+from agent import spool
 from agent.config import Settings
 from agent.ledger import day_bounds, read_range
 from agent.patients import count as count_patients
 from agent.store import Store
 
 OUTCOMES = ("filed", "review", "failed", "duplicate")
-
-
-def _count_by_state(store: Store, where: str = "", params: tuple[Any, ...] = ()) -> dict[str, int]:
-    rows = store.read(
-        f"SELECT state, COUNT(*) AS n FROM documents {where} GROUP BY state",  # noqa: S608  # nosec B608: fixed clauses only
-        params)
-    return {r["state"]: int(r["n"]) for r in rows}
 
 
 def _age(stamp: str | None, now: float) -> int | None:
@@ -47,13 +41,10 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
     now = time.time()
     today = today or date.today()
     start, end = day_bounds(today)
-    by_state = _count_by_state(store)
-    today_counts = _count_by_state(store, "WHERE finished_at >= ? AND finished_at < ?",
-                                   (start, end))
-    duplicates = int(store.read("SELECT COUNT(*) FROM receipts WHERE kind = 'duplicate'")[0][0])
-    duplicates_today = int(store.read(
-        "SELECT COUNT(*) FROM receipts WHERE kind = 'duplicate' AND received_at >= ? "
-        "AND received_at < ?", (start, end))[0][0])
+    by_state = spool.counts_by_state(store)
+    today_counts = spool.counts_by_state(store, finished=(start, end))
+    duplicates = spool.duplicates(store)
+    duplicates_today = spool.duplicates(store, received=(start, end))
     waiting: list[tuple[float, str]] = []
     for entry in settings.incoming.iterdir():
         try:
@@ -63,35 +54,25 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
         if stat.S_ISREG(info.st_mode):
             waiting.append((info.st_mtime, entry.name))
     oldest_file = min(waiting, default=None)
-    oldest_queued = store.read(
-        "SELECT id, original_name, received_at FROM documents WHERE state IN "
-        "('queued', 'claiming') ORDER BY received_at LIMIT 1")
+    queued = spool.oldest_queued(store)
     oldest: dict[str, Any] | None = None
     if oldest_file is not None:
         mtime, name = oldest_file
         oldest = {"name": name, "where": "incoming", "document_id": None,
                   "since": datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds"),
                   "seconds": round(now - mtime)}
-    if oldest_queued and (oldest is None or
-                          (_age(oldest_queued[0]["received_at"], now) or 0) > oldest["seconds"]):
-        row = oldest_queued[0]
-        oldest = {"name": row["original_name"], "where": "queue", "document_id": row["id"],
-                  "since": row["received_at"], "seconds": _age(row["received_at"], now)}
-    last = store.read("SELECT MAX(finished_at) FROM documents")[0][0]
-    last_filed_rows = store.read(
-        "SELECT id, patient_id, finished_at FROM documents WHERE state = 'filed' "
-        "AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1")
-    last_filed = ({"document_id": last_filed_rows[0]["id"],
-                   "patient_id": last_filed_rows[0]["patient_id"],
-                   "at": last_filed_rows[0]["finished_at"]} if last_filed_rows else None)
+    if queued and (oldest is None or (_age(queued.received_at, now) or 0) > oldest["seconds"]):
+        oldest = {"name": queued.original_name, "where": "queue", "document_id": queued.id,
+                  "since": queued.received_at, "seconds": _age(queued.received_at, now)}
+    last = spool.last_finished_at(store)
+    filed = spool.last_filed(store)
+    last_filed = ({"document_id": filed.id, "patient_id": filed.patient_id,
+                   "at": filed.finished_at} if filed else None)
     page_seconds = _ocr_page_seconds(settings, start, end)
-    deferred = int(store.read("SELECT COUNT(*) FROM documents WHERE state = 'queued' AND "
-                              "deferrals > 0")[0][0])
-    outbox = store.read("SELECT COUNT(*), MIN(created_at), SUM(attempts > 0) FROM outbox "
-                        "WHERE sent_at IS NULL")[0]
+    deferred = spool.deferred_count(store)
+    outbox = store.outbox_backlog()
     # Messages Telegram refused for good today (they left the queue with the reason).
-    given_up = int(store.read("SELECT COUNT(*) FROM outbox WHERE sent_at >= ? AND sent_at < ? "
-                              "AND last_error LIKE 'gave up:%'", (start, end))[0][0])
+    given_up = store.given_up_between(start, end)
     totals = {**{k: by_state.get(k, 0) for k in OUTCOMES[:3]}, "duplicate": duplicates}
     todays = {**{k: today_counts.get(k, 0) for k in OUTCOMES[:3]}, "duplicate": duplicates_today}
     return {
@@ -104,7 +85,7 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
         "oldest_waiting_seconds": oldest["seconds"] if oldest else None,
         "today": {k: todays[k] for k in OUTCOMES[:3]},
         "last_activity": last,
-        "outbox_pending": int(outbox[0]),
+        "outbox_pending": outbox[0],
         "patients": count_patients(store),
         # Added with issue 7.
         "day": today.isoformat(),
@@ -114,7 +95,7 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
         "ocr_today": {"pages": len(page_seconds),
                       "median_seconds": round(median(page_seconds), 2) if page_seconds else None},
         "outbox_oldest_pending_at": outbox[1],
-        "outbox_retrying": int(outbox[2] or 0),
+        "outbox_retrying": outbox[2],
         "outbox_given_up_today": given_up,
     }
 

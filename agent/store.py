@@ -1,4 +1,7 @@
-"""state.db: documents, arrivals, the patient directory and the outbox (SQLite, WAL).
+"""state.db: the database (SQLite, WAL), its schema, the outbox and a few settings kept.
+
+The documents and their arrivals (receipts) are the spool's to read and write (agent.spool);
+the patient directory is agent.patients'.
 
 Only parameterized SQL. Each thread gets its own connection (sqlite3 objects must not cross
 threads); writes run in `BEGIN IMMEDIATE` transactions so that two processes (the daemon and a
@@ -11,10 +14,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,6 @@ from agent.names import record_keys
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
-
-# Document states. `claiming` and `filing` are the two in-between states that recovery
-# knows how to finish; the last three are final.
-CLAIMING, QUEUED, PROCESSING, FILING = "claiming", "queued", "processing", "filing"
-FILED, REVIEW, FAILED = "filed", "review", "failed"
-FINAL_STATES = (FILED, REVIEW, FAILED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -145,39 +140,6 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-@dataclass(frozen=True)
-class Document:
-    id: str
-    sha256: str
-    original_name: str
-    size: int
-    state: str
-    received_at: str
-    attempts: int
-    crashes: int
-    deferrals: int
-    next_attempt_at: float
-    path: str | None
-    dest_path: str | None
-    outcome: str | None
-    patient_id: str | None
-    reason_kind: str | None
-    reason: str | None
-    pages: int | None
-    text_source: str | None
-    duration_ms: int | None
-    result_json: str | None
-    finished_at: str | None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Document:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
-
-    @property
-    def result(self) -> dict[str, Any]:
-        return dict(json.loads(self.result_json)) if self.result_json else {}
-
-
 def _translate(error: sqlite3.OperationalError) -> Exception:
     text = str(error).lower()
     if "locked" in text or "busy" in text:
@@ -281,77 +243,6 @@ class Store:
         except sqlite3.OperationalError as error:
             raise _translate(error) from error
 
-    # --- documents ---------------------------------------------------------------------
-
-    def get(self, document_id: str) -> Document | None:
-        rows = self.read("SELECT * FROM documents WHERE id = ?", (document_id,))
-        return Document.from_row(rows[0]) if rows else None
-
-    def find(self, prefix: str) -> list[Document]:
-        """Documents whose id starts with `prefix` (people type short ids)."""
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self.read(
-            "SELECT * FROM documents WHERE id LIKE ? ESCAPE '\\' ORDER BY id", (escaped + "%",)
-        )
-        return [Document.from_row(r) for r in rows]
-
-    def by_state(self, *states: str) -> list[Document]:
-        marks = ",".join("?" for _ in states)
-        rows = self.read(
-            f"SELECT * FROM documents WHERE state IN ({marks}) ORDER BY received_at, id",  # noqa: S608  # nosec B608: only placeholders are formatted in
-            states,
-        )
-        return [Document.from_row(r) for r in rows]
-
-    def update(self, conn: sqlite3.Connection, document_id: str, **values: Any) -> None:
-        allowed = set(Document.__dataclass_fields__) - {"id", "sha256"}
-        unknown = set(values) - allowed
-        if unknown:
-            raise ValueError(f"unknown document columns: {sorted(unknown)}")
-        values["updated_at"] = now_iso()
-        columns = ", ".join(f"{name} = :{name}" for name in values)
-        conn.execute(
-            f"UPDATE documents SET {columns} WHERE id = :_id",  # noqa: S608  # nosec B608: column names checked above
-            {**values, "_id": document_id},
-        )
-
-    def take_next(self, now: float | None = None) -> Document | None:
-        """Move the oldest due queued document to `processing`, counting the attempt."""
-        now = time.time() if now is None else now
-        with self.write() as conn:
-            row = conn.execute(
-                "SELECT id FROM documents WHERE state = ? AND next_attempt_at <= ? "
-                "ORDER BY next_attempt_at, received_at LIMIT 1",
-                (QUEUED, now),
-            ).fetchone()
-            if row is None:
-                return None
-            conn.execute(
-                "UPDATE documents SET state = ?, attempts = attempts + 1, updated_at = ? "
-                "WHERE id = ?",
-                (PROCESSING, now_iso(), row["id"]),
-            )
-        return self.get(row["id"])
-
-    def claim_one(self, document_id: str) -> Document | None:
-        """Take one named queued document (for `docagent process`), or None if taken."""
-        with self.write() as conn:
-            cur = conn.execute(
-                "UPDATE documents SET state = ?, attempts = attempts + 1, updated_at = ? "
-                "WHERE id = ? AND state = ?",
-                (PROCESSING, now_iso(), document_id, QUEUED),
-            )
-            if cur.rowcount != 1:
-                return None
-        return self.get(document_id)
-
-    def next_due_at(self) -> float | None:
-        rows = self.read(
-            "SELECT MIN(next_attempt_at) AS t FROM documents WHERE state = ?", (QUEUED,)
-        )
-        value = rows[0]["t"] if rows else None
-        return float(value) if value is not None else None
-
     # --- outbox ------------------------------------------------------------------------
 
     @staticmethod
@@ -362,6 +253,19 @@ class Store:
             "INSERT INTO outbox (created_at, kind, document_id, payload) VALUES (?, ?, ?, ?)",
             (now_iso(), kind, document_id, json.dumps(payload, ensure_ascii=False)),
         )
+
+    def outbox_backlog(self, kind: str | None = None) -> tuple[int, str | None, int]:
+        """Unsent messages (of `kind`, or all): how many, when the oldest was written, and how
+        many have been tried already."""
+        sql = ("SELECT COUNT(*), MIN(created_at), SUM(attempts > 0) FROM outbox "
+               "WHERE sent_at IS NULL AND (? IS NULL OR kind = ?)")
+        row = self.read(sql, (kind, kind))[0]
+        return int(row[0]), row[1], int(row[2] or 0)
+
+    def given_up_between(self, start: str, end: str) -> int:
+        """Messages Telegram refused for good in [start, end) (they left the queue)."""
+        return int(self.read("SELECT COUNT(*) FROM outbox WHERE sent_at >= ? AND sent_at < ? "
+                             "AND last_error LIKE 'gave up:%'", (start, end))[0][0])
 
     def pending_messages(self, limit: int = 50) -> list[sqlite3.Row]:
         return self.read(

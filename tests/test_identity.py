@@ -14,6 +14,7 @@ from agent.audit import entries
 from agent.match import match
 from agent.notify.messages import render
 from agent.parse import Found, ParsedFields
+from agent.spool import get as get_document
 from agent.store import Store
 from tests import pdfgen
 from tests.conftest import Spool
@@ -158,7 +159,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
             for r in store.read("SELECT key, patient_id, kind FROM patient_keys")}
     assert keys == {("bernard", "G1", "last"), ("lefebvre", "G1", "birth"),
                     ("elamrani", "F1", "last"), ("amrani", "F1", "loose")}
-    assert store.get("d1") is not None  # the rest of the database is untouched
+    assert get_document(store, "d1") is not None  # the rest of the database is untouched
     plan = " ".join(str(r[3]) for r in store.read(
         "EXPLAIN QUERY PLAN SELECT patient_id FROM patient_keys WHERE key = 'x'"))
     assert "USING PRIMARY KEY" in plan or "USING INDEX" in plan

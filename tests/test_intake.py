@@ -13,7 +13,9 @@ import pytest
 
 from agent import config, spool
 from agent.notify.messages import render
-from agent.store import QUEUED, Store
+from agent.spool import QUEUED
+from agent.spool import rows as spool_rows
+from agent.store import Store
 from agent.watcher import Stabilizer
 from tests import pdfgen
 
@@ -39,12 +41,12 @@ def test_a_copy_of_a_deferred_document_brings_it_forward(site, tmp_path) -> None
     settings, store = site
     first = spool.claim(settings, store, dropped(settings, tmp_path, "first.pdf", "same"))
     with store.write() as conn:
-        store.update(conn, first.document_id, deferrals=3, next_attempt_at=time.time() + 3600,
+        spool_rows.update(conn, first.document_id, deferrals=3, next_attempt_at=time.time() + 3600,
                      reason="the disk is full")
     again = dropped(settings, tmp_path, "again.pdf", "same")
     claim = spool.claim(settings, store, again)
     assert claim.duplicate_of is not None and not again.exists()
-    doc = store.get(first.document_id)
+    doc = spool.get(store, first.document_id)
     assert doc is not None and doc.state == QUEUED and doc.next_attempt_at == 0
     row = store.read("SELECT payload FROM outbox WHERE kind = 'duplicate'")[0]
     payload: dict[str, Any] = json.loads(row["payload"])

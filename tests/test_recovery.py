@@ -17,7 +17,10 @@ import pytest
 
 from agent import audit, config, decisions, pipeline, spool
 from agent.patients import import_csv
-from agent.store import FAILED, FILED, QUEUED, REVIEW, Store
+from agent.spool import FAILED, FILED, QUEUED, REVIEW
+from agent.spool import files as spool_files
+from agent.spool import placing as spool_placing
+from agent.store import Store
 from tests import pdfgen
 from tests.conftest import PATIENTS_CSV
 
@@ -71,8 +74,8 @@ def incoming_pdf(settings: config.Settings, tmp_path: Path, name: str = "r.pdf",
 
 
 def only_final_copy(settings: config.Settings, store: Store, state: str) -> Path:
-    docs = store.by_state(state)
-    assert len(docs) == 1, store.by_state(FILED, REVIEW, FAILED, QUEUED)
+    docs = spool.by_state(store, state)
+    assert len(docs) == 1, spool.by_state(store, FILED, REVIEW, FAILED, QUEUED)
     path = settings.home / (docs[0].path or "")
     assert path.is_file()
     pdfs = [p for p in settings.home.rglob("*.pdf") if p.is_file()]
@@ -81,7 +84,7 @@ def only_final_copy(settings: config.Settings, store: Store, state: str) -> Path
 
 
 def run_queue(settings: config.Settings, store: Store) -> None:
-    while (doc := store.take_next()) is not None:
+    while (doc := spool.start_next(store)) is not None:
         pipeline.process(settings, store, doc)
 
 
@@ -96,13 +99,13 @@ def test_crash_after_claim_row_before_rename(site, tmp_path, monkeypatch) -> Non
         spool.claim(settings, store, src)
     monkeypatch.undo()
     store = restart(settings, store)
-    assert src.exists() and store.by_state(QUEUED) == []  # undone: taken again from incoming
+    assert src.exists() and spool.by_state(store, QUEUED) == []  # undone: taken again from incoming
     spool.claim(settings, store, src)
     run_queue(settings, store)
     only_final_copy(settings, store, FILED)
 
 
-@pytest.mark.parametrize(("target", "name"), [(spool, "fsync_dir"), (os, "unlink")],
+@pytest.mark.parametrize(("target", "name"), [(spool_files, "fsync_dir"), (os, "unlink")],
                          ids=["after-rename-before-queued", "after-queued-before-unlink"])
 def test_crash_before_the_dropped_file_is_removed(site, tmp_path, monkeypatch, target,
                                                   name) -> None:
@@ -113,7 +116,7 @@ def test_crash_before_the_dropped_file_is_removed(site, tmp_path, monkeypatch, t
         spool.claim(settings, store, src)
     monkeypatch.undo()
     store = restart(settings, store)
-    assert src.exists() and len(store.by_state(QUEUED)) == 1
+    assert src.exists() and len(spool.by_state(store, QUEUED)) == 1
     # Seen again by the watcher: the receipt says this very file was taken, so it is removed
     # without a second document, a duplicate message or a duplicate audit line.
     again = spool.claim(settings, store, src)
@@ -133,13 +136,13 @@ def test_crash_while_processing_counts_and_poison_pill_ends_in_failed(site, tmp_
     spool.claim(settings, store, incoming_pdf(settings, tmp_path))
     for attempt in range(settings.max_crashes):
         crash_on(monkeypatch, pipeline.gate, "inspect")
-        doc = store.take_next()
+        doc = spool.start_next(store)
         assert doc is not None
         with pytest.raises(Crash):
             pipeline.process(settings, store, doc)
         monkeypatch.undo()
         store = restart(settings, store)
-        assert store.by_state(QUEUED)[0].crashes == attempt + 1
+        assert spool.by_state(store, QUEUED)[0].crashes == attempt + 1
     run_queue(settings, store)
     path = only_final_copy(settings, store, FAILED)
     reason = json.loads(path.with_name(path.name + ".reason.json").read_text())
@@ -148,20 +151,21 @@ def test_crash_while_processing_counts_and_poison_pill_ends_in_failed(site, tmp_
 
 @pytest.mark.parametrize(("target", "name", "after", "run_first"), [
     ("os", "link", 0, False),          # after the `filing` commit, before the link
-    ("spool", "write_file", 0, False),  # linked, before the sidecars
-    ("spool", "write_file", 1, True),   # one sidecar written
-    ("spool", "now_iso", 0, False),     # everything on disk, before the final commit
+    ("files", "write_file", 0, False),    # linked, before the sidecars
+    ("files", "write_file", 1, True),     # one sidecar written
+    ("placing", "now_iso", 0, False),     # everything on disk, before the final commit
 ])
 def test_crash_during_place(site, tmp_path, monkeypatch, target, name, after, run_first) -> None:
     settings, store = site
     spool.claim(settings, store, incoming_pdf(settings, tmp_path))
-    doc = store.take_next()
+    doc = spool.start_next(store)
     assert doc is not None
     # Let the pipeline run up to place(), then crash inside it.
     real_place = spool.place
 
     def place_with_crash(*args: Any, **kwargs: Any) -> Path:
-        crash_on(monkeypatch, os if target == "os" else spool, name, after=after,
+        crash_on(monkeypatch, {"os": os, "files": spool_files, "placing": spool_placing}[target],
+                 name, after=after,
                  run_first=run_first)
         return real_place(*args, **kwargs)
 
@@ -191,7 +195,7 @@ def test_crash_after_final_commit_before_unlink(site, tmp_path, monkeypatch) -> 
         real_unlink(self, missing_ok=missing_ok)
 
     monkeypatch.setattr(Path, "unlink", unlink)
-    doc = store.take_next()
+    doc = spool.start_next(store)
     assert doc is not None
     with pytest.raises(Crash):
         pipeline.process(settings, store, doc)
@@ -207,7 +211,7 @@ def review_doc(settings: config.Settings, store: Store, tmp_path: Path) -> str:
     spool.claim(settings, store, incoming_pdf(settings, tmp_path, last="LEGRAND", first="Paul",
                                               birth="01/01/1999"))
     run_queue(settings, store)
-    [doc] = store.by_state(REVIEW)
+    [doc] = spool.by_state(store, REVIEW)
     return doc.id
 
 
@@ -240,8 +244,8 @@ def test_retry_crash_rolls_back_to_failed(site, tmp_path, monkeypatch) -> None:
     bad.write_bytes(b"not a pdf at all")
     spool.claim(settings, store, bad)
     run_queue(settings, store)
-    [doc] = store.by_state(FAILED)
-    crash_on(monkeypatch, spool, "fsync_dir", after=1)  # after the unlinks of take_back
+    [doc] = spool.by_state(store, FAILED)
+    crash_on(monkeypatch, spool_files, "fsync_dir", after=1)  # after the unlinks of take_back
     with pytest.raises(Crash):
         decisions.retry(settings, store, doc.id, who="test")
     monkeypatch.undo()
@@ -249,7 +253,7 @@ def test_retry_crash_rolls_back_to_failed(site, tmp_path, monkeypatch) -> None:
     path = only_final_copy(settings, store, FAILED)
     assert path.with_name("bad.pdf.reason.json").exists()
     decisions.retry(settings, store, doc.id, who="test")
-    assert store.get(doc.id).state == QUEUED  # type: ignore[union-attr]
+    assert spool.get(store, doc.id).state == QUEUED  # type: ignore[union-attr]
     run_queue(settings, store)
     only_final_copy(settings, store, FAILED)
 
@@ -259,17 +263,17 @@ def test_machine_fault_defers_and_never_quarantines(site, tmp_path, monkeypatch)
     src = incoming_pdf(settings, tmp_path)
     spool.claim(settings, store, src)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no poppler, no tesseract
-    doc = store.take_next()
+    doc = spool.start_next(store)
     assert doc is not None
     out = pipeline.process(settings, store, doc)
     assert out.outcome == "deferred"
-    queued = store.get(doc.id)
+    queued = spool.get(store, doc.id)
     assert queued is not None and queued.state == QUEUED and queued.deferrals == 1
     assert queued.reason_kind == "poppler-missing" and queued.next_attempt_at > 0
     assert list(settings.failed.iterdir()) == []
-    assert store.take_next() is None  # not due yet: backoff
+    assert spool.start_next(store) is None  # not due yet: backoff
     monkeypatch.undo()
-    doc = store.take_next(now=queued.next_attempt_at + 1)
+    doc = spool.start_next(store, now=queued.next_attempt_at + 1)
     assert doc is not None
     assert pipeline.process(settings, store, doc).outcome == "filed"
 
@@ -277,7 +281,7 @@ def test_machine_fault_defers_and_never_quarantines(site, tmp_path, monkeypatch)
 def test_crash_mid_sidecar_write_leaves_no_temporary_file(site, tmp_path, monkeypatch) -> None:
     settings, store = site
     spool.claim(settings, store, incoming_pdf(settings, tmp_path))
-    doc = store.take_next()
+    doc = spool.start_next(store)
     assert doc is not None
     real_place = spool.place
 

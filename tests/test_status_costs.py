@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent import config, pipeline
+from agent.spool import start as start_document
 from agent.store import Store
 from tests import pdfgen
 from tests.conftest import Spool
@@ -32,7 +33,7 @@ def test_a_page_read_twice_is_counted_twice_by_status_as_by_costs(spool: Spool,
     blocker.unlink()
     settings = config.load(spool.env, cwd=spool.root)
     store = Store(settings.db_path)
-    doc = store.claim_one(str(first["document_id"]))  # its retry, now rather than in 30 s
+    doc = start_document(store, str(first["document_id"]))  # its retry, now rather than in 30 s
     assert doc is not None
     assert pipeline.process(settings, store, doc).outcome == "filed"
 

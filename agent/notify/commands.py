@@ -29,7 +29,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from agent import children, decisions, health, ledger, reasons, status
+from agent import children, decisions, health, ledger, reasons, spool, status
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DocagentError
@@ -46,7 +46,8 @@ from agent.notify.keyboards import (
     review_keyboard,
 )
 from agent.notify.messages import fit, render
-from agent.store import FAILED, REVIEW, Document, Store
+from agent.spool import FAILED, REVIEW, Document
+from agent.store import Store
 
 log = get_logger("telegram")
 Context = ContextTypes.DEFAULT_TYPE
@@ -284,7 +285,7 @@ class Commands:
         if press is None:
             await query.answer("This button is not one of mine.")
             return
-        doc = await asyncio.to_thread(self.store.get, press.document_id)
+        doc = await asyncio.to_thread(spool.get, self.store, press.document_id)
         if doc is None:
             await query.answer("No such document.")
             return
@@ -304,7 +305,7 @@ class Commands:
     async def decide(self, update: Update, query: CallbackQuery, doc: Document,
                      press: Press) -> None:
         async with self.deciding:
-            current = await asyncio.to_thread(self.store.get, doc.id) or doc
+            current = await asyncio.to_thread(spool.get, self.store, doc.id) or doc
             if current.state != REVIEW:
                 await query.answer(fit(describe_decision(current), 190))
                 return
@@ -333,7 +334,7 @@ class Commands:
 
     async def retry_press(self, update: Update, query: CallbackQuery, doc: Document) -> None:
         async with self.deciding:
-            current = await asyncio.to_thread(self.store.get, doc.id) or doc
+            current = await asyncio.to_thread(spool.get, self.store, doc.id) or doc
             if current.state != FAILED:
                 await query.answer(f"Already handled: it is {current.state} now.")
                 return
