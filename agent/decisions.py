@@ -7,15 +7,16 @@ made, moved and recorded the same way whoever makes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from agent import spool
 from agent.config import Settings
 from agent.errors import UsageError
 from agent.logs import document_context, get_logger
+from agent.match import MatchResult
 from agent.patients import UNASSIGNED, Patient
 from agent.patients import get as get_patient
 from agent.reasons import Reason
+from agent.record import Record
 from agent.spool import FAILED, FILED, QUEUED, REVIEW, Document, Placement
 from agent.store import Store, now_iso
 
@@ -62,31 +63,23 @@ def resolve(settings: Settings, store: Store, prefix: str, patient_id: str | Non
 
 def file_from_review(settings: Settings, store: Store, doc: Document, patient: Patient | None,
                      *, who: str, why: Reason, message_kind: str,
-                     updates: dict[str, Any] | None = None) -> Decision:
+                     match: MatchResult | None = None) -> Decision:
     """Move a review document under `patient` (or done/unassigned/): one placement path for a
-    person's decision and for a re-match, audited and announced the same way."""
-    folder = settings.done / (patient.id if patient else UNASSIGNED)
-    reason = why.text()
-    result: dict[str, Any] = dict(doc.result) | (updates or {}) | {
-        "outcome": FILED,
-        "patient_id": patient.id if patient else None,
-        "patient": patient.as_dict() if patient else None,
-        "reason": reason,
-        "reason_code": why.as_dict(),
-        "decision": {"by": who, "at": now_iso(),
-                     "patient_id": patient.id if patient else None,
-                     "previous_reason": doc.reason},
-    }
+    person's decision and for a re-match (with its new `match`), audited and announced the
+    same way."""
+    record = Record.from_json(doc.result).decided(patient=patient, why=why, by=who,
+                                                  at=now_iso(), match=match)
     pdf = settings.home / (doc.path or "")
     text = spool.text_of(settings, doc)
     spool.take_back(settings, doc)
     placement = Placement(
-        state=FILED, folder=folder, stem=pdf.name[: -len(pdf.suffix) or None], suffix=".pdf",
-        result=result, text=text, patient_id=patient.id if patient else None, reason=reason,
-        message_kind=message_kind,
+        state=FILED, folder=settings.done / (patient.id if patient else UNASSIGNED),
+        stem=pdf.name[: -len(pdf.suffix) or None], suffix=".pdf", result=record.to_json(),
+        text=text, patient_id=record.patient_id, reason=record.reason,
+        message_kind=message_kind, audit=record.audit_details(),
     )
     dest = spool.place(settings, store, doc, placement)
-    log.info("%s (%s): %s", reason, who, dest.relative_to(settings.home))
+    log.info("%s (%s): %s", record.reason, who, dest.relative_to(settings.home))
     return Decision(doc.id, FILED, placement.patient_id, str(dest.relative_to(settings.home)))
 
 

@@ -19,10 +19,11 @@ and can never change it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent import suggest
+from agent import reasons, suggest
 from agent.names import is_initial, loose_keys, name_key, record_keys
 from agent.parse import ParsedFields
 from agent.patients import Patient, by_keys
@@ -48,10 +49,21 @@ class Candidate:
     def names_agree(self) -> bool:
         return {"last_name", "first_name"} <= set(self.agree)
 
+    def evidence(self) -> dict[str, list[str]]:
+        """What agreed, differed and was missing, and why, in words."""
+        return {"agree": list(self.agree), "disagree": list(self.disagree),
+                "missing": list(self.missing), "notes": list(self.notes)}
+
     def as_dict(self) -> dict[str, Any]:
-        return {**self.patient.as_dict(), "agree": list(self.agree),
-                "disagree": list(self.disagree), "missing": list(self.missing),
-                "swapped": self.swapped, "notes": list(self.notes), "score": self.score}
+        return {**self.patient.as_dict(), **self.evidence(), "swapped": self.swapped,
+                "score": self.score}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Candidate:
+        def words(key: str) -> tuple[str, ...]:
+            return tuple(str(w) for w in raw.get(key) or ())
+        return cls(Patient.from_dict(raw), words("agree"), words("disagree"), words("missing"),
+                   bool(raw.get("swapped")), words("notes"), raw.get("score"))
 
 
 @dataclass(frozen=True)
@@ -73,13 +85,24 @@ class MatchResult:
                 "min_name_confidence": self.min_name_confidence,
                 "candidates": [c.as_dict() for c in self.candidates]}
 
-    def evidence(self) -> dict[str, Any] | None:
-        """The chosen record's evidence, for the audit log and the notification."""
-        for c in self.candidates:
-            if c.patient.id == self.patient_id:
-                return {"agree": list(c.agree), "disagree": list(c.disagree),
-                        "missing": list(c.missing), "notes": list(c.notes)}
-        return None
+    def evidence(self, patient_id: str | None = None) -> dict[str, list[str]] | None:
+        """The evidence for the record chosen (or for `patient_id`, chosen by a person), for
+        the audit log and the notification; None when it was not among the candidates."""
+        wanted = patient_id or self.patient_id
+        chosen = [c for c in self.candidates if wanted and c.patient.id == wanted]
+        return chosen[0].evidence() if chosen else None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> MatchResult:
+        """A match as kept in a record; its reason from its code (or the sentence of a record
+        written before codes existed)."""
+        outcome: Outcome = "filed" if raw.get("outcome") == "filed" else "review"
+        why = reasons.from_dict(raw.get("reason_code")) or \
+            Reason.of(reasons.LEGACY, text=str(raw.get("reason") or "?"))
+        return cls(outcome, raw.get("patient_id"), why,
+                   tuple(Candidate.from_dict(c) for c in raw.get("candidates") or ()
+                         if isinstance(c, Mapping)),
+                   raw.get("name_confidence"), raw.get("min_name_confidence"))
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from agent.logs import escape
 from agent.names import name_key, record_keys
@@ -54,6 +54,13 @@ class Patient:
         if self.usage_name:
             out["usage_name"] = self.usage_name
         return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Patient:
+        """A patient as kept in a record (`as_dict`), not as the directory has it now."""
+        return cls(str(raw.get("id") or ""), str(raw.get("last_name") or ""),
+                   str(raw.get("first_name") or ""), raw.get("birth_date"),
+                   raw.get("birth_name"), raw.get("usage_name"))
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Patient:

@@ -21,9 +21,10 @@ from agent.config import Settings
 from agent.errors import DiskFull, DocumentError, MachineError, PoisonPill, Unreadable
 from agent.ledger import Ledger, prices_from
 from agent.logs import document_context, get_logger
-from agent.match import MatchResult, match
+from agent.match import match
 from agent.parse import ParsedFields, parse_document
 from agent.patients import get as get_patient
+from agent.record import PageSource, Record, identity_confidence, name_confidence
 from agent.spool import FAILED, FILED, REVIEW, Document, Placement, pdf_stem, safe_name
 from agent.store import Store, now_iso
 
@@ -70,7 +71,7 @@ def _base_result(doc: Document) -> dict[str, Any]:
             "received_at": doc.received_at, "attempts": doc.attempts}
 
 
-def _read(settings: Settings, store: Store, doc: Document) -> tuple[Placement, dict[str, Any]]:
+def _read(settings: Settings, store: Store, doc: Document) -> Placement:
     pdf = spool.processing_path(settings, doc.id)
     timer = metrics.StageTimer()
     info = gate.inspect(pdf, max_bytes=settings.max_bytes, max_pages=settings.max_pages)
@@ -81,28 +82,22 @@ def _read(settings: Settings, store: Store, doc: Document) -> tuple[Placement, d
         raise Unreadable("no text could be read on any page", stage="text")
     fields = parse_document([p.text for p in pages])
     timer.lap("parse")
-    decision = match(store, fields, name_confidence=name_confidence(fields, pages),
+    sources = tuple(PageSource(p.number, p.source, p.confidence, p.dpi, p.seconds,
+                               p.cpu_seconds) for p in pages)
+    decision = match(store, fields, name_confidence=name_confidence(fields, sources),
                      min_name_confidence=settings.min_name_confidence)
     timer.lap("match")
-    result = _base_result(doc) | {
-        "outcome": decision.outcome,
-        "reason": decision.reason,
-        "reason_code": decision.why.as_dict(),
-        "patient_id": decision.patient_id,
-        "patient": _patient(store, decision),
-        "document_type": fields.document_type,
-        "document_date": fields.document_date.value if fields.document_date else None,
-        "fields": fields.as_dict(),
-        "match": decision.as_dict(),
-        "pages": info.pages,
-        "encrypted": info.encrypted,
-        "text_source": ocr.text_source(pages),
-        "page_sources": [
-            {"page": p.number, "source": p.source, "confidence": p.confidence, "dpi": p.dpi,
-             "seconds": p.seconds, "cpu_seconds": p.cpu_seconds} for p in pages
-        ],
-        "identity_confidence": identity_confidence(fields, pages),
-    }
+    record = Record(
+        document_id=doc.id, sha256=doc.sha256, original_name=doc.original_name,
+        received_at=doc.received_at, attempts=doc.attempts, outcome=decision.outcome,
+        why=decision.why, reason=decision.reason, patient_id=decision.patient_id,
+        patient=get_patient(store, decision.patient_id) if decision.patient_id else None,
+        document_type=fields.document_type,
+        document_date=fields.document_date.value if fields.document_date else None,
+        fields=fields, match=decision, pages=info.pages, encrypted=info.encrypted,
+        text_source=ocr.text_source(pages), page_sources=sources,
+        identity_confidence=identity_confidence(fields, sources),
+    )
     text = "\n\f".join(p.text for p in pages)
     stem = f"{_date_part(fields, doc)}_{fields.document_type}_{pdf_stem(doc.original_name)}"
     if decision.outcome == FILED and decision.patient_id:
@@ -112,33 +107,11 @@ def _read(settings: Settings, store: Store, doc: Document) -> tuple[Placement, d
     else:
         folder = settings.review
         state, kind = REVIEW, "review"
-    placement = Placement(
-        state=state, folder=folder, stem=stem, suffix=".pdf",
-        result=result, text=text.encode("utf-8"), patient_id=decision.patient_id,
-        reason=decision.reason,
-        message_kind=kind,
+    return Placement(
+        state=state, folder=folder, stem=stem, suffix=".pdf", result=record.to_json(),
+        text=text.encode("utf-8"), patient_id=decision.patient_id, reason=decision.reason,
+        message_kind=kind, audit=record.audit_details(),
     )
-    return placement, result
-
-
-def name_confidence(fields: ParsedFields, pages: list[ocr.PageText]) -> float | None:
-    """The lowest mean OCR confidence of the pages the patient's names were read from; None
-    when they came from a text layer (the PDF states them exactly)."""
-    by_page = {p.number: p.confidence for p in pages}
-    readings = [by_page.get(f.page) for f in (fields.last_name, fields.first_name,
-                                              fields.birth_name) if f is not None]
-    known = [c for c in readings if c is not None]
-    return min(known) if known else None
-
-
-def identity_confidence(fields: ParsedFields, pages: list[ocr.PageText]) -> float | None:
-    """The lowest OCR confidence of the pages the name and birth date were read on.
-
-    None when they came from text layers (or were not read): there is nothing to doubt.
-    """
-    read_on = {f.page for f in (fields.last_name, fields.first_name, fields.birth_date) if f}
-    scores = [p.confidence for p in pages if p.number in read_on and p.confidence is not None]
-    return min(scores) if scores else None
 
 
 def _date_part(fields: ParsedFields, doc: Document) -> str:
@@ -147,16 +120,9 @@ def _date_part(fields: ParsedFields, doc: Document) -> str:
     return doc.received_at[:10] if doc.received_at else date.today().isoformat()
 
 
-def _patient(store: Store, decision: MatchResult) -> dict[str, Any] | None:
-    if decision.patient_id is None:
-        return None
-    patient = get_patient(store, decision.patient_id)
-    return patient.as_dict() if patient else None
-
-
 def _failed_placement(settings: Settings, doc: Document, error: DocumentError,
                       duration_ms: int) -> Placement:
-    result = spool.failure_result(_base_result(doc), error, duration_ms)
+    result = spool.failure_result(_base_result(doc), error.as_dict(), duration_ms)
     name = safe_name(doc.original_name)
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem or len(ext) > 10:
@@ -187,7 +153,7 @@ def process(settings: Settings, store: Store, doc: Document) -> Outcome:
             if doc.crashes >= settings.max_crashes:
                 raise PoisonPill(f"the service stopped {doc.crashes} times while reading this "
                                  "file", stage="recover")
-            placement, _ = _read(settings, store, doc)
+            placement = _read(settings, store, doc)
             _account_ocr(settings, doc, placement.result)
             placement = _timed(placement, _elapsed(started))
         except DocumentError as error:

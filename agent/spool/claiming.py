@@ -228,7 +228,7 @@ def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> C
         else str(source)
     result = placing.failure_result({"document_id": document_id, "sha256": None,
                                      "original_name": name, "received_at": now_iso(),
-                                     "attempts": 0}, reason, 0)
+                                     "attempts": 0}, reason.as_dict(), 0)
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone():
             return Claim(document_id, None, name, again=True, refused=True)

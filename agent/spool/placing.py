@@ -7,6 +7,7 @@ for a failure `<name>.reason.json` (why). `companion_paths` is the one rule for 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -19,9 +20,8 @@ from typing import Any
 from agent import modes, reasons
 from agent.audit import AuditLog
 from agent.config import Settings
-from agent.errors import DocagentError
 from agent.spool import files, rows
-from agent.spool.rows import FAILED, FILING, QUEUED, REVIEW, Document
+from agent.spool.rows import FAILED, FILING, QUEUED, Document
 from agent.store import Store, now_iso
 
 
@@ -41,6 +41,9 @@ class Placement:
     reason_kind: str | None = None
     reason: str | None = None
     message_kind: str = ""          # outbox message kind; "" sends none
+    # What the audit line says of the decision besides its outcome (actor, evidence,
+    # candidates, name_confidence): the caller knows what was read, the spool does not.
+    audit: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,13 +87,14 @@ def text_of(settings: Settings, doc: Document) -> bytes:
     return text[0].read_bytes() if text else b""
 
 
-def failure_result(base: Mapping[str, Any], error: DocagentError,
-                   duration_ms: int) -> dict[str, Any]:
-    """What is kept about a failure (reason file, database, outbox): the same for every one."""
-    return {**base, "outcome": FAILED, "reason": error.message,
-            "reason_code": reasons.failure(error.kind, error.message).as_dict(),
-            "patient_id": None, "time": now_iso(), "duration_ms": duration_ms, "pages": None,
-            "text_source": None, **error.as_dict()}
+def failure_result(base: Mapping[str, Any], failure: Mapping[str, str],
+                   duration_ms: int | None, time: str | None = None) -> dict[str, Any]:
+    """A failure's JSON form (the reason file, the row, the outbox), the one for every failure:
+    `base` says which document, `failure` is the error's kind, stage, message, action, detail."""
+    return {**base, "outcome": FAILED, "reason": failure["message"],
+            "reason_code": reasons.failure(failure["kind"], failure["message"]).as_dict(),
+            "patient_id": None, "time": time or now_iso(), "duration_ms": duration_ms,
+            "pages": None, "text_source": None, **failure}
 
 
 def candidate_names(stem: str, suffix: str) -> Iterator[str]:
@@ -179,26 +183,12 @@ def finish(settings: Settings, store: Store, document_id: str, source: Path, des
 
 
 def _audit_decision(settings: Settings, document: Document, placement: Placement) -> None:
-    result = placement.result
-    decision = result.get("decision") or {}
-    evidence = None
-    matched = result.get("match") or {}
-    keys = ("agree", "disagree", "missing", "notes")
-    for candidate in matched.get("candidates", []):
-        if candidate.get("id") == placement.patient_id:
-            evidence = {k: candidate.get(k) for k in keys}
-    # A document left for a person: the audit says which records were put to them, and why.
-    candidates = None
-    if placement.state == REVIEW:
-        candidates = [{"id": c.get("id"), "score": c.get("score"), **{k: c.get(k) for k in keys}}
-                      for c in matched.get("candidates", [])]
+    details = {"actor": "docagent", **placement.audit}
     AuditLog.of(settings).record(
         placement.message_kind or placement.state, document_id=document.id,
-        actor=decision.get("by", "docagent"), outcome=placement.state,
-        patient_id=placement.patient_id, reason=placement.reason, kind=placement.reason_kind,
-        evidence=evidence, candidates=candidates,
-        name_confidence=matched.get("name_confidence"),
-        path=str(placement.folder.relative_to(settings.home)),
+        outcome=placement.state, patient_id=placement.patient_id, reason=placement.reason,
+        kind=placement.reason_kind, path=str(placement.folder.relative_to(settings.home)),
+        **details,
     )
 
 
