@@ -39,7 +39,8 @@ from agent.logs import escape, escape_json, is_journal, with_priority
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.patients import ImportFileError, import_csv
-from agent.spool import FINAL_STATES, QUEUED
+from agent.record import Record
+from agent.spool import FINAL_STATES, QUEUED, Document
 from agent.store import Store
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -263,18 +264,19 @@ def _costs(settings: config.Settings, store: Store, args: argparse.Namespace) ->
     return EXIT_OK
 
 
-def _brief(doc: Any) -> dict[str, Any]:
-    result = doc.result
-    fields = result.get("fields") or {}
+def _brief(doc: Document) -> dict[str, Any]:
+    """A document waiting for a person, or failed, as `review list` and `failed list` give it."""
+    record = Record.from_json(doc.result)
+    read = record.fields.as_dict() if record.fields else {}
     return {
         "document_id": doc.id, "file": doc.original_name, "path": doc.path,
         "reason": doc.reason, "reason_kind": doc.reason_kind,
         "received_at": doc.received_at,
-        "read": {k: (v or {}).get("value") for k, v in fields.items() if isinstance(v, dict)
-                 or v is None},
-        "document_type": result.get("document_type"),
-        "candidates": (result.get("match") or {}).get("candidates", []),
-        "action": result.get("action"),
+        "read": {k: (v or {}).get("value") for k, v in read.items()
+                 if isinstance(v, dict) or v is None},
+        "document_type": record.document_type,
+        "candidates": [c.as_dict() for c in record.candidates],
+        "action": record.failure.action if record.failure else None,
     }
 
 
