@@ -31,7 +31,6 @@ from agent import (
     spool,
     status,
 )
-from agent.children import configure as configure_children
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
@@ -40,6 +39,7 @@ from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.patients import ImportFileError, import_csv
 from agent.store import FINAL_STATES, QUEUED, Store
+from agent.tools.runner import configure as configure_children
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 

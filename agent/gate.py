@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import children
 from agent.errors import (
     CorruptPdf,
     EmptyFile,
@@ -25,6 +24,7 @@ from agent.errors import (
     TooLarge,
     TooManyPages,
 )
+from agent.tools import runner
 
 STAGE = "inspect"
 PDFINFO_TIMEOUT = 60.0
@@ -56,17 +56,17 @@ def run_pdfinfo(path: Path, *, first: int | None = None, last: int | None = None
         argv += ["-f", str(first), "-l", str(last)]
     argv += ["--", str(path)]
     try:
-        done = children.run(argv, timeout=timeout, pass_fds=pass_fds)
+        done = runner.run(argv, timeout=timeout, pass_fds=pass_fds)
     except FileNotFoundError:
         raise PopplerMissing("pdfinfo (poppler) is not installed", stage=STAGE) from None
-    except children.ChildTimeout:
+    except runner.ChildTimeout:
         raise CorruptPdf("the PDF could not be opened in time: it is probably damaged",
                          stage=STAGE, detail=f"pdfinfo ran over {timeout:.0f} s") from None
     if done.over_limit:
         raise TooComplex(f"the PDF is too complex to open: its structure needs more than the "
-                         f"{children.describe_limit(done.over_limit)} allowed", stage=STAGE,
+                         f"{runner.describe_limit(done.over_limit)} allowed", stage=STAGE,
                          detail=done.complaint())
-    children.check_killed(done, "pdfinfo", stage=STAGE)
+    runner.check_killed(done, "pdfinfo", stage=STAGE)
     return subprocess.CompletedProcess(argv, done.returncode,
                                        done.stdout.decode("utf-8", "replace"),
                                        done.stderr.decode("utf-8", "replace"))

@@ -34,12 +34,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import canary, children, lock, spool
+from agent import canary, lock, spool
 from agent.config import UNIT_NAME, HealthLimits, Settings
 from agent.errors import DocagentError, NoAccess
 from agent.logs import escape, with_priority
 from agent.patients import count as count_patients
 from agent.store import Store
+from agent.tools import runner
 from agent.watcher import ignored
 
 CANARY_WAIT = 10.0  # seconds for the daemon to notice the canary (polling sees it in ~2 s)
@@ -100,14 +101,14 @@ def check_watcher(settings: Settings, daemon_alive: bool,
                  f"{wait:.0f} s: the watcher sees no events (try DOCAGENT_WATCH=polling)")
 
 
-Runner = Callable[[Sequence[str]], children.Finished | None]
+Runner = Callable[[Sequence[str]], runner.Finished | None]
 
 
-def _run(argv: Sequence[str], timeout: float = 20.0) -> children.Finished | None:
+def _run(argv: Sequence[str], timeout: float = 20.0) -> runner.Finished | None:
     """A tool's answer through the one runner of external programs; None if it cannot run."""
     try:
-        return children.run(argv, timeout=timeout)
-    except (OSError, children.ChildTimeout):
+        return runner.run(argv, timeout=timeout)
+    except (OSError, runner.ChildTimeout):
         return None
 
 

@@ -4,7 +4,7 @@ One `pdftotext` run gives every page's text layer (pages end with a form feed). 
 layer is not real text — a scan, or invisible junk left by a bad OCR — is rasterised alone by
 `pdftoppm -gray` to a PGM file (never loaded into Python) and read by tesseract from that file,
 so memory stays flat whatever the page count. Pages of one document are read in parallel, each
-holding one of the process-wide slots of `agent.children`.
+holding one of the process-wide slots of `agent.tools.runner`.
 
 Choices, measured by `python -m bench.reading` (figures in README "Performance"):
 - PGM, grey, 300 dpi: PNG costs an encode in pdftoppm and a decode in tesseract; colour input
@@ -32,7 +32,6 @@ from pathlib import Path
 from statistics import fmean
 from typing import Literal
 
-from agent import children
 from agent.errors import (
     CorruptPdf,
     DiskFull,
@@ -44,6 +43,7 @@ from agent.errors import (
     ToolFailed,
 )
 from agent.logs import get_logger
+from agent.tools import runner
 
 STAGE = "text"
 MIN_WORDS = 5  # fewer real words than this on a page: the text layer is not worth trusting
@@ -102,19 +102,19 @@ def text_layers(pdf: Path, pages: int) -> tuple[list[str], float]:
     by OCR: what overwhelmed pdftotext (a text bomb) would overwhelm pdftoppm the same way.
     """
     try:
-        done = children.run(["pdftotext", "-layout", "-enc", "UTF-8", "--", str(pdf), "-"],
+        done = runner.run(["pdftotext", "-layout", "-enc", "UTF-8", "--", str(pdf), "-"],
                             timeout=PDFTOTEXT_TIMEOUT)
     except FileNotFoundError:
         raise PopplerMissing("pdftotext (poppler) is not installed", stage=STAGE) from None
-    except children.ChildTimeout:
+    except runner.ChildTimeout:
         raise TooComplex(f"the PDF holds far more text than a document: extracting it took "
                          f"more than {PDFTOTEXT_TIMEOUT:.0f} s", stage=STAGE,
                          detail=f"pdftotext ran over {PDFTOTEXT_TIMEOUT:.0f} s") from None
     if done.over_limit:
         raise TooComplex(f"the PDF holds far more text than a document: extracting it needed "
-                         f"more than the {children.describe_limit(done.over_limit)} allowed",
+                         f"more than the {runner.describe_limit(done.over_limit)} allowed",
                          stage=STAGE, detail=done.complaint())
-    children.check_killed(done, "pdftotext", stage=STAGE)
+    runner.check_killed(done, "pdftotext", stage=STAGE)
     if done.returncode != 0:
         return [""] * pages, done.cpu_seconds
     chunks = done.stdout.decode("utf-8", "replace").split("\f")
@@ -179,17 +179,17 @@ class _Budget:
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def run(self, argv: list[str], what: str) -> children.Finished:
+    def run(self, argv: list[str], what: str) -> runner.Finished:
         try:
-            done = children.run(argv, timeout=self.left())
-        except children.ChildTimeout as error:
+            done = runner.run(argv, timeout=self.left())
+        except runner.ChildTimeout as error:
             self.cpu += error.cpu_seconds
             raise OcrTimeout(f"page {self.number} took more than {self.timeout:g} s to {what} "
                              "(the per-page OCR time limit)", stage=STAGE) from None
         self.cpu += done.cpu_seconds
         if done.over_limit:
             raise TooComplex(f"page {self.number} is too complex to {what}: it needed more "
-                             f"than the {children.describe_limit(done.over_limit)} allowed",
+                             f"than the {runner.describe_limit(done.over_limit)} allowed",
                              stage=STAGE, detail=done.complaint())
         return done
 
@@ -202,7 +202,7 @@ def _render(pdf: Path, number: int, dpi: int, budget: _Budget, workdir: Path) ->
     except FileNotFoundError:
         raise PopplerMissing("pdftoppm (poppler) is not installed", stage=STAGE) from None
     image = base.with_suffix(".pgm")
-    children.check_killed(done, "pdftoppm", stage=STAGE)
+    runner.check_killed(done, "pdftoppm", stage=STAGE)
     if done.returncode != 0 or not image.exists() or image.stat().st_size == 0:
         stderr = done.stderr.decode("utf-8", "replace")
         if "No space left" in stderr:
@@ -233,7 +233,7 @@ def _tesseract(image: Path, psm: int, options: OcrOptions, budget: _Budget,
 def ocr_page(pdf: Path, number: int, page_size_pt: tuple[float, float], options: OcrOptions,
              workdir: Path) -> PageText:
     dpi = check_size(number, page_size_pt, options)
-    with children.slot():
+    with runner.slot():
         started = time.monotonic()
         budget = _Budget(number, options.timeout)
         image = _render(pdf, number, dpi, budget, workdir)
@@ -270,7 +270,7 @@ def read_pages(pdf: Path, page_sizes_pt: tuple[tuple[float, float], ...],
             pages[number] = PageText(number, layers[number - 1], "text-layer")
     if scanned:
         with tempfile.TemporaryDirectory(prefix="docagent-ocr-") as tmp, \
-                ThreadPoolExecutor(max_workers=min(len(scanned), children.slot_count()),
+                ThreadPoolExecutor(max_workers=min(len(scanned), runner.slot_count()),
                                    thread_name_prefix="page") as pool:
             futures = [pool.submit(ocr_page, pdf, n, page_sizes_pt[n - 1], options, Path(tmp))
                        for n in scanned]

@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.children --quick    # no bisection: peaks only
 
 Sizes DOCAGENT_CHILD_MEMORY (the RLIMIT_AS each child gets) and the unit's MemoryMax=. Every
-tool runs the way docagent runs it, through `agent.children.run` (prlimit, minimal
+tool runs the way docagent runs it, through `agent.tools.runner.run` (prlimit, minimal
 environment, OMP_THREAD_LIMIT=1), on generated files: a degraded A4 scan, a 6-page born-digital
 report, a page of six A4 scans rendered at the 50-megapixel cap (DOCAGENT_MAX_PIXELS), A4 and
 A3 colour scans at 600 dpi in progressive JPEG and JPEG 2000 (decoded whole in memory), the
@@ -33,7 +33,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from agent import children, ocr
+from agent import ocr
+from agent.tools import runner
 from bench.reading import OUT
 from tests import hostile, pdfgen
 
@@ -80,9 +81,9 @@ def _status(pid: int) -> dict[str, int]:
 def sample(argv: list[str], timeout: float) -> Sampled:
     """Run `argv` as docagent would but with no practical memory limit, its high-water marks
     read from /proc every 10 ms (they only grow: only the last 10 ms can be missed)."""
-    children.configure(memory=UNLIMITED)
-    env = children.child_env()
-    command = children.limited(argv, timeout=timeout, path=env["PATH"])
+    runner.configure(memory=UNLIMITED)
+    env = runner.child_env()
+    command = runner.limited(argv, timeout=timeout, path=env["PATH"])
     hwm = peak = 0
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
@@ -109,13 +110,13 @@ def sample(argv: list[str], timeout: float) -> Sampled:
 
 def passes(argv: list[str], memory: int, timeout: float, want: bytes, output: Path | None,
            ) -> bool:
-    """Through `children.run` with `memory` as the limit: the same output as unbounded?"""
+    """Through `runner.run` with `memory` as the limit: the same output as unbounded?"""
     if output is not None:
         output.unlink(missing_ok=True)
-    children.configure(memory=memory)
+    runner.configure(memory=memory)
     try:
-        done = children.run(argv, timeout=timeout)
-    except children.ChildTimeout:
+        done = runner.run(argv, timeout=timeout)
+    except runner.ChildTimeout:
         return False
     if done.returncode != 0:
         return False

@@ -29,7 +29,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from agent import children, decisions, health, ledger, reasons, status
+from agent import decisions, health, ledger, reasons, status
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DocagentError
@@ -47,6 +47,7 @@ from agent.notify.keyboards import (
 )
 from agent.notify.messages import fit, render
 from agent.store import FAILED, REVIEW, Document, Store
+from agent.tools import runner
 
 log = get_logger("telegram")
 Context = ContextTypes.DEFAULT_TYPE
@@ -110,12 +111,12 @@ def first_page_png(pdf: Path, timeout: float = 60.0) -> bytes | None:
     with tempfile.TemporaryDirectory(prefix="docagent-open-") as tmp:
         out = Path(tmp) / "page"
         try:
-            done = children.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1",
+            done = runner.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1",
                                  "-singlefile", "--", str(pdf), str(out)], timeout=timeout)
             if done.returncode != 0:
                 return None
             return out.with_suffix(".png").read_bytes()
-        except (OSError, children.ChildTimeout):
+        except (OSError, runner.ChildTimeout):
             return None
 
 
