@@ -34,7 +34,7 @@ from pathlib import Path
 from PIL import Image
 
 from agent import ocr
-from agent.tools import runner
+from agent.tools import pdfinfo, pdftoppm, pdftotext, runner, tesseract
 from bench.reading import OUT
 from tests import hostile, pdfgen
 
@@ -232,18 +232,17 @@ def main() -> int:
         work = Path(tmp)
         inputs = cases(work)
         for case, pdf in inputs.items():
-            figures.append(measure("pdfinfo", case, ["pdfinfo", "--", str(pdf)], timeout=60,
+            figures.append(measure("pdfinfo", case, pdfinfo.argv(pdf), timeout=60,
                                    bisect=bisect))
         figures.append(measure(
             "pdfinfo", "page sizes of 200 pages (-f 1 -l 200)",
-            ["pdfinfo", "-f", "1", "-l", "200", "--", str(inputs["10,000 pages"])],
+            pdfinfo.argv(inputs["10,000 pages"], first=1, last=200),
             timeout=60, bisect=bisect))
         for case in ("A4 scan, 1 page", "born-digital, 6 pages",
                      "2 GiB FlateDecode bomb of blanks", "text bomb, 32 MiB of text"):
             # The text bomb is measured as it ran before the limits: 120 s, no bound.
             figures.append(measure(
-                "pdftotext", case, ["pdftotext", "-layout", "-enc", "UTF-8", "--",
-                                    str(inputs[case]), "-"],
+                "pdftotext", case, pdftotext.argv(inputs[case]),
                 timeout=ocr.PDFTOTEXT_TIMEOUT, bisect=bisect and "text bomb" not in case))
         for case in ("A4 scan, 1 page", "six A4 scans on one page (50 MP cap)",
                      "20,000-pixel image page (50 MP cap)", "2 GiB FlateDecode bomb of blanks",
@@ -262,8 +261,7 @@ def render(case: str, pdf: Path, work: Path, options: ocr.OcrOptions, bisect: bo
     """pdftoppm as docagent runs it: grey, at the configured DPI lowered to the pixel cap."""
     dpi = ocr.dpi_for(page_size(pdf), options)
     base = work / "page"
-    argv = ["pdftoppm", "-r", str(dpi), "-gray", "-f", "1", "-l", "1", "-singlefile", "--",
-            str(pdf), str(base)]
+    argv = pdftoppm.argv(pdf, 1, dpi=dpi, base=base, fmt="pgm")
     image = base.with_suffix(".pgm")
     return measure("pdftoppm", f"{case}, {dpi} dpi", argv, timeout=options.timeout,
                    bisect=bisect and not case.startswith("text bomb"), output=image), image
@@ -280,8 +278,8 @@ def render_and_read(case: str, pdf: Path, work: Path, options: ocr.OcrOptions, b
     for psm in (3, 1):
         image.write_bytes(kept)
         out.append(measure("tesseract", f"{case}, --psm {psm}",
-                           ["tesseract", str(image), "stdout", "-l", LANGS, "--psm", str(psm),
-                            "tsv"], timeout=options.timeout, bisect=bisect))
+                           tesseract.argv(image, langs=LANGS, psm=psm),
+                           timeout=options.timeout, bisect=bisect))
     image.unlink()
     return out
 

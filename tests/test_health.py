@@ -213,16 +213,17 @@ def test_telegram_unreachable_fails(spool: Spool) -> None:
 # --- the unit allowlist ------------------------------------------------------------------------
 
 
-def test_only_allowlisted_units_are_ever_asked_about() -> None:
+def test_only_allowlisted_units_are_ever_asked_about(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
 
-    def systemctl(argv: Sequence[str]) -> runner.Finished:
+    def systemctl(argv: Sequence[str], *, timeout: float,
+                  pass_fds: Sequence[int] = ()) -> runner.Finished:
         calls.append(list(argv))
         return runner.Finished(0, b"active\n", b"", 0.0)
 
+    monkeypatch.setattr(runner, "run", systemctl)
     allow = unit_names("cups.service, smbd.service")
-    checks = health.unit_states(allow, ["cups.service", "sshd.service", "-H evil"],
-                                run=systemctl)
+    checks = health.unit_states(allow, ["cups.service", "sshd.service", "-H evil"])
     assert [(c.name, c.ok) for c in checks] == [
         ("unit cups.service", True), ("unit sshd.service", False), ("unit -H evil", False)]
     assert calls == [["systemctl", "is-active", "--", "cups.service"]]
@@ -385,10 +386,10 @@ def test_the_tools_are_run_through_the_one_runner(spool: Spool,
     ran: list[str] = []
     real = runner.run
 
-    def recording(argv: Sequence[str], *, timeout: float,
-                  env: dict[str, str] | None = None) -> runner.Finished:
+    def recording(argv: Sequence[str], *, timeout: float, env: dict[str, str] | None = None,
+                  pass_fds: Sequence[int] = ()) -> runner.Finished:
         ran.append(argv[0])
-        return real(argv, timeout=timeout, env=env)
+        return real(argv, timeout=timeout, env=env, pass_fds=pass_fds)
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("health started a program outside runner.run")
