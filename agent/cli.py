@@ -31,7 +31,6 @@ from agent import (
     spool,
     status,
 )
-from agent.children import configure as configure_children
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
@@ -42,6 +41,7 @@ from agent.patients import ImportFileError, import_csv
 from agent.record import Record
 from agent.spool import FINAL_STATES, QUEUED, Document
 from agent.store import Store
+from agent.tools.runner import configure as configure_children
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 

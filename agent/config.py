@@ -20,9 +20,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from agent.children import DEFAULT_MEMORY as DEFAULT_CHILD_MEMORY
-from agent.children import MIN_MEMORY as MIN_CHILD_MEMORY
 from agent.errors import ConfigError
+from agent.tools.runner import DEFAULT_MEMORY as DEFAULT_CHILD_MEMORY
+from agent.tools.runner import MIN_MEMORY as MIN_CHILD_MEMORY
 
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import canary, children, digest, lock, metrics, modes, pipeline, spool
+from agent import canary, digest, lock, metrics, modes, pipeline, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
 from agent.gate import page_count
@@ -27,6 +27,7 @@ from agent.logs import get_logger
 from agent.notify.outbox import drain, log_sender
 from agent.sdnotify import notify, watchdog_interval
 from agent.store import Store
+from agent.tools import runner
 from agent.watcher import Stabilizer, start_observer
 
 if TYPE_CHECKING:
@@ -353,7 +354,7 @@ def _summary(actions: list[str], limit: int = 10) -> str:
 
 
 def run(settings: Settings) -> int:
-    children.configure(memory=settings.child_memory)
+    runner.configure(memory=settings.child_memory)
     spool.ensure_folders(settings)
     with exclusive(settings) as got_lock:
         if not got_lock:

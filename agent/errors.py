@@ -129,19 +129,21 @@ class TooComplex(DocumentError):
 class MachineError(DocagentError):
     kind = "machine"
     action = "Nothing to do for the document; it is retried by itself. Check `docagent health`."
+    # For a program that is not installed: the command that installs it, said by the error's
+    # action and by `docagent health` alike.
+    install: ClassVar[str] = ""
 
 
 class OcrEngineMissing(MachineError):
     kind = "ocr-engine-missing"
-    action = (
-        "Install tesseract with its languages "
-        "(apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng)."
-    )
+    install = "apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng"
+    action = f"Install tesseract with its languages ({install})."
 
 
 class PopplerMissing(MachineError):
     kind = "poppler-missing"
-    action = "Install poppler (apt-get install poppler-utils)."
+    install = "apt-get install poppler-utils"
+    action = f"Install poppler ({install})."
 
 
 class DiskFull(MachineError):
@@ -161,8 +163,9 @@ class ToolFailed(MachineError):
 
 class LimiterMissing(MachineError):
     kind = "limiter-missing"
-    action = ("Install util-linux (apt-get install util-linux): no external tool is run "
-              "without its memory and CPU limits, which its prlimit sets.")
+    install = "apt-get install util-linux"
+    action = (f"Install util-linux ({install}): no external tool is run without its memory "
+              "and CPU limits, which its prlimit sets.")
 
 
 # --- usage and configuration: exit 2 ---------------------------------------------------------

@@ -6,29 +6,27 @@ sizes. Every refusal is a `DocumentError` whose message a receptionist can act o
 
 from __future__ import annotations
 
-import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import children
 from agent.errors import (
     CorruptPdf,
+    DocagentError,
     EmptyFile,
     Encrypted,
     MachineError,
     NoPages,
     NotPdf,
-    PopplerMissing,
     TooComplex,
     TooLarge,
     TooManyPages,
 )
+from agent.tools import pdfinfo, runner
 
 STAGE = "inspect"
 PDFINFO_TIMEOUT = 60.0
-_PAGE_SIZE = re.compile(r"^Page\s+(\d+)\s+size:\s+([\d.]+)\s+x\s+([\d.]+)\s+pts", re.MULTILINE)
+A4_PT = (595.0, 842.0)  # the size of a page pdfinfo printed none for
 
 
 @dataclass(frozen=True)
@@ -43,43 +41,31 @@ def looks_like_pdf(head: bytes) -> bool:
     return b"%PDF-" in head[:1024]
 
 
-def run_pdfinfo(path: Path, *, first: int | None = None, last: int | None = None,
-                timeout: float = PDFINFO_TIMEOUT, pass_fds: Sequence[int] = (),
-                ) -> subprocess.CompletedProcess[str]:
-    """pdfinfo on `path` (which may be `/proc/self/fd/N` of a descriptor in `pass_fds`).
+def _pdfinfo(path: Path, *, first: int | None = None, last: int | None = None,
+             timeout: float = PDFINFO_TIMEOUT, pass_fds: Sequence[int] = ()) -> pdfinfo.Info:
+    """pdfinfo's reading of `path` (which may be `/proc/self/fd/N` of a descriptor in
+    `pass_fds`).
 
-    Raises PopplerMissing, CorruptPdf when it runs out of time, TooComplex when its memory or
-    CPU limit stopped it, ToolFailed when something else killed it.
+    Raises pdfinfo.Refused, PopplerMissing, CorruptPdf when it runs out of time, TooComplex
+    when its memory or CPU limit stopped it, ToolFailed when something else killed it.
     """
-    argv = ["pdfinfo"]
-    if first is not None and last is not None:
-        argv += ["-f", str(first), "-l", str(last)]
-    argv += ["--", str(path)]
     try:
-        done = children.run(argv, timeout=timeout, pass_fds=pass_fds)
-    except FileNotFoundError:
-        raise PopplerMissing("pdfinfo (poppler) is not installed", stage=STAGE) from None
-    except children.ChildTimeout:
+        return pdfinfo.info(path, first=first, last=last, timeout=timeout, stage=STAGE,
+                            pass_fds=pass_fds)
+    except runner.ChildTimeout:
         raise CorruptPdf("the PDF could not be opened in time: it is probably damaged",
                          stage=STAGE, detail=f"pdfinfo ran over {timeout:.0f} s") from None
-    if done.over_limit:
+    except runner.OverLimit as over:
         raise TooComplex(f"the PDF is too complex to open: its structure needs more than the "
-                         f"{children.describe_limit(done.over_limit)} allowed", stage=STAGE,
-                         detail=done.complaint())
-    children.check_killed(done, "pdfinfo", stage=STAGE)
-    return subprocess.CompletedProcess(argv, done.returncode,
-                                       done.stdout.decode("utf-8", "replace"),
-                                       done.stderr.decode("utf-8", "replace"))
+                         f"{over.limit} allowed", stage=STAGE, detail=over.complaint) from None
 
 
 def page_count(path: Path, *, pass_fds: Sequence[int] = ()) -> int | None:
     """The page count if the file opens as a PDF now, else None (used to wait for copies)."""
     try:
-        done = run_pdfinfo(path, timeout=15, pass_fds=pass_fds)
-    except (MachineError, CorruptPdf, TooComplex):
+        return _pdfinfo(path, timeout=15, pass_fds=pass_fds).pages
+    except (MachineError, CorruptPdf, TooComplex, pdfinfo.Refused):
         return None
-    match = re.search(r"^Pages:\s+(\d+)", done.stdout, re.MULTILINE)
-    return int(match.group(1)) if done.returncode == 0 and match else None
 
 
 def opens(path: Path, *, pass_fds: Sequence[int] = ()) -> bool:
@@ -93,14 +79,14 @@ def opens(path: Path, *, pass_fds: Sequence[int] = ()) -> bool:
     file, which must not be judged incomplete for it.
     """
     try:
-        done = run_pdfinfo(path, timeout=15, pass_fds=pass_fds)
+        _pdfinfo(path, timeout=15, pass_fds=pass_fds)
     except TooComplex:
         return True
     except CorruptPdf:
         return False
-    if done.returncode != 0:
-        return "password" in done.stderr.lower()
-    return re.search(r"^Pages:\s+(\d+)", done.stdout, re.MULTILINE) is not None
+    except pdfinfo.Refused as refused:
+        return refused.why == "password"
+    return True
 
 
 def inspect(path: Path, *, max_bytes: int, max_pages: int) -> PdfInfo:
@@ -119,30 +105,30 @@ def inspect(path: Path, *, max_bytes: int, max_pages: int) -> PdfInfo:
 
     # One run for the counts, the encryption and every page's size: -l beyond the last page is
     # clamped by pdfinfo, and a file over the limit prints no more sizes than the limit.
-    done = run_pdfinfo(path, first=1, last=max_pages)
-    if done.returncode != 0:
-        err = done.stderr.strip()
-        if "password" in err.lower():
-            raise Encrypted("the PDF is password-protected", stage=STAGE, detail=err)
-        if "invalid page count 0" in err.lower():
-            raise NoPages("the PDF has no pages", stage=STAGE, detail=err[:500])
-        raise CorruptPdf("the PDF is damaged and cannot be opened", stage=STAGE,
-                         detail=err[:500])
-    match = re.search(r"^Pages:\s+(\d+)", done.stdout, re.MULTILINE)
-    if not match:
-        raise CorruptPdf("the PDF is damaged: its page count cannot be read", stage=STAGE,
-                         detail=done.stdout[:500])
-    pages = int(match.group(1))
-    if pages == 0:
+    try:
+        info = _pdfinfo(path, first=1, last=max_pages)
+    except pdfinfo.Refused as refused:
+        raise _refusal(refused) from None
+    if info.pages == 0:
         raise NoPages("the PDF has no pages", stage=STAGE)
-    if pages > max_pages:
-        raise TooManyPages(f"the PDF has {pages} pages, over the limit of {max_pages}",
+    if info.pages > max_pages:
+        raise TooManyPages(f"the PDF has {info.pages} pages, over the limit of {max_pages}",
                            stage=STAGE)
-    encrypted = bool(re.search(r"^Encrypted:\s+yes", done.stdout, re.MULTILINE))
+    page_sizes = tuple(info.page_sizes_pt.get(n, A4_PT) for n in range(1, info.pages + 1))
+    return PdfInfo(pages=info.pages, encrypted=info.encrypted, page_sizes_pt=page_sizes)
 
-    sizes = {int(n): (float(w), float(h)) for n, w, h in _PAGE_SIZE.findall(done.stdout)}
-    page_sizes = tuple(sizes.get(n, (595.0, 842.0)) for n in range(1, pages + 1))
-    return PdfInfo(pages=pages, encrypted=encrypted, page_sizes_pt=page_sizes)
+
+def _refusal(refused: pdfinfo.Refused) -> DocagentError:
+    """What pdfinfo's refusal means for the person who dropped the file."""
+    if refused.why == "password":
+        return Encrypted("the PDF is password-protected", stage=STAGE, detail=refused.said)
+    if refused.why == "no-pages":
+        return NoPages("the PDF has no pages", stage=STAGE, detail=refused.said[:500])
+    if refused.why == "no-page-count":
+        return CorruptPdf("the PDF is damaged: its page count cannot be read", stage=STAGE,
+                          detail=refused.said[:500])
+    return CorruptPdf("the PDF is damaged and cannot be opened", stage=STAGE,
+                      detail=refused.said[:500])
 
 
 def _sniff(head: bytes) -> str:

@@ -34,12 +34,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import canary, children, lock, spool
+from agent import canary, lock, spool
 from agent.config import UNIT_NAME, HealthLimits, Settings
-from agent.errors import DocagentError, NoAccess
+from agent.errors import DocagentError, NoAccess, OcrEngineMissing, PopplerMissing, ToolFailed
 from agent.logs import escape, with_priority
 from agent.patients import count as count_patients
 from agent.store import Store
+from agent.tools import pdfinfo, pdftoppm, pdftotext, runner, systemctl, tesseract
 from agent.watcher import ignored
 
 CANARY_WAIT = 10.0  # seconds for the daemon to notice the canary (polling sees it in ~2 s)
@@ -100,46 +101,32 @@ def check_watcher(settings: Settings, daemon_alive: bool,
                  f"{wait:.0f} s: the watcher sees no events (try DOCAGENT_WATCH=polling)")
 
 
-Runner = Callable[[Sequence[str]], children.Finished | None]
-
-
-def _run(argv: Sequence[str], timeout: float = 20.0) -> children.Finished | None:
-    """A tool's answer through the one runner of external programs; None if it cannot run."""
-    try:
-        return children.run(argv, timeout=timeout)
-    except (OSError, children.ChildTimeout):
-        return None
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
-
-
 def check_tesseract(settings: Settings) -> Check:
-    if shutil.which("tesseract") is None:
-        return Check("tesseract", False, "tesseract is not installed "
-                     "(apt-get install tesseract-ocr tesseract-ocr-fra)")
-    done = _run(["tesseract", "--list-langs"])
-    if done is None or done.returncode != 0:
+    try:
+        have = tesseract.languages()
+    except OcrEngineMissing:
+        return Check("tesseract", False,
+                     f"tesseract is not installed ({OcrEngineMissing.install})")
+    except (OSError, runner.NoResult, ToolFailed):
         return Check("tesseract", False, "tesseract --list-langs does not run")
-    have = {line.strip() for line in _text(done.stdout + done.stderr).splitlines()[1:]}
     missing = [lang for lang in settings.ocr_langs.split("+") if lang not in have]
     if missing:
         return Check("tesseract", False, f"languages missing: {', '.join(missing)} "
-                     f"(apt-get install {' '.join('tesseract-ocr-' + m for m in missing)})")
+                     f"({tesseract.install_languages(missing)})")
     return Check("tesseract", True, f"languages {settings.ocr_langs} present")
 
 
 def check_poppler() -> Check:
-    missing = [tool for tool in ("pdfinfo", "pdftoppm", "pdftotext") if shutil.which(tool) is None]
+    missing = [tool.name for tool in (pdfinfo.PROGRAM, pdftoppm.PROGRAM, pdftotext.PROGRAM)
+               if not tool.installed()]
     if missing:
         return Check("poppler", False, f"{', '.join(missing)} missing "
-                     "(apt-get install poppler-utils)")
-    done = _run(["pdfinfo", "-v"])
-    if done is None or done.returncode != 0:
+                     f"({PopplerMissing.install})")
+    try:
+        version = pdfinfo.version()
+    except (PopplerMissing, OSError, runner.NoResult, ToolFailed):
         return Check("poppler", False, "pdfinfo -v does not run")
-    lines = _text(done.stderr or done.stdout).splitlines()
-    return Check("poppler", True, lines[0].strip() if lines else "present")
+    return Check("poppler", True, version or "present")
 
 
 def check_database(store: Store) -> Check:
@@ -282,16 +269,14 @@ def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
     return Check("telegram", True, f"reachable as @{name}")
 
 
-def unit_states(allowlist: Sequence[str], wanted: Sequence[str] | None = None,
-                run: Runner = _run) -> list[Check]:
+def unit_states(allowlist: Sequence[str], wanted: Sequence[str] | None = None) -> list[Check]:
     """`systemctl is-active` for units of the allowlist only (all of them, or those wanted)."""
     checks = []
     for name in (allowlist if wanted is None else wanted):
         if name not in allowlist or not UNIT_NAME.match(name):
             checks.append(Check(f"unit {name}", False, "not in DOCAGENT_HEALTH_UNITS: not asked"))
             continue
-        done = run(["systemctl", "is-active", "--", name])
-        state = (_text(done.stdout).strip() if done is not None else "") or "unknown"
+        state = systemctl.is_active(name)
         checks.append(Check(f"unit {name}", state == "active", state))
     return checks
 

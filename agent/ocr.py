@@ -4,7 +4,7 @@ One `pdftotext` run gives every page's text layer (pages end with a form feed). 
 layer is not real text — a scan, or invisible junk left by a bad OCR — is rasterised alone by
 `pdftoppm -gray` to a PGM file (never loaded into Python) and read by tesseract from that file,
 so memory stays flat whatever the page count. Pages of one document are read in parallel, each
-holding one of the process-wide slots of `agent.children`.
+holding one of the process-wide slots of `agent.tools.runner`.
 
 Choices, measured by `python -m bench.reading` (figures in README "Performance"):
 - PGM, grey, 300 dpi: PNG costs an encode in pdftoppm and a decode in tesseract; colour input
@@ -20,30 +20,20 @@ Choices, measured by `python -m bench.reading` (figures in README "Performance")
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from math import floor, sqrt
 from pathlib import Path
 from statistics import fmean
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
-from agent import children
-from agent.errors import (
-    CorruptPdf,
-    DiskFull,
-    OcrEngineMissing,
-    OcrTimeout,
-    PageTooLarge,
-    PopplerMissing,
-    TooComplex,
-    ToolFailed,
-)
+from agent.errors import CorruptPdf, OcrTimeout, PageTooLarge, TooComplex, ToolFailed
 from agent.logs import get_logger
+from agent.tools import pdftoppm, pdftotext, runner, tesseract
 
 STAGE = "text"
 MIN_WORDS = 5  # fewer real words than this on a page: the text layer is not worth trusting
@@ -102,23 +92,18 @@ def text_layers(pdf: Path, pages: int) -> tuple[list[str], float]:
     by OCR: what overwhelmed pdftotext (a text bomb) would overwhelm pdftoppm the same way.
     """
     try:
-        done = children.run(["pdftotext", "-layout", "-enc", "UTF-8", "--", str(pdf), "-"],
-                            timeout=PDFTOTEXT_TIMEOUT)
-    except FileNotFoundError:
-        raise PopplerMissing("pdftotext (poppler) is not installed", stage=STAGE) from None
-    except children.ChildTimeout:
+        found = pdftotext.layers(pdf, pages=pages, timeout=PDFTOTEXT_TIMEOUT, stage=STAGE)
+    except runner.ChildTimeout:
         raise TooComplex(f"the PDF holds far more text than a document: extracting it took "
                          f"more than {PDFTOTEXT_TIMEOUT:.0f} s", stage=STAGE,
                          detail=f"pdftotext ran over {PDFTOTEXT_TIMEOUT:.0f} s") from None
-    if done.over_limit:
+    except runner.OverLimit as over:
         raise TooComplex(f"the PDF holds far more text than a document: extracting it needed "
-                         f"more than the {children.describe_limit(done.over_limit)} allowed",
-                         stage=STAGE, detail=done.complaint())
-    children.check_killed(done, "pdftotext", stage=STAGE)
-    if done.returncode != 0:
-        return [""] * pages, done.cpu_seconds
-    chunks = done.stdout.decode("utf-8", "replace").split("\f")
-    return [(chunks[i] if i < len(chunks) else "") for i in range(pages)], done.cpu_seconds
+                         f"more than the {over.limit} allowed", stage=STAGE,
+                         detail=over.complaint) from None
+    except runner.Failed as failed:
+        return [""] * pages, failed.cpu_seconds  # no layer it can read: every page is OCR'd
+    return list(found.pages), found.cpu_seconds
 
 
 def dpi_for(page_size_pt: tuple[float, float], options: OcrOptions) -> int:
@@ -141,30 +126,28 @@ def check_size(number: int, page_size_pt: tuple[float, float], options: OcrOptio
     return dpi
 
 
-def _assemble(tsv: str) -> tuple[str, float | None]:
+def _assemble(words: Sequence[tesseract.Word]) -> tuple[str, float | None]:
     """Words back into lines, in tesseract's reading order, plus the mean word confidence."""
     lines: dict[tuple[int, int, int, int], list[str]] = {}
-    confidences: list[float] = []
-    rows = csv.reader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE)
-    for row in rows:
-        if len(row) < 12 or row[0] != "5":
-            continue  # the header, and page/block/paragraph/line rows: words are level 5
-        word = row[11].strip()
-        if not word:
-            continue
-        key = (int(row[1]), int(row[2]), int(row[3]), int(row[4]))
-        lines.setdefault(key, []).append(word)
-        conf = float(row[10])
-        if conf >= 0:
-            confidences.append(conf)
+    for word in words:
+        lines.setdefault((word.page, word.block, word.paragraph, word.line), []).append(word.text)
+    confidences = [word.confidence for word in words if word.confidence >= 0]
     out: list[str] = []
     previous_block = None
-    for (_page, block, _par, _line), words in lines.items():
+    for (_page, block, _par, _line), texts in lines.items():
         if previous_block is not None and block != previous_block:
             out.append("")
-        out.append(" ".join(words))
+        out.append(" ".join(texts))
         previous_block = block
     return "\n".join(out), (round(fmean(confidences), 1) if confidences else None)
+
+
+class _Spent(Protocol):
+    @property
+    def cpu_seconds(self) -> float: ...
+
+
+_Result = TypeVar("_Result", bound=_Spent)
 
 
 class _Budget:
@@ -179,61 +162,49 @@ class _Budget:
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def run(self, argv: list[str], what: str) -> children.Finished:
+    def spend(self, step: Callable[[float], _Result], what: str) -> _Result:
+        """`step` given the time left, its CPU counted; out of time or over a limit, the
+        page fails."""
         try:
-            done = children.run(argv, timeout=self.left())
-        except children.ChildTimeout as error:
+            done = step(self.left())
+        except runner.ChildTimeout as error:
             self.cpu += error.cpu_seconds
             raise OcrTimeout(f"page {self.number} took more than {self.timeout:g} s to {what} "
                              "(the per-page OCR time limit)", stage=STAGE) from None
-        self.cpu += done.cpu_seconds
-        if done.over_limit:
+        except runner.OverLimit as over:
+            self.cpu += over.cpu_seconds
             raise TooComplex(f"page {self.number} is too complex to {what}: it needed more "
-                             f"than the {children.describe_limit(done.over_limit)} allowed",
-                             stage=STAGE, detail=done.complaint())
+                             f"than the {over.limit} allowed", stage=STAGE,
+                             detail=over.complaint) from None
+        self.cpu += done.cpu_seconds
         return done
 
 
 def _render(pdf: Path, number: int, dpi: int, budget: _Budget, workdir: Path) -> Path:
-    base = workdir / f"page-{number}"
     try:
-        done = budget.run(["pdftoppm", "-r", str(dpi), "-gray", "-f", str(number), "-l",
-                           str(number), "-singlefile", "--", str(pdf), str(base)], "render")
-    except FileNotFoundError:
-        raise PopplerMissing("pdftoppm (poppler) is not installed", stage=STAGE) from None
-    image = base.with_suffix(".pgm")
-    children.check_killed(done, "pdftoppm", stage=STAGE)
-    if done.returncode != 0 or not image.exists() or image.stat().st_size == 0:
-        stderr = done.stderr.decode("utf-8", "replace")
-        if "No space left" in stderr:
-            raise DiskFull("no disk space left to render a page", stage=STAGE)
+        return budget.spend(lambda left: pdftoppm.render(
+            pdf, number, dpi=dpi, base=workdir / f"page-{number}", fmt="pgm", timeout=left,
+            stage=STAGE), "render").path
+    except runner.Failed as failed:
         raise CorruptPdf(f"page {number} of the PDF is damaged and cannot be rendered",
-                         stage=STAGE, detail=stderr[:500])
-    return image
+                         stage=STAGE, detail=failed.said[:500]) from None
 
 
 def _tesseract(image: Path, psm: int, options: OcrOptions, budget: _Budget,
                ) -> tuple[str, float | None]:
     try:
-        done = budget.run(["tesseract", str(image), "stdout", "-l", options.langs,
-                           "--psm", str(psm), "tsv"], "read")
-    except FileNotFoundError:
-        raise OcrEngineMissing("tesseract is not installed", stage=STAGE) from None
-    if done.returncode != 0:
-        text = done.stderr.decode("utf-8", "replace")
-        lowered = text.lower()
-        if "language" in lowered or "tessdata" in lowered or "data file" in lowered:
-            raise OcrEngineMissing("tesseract lacks a configured language", stage=STAGE,
-                                   detail=text[:500])
+        read = budget.spend(lambda left: tesseract.read(
+            image, langs=options.langs, psm=psm, timeout=left, stage=STAGE), "read")
+    except runner.Failed as failed:
         raise ToolFailed(f"tesseract failed on page {budget.number}", stage=STAGE,
-                         detail=text[:500])
-    return _assemble(done.stdout.decode("utf-8", "replace"))
+                         detail=failed.said[:500]) from None
+    return _assemble(read.words)
 
 
 def ocr_page(pdf: Path, number: int, page_size_pt: tuple[float, float], options: OcrOptions,
              workdir: Path) -> PageText:
     dpi = check_size(number, page_size_pt, options)
-    with children.slot():
+    with runner.slot():
         started = time.monotonic()
         budget = _Budget(number, options.timeout)
         image = _render(pdf, number, dpi, budget, workdir)
@@ -270,7 +241,7 @@ def read_pages(pdf: Path, page_sizes_pt: tuple[tuple[float, float], ...],
             pages[number] = PageText(number, layers[number - 1], "text-layer")
     if scanned:
         with tempfile.TemporaryDirectory(prefix="docagent-ocr-") as tmp, \
-                ThreadPoolExecutor(max_workers=min(len(scanned), children.slot_count()),
+                ThreadPoolExecutor(max_workers=min(len(scanned), runner.slot_count()),
                                    thread_name_prefix="page") as pool:
             futures = [pool.submit(ocr_page, pdf, n, page_sizes_pt[n - 1], options, Path(tmp))
                        for n in scanned]

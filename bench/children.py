@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.children --quick    # no bisection: peaks only
 
 Sizes DOCAGENT_CHILD_MEMORY (the RLIMIT_AS each child gets) and the unit's MemoryMax=. Every
-tool runs the way docagent runs it, through `agent.children.run` (prlimit, minimal
+tool runs the way docagent runs it, through `agent.tools.runner.run` (prlimit, minimal
 environment, OMP_THREAD_LIMIT=1), on generated files: a degraded A4 scan, a 6-page born-digital
 report, a page of six A4 scans rendered at the 50-megapixel cap (DOCAGENT_MAX_PIXELS), A4 and
 A3 colour scans at 600 dpi in progressive JPEG and JPEG 2000 (decoded whole in memory), the
@@ -33,7 +33,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from agent import children, ocr
+from agent import ocr
+from agent.tools import pdfinfo, pdftoppm, pdftotext, runner, tesseract
 from bench.reading import OUT
 from tests import hostile, pdfgen
 
@@ -80,9 +81,9 @@ def _status(pid: int) -> dict[str, int]:
 def sample(argv: list[str], timeout: float) -> Sampled:
     """Run `argv` as docagent would but with no practical memory limit, its high-water marks
     read from /proc every 10 ms (they only grow: only the last 10 ms can be missed)."""
-    children.configure(memory=UNLIMITED)
-    env = children.child_env()
-    command = children.limited(argv, timeout=timeout, path=env["PATH"])
+    runner.configure(memory=UNLIMITED)
+    env = runner.child_env()
+    command = runner.limited(argv, timeout=timeout, path=env["PATH"])
     hwm = peak = 0
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
@@ -109,13 +110,13 @@ def sample(argv: list[str], timeout: float) -> Sampled:
 
 def passes(argv: list[str], memory: int, timeout: float, want: bytes, output: Path | None,
            ) -> bool:
-    """Through `children.run` with `memory` as the limit: the same output as unbounded?"""
+    """Through `runner.run` with `memory` as the limit: the same output as unbounded?"""
     if output is not None:
         output.unlink(missing_ok=True)
-    children.configure(memory=memory)
+    runner.configure(memory=memory)
     try:
-        done = children.run(argv, timeout=timeout)
-    except children.ChildTimeout:
+        done = runner.run(argv, timeout=timeout)
+    except runner.ChildTimeout:
         return False
     if done.returncode != 0:
         return False
@@ -231,18 +232,17 @@ def main() -> int:
         work = Path(tmp)
         inputs = cases(work)
         for case, pdf in inputs.items():
-            figures.append(measure("pdfinfo", case, ["pdfinfo", "--", str(pdf)], timeout=60,
+            figures.append(measure("pdfinfo", case, pdfinfo.argv(pdf), timeout=60,
                                    bisect=bisect))
         figures.append(measure(
             "pdfinfo", "page sizes of 200 pages (-f 1 -l 200)",
-            ["pdfinfo", "-f", "1", "-l", "200", "--", str(inputs["10,000 pages"])],
+            pdfinfo.argv(inputs["10,000 pages"], first=1, last=200),
             timeout=60, bisect=bisect))
         for case in ("A4 scan, 1 page", "born-digital, 6 pages",
                      "2 GiB FlateDecode bomb of blanks", "text bomb, 32 MiB of text"):
             # The text bomb is measured as it ran before the limits: 120 s, no bound.
             figures.append(measure(
-                "pdftotext", case, ["pdftotext", "-layout", "-enc", "UTF-8", "--",
-                                    str(inputs[case]), "-"],
+                "pdftotext", case, pdftotext.argv(inputs[case]),
                 timeout=ocr.PDFTOTEXT_TIMEOUT, bisect=bisect and "text bomb" not in case))
         for case in ("A4 scan, 1 page", "six A4 scans on one page (50 MP cap)",
                      "20,000-pixel image page (50 MP cap)", "2 GiB FlateDecode bomb of blanks",
@@ -261,8 +261,7 @@ def render(case: str, pdf: Path, work: Path, options: ocr.OcrOptions, bisect: bo
     """pdftoppm as docagent runs it: grey, at the configured DPI lowered to the pixel cap."""
     dpi = ocr.dpi_for(page_size(pdf), options)
     base = work / "page"
-    argv = ["pdftoppm", "-r", str(dpi), "-gray", "-f", "1", "-l", "1", "-singlefile", "--",
-            str(pdf), str(base)]
+    argv = pdftoppm.argv(pdf, 1, dpi=dpi, base=base, fmt="pgm")
     image = base.with_suffix(".pgm")
     return measure("pdftoppm", f"{case}, {dpi} dpi", argv, timeout=options.timeout,
                    bisect=bisect and not case.startswith("text bomb"), output=image), image
@@ -279,8 +278,8 @@ def render_and_read(case: str, pdf: Path, work: Path, options: ocr.OcrOptions, b
     for psm in (3, 1):
         image.write_bytes(kept)
         out.append(measure("tesseract", f"{case}, --psm {psm}",
-                           ["tesseract", str(image), "stdout", "-l", LANGS, "--psm", str(psm),
-                            "tsv"], timeout=options.timeout, bisect=bisect))
+                           tesseract.argv(image, langs=LANGS, psm=psm),
+                           timeout=options.timeout, bisect=bisect))
     image.unlink()
     return out
 

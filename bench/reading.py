@@ -48,7 +48,7 @@ from typing import Any
 
 from PIL import Image
 
-from agent.children import cpu_count
+from agent.tools.runner import cpu_count
 from tests import pdfgen
 
 DOCAGENT = str(Path(sys.executable).with_name("docagent"))

@@ -20,12 +20,13 @@ from typing import Any
 
 import pytest
 
-from agent import children, config, health, lock
+from agent import config, health, lock
 from agent import spool as spool_module
 from agent.config import HealthLimits, unit_names
 from agent.daemon import exclusive
 from agent.errors import ConfigError
 from agent.store import Store
+from agent.tools import runner
 from tests import pdfgen, uids
 from tests.conftest import Spool, base_env
 from tests.daemonproc import Running, states
@@ -212,16 +213,17 @@ def test_telegram_unreachable_fails(spool: Spool) -> None:
 # --- the unit allowlist ------------------------------------------------------------------------
 
 
-def test_only_allowlisted_units_are_ever_asked_about() -> None:
+def test_only_allowlisted_units_are_ever_asked_about(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
 
-    def systemctl(argv: Sequence[str]) -> children.Finished:
+    def systemctl(argv: Sequence[str], *, timeout: float,
+                  pass_fds: Sequence[int] = ()) -> runner.Finished:
         calls.append(list(argv))
-        return children.Finished(0, b"active\n", b"", 0.0)
+        return runner.Finished(0, b"active\n", b"", 0.0)
 
+    monkeypatch.setattr(runner, "run", systemctl)
     allow = unit_names("cups.service, smbd.service")
-    checks = health.unit_states(allow, ["cups.service", "sshd.service", "-H evil"],
-                                run=systemctl)
+    checks = health.unit_states(allow, ["cups.service", "sshd.service", "-H evil"])
     assert [(c.name, c.ok) for c in checks] == [
         ("unit cups.service", True), ("unit sshd.service", False), ("unit -H evil", False)]
     assert calls == [["systemctl", "is-active", "--", "cups.service"]]
@@ -382,17 +384,17 @@ def test_files_already_dealt_with_are_not_counted_as_waiting(spool: Spool, monke
 def test_the_tools_are_run_through_the_one_runner(spool: Spool,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[str] = []
-    real = children.run
+    real = runner.run
 
-    def recording(argv: Sequence[str], *, timeout: float,
-                  env: dict[str, str] | None = None) -> children.Finished:
+    def recording(argv: Sequence[str], *, timeout: float, env: dict[str, str] | None = None,
+                  pass_fds: Sequence[int] = ()) -> runner.Finished:
         ran.append(argv[0])
-        return real(argv, timeout=timeout, env=env)
+        return real(argv, timeout=timeout, env=env, pass_fds=pass_fds)
 
     def forbidden(*args: object, **kwargs: object) -> None:
-        raise AssertionError("health started a program outside children.run")
+        raise AssertionError("health started a program outside runner.run")
 
-    monkeypatch.setattr(children, "run", recording)
+    monkeypatch.setattr(runner, "run", recording)
     monkeypatch.setattr(subprocess, "run", forbidden)
     settings = settings_for(spool, DOCAGENT_HEALTH_UNITS="docagent-nonexistent.service")
     checks = {c.name: c for c in health.run_checks(settings, Store(settings.db_path))}

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from agent import children, ocr
+from agent import ocr
 from agent.errors import PageTooLarge
 from agent.notify.messages import render
 from agent.parse import Found, ParsedFields
 from agent.pipeline import identity_confidence
+from agent.tools import runner
 from tests import pdfgen
 from tests.conftest import Spool
 
@@ -79,14 +80,14 @@ def test_a_page_over_the_pixel_cap_even_at_the_lowest_dpi_is_refused() -> None:
 
 def test_child_cpu_seconds_are_the_childs_own() -> None:
     busy = "import time\nwhile time.process_time() < 0.3: pass\n"
-    done = children.run([sys.executable, "-c", busy], timeout=60)
+    done = runner.run([sys.executable, "-c", busy], timeout=60)
     assert done.returncode == 0
     assert done.cpu_seconds >= 0.3
 
 
 def test_a_child_past_its_deadline_is_killed() -> None:
-    with pytest.raises(children.ChildTimeout):
-        children.run(["sleep", "30"], timeout=0.2)
+    with pytest.raises(runner.ChildTimeout):
+        runner.run(["sleep", "30"], timeout=0.2)
 
 
 def test_slots_never_let_more_children_run_than_cores() -> None:
@@ -96,7 +97,7 @@ def test_slots_never_let_more_children_run_than_cores() -> None:
 
     def page() -> None:
         nonlocal inside, most
-        with children.slot():
+        with runner.slot():
             with lock:
                 inside += 1
                 most = max(most, inside)
@@ -104,12 +105,12 @@ def test_slots_never_let_more_children_run_than_cores() -> None:
             with lock:
                 inside -= 1
 
-    threads = [threading.Thread(target=page) for _ in range(4 * children.slot_count())]
+    threads = [threading.Thread(target=page) for _ in range(4 * runner.slot_count())]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert 1 <= most <= children.slot_count()
+    assert 1 <= most <= runner.slot_count()
 
 
 # --- confidence in the review notification -------------------------------------------------

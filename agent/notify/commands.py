@@ -29,10 +29,10 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from agent import children, decisions, health, ledger, reasons, spool, status
+from agent import decisions, health, ledger, reasons, spool, status
 from agent.audit import AuditLog
 from agent.config import Settings
-from agent.errors import DocagentError
+from agent.errors import DiskFull, DocagentError, PopplerMissing, ToolFailed
 from agent.logs import get_logger
 from agent.notify.keyboards import (
     FILE,
@@ -48,6 +48,7 @@ from agent.notify.keyboards import (
 from agent.notify.messages import fit, render
 from agent.spool import FAILED, REVIEW, Document
 from agent.store import Store
+from agent.tools import pdftoppm, runner
 
 log = get_logger("telegram")
 Context = ContextTypes.DEFAULT_TYPE
@@ -109,14 +110,11 @@ def describe_decision(doc: Document) -> str:
 def first_page_png(pdf: Path, timeout: float = 60.0) -> bytes | None:
     """The first page as a PNG a phone shows well (pdftoppm), or None if it cannot be made."""
     with tempfile.TemporaryDirectory(prefix="docagent-open-") as tmp:
-        out = Path(tmp) / "page"
         try:
-            done = children.run(["pdftoppm", "-png", "-r", "110", "-f", "1", "-l", "1",
-                                 "-singlefile", "--", str(pdf), str(out)], timeout=timeout)
-            if done.returncode != 0:
-                return None
-            return out.with_suffix(".png").read_bytes()
-        except (OSError, children.ChildTimeout):
+            image = pdftoppm.render(pdf, 1, dpi=110, base=Path(tmp) / "page", fmt="png",
+                                    timeout=timeout)
+            return image.path.read_bytes()
+        except (OSError, runner.NoResult, PopplerMissing, DiskFull, ToolFailed):
             return None
 
 

@@ -16,6 +16,10 @@ one's own limits needs no privilege and goes through prlimit64(), which systemd'
 A child gets a minimal environment, never the daemon's: PATH, the locale, OMP_THREAD_LIMIT=1,
 TESSDATA_PREFIX when set. A bot token in the daemon's environment reaches no tool.
 
+A `Program` is how each tool's module runs its program: it tells what the machine and the limits
+did (not installed, out of time, over a limit, killed from outside) from what the program
+answered, which is the module's to read. Who ran out of what is said to a person by the caller.
+
 `slot()` is one process-wide cap on concurrent OCR work (default: the CPUs this process may
 use), shared by every worker and every page: N workers times M pages never start more
 tesseracts than there are cores, and each tesseract runs with OMP_THREAD_LIMIT=1.
@@ -36,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.errors import LimiterMissing, ToolFailed
+from agent.errors import LimiterMissing, MachineError, ToolFailed
 
 # Sized from `python -m bench.children` (README "Performance"): the hungriest legitimate page
 # measured (pdftoppm on an A3 colour JPEG 2000 scan at 600 dpi, 880 MiB) with a margin; three
@@ -58,7 +62,7 @@ _PASSED = ("LANG", "LC_ALL", "TESSDATA_PREFIX")  # copied to a child when set, n
 _OUT_OF_MEMORY = (b"Out of memory", b"out of memory", b"std::bad_alloc",
                   b"Cannot allocate memory", b"malloc fail", b"failed to map segment",
                   b"Thread creation failed")
-OverLimit = Literal["", "memory", "cpu"]
+Limit = Literal["", "memory", "cpu"]  # which of our limits a child ran into, if any
 
 
 def cpu_count() -> int:
@@ -94,7 +98,7 @@ def memory_limit() -> int:
     return _memory
 
 
-def describe_limit(over: OverLimit) -> str:
+def describe_limit(over: Limit) -> str:
     """The limit that stopped a child, for a person: "1024 MiB of memory"."""
     return f"{_memory / 2**20:.0f} MiB of memory" if over == "memory" else "processor time"
 
@@ -105,7 +109,7 @@ class Finished:
     stdout: bytes
     stderr: bytes
     cpu_seconds: float  # user + system CPU of the child, from wait4()
-    over_limit: OverLimit = ""  # "memory" or "cpu": our limit stopped it or spoilt its output
+    over_limit: Limit = ""  # "memory" or "cpu": our limit stopped it or spoilt its output
 
     def complaint(self) -> str:
         """The end of what the tool printed on stderr: where it says what ran out."""
@@ -117,20 +121,38 @@ class Finished:
         return self.returncode == -signal.SIGKILL and not self.over_limit
 
 
-def check_killed(done: Finished, tool: str, *, stage: str) -> None:
-    """A tool killed from outside failed through no fault of the document: ToolFailed (kept
-    queued and retried), never a verdict on the file such as "damaged"."""
-    if done.killed:
-        raise ToolFailed(f"{tool} was killed from outside (the service short of memory, or a "
-                         "person)", stage=stage)
+class NoResult(Exception):
+    """The child ran but left nothing to use; `cpu_seconds` is what it had used."""
+
+    def __init__(self, message: str, cpu_seconds: float) -> None:
+        super().__init__(message)
+        self.cpu_seconds = cpu_seconds
 
 
-class ChildTimeout(Exception):
-    """The child ran past its deadline and was killed; `cpu_seconds` is what it had used."""
+class ChildTimeout(NoResult):
+    """The child ran past its deadline and was killed."""
 
     def __init__(self, argv: Sequence[str], timeout: float, cpu_seconds: float) -> None:
-        super().__init__(f"{argv[0]} ran over {timeout:.1f} s")
-        self.cpu_seconds = cpu_seconds
+        super().__init__(f"{argv[0]} ran over {timeout:.1f} s", cpu_seconds)
+
+
+class OverLimit(NoResult):
+    """Our memory or CPU limit stopped the child, or spoilt its output (see `_OUT_OF_MEMORY`)."""
+
+    def __init__(self, program: str, done: Finished) -> None:
+        self.limit = describe_limit(done.over_limit)  # the limit in force when it ran
+        self.complaint = done.complaint()
+        super().__init__(f"{program} needed more than the {self.limit} allowed",
+                         done.cpu_seconds)
+
+
+class Failed(NoResult):
+    """The tool refused or failed (an error exit, or no output where it writes one); `said` is
+    what it printed about it."""
+
+    def __init__(self, program: str, said: str, cpu_seconds: float) -> None:
+        super().__init__(f"{program} failed: {said[-300:]}", cpu_seconds)
+        self.said = said
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -144,6 +166,11 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def cpu_limit(timeout: float) -> int:
     """The soft RLIMIT_CPU, in whole seconds, for a child given `timeout` seconds of wall time."""
     return max(1, math.ceil(timeout)) + CPU_MARGIN
+
+
+def find(program: str) -> str | None:
+    """Where `program` is on a child's PATH, or None: what "installed" means to docagent."""
+    return shutil.which(program, path=child_env()["PATH"])
 
 
 def limited(argv: Sequence[str], *, timeout: float, path: str) -> list[str]:
@@ -164,7 +191,7 @@ def _reap(pid: int) -> tuple[int, float]:
     return os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
 
 
-def _over_limit(code: int, stderr: bytes, cpu: float, timeout: float) -> OverLimit:
+def _over_limit(code: int, stderr: bytes, cpu: float, timeout: float) -> Limit:
     if code == -signal.SIGXCPU or (code == -signal.SIGKILL and cpu >= cpu_limit(timeout)):
         return "cpu"
     if any(marker in stderr for marker in _OUT_OF_MEMORY):
@@ -203,3 +230,40 @@ def run(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = 
         err.seek(0)
         stderr = err.read()
         return Finished(code, out.read(), stderr, cpu, _over_limit(code, stderr, cpu, timeout))
+
+
+@dataclass(frozen=True)
+class Program:
+    """An external program as docagent runs it, and what its absence is called."""
+
+    name: str
+    missing: type[MachineError] | None = None  # raised when it is not installed
+    suite: str = ""  # the package it comes in, named in that error: "pdfinfo (poppler)"
+
+    def installed(self) -> bool:
+        return find(self.name) is not None
+
+    def run(self, argv: Sequence[str], *, timeout: float, stage: str = "",
+            pass_fds: Sequence[int] = ()) -> Finished:
+        """`argv`, this program's command line, on the runner, with what the machine and the
+        limits did told apart from what the program answered.
+
+        Raises this program's `missing` error when it is not installed (FileNotFoundError when
+        it has none), ChildTimeout on the deadline, OverLimit when our memory or CPU limit
+        stopped it or spoilt its output, and ToolFailed when something else killed it: the
+        machine's fault (the kernel's OOM killer, a person), never a verdict on the file.
+        Anything else, an error exit included, is returned for the program's module to read.
+        """
+        try:
+            done = run(argv, timeout=timeout, pass_fds=pass_fds)
+        except FileNotFoundError:
+            if self.missing is None:
+                raise
+            package = f" ({self.suite})" if self.suite else ""
+            raise self.missing(f"{self.name}{package} is not installed", stage=stage) from None
+        if done.over_limit:
+            raise OverLimit(self.name, done)
+        if done.killed:
+            raise ToolFailed(f"{self.name} was killed from outside (the service short of "
+                             "memory, or a person)", stage=stage)
+        return done
