@@ -16,7 +16,7 @@ from agent import ocr
 from agent.errors import PageTooLarge
 from agent.notify.messages import render
 from agent.parse import Found, ParsedFields
-from agent.pipeline import identity_confidence
+from agent.record import PageSource, identity_confidence
 from agent.tools import runner
 from tests import pdfgen
 from tests.conftest import Spool
@@ -122,8 +122,8 @@ def _fields(page: int) -> ParsedFields:
 
 
 def test_identity_confidence_is_that_of_the_page_the_identity_was_read_on() -> None:
-    pages = [ocr.PageText(1, "x", "text-layer"), ocr.PageText(2, "y", "ocr", 55.0, 300),
-             ocr.PageText(3, "z", "ocr", 91.0, 300)]
+    pages = [PageSource(1, "text-layer"), PageSource(2, "ocr", 55.0, 300),
+             PageSource(3, "ocr", 91.0, 300)]
     assert identity_confidence(_fields(2), pages) == 55.0
     assert identity_confidence(_fields(3), pages) == 91.0
     assert identity_confidence(_fields(1), pages) is None
