@@ -89,6 +89,9 @@ class _Read:
     birth: str | None
     birth_name: str | None
     usage_name: str | None = None  # the last name read, when a birth name was read too
+    # Search keys of the names read (particles dropped, parts of compound names): made from
+    # the names themselves, since a key has lost the word boundaries they need.
+    last_loose: frozenset[str] = frozenset()
 
 
 def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
@@ -109,8 +112,7 @@ def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
         disagree.append("last_name")
         loose = set().union(*(loose_keys(n) for n in (patient.last_name, patient.birth_name,
                                                        patient.usage_name) if n))
-        read_loose = set().union(*(loose_keys(k) for k in read.last_keys))
-        if read.last_keys & loose or read_loose & (own.keys() | loose):
+        if read.last_keys & loose or read.last_loose & (own.keys() | loose):
             notes.append("last name differs only by a particle or a part of a compound name")
     if read.birth_name and patient.birth_name:
         if name_key(read.birth_name) == name_key(patient.birth_name):
@@ -170,7 +172,8 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     birth_name = fields.birth_name.value if fields.birth_name else None
     keys = {name_key(last)} | ({name_key(birth_name)} if birth_name else set())
     read = _Read(frozenset(keys - {""}), first, birth, birth_name,
-                 last if birth_name else None)
+                 last if birth_name else None,
+                 frozenset(loose_keys(last) | (loose_keys(birth_name) if birth_name else set())))
 
     # Only records that agree on both names can decide (file, or make homonyms), so only
     # they are fetched: one indexed lookup, however common the last name. Everything else a
@@ -182,7 +185,8 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
             if "last_name" in candidate.agree:
                 found[pid] = candidate
         # "NOM Prénom" read as "Prénom NOM": the names the other way round, as evidence only.
-        crossed = _Read(frozenset({name_key(first)}), last, birth, None)
+        crossed = _Read(frozenset({name_key(first)}), last, birth, None,
+                        last_loose=frozenset(loose_keys(first)))
         for pid, hit in by_keys(store, crossed.last_keys, first_key=name_key(last)).items():
             candidate = _compare(hit.patient, crossed, swapped=True)
             if pid not in found and "last_name" in candidate.agree:
