@@ -25,6 +25,11 @@ from agent.children import MIN_MEMORY as MIN_CHILD_MEMORY
 from agent.errors import ConfigError
 
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
+# DOCAGENT_MIN_NAME_CONFIDENCE: the mean OCR word confidence (0-100) of the page a patient's
+# name was read from, under which the document never files by itself (a misread letter can
+# turn one patient into another) and its review message says to check the name against the
+# scan. Tesseract reads an upright poor scan at 80-90, a page it struggled with at 60 or less.
+DEFAULT_MIN_NAME_CONFIDENCE = 70.0
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,7 @@ class Settings:
     metrics_addr: tuple[str, int] | None = None
     digest_hour: int | None = None
     log_format: str = "text"
-    # Mean OCR word confidence (0-100) under which a name read from that page never files.
-    min_name_confidence: float = 70.0
+    min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE
     health: HealthLimits = HealthLimits()
     child_memory: int = DEFAULT_CHILD_MEMORY  # address space of each external tool (RLIMIT_AS)
 
@@ -300,8 +304,8 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         metrics_addr=_metrics_addr(values.get("DOCAGENT_METRICS_ADDR", "")),
         digest_hour=_optional_hour(values, "DOCAGENT_DIGEST_HOUR"),
         log_format=_choice(values, "DOCAGENT_LOG_FORMAT", "text", ("text", "json")),
-        min_name_confidence=float(_int(values, "DOCAGENT_MIN_NAME_CONFIDENCE", 70, low=0,
-                                       high=100)),
+        min_name_confidence=float(_int(values, "DOCAGENT_MIN_NAME_CONFIDENCE",
+                                       int(DEFAULT_MIN_NAME_CONFIDENCE), low=0, high=100)),
         health=HealthLimits(
             heartbeat_max=_float(values, "DOCAGENT_HEALTH_HEARTBEAT_MAX", 120.0, low=1.0),
             min_free=_bytes(values, "DOCAGENT_HEALTH_MIN_FREE", 1024**3),

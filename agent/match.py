@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent import suggest
+from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.names import is_initial, loose_keys, name_key, record_keys
 from agent.parse import ParsedFields
 from agent.patients import Patient, by_keys
@@ -31,7 +32,6 @@ from agent.store import Store
 
 Outcome = Literal["filed", "review"]
 MAX_CANDIDATES = 5
-DEFAULT_MIN_NAME_CONFIDENCE = 70.0
 
 
 @dataclass(frozen=True)

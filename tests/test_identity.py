@@ -186,6 +186,9 @@ def test_a_name_read_with_low_ocr_confidence_never_files(spool: Spool, tmp_path:
     result = json.loads(sidecar.read_text())
     assert result["match"]["min_name_confidence"] == 100.0
     assert 0 < result["match"]["name_confidence"] < 100
+    # Its message doubts the reading under the practice's threshold too, not a fixed 70.
+    assert result["identity_confidence"] > 70
+    assert "Low-confidence reading" in render("review", result)
     # The right patient is still the first suggestion, with all three fields agreeing.
     first = result["match"]["candidates"][0]
     assert first["id"] == "P001" and set(first["agree"]) == {"last_name", "first_name",

@@ -11,11 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent import reasons
+from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.notify.digest_text import render_digest
-
-# Mean word confidence under which the name and birth date are flagged as doubtful: an upright
-# poor scan reads at 80-90, a page tesseract struggled with at 60 or less.
-LOW_IDENTITY_CONFIDENCE = 70.0
 
 
 def _initials(first: str | None, last: str | None) -> str:
@@ -67,8 +64,14 @@ def _chosen_evidence(payload: Mapping[str, Any]) -> str:
 
 
 def _doubt(payload: Mapping[str, Any]) -> str:
+    """A word of warning when the identity was read under the name rule's threshold: the
+    one the match was decided with (DOCAGENT_MIN_NAME_CONFIDENCE, kept in its evidence), or
+    the default for a payload written before the match kept it."""
     score = payload.get("identity_confidence")
-    if not isinstance(score, int | float) or score >= LOW_IDENTITY_CONFIDENCE:
+    threshold = (payload.get("match") or {}).get("min_name_confidence")
+    if not isinstance(threshold, int | float):
+        threshold = DEFAULT_MIN_NAME_CONFIDENCE
+    if not isinstance(score, int | float) or score >= threshold:
         return ""
     return (f" Low-confidence reading ({score:.0f}/100): check the name and birth date "
             "against the scan.")
