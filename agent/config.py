@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from agent import disclosure
 from agent.children import DEFAULT_MEMORY as DEFAULT_CHILD_MEMORY
 from agent.children import MIN_MEMORY as MIN_CHILD_MEMORY
 from agent.errors import ConfigError
@@ -286,7 +287,7 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         # 50 megapixels is an A3 page at 400 dpi; anything larger is downscaled before OCR.
         max_pixels=_int(values, "DOCAGENT_MAX_PIXELS", 50_000_000, low=1_000_000, high=10**9),
         watch=_choice(values, "DOCAGENT_WATCH", "inotify", ("inotify", "polling")),
-        phi=_choice(values, "DOCAGENT_PHI", "full", ("full", "minimal")),
+        phi=_choice(values, "DOCAGENT_PHI", disclosure.FULL, disclosure.SETTINGS),
         stable_seconds=_float(values, "DOCAGENT_STABLE_SECONDS", 2.0, low=0.0),
         incomplete_seconds=_float(values, "DOCAGENT_INCOMPLETE_SECONDS", 600.0, low=1.0),
         rescan_seconds=_float(values, "DOCAGENT_RESCAN_SECONDS", 30.0, low=0.2),

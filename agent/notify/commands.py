@@ -29,7 +29,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from agent import children, decisions, health, ledger, reasons, status
+from agent import children, decisions, disclosure, health, ledger, reasons, status
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DocagentError
@@ -40,7 +40,6 @@ from agent.notify.keyboards import (
     OPEN,
     RETRY,
     Press,
-    candidate_label,
     decode,
     failed_keyboard,
     review_keyboard,
@@ -121,7 +120,7 @@ def first_page_png(pdf: Path, timeout: float = 60.0) -> bytes | None:
 
 def open_refusal(doc: Document, phi: str) -> str | None:
     """Why Open may not send this document's first page, or None when it may."""
-    if phi == "minimal":
+    if not disclosure.shows_scan(phi):
         return OPEN_REFUSED_MINIMAL
     if doc.state != REVIEW:
         return OPEN_REFUSED_STATE.format(state=doc.state)
@@ -199,7 +198,8 @@ class Commands:
                                             reply_markup=markup)
 
     async def help(self, update: Update, context: Context) -> None:
-        await self._reply(update, HELP if self.settings.phi == "minimal" else HELP + OPEN_HELP)
+        shows = disclosure.shows_scan(self.settings.phi)
+        await self._reply(update, HELP + OPEN_HELP if shows else HELP)
 
     async def status(self, update: Update, context: Context) -> None:
         figures = await asyncio.to_thread(status.gather, self.settings, self.store)
@@ -326,7 +326,7 @@ class Commands:
         where = f"#{decision.patient_id}" if decision.patient_id else "unassigned"
         if decision.patient_id:
             chosen = (current.result.get("match") or {}).get("candidates", [])[press.candidate or 0]
-            where = _label(chosen, self.settings.phi)
+            where = disclosure.chosen(chosen, self.settings.phi)
         await query.answer(f"Filed under {where}."[:190])
         await self._edit(query.message, f"✔ Filed under {where} by {_name(update)} "
                                         f"({_who(update)}).")
@@ -367,7 +367,8 @@ class Commands:
             await query.answer("The file is not there any more.")
             return
         await query.answer("Sending the first page…")
-        caption = f"First page of {doc.original_name} [{doc.id}]"[:1000]
+        shown = disclosure.file_name(doc.original_name, self.settings.phi, doc.id)
+        caption = f"First page of {shown} [{doc.id}]"[:1000]
         png = await asyncio.to_thread(first_page_png, pdf)
         bot, chat = update.get_bot(), update.effective_chat.id
         if png is not None:
@@ -391,7 +392,3 @@ class Commands:
             with contextlib.suppress(TelegramError):
                 await self._reply(update, f"That did not work: {said}. Try again in a moment.")
 
-
-def _label(candidate: dict[str, Any], phi: str) -> str:
-    return f"{candidate_label(candidate, phi)} (#{candidate.get('id')})" if phi != "minimal" \
-        else candidate_label(candidate, phi)
