@@ -14,7 +14,6 @@ import contextlib
 import html
 import tempfile
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from agent import children, decisions, disclosure, health, ledger, reasons, status
+from agent import children, costs, decisions, disclosure, health, reasons, status
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DocagentError
@@ -127,19 +126,6 @@ def open_refusal(doc: Document, phi: str) -> str | None:
     return None
 
 
-def costs_text(log_dir: Path, day: date) -> str:
-    start, end = ledger.day_bounds(day)
-    summary = ledger.summarize(ledger.read_range(log_dir, start, end))
-    total = summary["total"]
-    lines = [f"Costs {day.isoformat()}: {total['cost']:.4f} {summary['currency']} "
-             f"({total['calls']} calls, {total['errors']} errors)"]
-    for name, figures in summary["services"].items():
-        units = ", ".join(f"{unit} {value:g}" for unit, value in figures["units"].items())
-        lines.append(f"- {name}: {figures['cost']:.4f} — {figures['calls']} calls"
-                     + (f" ({units})" if units else ""))
-    return "\n".join(lines)
-
-
 class Commands:
     def __init__(self, settings: Settings, store: Store, wake: Callable[[], None]) -> None:
         self.settings = settings
@@ -213,16 +199,12 @@ class Commands:
         await self._reply(update, await asyncio.to_thread(run), pre=True)
 
     async def costs(self, update: Update, context: Context) -> None:
-        word = (context.args or ["today"])[0].lower()
-        day = {"today": date.today(), "yesterday": date.today() - timedelta(days=1)}.get(word)
+        day = costs.named_day((context.args or ["today"])[0].lower())
         if day is None:
-            try:
-                day = date.fromisoformat(word)
-            except ValueError:
-                await self._reply(update, "usage: /costs [yesterday|today|YYYY-MM-DD]")
-                return
-        await self._reply(update, await asyncio.to_thread(costs_text, self.settings.log_dir,
-                                                          day))
+            await self._reply(update, f"usage: /costs [{costs.DAY_WORDS}]")
+            return
+        report = await asyncio.to_thread(costs.report, self.settings.log_dir, costs.day(day))
+        await self._reply(update, costs.render(report, chat=True))
 
     async def review(self, update: Update, context: Context) -> None:
         docs = await asyncio.to_thread(decisions.review_waiting, self.store)
