@@ -178,10 +178,6 @@ def write_file(path: Path, data: bytes) -> None:
         raise _disk_error(error) from error
 
 
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    write_file(path, (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
-
-
 # --- claim: incoming -> processing -------------------------------------------------------
 
 

@@ -345,13 +345,6 @@ class Store:
                 return None
         return self.get(document_id)
 
-    def next_due_at(self) -> float | None:
-        rows = self.read(
-            "SELECT MIN(next_attempt_at) AS t FROM documents WHERE state = ?", (QUEUED,)
-        )
-        value = rows[0]["t"] if rows else None
-        return float(value) if value is not None else None
-
     # --- outbox ------------------------------------------------------------------------
 
     @staticmethod
