@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent import store as store_module
-from agent.audit import entries
+from agent.audit import EVENTS, entries
 from agent.match import match
 from agent.notify.messages import render
 from agent.parse import Found, ParsedFields
@@ -65,6 +65,7 @@ def test_import_that_adds_the_patient_files_the_waiting_document(spool: Spool,
     assert "birth_date" in audited["evidence"]["agree"]
     assert (new_id, "rematched") in outbox(spool)
     assert spool.run("audit", "verify").returncode == 0
+    assert {e["event"] for e in entries(spool.logs)} <= set(EVENTS)  # each one documented
 
     # Importing the same file again changes nothing, and nothing is matched again.
     again = spool.run("patients", "import", str(csv))
