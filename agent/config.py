@@ -69,7 +69,7 @@ class Settings:
     # Where the token was read, for the message that says to correct it when Telegram refuses it.
     telegram_token_source: str | None = None
     env_file: Path | None = None
-    # Observability (issue 7): prices for the cost ledger, metrics, digest, log format.
+    # Observability: prices for the cost ledger, metrics, digest, log format.
     server_eur_per_month: float = 0.0
     server_cores: int = 1
     unit_prices: tuple[tuple[str, str, float], ...] = ()
