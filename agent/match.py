@@ -30,7 +30,7 @@ from agent.patients import Patient, by_keys
 from agent.reasons import Reason
 from agent.store import Store
 
-Outcome = Literal["filed", "review"]
+MatchOutcome = Literal["filed", "review"]  # the outcomes a match can decide
 MAX_CANDIDATES = 5
 
 
@@ -56,7 +56,7 @@ class Candidate:
 
 @dataclass(frozen=True)
 class MatchResult:
-    outcome: Outcome
+    outcome: MatchOutcome
     patient_id: str | None
     why: Reason  # a code and what it needs; `reason` is its sentence, names and all
     candidates: tuple[Candidate, ...] = field(default=())
@@ -155,7 +155,7 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
           min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE) -> MatchResult:
     """Decide, with evidence. `name_confidence` is the mean OCR word confidence (0-100) of the
     page(s) the names were read from, None when they came from a text layer."""
-    def result(outcome: Outcome, patient_id: str | None, why: Reason,
+    def result(outcome: MatchOutcome, patient_id: str | None, why: Reason,
                found: dict[str, Candidate]) -> MatchResult:
         ranked = _with_suggestions(store, read, last, found) if outcome == "review" else \
             sorted(found.values(), key=_rank)

@@ -1,6 +1,6 @@
 """What the staff can ask the bot, and what its buttons do.
 
-Every update first passes `gate`: commands and presses are taken only from a user of
+Every update first passes `admit`: commands and presses are taken only from a user of
 TELEGRAM_ALLOWED_USER_IDS in a chat of TELEGRAM_CHAT_IDS. Anything else gets nothing useful
 back, a warning in the log (with the ids, which is how an administrator finds them) and an
 audit line. Decisions go through `agent.decisions`, the code of `docagent review resolve` and
@@ -135,7 +135,7 @@ class Commands:
         self.deciding = asyncio.Lock()  # one decision at a time: two presses, one filing
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        app.add_handler(TypeHandler(Update, self.gate), group=-1)
+        app.add_handler(TypeHandler(Update, self.admit), group=-1)
         for name, handler in (("status", self.status), ("review", self.review),
                               ("failed", self.failed), ("retry", self.retry),
                               ("costs", self.costs), ("health", self.health),
@@ -152,7 +152,7 @@ class Commands:
                 and user.id in self.settings.telegram_allowed_user_ids
                 and chat.id in self.settings.telegram_chat_ids)
 
-    async def gate(self, update: Update, context: Context) -> None:
+    async def admit(self, update: Update, context: Context) -> None:
         message = update.message
         command = message.text if message and message.text and message.text.startswith("/") \
             else None
