@@ -64,8 +64,8 @@ _HEAD_SCHEMA = (
     "at TEXT NOT NULL, found TEXT NOT NULL)",
 )
 
-# The events, in the outcome words used everywhere else. The "quarantined" is
-# `failed`, the outcome's own name (DESIGN.md: one word per outcome in CLI, JSON, DB, logs).
+# The events, in the outcome words the command line, the JSON, the database and the logs use
+# too: a document quarantined in failed/ is `failed`, so one grep finds it everywhere.
 EVENTS = {
     "taken": "a file was taken into the spool (name, size, sha256)",
     "duplicate": "the same bytes arrived again (the earlier document's id)",
@@ -73,6 +73,8 @@ EVENTS = {
     "review": "sent to a person (reason)",
     "failed": "quarantined in failed/ (kind, reason)",
     "resolved": "a person decided (actor: shell:USER or telegram:USER_ID; patient_id)",
+    "rematched": "filed when matched again after a patients import (actor: rematch after "
+                 "import; patient_id, evidence)",
     "retried": "a person put a failed document back in the queue (actor, previous reason)",
     "rejected": "a command from a user who is not allowed (actor, command)",
 }

@@ -14,16 +14,15 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from agent import (
     audit,
     config,
+    costs,
     decisions,
     health,
-    ledger,
     modes,
     pipeline,
     privileges,
@@ -66,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="message the staff when health changes (for the timer)")
     p = sub.add_parser("costs", help="what external calls and OCR cost, by service")
     when = p.add_mutually_exclusive_group()
-    when.add_argument("--day", default="yesterday", metavar="yesterday|today|YYYY-MM-DD")
+    when.add_argument("--day", default="yesterday", metavar=costs.DAY_WORDS)
     when.add_argument("--month", metavar="YYYY-MM")
     p.add_argument("--json", action="store_true")
     review = sub.add_parser("review", help="documents waiting for a person's decision")
@@ -223,44 +222,19 @@ def _status(settings: config.Settings, store: Store, args: argparse.Namespace) -
     return EXIT_OK
 
 
-def _day(text: str) -> date:
-    if text == "today":
-        return date.today()
-    if text == "yesterday":
-        return date.today() - timedelta(days=1)
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--day takes yesterday, today or YYYY-MM-DD (got {text!r})") from None
-
-
 def _costs(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
     if args.month:
         try:
-            year, month = (int(part) for part in args.month.split("-"))
-            start, end = ledger.month_bounds(year, month)
+            period = costs.month(args.month)
         except ValueError:
             raise UsageError(f"--month takes YYYY-MM (got {args.month!r})") from None
-        period = {"month": f"{year:04d}-{month:02d}"}
     else:
-        day = _day(args.day)
-        start, end = ledger.day_bounds(day)
-        period = {"day": day.isoformat()}
-    summary = {**period, "from": start, "to": end,
-               **ledger.summarize(ledger.read_range(settings.log_dir, start, end))}
-    if args.json:
-        print(json.dumps(summary))
-        return EXIT_OK
-    currency = summary["currency"]
-    print(f"costs {next(iter(period.values()))}")
-    print(f"{'service':<10}{'calls':>7}{'errors':>7}{currency:>10}")
-    for name, figures in summary["services"].items():
-        print(f"{name:<10}{figures['calls']:>7}{figures['errors']:>7}{figures['cost']:>10.4f}")
-        units = ", ".join(f"{unit} {value:g}" for unit, value in figures["units"].items())
-        if units:
-            print(f"  {units}")
-    total = summary["total"]
-    print(f"{'total':<10}{total['calls']:>7}{total['errors']:>7}{total['cost']:>10.4f}")
+        day = costs.named_day(args.day)
+        if day is None:
+            raise UsageError(f"--day takes yesterday, today or YYYY-MM-DD (got {args.day!r})")
+        period = costs.day(day)
+    report = costs.report(settings.log_dir, period)
+    print(json.dumps(report) if args.json else costs.render(report))
     return EXIT_OK
 
 

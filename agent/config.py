@@ -20,11 +20,17 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from agent import disclosure
 from agent.errors import ConfigError
 from agent.tools.runner import DEFAULT_MEMORY as DEFAULT_CHILD_MEMORY
 from agent.tools.runner import MIN_MEMORY as MIN_CHILD_MEMORY
 
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
+# DOCAGENT_MIN_NAME_CONFIDENCE: the mean OCR word confidence (0-100) of the page a patient's
+# name was read from, under which the document never files by itself (a misread letter can
+# turn one patient into another) and its review message says to check the name against the
+# scan. Tesseract reads an upright poor scan at 80-90, a page it struggled with at 60 or less.
+DEFAULT_MIN_NAME_CONFIDENCE = 70.0
 
 
 @dataclass(frozen=True)
@@ -63,15 +69,14 @@ class Settings:
     # Where the token was read, for the message that says to correct it when Telegram refuses it.
     telegram_token_source: str | None = None
     env_file: Path | None = None
-    # Observability (issue 7): prices for the cost ledger, metrics, digest, log format.
+    # Observability: prices for the cost ledger, metrics, digest, log format.
     server_eur_per_month: float = 0.0
     server_cores: int = 1
     unit_prices: tuple[tuple[str, str, float], ...] = ()
     metrics_addr: tuple[str, int] | None = None
     digest_hour: int | None = None
     log_format: str = "text"
-    # Mean OCR word confidence (0-100) under which a name read from that page never files.
-    min_name_confidence: float = 70.0
+    min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE
     health: HealthLimits = HealthLimits()
     child_memory: int = DEFAULT_CHILD_MEMORY  # address space of each external tool (RLIMIT_AS)
 
@@ -282,7 +287,7 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         # 50 megapixels is an A3 page at 400 dpi; anything larger is downscaled before OCR.
         max_pixels=_int(values, "DOCAGENT_MAX_PIXELS", 50_000_000, low=1_000_000, high=10**9),
         watch=_choice(values, "DOCAGENT_WATCH", "inotify", ("inotify", "polling")),
-        phi=_choice(values, "DOCAGENT_PHI", "full", ("full", "minimal")),
+        phi=_choice(values, "DOCAGENT_PHI", disclosure.FULL, disclosure.SETTINGS),
         stable_seconds=_float(values, "DOCAGENT_STABLE_SECONDS", 2.0, low=0.0),
         incomplete_seconds=_float(values, "DOCAGENT_INCOMPLETE_SECONDS", 600.0, low=1.0),
         rescan_seconds=_float(values, "DOCAGENT_RESCAN_SECONDS", 30.0, low=0.2),
@@ -300,8 +305,8 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         metrics_addr=_metrics_addr(values.get("DOCAGENT_METRICS_ADDR", "")),
         digest_hour=_optional_hour(values, "DOCAGENT_DIGEST_HOUR"),
         log_format=_choice(values, "DOCAGENT_LOG_FORMAT", "text", ("text", "json")),
-        min_name_confidence=float(_int(values, "DOCAGENT_MIN_NAME_CONFIDENCE", 70, low=0,
-                                       high=100)),
+        min_name_confidence=float(_int(values, "DOCAGENT_MIN_NAME_CONFIDENCE",
+                                       int(DEFAULT_MIN_NAME_CONFIDENCE), low=0, high=100)),
         health=HealthLimits(
             heartbeat_max=_float(values, "DOCAGENT_HEALTH_HEARTBEAT_MAX", 120.0, low=1.0),
             min_free=_bytes(values, "DOCAGENT_HEALTH_MIN_FREE", 1024**3),

@@ -1,7 +1,10 @@
-"""The gate: is this file a PDF we can read, within the limits? Decided before any OCR.
+"""The inspect stage: is this file a PDF we can read, within the limits? Decided before any OCR.
 
 Cheap checks first (size, magic bytes), then `pdfinfo` for the page count, encryption and page
 sizes. Every refusal is a `DocumentError` whose message a receptionist can act on.
+
+The questions the intake asks pdfinfo before it takes a file (`opens`: is it whole yet?;
+`page_count`) live here too, beside the one pdfinfo runner; they judge no document.
 """
 
 from __future__ import annotations

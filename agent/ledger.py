@@ -1,7 +1,8 @@
 """The cost ledger, `api_costs.jsonl`: one JSON line per external call, and per document's OCR.
 
-Every call to something outside (Telegram, a paid API) goes through `Ledger.call()`, which
-times it and writes its line even when the call raises:
+Every call to something outside (the Bot API, through `notify.transport.LedgerRequest`; a
+paid API) goes through `Ledger.call()`, which times it and writes its line even when the call
+raises:
 
     with ledger.call("telegram", "sendMessage", units={"message": 1}) as call:
         response = post(...)
@@ -81,6 +82,9 @@ class Call:
     units: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
     outcome: str = "ok"
+    # False for a call that turned out to be none: it cost and carried nothing (a long poll
+    # that returned no update), and a line for it would only crowd the ledger.
+    counts: bool = True
 
 
 def _now_iso() -> str:
@@ -133,8 +137,10 @@ class Ledger:
             call.details["error"] = type(error).__name__
             raise
         finally:
-            self.record(service, operation, outcome=call.outcome, units=call.units,
-                        duration_ms=int((time.monotonic() - started) * 1000), **call.details)
+            if call.counts:
+                self.record(service, operation, outcome=call.outcome, units=call.units,
+                            duration_ms=int((time.monotonic() - started) * 1000),
+                            **call.details)
 
     def record_ocr(self, document_id: str, page_sources: list[Mapping[str, Any]]) -> \
             dict[str, Any] | None:

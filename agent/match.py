@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent import reasons, suggest
+from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.names import is_initial, loose_keys, name_key, record_keys
 from agent.parse import ParsedFields
 from agent.patients import Patient, by_keys
 from agent.reasons import Reason
 from agent.store import Store
 
-Outcome = Literal["filed", "review"]
+MatchOutcome = Literal["filed", "review"]  # the outcomes a match can decide
 MAX_CANDIDATES = 5
-DEFAULT_MIN_NAME_CONFIDENCE = 70.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Candidate:
 
 @dataclass(frozen=True)
 class MatchResult:
-    outcome: Outcome
+    outcome: MatchOutcome
     patient_id: str | None
     why: Reason  # a code and what it needs; `reason` is its sentence, names and all
     candidates: tuple[Candidate, ...] = field(default=())
@@ -96,7 +96,7 @@ class MatchResult:
     def from_dict(cls, raw: Mapping[str, Any]) -> MatchResult:
         """A match as kept in a record; its reason from its code (or the sentence of a record
         written before codes existed)."""
-        outcome: Outcome = "filed" if raw.get("outcome") == "filed" else "review"
+        outcome: MatchOutcome = "filed" if raw.get("outcome") == "filed" else "review"
         why = reasons.from_dict(raw.get("reason_code")) or \
             Reason.of(reasons.LEGACY, text=str(raw.get("reason") or "?"))
         return cls(outcome, raw.get("patient_id"), why,
@@ -112,6 +112,9 @@ class _Read:
     birth: str | None
     birth_name: str | None
     usage_name: str | None = None  # the last name read, when a birth name was read too
+    # Search keys of the names read (particles dropped, parts of compound names): made from
+    # the names themselves, since a key has lost the word boundaries they need.
+    last_loose: frozenset[str] = frozenset()
 
 
 def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
@@ -132,8 +135,7 @@ def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
         disagree.append("last_name")
         loose = set().union(*(loose_keys(n) for n in (patient.last_name, patient.birth_name,
                                                        patient.usage_name) if n))
-        read_loose = set().union(*(loose_keys(k) for k in read.last_keys))
-        if read.last_keys & loose or read_loose & (own.keys() | loose):
+        if read.last_keys & loose or read.last_loose & (own.keys() | loose):
             notes.append("last name differs only by a particle or a part of a compound name")
     if read.birth_name and patient.birth_name:
         if name_key(read.birth_name) == name_key(patient.birth_name):
@@ -176,7 +178,7 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
           min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE) -> MatchResult:
     """Decide, with evidence. `name_confidence` is the mean OCR word confidence (0-100) of the
     page(s) the names were read from, None when they came from a text layer."""
-    def result(outcome: Outcome, patient_id: str | None, why: Reason,
+    def result(outcome: MatchOutcome, patient_id: str | None, why: Reason,
                found: dict[str, Candidate]) -> MatchResult:
         ranked = _with_suggestions(store, read, last, found) if outcome == "review" else \
             sorted(found.values(), key=_rank)
@@ -193,7 +195,8 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     birth_name = fields.birth_name.value if fields.birth_name else None
     keys = {name_key(last)} | ({name_key(birth_name)} if birth_name else set())
     read = _Read(frozenset(keys - {""}), first, birth, birth_name,
-                 last if birth_name else None)
+                 last if birth_name else None,
+                 frozenset(loose_keys(last) | (loose_keys(birth_name) if birth_name else set())))
 
     # Only records that agree on both names can decide (file, or make homonyms), so only
     # they are fetched: one indexed lookup, however common the last name. Everything else a
@@ -205,7 +208,8 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
             if "last_name" in candidate.agree:
                 found[pid] = candidate
         # "NOM Prénom" read as "Prénom NOM": the names the other way round, as evidence only.
-        crossed = _Read(frozenset({name_key(first)}), last, birth, None)
+        crossed = _Read(frozenset({name_key(first)}), last, birth, None,
+                        last_loose=frozenset(loose_keys(first)))
         for pid, hit in by_keys(store, crossed.last_keys, first_key=name_key(last)).items():
             candidate = _compare(hit.patient, crossed, swapped=True)
             if pid not in found and "last_name" in candidate.agree:

@@ -1,4 +1,5 @@
-"""Name keys: how two spellings of one name are made equal, and nothing more.
+"""Name keys: how two spellings of one name are made equal; and which words are particles,
+for the parser that reads a name and the keys that compare it alike.
 
 Accents are stripped *before* anything else is removed, so "Hélène" becomes "helene" and not
 "hlne"; hyphens, apostrophes and runs of spaces all become one space, so "Martin-Dubois",
@@ -36,15 +37,30 @@ def is_initial(first_name: str) -> bool:
     return bool(words) and all(len(w) == 1 for w in words)
 
 
-# Particles of French and Moroccan family names. Whether a particle is written is not a
-# spelling detail: "EL AMRANI" and "AMRANI", "BEN ALI" and "ALI" may be two families. So a
-# name read without its particle (or with one the record lacks) never *agrees*: the key
-# without particles is only a search key, for suggestions a person confirms.
+# Particles of the family names a French practice meets: French (de, du, le, saint...),
+# Arabic and Berber (el, ben, ait, ould...), Spanish and Portuguese (del, dos, da...), Dutch
+# and German (van, von, der...). Whether a particle is written is not a spelling detail:
+# "EL AMRANI" and "AMRANI", "BEN ALI" and "ALI" may be two families. So a name read without
+# its particle (or with one the record lacks) never *agrees*: the key without particles is
+# only a search key, for suggestions a person confirms. The parser reads the same words as
+# the start of a surname ("Mohamed Ould SALEM" is Mohamed of the Ould Salem family), so what
+# it reads as the surname is what the matcher compares, particles and all.
+# "Abou"/"Abu" are not in the list: as often a first name (Abou DIALLO) as the start of a
+# family name, where they are mostly written joined (Aboutaleb); and a name such as
+# "Abou Khalil" is still found by each of its parts.
 PARTICLES = frozenset({
-    "de", "du", "des", "d", "la", "le", "les", "l", "el", "al", "ben", "bent", "bin", "ibn",
-    "ait", "ou", "bou", "abou", "abu", "oulad", "ould", "van", "von", "der", "den", "da", "di",
-    "dos", "das", "del", "della", "saint", "st", "sainte", "ste",
+    "de", "du", "des", "la", "le", "les", "el", "al", "ben", "bent", "bin", "ibn", "ait",
+    "ou", "bou", "oulad", "ould", "van", "von", "der", "den", "da", "di", "dos", "das",
+    "del", "della", "saint", "st", "sainte", "ste",
 })
+# Particles that, opening a name, are as likely a first name (Ben Smith, Al Martin) as the
+# start of a surname (Ben Ali): the parser does not take them for the surname's start there.
+FIRST_NAME_PARTICLES = frozenset({"ben", "bin", "al", "ou"})
+# The elided articles, written joined to the next word: "d'Alembert", "L'Hermite". `fold`
+# splits them off, so the keys know them as words; the parser keeps "d'Alembert" one word,
+# and a "D." standing alone there is a middle initial, not a particle.
+ELIDED_PARTICLES = frozenset({"d", "l"})
+_KEY_PARTICLES = PARTICLES | ELIDED_PARTICLES
 MIN_PART_LETTERS = 3
 
 
@@ -56,7 +72,7 @@ def loose_keys(text: str) -> set[str]:
     person to confirm; they never make a name agree.
     """
     words = fold(text).split()
-    meaningful = [w for w in words if w not in PARTICLES]
+    meaningful = [w for w in words if w not in _KEY_PARTICLES]
     keys: set[str] = set()
     if meaningful and len(meaningful) < len(words):
         keys.add("".join(meaningful))

@@ -39,7 +39,11 @@ STAGE = "text"
 MIN_WORDS = 5  # fewer real words than this on a page: the text layer is not worth trusting
 MIN_WORD_SHARE = 0.3  # real words must make this share of the layer's non-blank characters
 MIN_DPI = 36
-LOW_CONFIDENCE = 70.0  # below this mean word confidence a page is read again with --psm 1
+# A page read under this mean word confidence is read again with `--psm 1`, which finds its
+# orientation (see above). Tesseract's scale, hence the same figure as the name rule's default
+# (DOCAGENT_MIN_NAME_CONFIDENCE), but another rule: that one decides what may file by itself,
+# this one what is worth a second reading, and raising the first must not slow every page.
+ORIENTATION_RETRY_CONFIDENCE = 70.0
 PDFTOTEXT_TIMEOUT = 120.0
 TextSource = Literal["text-layer", "ocr", "mixed"]
 log = get_logger("ocr")
@@ -210,7 +214,7 @@ def ocr_page(pdf: Path, number: int, page_size_pt: tuple[float, float], options:
         image = _render(pdf, number, dpi, budget, workdir)
         try:
             text, confidence = _tesseract(image, 3, options, budget)
-            if confidence is None or confidence < LOW_CONFIDENCE:
+            if confidence is None or confidence < ORIENTATION_RETRY_CONFIDENCE:
                 # Upside down or sideways reads as junk: let tesseract find the orientation.
                 turned, turned_conf = _tesseract(image, 1, options, budget)
                 if (turned_conf or 0.0) > (confidence or 0.0):

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
+from agent.names import FIRST_NAME_PARTICLES, PARTICLES
+
 DOCUMENT_TYPES = (
     "lab-result",
     "imaging-report",
@@ -399,12 +401,6 @@ def _labels(line: _Line, staff_context: bool, other_person: bool = False) -> lis
 # Names
 # --------------------------------------------------------------------------------------------
 
-_PARTICLES = frozenset({
-    "de", "du", "des", "le", "la", "les", "el", "al", "ben", "bin", "bent", "ibn", "ait",
-    "ou", "d'", "l'", "van", "von", "der", "den", "da", "di", "del", "della", "dos", "das",
-})
-# "Ben" opening a name is as likely a first name (Ben Smith) as a particle (Ben Ali).
-_FIRST_NAME_PARTICLES = frozenset({"ben", "bin", "al", "ou"})
 # Words that end a name: field labels, titles, staff and places, and the little words of the
 # sentences around a name.
 _STOP = frozenset({
@@ -440,7 +436,7 @@ class _Tok:
 
     @property
     def particle(self) -> bool:
-        return self.fold in _PARTICLES
+        return self.fold in PARTICLES
 
     @property
     def kind(self) -> str:
@@ -567,7 +563,7 @@ def _split_full(read: _NameRead, order: str, french: bool) -> tuple[list[_Tok], 
     if len(core) == 1:
         return tokens, [], False
     particles = [i for i, t in enumerate(tokens) if t.particle]
-    if particles and particles[0] == 0 and tokens[0].fold in _FIRST_NAME_PARTICLES:
+    if particles and particles[0] == 0 and tokens[0].fold in FIRST_NAME_PARTICLES:
         particles = particles[1:]
     if particles:
         p = particles[0]

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.disclosure import FULL, minimal
 from agent.errors import DocagentError, UsageError
 
-MINIMAL = "minimal"
 LEGACY = "text"  # a reason stored as a sentence only, before reasons had codes
 Sentence = Callable[[Mapping[str, Any]], str]
 
@@ -38,7 +38,7 @@ class Reason:
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, **self.params}
 
-    def text(self, phi: str = "full") -> str:
+    def text(self, phi: str = FULL) -> str:
         return render(self, phi)
 
 
@@ -135,14 +135,14 @@ _MINIMAL: dict[str, str] = {
 }
 
 
-def render(reason: Reason, phi: str = "full") -> str:
+def render(reason: Reason, phi: str = FULL) -> str:
     """The sentence for a person: every detail under "full", nothing read under "minimal"."""
     code, params = reason.code, reason.params
     if code == "rematched":
         return _rematched(params, phi)
     if code in _PLAIN:
         return _PLAIN[code](params)
-    if phi == MINIMAL:
+    if minimal(phi):
         return _MINIMAL.get(code, code)
     if code in _FULL:
         return _FULL[code](params)
@@ -152,6 +152,6 @@ def render(reason: Reason, phi: str = "full") -> str:
 def error_text(error: DocagentError, phi: str) -> str:
     """A refusal's message for the chat. A usage error speaks of the ids a person typed; any
     other may carry a path (a file name) and is, under minimal, its kind only."""
-    if phi != MINIMAL or isinstance(error, UsageError):
+    if not minimal(phi) or isinstance(error, UsageError):
         return error.message
     return f"{render(failure(error.kind, error.message), phi)} (details in the server's log)"

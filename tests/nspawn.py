@@ -1,12 +1,16 @@
 """A Debian 12 container booted with systemd as PID 1, for the tests that need the real systemd.
 
-Follows ../shared/recipes/systemd-in-nspawn.md: a debootstrap image cached as a tarball (keyed by
-a hash of its package list), booted by `systemd-nspawn -b` inside a private mount namespace, with
-commands run through `nsenter`. The launcher moves itself into a cgroup of its own first, so the
-`payload`/`supervisor` groups nspawn creates never collide with another container on the same
-machine, and everything it leaves behind is removed by removing that one subtree.
+A debootstrap image cached as a tarball (keyed by a hash of its package list, so a change of
+packages builds a new one), booted by `systemd-nspawn -b` inside a private mount namespace (the
+container's mounts never reach the host's), with commands run through `nsenter`. The launcher
+moves itself into a cgroup of its own first, so the `payload`/`supervisor` groups nspawn
+creates never collide with another container on the same machine, and everything it leaves
+behind is removed by removing that one subtree.
 
-Never boots systemd any other way (see the recipe's "Do not" list).
+Never boots systemd any other way: started by `unshare` without a cgroup namespace, it takes the
+host's cgroup tree for its own and remounts /sys/fs/cgroup read-only; a `systemd --user` with a
+faked /run/systemd/system moves every process of the machine into its cgroup. Either damages
+the machine for everything else running on it.
 """
 
 from __future__ import annotations

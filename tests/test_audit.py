@@ -245,7 +245,7 @@ def test_every_kind_of_decision_is_audited(spool: Spool, tmp_path: Path) -> None
     assert spool.run("audit", "verify").returncode == 0
 
 
-# --- the head kept outside the file (issue 12.8) ----------------------------------------------
+# --- the head kept outside the file -----------------------------------------------------------
 
 
 def rechained(lines: list[bytes], change: Callable[[dict[str, Any]], None]) -> bytes:

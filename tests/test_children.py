@@ -241,7 +241,7 @@ def test_the_gate_fails_a_pdf_whose_pdfinfo_is_over_the_limit(tmp_path: Path) ->
     with pytest.raises(TooComplex) as raised:
         gate.inspect(pdf, max_bytes=2**30, max_pages=200)
     assert raised.value.stage == gate.STAGE
-    # The watcher takes it (waiting would not help) so the gate can give this reason.
+    # The watcher takes it (waiting would not help) so inspect can give this reason.
     assert gate.opens(pdf)
 
 

@@ -1,4 +1,4 @@
-"""Text from outside cannot forge a log line nor drive a terminal (issue 12, finding 8).
+"""Text from outside cannot forge a log line nor drive a terminal.
 
 A file's name, a Telegram command, a CSV field may hold a newline or an escape sequence: the
 log writes one line per record with the escapes visible, and the command line prints them

@@ -284,7 +284,7 @@ def test_a_check_that_cannot_run_is_one_failing_line(spool: Spool) -> None:
     assert by_name["failures"].ok and by_name["tesseract"].ok  # the others still ran
 
 
-# --- issue 13: what an admin meets on a real server -----------------------------------------
+# --- what an admin meets on a real server -----------------------------------------------------
 
 
 def test_under_journald_a_failing_check_is_an_error(spool: Spool) -> None:
@@ -408,7 +408,8 @@ def test_the_tools_are_run_through_the_one_runner(spool: Spool,
 @pytest.fixture
 def overlay(tmp_path: Path) -> Iterator[Path]:
     """An overlay mount whose lower layer is another filesystem, without xino: there stat()
-    gives a file the overlay's device and /proc/locks another (issue 13.5: 00:2b vs 00:2a)."""
+    gives a file the overlay's device and /proc/locks another (00:2b against 00:2a, say), so
+    a lock found by device and inode is missed."""
     if os.geteuid() != 0:
         pytest.skip("mounting an overlay needs root")
     layers = {name: tmp_path / name for name in ("lower", "upper", "work", "merged")}

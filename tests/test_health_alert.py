@@ -1,6 +1,6 @@
-"""`docagent health --notify` while the daemon is down: the alert reaches the staff anyway
-(issue 13.4), once, without racing a daemon that starts meanwhile; and a refused token is
-named where it was read (issue 13.6).
+"""`docagent health --notify` while the daemon is down: the alert reaches the staff anyway,
+once, without racing a daemon that starts meanwhile; and a refused token is named where it
+was read, so the admin knows which file to correct.
 
 Against the loopback Bot API (tests/botapi.py) and real `docagent` processes.
 """

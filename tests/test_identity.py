@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent import store as store_module
-from agent.audit import entries
+from agent.audit import EVENTS, entries
 from agent.match import match
 from agent.notify.messages import render
 from agent.parse import Found, ParsedFields
@@ -66,6 +66,7 @@ def test_import_that_adds_the_patient_files_the_waiting_document(spool: Spool,
     assert "birth_date" in audited["evidence"]["agree"]
     assert (new_id, "rematched") in outbox(spool)
     assert spool.run("audit", "verify").returncode == 0
+    assert {e["event"] for e in entries(spool.logs)} <= set(EVENTS)  # each one documented
 
     # Importing the same file again changes nothing, and nothing is matched again.
     again = spool.run("patients", "import", str(csv))
@@ -187,6 +188,9 @@ def test_a_name_read_with_low_ocr_confidence_never_files(spool: Spool, tmp_path:
     result = json.loads(sidecar.read_text())
     assert result["match"]["min_name_confidence"] == 100.0
     assert 0 < result["match"]["name_confidence"] < 100
+    # Its message doubts the reading under the practice's threshold too, not a fixed 70.
+    assert result["identity_confidence"] > 70
+    assert "Low-confidence reading" in render("review", result)
     # The right patient is still the first suggestion, with all three fields agreeing.
     first = result["match"]["candidates"][0]
     assert first["id"] == "P001" and set(first["agree"]) == {"last_name", "first_name",

@@ -36,8 +36,8 @@ def dropped(settings: config.Settings, tmp_path: Path, name: str, content: str =
 
 
 def test_a_copy_of_a_deferred_document_brings_it_forward(site, tmp_path) -> None:
-    """Issue 13.6: a fresh copy of a document stuck in the queue was deleted as its duplicate,
-    and the document went on waiting for its next retry."""
+    """A fresh copy of a document stuck in the queue is a person trying again: it must not be
+    deleted as a mere duplicate while the document goes on waiting for its next retry."""
     settings, store = site
     first = spool.claim(settings, store, dropped(settings, tmp_path, "first.pdf", "same"))
     with store.write() as conn:

@@ -1,7 +1,7 @@
 """A name swapped for a symlink or a FIFO at the instant a file is judged or claimed.
 
-Finding 12.4: `lstat` said "regular file", then the name was moved by path; a symlink swapped in
-between was filed into done/ (the archive then changed with the file it pointed at, which was
+Judging a name by `lstat` and then moving it by path leaves a window: a symlink swapped in
+between would be filed into done/ (the archive then changed with the file it pointed at, which was
 read and OCR'd), and a FIFO stalled intake for seconds. A thread swaps the name back and forth
 while the intake works on it: whatever it takes must be the regular file's bytes, in a file of
 its own, and no call may block.

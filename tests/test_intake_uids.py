@@ -157,8 +157,8 @@ def filed(site: Site, name: str) -> Path | None:
 
 @pytest.mark.parametrize("umask", [0o022, 0o027], ids=["0644", "0640"])
 def test_a_scanners_file_is_filed_as_docagents_own_copy(site, running, umask) -> None:
-    """Finding 12.2 / 13.1: `link()` of another user's 0644 file is refused by
-    fs.protected_hardlinks, and the document was deferred forever."""
+    """`link()` of another user's 0644 file is refused by fs.protected_hardlinks: a document
+    taken in by linking would be deferred forever, so intake copies it."""
     pdf = dupont(site, "scan.pdf")
     dropper = site.as_scanner(f"cp {pdf} {site.incoming}/.scan.part && "
                               f"mv {site.incoming}/.scan.part {site.incoming}/scan.pdf",
@@ -175,8 +175,8 @@ def test_a_scanners_file_is_filed_as_docagents_own_copy(site, running, umask) ->
 
 
 def test_a_descriptor_kept_by_the_dropper_cannot_change_the_archive(site, running) -> None:
-    """Finding 12.3: the archived file was the dropper's inode, so a descriptor opened before
-    the drop still wrote into done/ after filing."""
+    """Were the archived file the dropper's inode, a descriptor opened before the drop could
+    still write into done/ after filing."""
     pdf = dupont(site, "kept.pdf")
     go = site.base / "go"
     writer = site.as_scanner(
@@ -199,8 +199,8 @@ def test_a_descriptor_kept_by_the_dropper_cannot_change_the_archive(site, runnin
 
 
 def test_the_drop_account_reads_and_writes_nothing_docagent_keeps(site, running) -> None:
-    """Finding 12.1 (the spool's side; the token is the install's) and 12.3's `dd` over a
-    review/ PDF."""
+    """The account that drops files can read nothing docagent keeps (the token is the
+    install's to protect) and cannot write over an archived PDF."""
     pdf = dupont(site, "seen.pdf")
     site.as_scanner(f"cp {pdf} {site.incoming}/seen.pdf")
     site.wait_for("seen.pdf to be filed", lambda: filed(site, "seen.pdf") is not None, running)
@@ -225,7 +225,7 @@ def test_the_drop_account_reads_and_writes_nothing_docagent_keeps(site, running)
 
 def test_an_unreadable_file_fails_with_its_fix_once_then_files_when_readable(
         site, running) -> None:
-    """Finding 13.3: a file docagent may not read was ignored silently forever."""
+    """A file docagent may not read must not be ignored silently forever."""
     pdf = dupont(site, "private.pdf")
     target = site.incoming / "private.pdf"
     shutil.copyfile(pdf, target)  # as root, private to root

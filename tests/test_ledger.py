@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent import config
+from agent import config, costs
 from agent.ledger import FILE_NAME, Ledger, Prices, prices_from, read_range, summarize
 from tests.conftest import DOCAGENT, Spool
 
@@ -155,3 +155,17 @@ def test_a_torn_line_is_ended_by_the_next_writer_and_skipped_by_readers(tmp_path
     assert len(raw) == 3 and raw[1] == '{"ts":"2026-11-2'
     got = list(read_range(tmp_path, "2000", "9999"))
     assert [e["operation"] for e in got] == ["sendMessage", "getUpdates"]
+
+
+def test_one_report_for_the_shell_and_the_chat(tmp_path: Path) -> None:
+    Ledger(tmp_path, Prices(per_unit={("telegram", "message"): 0.5})).record(
+        "telegram", "sendMessage", duration_ms=120, units={"message": 3})
+    report = costs.report(tmp_path, costs.day(date.today()))
+    today = date.today().isoformat()
+    assert costs.render(report).splitlines() == [
+        f"costs {today}", "service     calls errors       EUR",
+        "telegram        1      0    1.5000", "  message 3", "total           1      0    1.5000"]
+    assert costs.render(report, chat=True).splitlines() == [
+        f"Costs {today}: 1.5000 EUR (1 calls, 0 errors)",
+        "- telegram: 1.5000 — 1 calls (message 3)"]
+    assert costs.named_day("31/12/2026") is None and costs.month("2026-02").label == "2026-02"

@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from agent.match import match
-from agent.names import fold, is_initial, loose_keys, name_key, record_keys
-from agent.parse import Found, ParsedFields
+from agent.names import (
+    ELIDED_PARTICLES,
+    PARTICLES,
+    fold,
+    is_initial,
+    loose_keys,
+    name_key,
+    record_keys,
+)
+from agent.parse import Found, ParsedFields, parse_document
 from agent.patients import import_csv
 from agent.store import Store
 
@@ -202,3 +210,33 @@ def test_particles_and_compound_parts_are_search_keys_only() -> None:
     assert loose_keys("DUPONT") == set()
     assert record_keys("BERNARD", "Lefebvre", "El-Amrani") == {
         ("bernard", "last"), ("lefebvre", "birth"), ("elamrani", "usage"), ("amrani", "loose")}
+
+
+@pytest.mark.parametrize("particle", sorted(PARTICLES | ELIDED_PARTICLES))
+def test_parse_and_match_agree_on_every_particle(particle: str, tmp_path: Path) -> None:
+    """The surname the parser reads, particle and all, is the one the matcher compares: the
+    whole name files, and a name a particle apart, either way, is only suggested."""
+    joined = f"{particle.upper()}'VERNAY" if particle in ELIDED_PARTICLES else \
+        f"{particle.capitalize()} VERNAY"
+    s = Store(tmp_path / "state.db")
+    csv = tmp_path / "p.csv"
+    csv.write_text("id,last_name,first_name,birth_date\n"
+                   f"V1,{joined.upper()},Marie,1975-04-03\nV2,VERNAY,Paul,1962-08-19\n",
+                   encoding="utf-8")
+    assert import_csv(s, csv).added == 2
+    try:
+        def read(name: str, birth: str) -> ParsedFields:
+            return parse_document([f"COMPTE RENDU\nPatient : {name}\nNé(e) le : {birth}\n"])
+
+        whole = read(f"Marie {joined}", "03/04/1975")
+        assert whole.last_name is not None and whole.last_name.value == joined
+        assert whole.first_name is not None and whole.first_name.value == "Marie"
+        assert match(s, whole).patient_id == "V1"
+        for name, birth, pid in (("Marie VERNAY", "03/04/1975", "V1"),
+                                 (f"Paul {joined}", "19/08/1962", "V2")):
+            apart = match(s, read(name, birth))
+            assert apart.outcome == "review", name
+            [candidate] = [c for c in apart.candidates if c.patient.id == pid]
+            assert any("particle" in note for note in candidate.notes), (name, candidate)
+    finally:
+        s.close()

@@ -69,8 +69,8 @@ def test_a_shell_with_umask_022_leaves_nothing_open_to_others(loose_umask: None,
     run = Running(spool)
     try:
         dropped = pdfgen.text_pdf([report("DUPONT", "Jean", "12/03/1961")], tmp_path / "d.pdf")
-        # Until intake copies a dropped file, the file filed is the dropper's own inode, with
-        # the dropper's mode: not made by docagent, so not judged here (issue 12, finding 3).
+        # The dropped file itself, in incoming/, has the dropper's mode: not made by docagent,
+        # so not judged here.
         dropper_inode = drop(dropped, spool.home / "incoming").stat().st_ino
         run.wait_for(lambda: states(spool).get("d.pdf") == "filed", 60, "the drop to be filed")
         health = spool.run("health")

@@ -3,7 +3,7 @@
 Single cases already have their own tests (test_process.py, test_daemon.py); this proof drops
 them all at once, with dozens of seeded damaged copies, into one real `docagent run`, and checks
 that each ends with a clear reason in failed/ or the outcome its content deserves. Then the
-parser and the PDF gate are fuzzed with Hypothesis: nothing but the closed set of errors of
+parser and the inspect stage are fuzzed with Hypothesis: nothing but the closed set of errors of
 agent/errors.py may come out of them.
 """
 

@@ -137,6 +137,15 @@ def test_review_message_says_when_the_identity_was_read_with_low_confidence() ->
     assert "Low-confidence" not in render("review", payload | {"identity_confidence": None})
 
 
+def test_the_doubt_follows_the_threshold_the_match_was_decided_with() -> None:
+    payload = {"document_id": "d1", "original_name": "a.pdf", "identity_confidence": 80.0,
+               "fields": {"last_name": {"value": "DUPONT"}}}
+    assert "Low-confidence" not in render("review", payload)  # the default, 70
+    assert "Low-confidence" in render("review", payload | {"match": {"min_name_confidence": 85}})
+    lenient = payload | {"identity_confidence": 55.0, "match": {"min_name_confidence": 50}}
+    assert "Low-confidence" not in render("review", lenient)
+
+
 # --- real OCR, kept small -------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""`docagent status` and `docagent costs` count the same OCR pages (issue 13.6).
+"""`docagent status` and `docagent costs` count the same OCR pages.
 
 A document read twice (deferred at filing, then read anew) was OCR work done twice: the cost
 ledger has a line per reading, and the documents table only the last reading's pages. Status

@@ -319,7 +319,7 @@ def test_files_dropped_by_root_and_by_a_scanner_are_filed_as_docagents(
                for name in ("root-cp.pdf", "scanner.pdf", "scanner-0640.pdf")}
     box.sh("install -d -m 1777 /srv/signal")
     # The scanner writes through a descriptor it keeps, and writes again once the document is
-    # filed: the archive must not change (issue 12.3: the filed file was the dropper's inode).
+    # filed: the archive must not change (it is docagent's own copy, not the dropper's inode).
     box.sh(f"systemd-run --quiet --unit=scanner-holds -p User={SCANNER} -p UMask=0022 sh -c "
            f"'exec 3>{INCOMING}/scanner.pdf; cat {sources['scanner.pdf']} >&3; "
            "while [ ! -e /srv/signal/go ]; do sleep 0.2; done; "

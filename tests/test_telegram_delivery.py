@@ -62,7 +62,7 @@ def assert_token_nowhere(spool: Spool, *tokens: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.proof  # issue 8's "Telegram down"
+@pytest.mark.proof  # the README's "Telegram down" figures
 def test_an_outage_of_a_minute_loses_nothing_and_holds_nothing_up(
         spool: Spool, botapi: BotApi, tg, tmp_path: Path) -> None:
     run = tg()

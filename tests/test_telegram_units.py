@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import logging
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.request import HTTPXRequest
 
 from agent import logs
+from agent.ledger import FILE_NAME, Ledger, Prices
 from agent.notify import keyboards
 from agent.notify.messages import MAX_TEXT, fit, render_filed_group
 from agent.notify.telegram import batches, transient, what_to_fix
+from agent.notify.transport import LedgerRequest
 from tests.botapi import BotApi
 
 TOKEN = "7000000001:AAH-unit_secret_Token_abcdefghijklmnop"
@@ -132,3 +138,42 @@ def test_httpx_request_lines_are_redacted_even_when_let_through(
     text = captured.getvalue()
     assert "HTTP Request: POST" in text and "/bot<token>/getMe" in text
     assert TOKEN not in text
+
+
+def test_every_bot_api_call_leaves_a_ledger_line_but_an_idle_poll(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers: list[tuple[int, bytes] | BaseException] = [
+        (200, b'{"ok":true,"result":{"message_id":1}}'),  # sendMessage
+        (200, b'{"ok":true,"result":[]}'),  # getUpdates with nothing: no line
+        (200, b'{"ok":true,"result":[{"update_id":1}]}'),  # getUpdates with an update
+        (403, b'{"ok":false}'),  # sendMessage refused
+        asyncio.CancelledError(),  # getUpdates cut short by our shutdown: no line
+        httpx.ConnectError("down"),  # sendPhoto
+    ]
+
+    async def answer(self: object, *args: object, **kwargs: object) -> tuple[int, bytes]:
+        got = answers.pop(0)
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    monkeypatch.setattr(HTTPXRequest, "do_request", answer)
+    request = LedgerRequest(Ledger(tmp_path, Prices(per_unit={("telegram", "message"): 0.5})))
+    base = f"https://api.telegram.org/bot{TOKEN}/"
+
+    async def calls() -> None:
+        for method in ("sendMessage", "getUpdates", "getUpdates", "sendMessage", "getUpdates",
+                       "sendPhoto"):
+            with contextlib.suppress(BaseException):
+                await request.do_request(base + method, "POST")
+
+    asyncio.run(calls())
+    text = (tmp_path / FILE_NAME).read_text()
+    assert TOKEN not in text
+    got = [json.loads(line) for line in text.splitlines()]
+    assert [(e["operation"], e["outcome"], e.get("status"), e.get("error"), e["units"],
+             e["cost"]) for e in got] == [
+        ("sendMessage", "ok", 200, None, {"message": 1}, 0.5),
+        ("getUpdates", "ok", 200, None, {"call": 1}, 0.0),
+        ("sendMessage", "error", 403, None, {"message": 1}, 0.5),
+        ("sendPhoto", "error", None, "ConnectError", {"message": 1}, 0.5)]

@@ -1,6 +1,6 @@
 """What the staff can ask the bot, and what its buttons do.
 
-Every update first passes `gate`: commands and presses are taken only from a user of
+Every update first passes `admit`: commands and presses are taken only from a user of
 TELEGRAM_ALLOWED_USER_IDS in a chat of TELEGRAM_CHAT_IDS. Anything else gets nothing useful
 back, a warning in the log (with the ids, which is how an administrator finds them) and an
 audit line. Decisions go through `agent.decisions`, the code of `docagent review resolve` and
@@ -14,7 +14,6 @@ import contextlib
 import html
 import tempfile
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from agent import decisions, health, ledger, reasons, spool, status
+from agent import costs, decisions, disclosure, health, reasons, spool, status
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DiskFull, DocagentError, PopplerMissing, ToolFailed
@@ -40,7 +39,6 @@ from agent.notify.keyboards import (
     OPEN,
     RETRY,
     Press,
-    candidate_label,
     decode,
     failed_keyboard,
     review_keyboard,
@@ -120,24 +118,11 @@ def first_page_png(pdf: Path, timeout: float = 60.0) -> bytes | None:
 
 def open_refusal(doc: Document, phi: str) -> str | None:
     """Why Open may not send this document's first page, or None when it may."""
-    if phi == "minimal":
+    if not disclosure.shows_scan(phi):
         return OPEN_REFUSED_MINIMAL
     if doc.state != REVIEW:
         return OPEN_REFUSED_STATE.format(state=doc.state)
     return None
-
-
-def costs_text(log_dir: Path, day: date) -> str:
-    start, end = ledger.day_bounds(day)
-    summary = ledger.summarize(ledger.read_range(log_dir, start, end))
-    total = summary["total"]
-    lines = [f"Costs {day.isoformat()}: {total['cost']:.4f} {summary['currency']} "
-             f"({total['calls']} calls, {total['errors']} errors)"]
-    for name, figures in summary["services"].items():
-        units = ", ".join(f"{unit} {value:g}" for unit, value in figures["units"].items())
-        lines.append(f"- {name}: {figures['cost']:.4f} — {figures['calls']} calls"
-                     + (f" ({units})" if units else ""))
-    return "\n".join(lines)
 
 
 class Commands:
@@ -149,7 +134,7 @@ class Commands:
         self.deciding = asyncio.Lock()  # one decision at a time: two presses, one filing
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        app.add_handler(TypeHandler(Update, self.gate), group=-1)
+        app.add_handler(TypeHandler(Update, self.admit), group=-1)
         for name, handler in (("status", self.status), ("review", self.review),
                               ("failed", self.failed), ("retry", self.retry),
                               ("costs", self.costs), ("health", self.health),
@@ -166,7 +151,7 @@ class Commands:
                 and user.id in self.settings.telegram_allowed_user_ids
                 and chat.id in self.settings.telegram_chat_ids)
 
-    async def gate(self, update: Update, context: Context) -> None:
+    async def admit(self, update: Update, context: Context) -> None:
         message = update.message
         command = message.text if message and message.text and message.text.startswith("/") \
             else None
@@ -198,7 +183,8 @@ class Commands:
                                             reply_markup=markup)
 
     async def help(self, update: Update, context: Context) -> None:
-        await self._reply(update, HELP if self.settings.phi == "minimal" else HELP + OPEN_HELP)
+        shows = disclosure.shows_scan(self.settings.phi)
+        await self._reply(update, HELP + OPEN_HELP if shows else HELP)
 
     async def status(self, update: Update, context: Context) -> None:
         figures = await asyncio.to_thread(status.gather, self.settings, self.store)
@@ -212,16 +198,12 @@ class Commands:
         await self._reply(update, await asyncio.to_thread(run), pre=True)
 
     async def costs(self, update: Update, context: Context) -> None:
-        word = (context.args or ["today"])[0].lower()
-        day = {"today": date.today(), "yesterday": date.today() - timedelta(days=1)}.get(word)
+        day = costs.named_day((context.args or ["today"])[0].lower())
         if day is None:
-            try:
-                day = date.fromisoformat(word)
-            except ValueError:
-                await self._reply(update, "usage: /costs [yesterday|today|YYYY-MM-DD]")
-                return
-        await self._reply(update, await asyncio.to_thread(costs_text, self.settings.log_dir,
-                                                          day))
+            await self._reply(update, f"usage: /costs [{costs.DAY_WORDS}]")
+            return
+        report = await asyncio.to_thread(costs.report, self.settings.log_dir, costs.day(day))
+        await self._reply(update, costs.render(report, chat=True))
 
     async def review(self, update: Update, context: Context) -> None:
         docs = await asyncio.to_thread(decisions.review_waiting, self.store)
@@ -325,7 +307,7 @@ class Commands:
         where = f"#{decision.patient_id}" if decision.patient_id else "unassigned"
         if decision.patient_id:
             chosen = (current.result.get("match") or {}).get("candidates", [])[press.candidate or 0]
-            where = _label(chosen, self.settings.phi)
+            where = disclosure.chosen(chosen, self.settings.phi)
         await query.answer(f"Filed under {where}."[:190])
         await self._edit(query.message, f"✔ Filed under {where} by {_name(update)} "
                                         f"({_who(update)}).")
@@ -366,7 +348,8 @@ class Commands:
             await query.answer("The file is not there any more.")
             return
         await query.answer("Sending the first page…")
-        caption = f"First page of {doc.original_name} [{doc.id}]"[:1000]
+        shown = disclosure.file_name(doc.original_name, self.settings.phi, doc.id)
+        caption = f"First page of {shown} [{doc.id}]"[:1000]
         png = await asyncio.to_thread(first_page_png, pdf)
         bot, chat = update.get_bot(), update.effective_chat.id
         if png is not None:
@@ -390,7 +373,3 @@ class Commands:
             with contextlib.suppress(TelegramError):
                 await self._reply(update, f"That did not work: {said}. Try again in a moment.")
 
-
-def _label(candidate: dict[str, Any], phi: str) -> str:
-    return f"{candidate_label(candidate, phi)} (#{candidate.get('id')})" if phi != "minimal" \
-        else candidate_label(candidate, phi)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent import reasons
+from agent import disclosure, reasons
 
 
-def render_digest(payload: Mapping[str, Any], *, phi: str = "full") -> str:
+def render_digest(payload: Mapping[str, Any], *, phi: str = disclosure.FULL) -> str:
     counts = payload.get("counts") or {}
     total = sum(int(v) for v in counts.values())
     lines = [f"Daily summary for {payload.get('day', '?')}: {total} document(s) — "
@@ -27,9 +27,8 @@ def render_digest(payload: Mapping[str, Any], *, phi: str = "full") -> str:
     if failures:
         lines.append("Failed:")
         for failure in failures:
-            # A file name may be a patient's name: with minimal PHI, the id stands in.
-            name = (failure.get("name") if phi != "minimal"
-                    else f"document {failure.get('document_id')}")
+            name = disclosure.file_name(failure.get("name"), phi,
+                                        str(failure.get("document_id")))
             why = reasons.failure(str(failure.get("kind") or "document"),
                                   str(failure.get("reason") or ""))
             lines.append(f"  - {name}: {why.text(phi)} [{failure.get('kind')}]")

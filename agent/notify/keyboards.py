@@ -13,6 +13,8 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from agent import disclosure
+
 MAX_DATA = 64
 MAX_CANDIDATE_BUTTONS = 3  # the candidates the message text shows
 FILE, NONE, OPEN, RETRY = "f", "n", "o", "r"
@@ -49,30 +51,16 @@ def decode(data: str | None) -> Press | None:
     return Press(parts[0], parts[1])
 
 
-def candidate_label(candidate: Mapping[str, Any], phi: str) -> str:
-    """"DUPONT Jean, 1961-03-12", or "J.D. #P001" when names must stay out of the chat."""
-    last = str(candidate.get("last_name") or "").strip()
-    first = str(candidate.get("first_name") or "").strip()
-    if phi == "minimal":
-        initials = "".join(f"{p[:1].upper()}." for p in (first, last) if p)
-        return f"{initials} #{candidate.get('id')}"
-    birth = candidate.get("birth_date")
-    label = f"{last.upper()} {first}".strip() + (f", {birth}" if birth else "")
-    return label[:60]
-
-
 def review_keyboard(payload: Mapping[str, Any], phi: str) -> InlineKeyboardMarkup:
-    """One button per candidate, then "None of them" and "Open".
-
-    With `phi="minimal"` there is no "Open": the scan would put in the chat the identity the
-    setting keeps out of it.
-    """
+    """One button per candidate (`agent.disclosure.button`), then "None of them", and "Open"
+    where the setting lets the first page into the chat."""
     doc = str(payload["document_id"])
     candidates = (payload.get("match") or {}).get("candidates") or []
-    rows = [[InlineKeyboardButton(candidate_label(c, phi), callback_data=encode(FILE, doc, i))]
+    rows = [[InlineKeyboardButton(disclosure.button(c, phi),
+                                  callback_data=encode(FILE, doc, i))]
             for i, c in enumerate(candidates[:MAX_CANDIDATE_BUTTONS])]
     last = [InlineKeyboardButton("None of them", callback_data=encode(NONE, doc))]
-    if phi != "minimal":
+    if disclosure.shows_scan(phi):
         last.append(InlineKeyboardButton("Open", callback_data=encode(OPEN, doc)))
     rows.append(last)
     return InlineKeyboardMarkup(rows)

@@ -1,8 +1,9 @@
 """The words of each notification, from an outbox row's kind and payload.
 
-`phi="minimal"` keeps names and birth dates out (initials and the document id instead), for
-practices whose chat may not carry patient identity: reasons are rendered from their codes
-(`agent.reasons`), never from the sentence stored with the document, which names what was read.
+`phi="minimal"` keeps names and birth dates out, for practices whose chat may not carry
+patient identity: people, names read and file names are written by `agent.disclosure`, and
+reasons are rendered from their codes (`agent.reasons`), never from the sentence stored with
+the document, which names what was read.
 """
 
 from __future__ import annotations
@@ -10,41 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent import reasons
+from agent import disclosure, reasons
+from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.notify.digest_text import render_digest
-
-# Mean word confidence under which the name and birth date are flagged as doubtful: an upright
-# poor scan reads at 80-90, a page tesseract struggled with at 60 or less.
-LOW_IDENTITY_CONFIDENCE = 70.0
-
-
-def _initials(first: str | None, last: str | None) -> str:
-    parts = (p.strip() for p in (first, last) if p and p.strip())
-    return "".join(f"{p[:1].upper()}." for p in parts)
-
-
-def _who(patient: Mapping[str, Any] | None, phi: str) -> str:
-    if not patient:
-        return "?"
-    if phi == "minimal":
-        initials = _initials(patient.get("first_name"), patient.get("last_name"))
-        return f"{initials} (#{patient.get('id')})"
-    birth = f", born {patient['birth_date']}" if patient.get("birth_date") else ""
-    last = str(patient.get("last_name", "")).upper()
-    return f"{last} {patient.get('first_name', '')}{birth} (#{patient.get('id')})"
-
-
-def _read_name(payload: Mapping[str, Any], phi: str) -> str:
-    fields = payload.get("fields") or {}
-    last = (fields.get("last_name") or {}).get("value")
-    first = (fields.get("first_name") or {}).get("value")
-    birth = (fields.get("birth_date") or {}).get("value")
-    if not last and not first:
-        return "no name read"
-    if phi == "minimal":
-        return _initials(first, last).rstrip(".")
-    return " ".join(x for x in (str(last or "").upper(), first or "") if x) + (
-        f", born {birth}" if birth else "")
 
 
 def _evidence(candidate: Mapping[str, Any]) -> str:
@@ -67,35 +36,45 @@ def _chosen_evidence(payload: Mapping[str, Any]) -> str:
 
 
 def _doubt(payload: Mapping[str, Any]) -> str:
+    """A word of warning when the identity was read under the name rule's threshold: the
+    one the match was decided with (DOCAGENT_MIN_NAME_CONFIDENCE, kept in its evidence), or
+    the default for a payload written before the match kept it."""
     score = payload.get("identity_confidence")
-    if not isinstance(score, int | float) or score >= LOW_IDENTITY_CONFIDENCE:
+    threshold = (payload.get("match") or {}).get("min_name_confidence")
+    if not isinstance(threshold, int | float):
+        threshold = DEFAULT_MIN_NAME_CONFIDENCE
+    if not isinstance(score, int | float) or score >= threshold:
         return ""
     return (f" Low-confidence reading ({score:.0f}/100): check the name and birth date "
             "against the scan.")
 
 
-def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
-    doc = payload.get("document_id", "?")
+def _file(payload: Mapping[str, Any], phi: str) -> str:
     name = payload.get("original_name") or payload.get("name") or "?"
-    if phi == "minimal":
-        name = f"document {doc}"
+    return disclosure.file_name(name, phi, payload.get("document_id", "?"))
+
+
+def render(kind: str, payload: Mapping[str, Any], *, phi: str = disclosure.FULL) -> str:
+    doc = payload.get("document_id", "?")
+    name = _file(payload, phi)
+    who = disclosure.person(payload.get("patient"), phi)
     if kind == "filed":
         return (f"Filed: {name} ({payload.get('document_type', 'other')}, "
-                f"{payload.get('pages', '?')} p.) under {_who(payload.get('patient'), phi)}."
+                f"{payload.get('pages', '?')} p.) under {who}."
                 f"{_chosen_evidence(payload)} [{doc}]")
     if kind in ("resolved", "rematched"):
         decision = payload.get("decision") or {}
-        where = (f"under {_who(payload.get('patient'), phi)}" if payload.get("patient")
-                 else "as unassigned")
+        where = f"under {who}" if payload.get("patient") else "as unassigned"
         return (f"Filed {where} by {decision.get('by', '?')}: {name}."
                 f"{_chosen_evidence(payload)} [{doc}]")
     if kind == "review":
         candidates = (payload.get("match") or {}).get("candidates") or []
         why = reasons.of_payload(payload).text(phi)
-        lines = [f"Needs a decision: {name} — read: {_read_name(payload, phi)}. "
+        read = disclosure.name_read(payload.get("fields") or {}, phi)
+        lines = [f"Needs a decision: {name} — read: {read}. "
                  f"Why: {why}.{_doubt(payload)} [{doc}]"]
         for c in candidates[:3]:
-            lines.append(f"  candidate: {_who(c, phi)} — {_evidence(c)}")
+            lines.append(f"  candidate: {disclosure.person(c, phi)} — {_evidence(c)}")
         lines.append(f"  decide: docagent review resolve {doc} PATIENT_ID (or --none)")
         return "\n".join(lines)
     if kind == "failed":
@@ -104,14 +83,16 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = "full") -> str:
     if kind == "health":
         return str(payload.get("text", "docagent health changed"))
     if kind == "duplicate":
-        text = (f"Duplicate: {payload.get('name', '?') if phi != 'minimal' else 'a file'} has the "
-                f"same content as an earlier document [{doc}]; not stored twice.")
+        # The document named is the earlier one: the file that arrived again became none.
+        copy = disclosure.file_name(payload.get("name", "?"), phi, None)
+        text = (f"Duplicate: {copy} has the same content as an earlier document [{doc}]; not "
+                "stored twice.")
         if payload.get("retried_now"):
             text += " That document was still waiting (deferred); it is tried again now."
         return text
     if kind == "digest":
         return render_digest(payload, phi=phi)
-    if phi == "minimal":
+    if disclosure.minimal(phi):
         return f"{kind} [{doc}]"  # a kind this module does not know may carry anything
     return f"{kind}: {dict(payload)}"
 
@@ -130,15 +111,13 @@ def fit(text: str, limit: int = MAX_TEXT) -> str:
     return cut + note
 
 
-def render_filed_group(payloads: list[Mapping[str, Any]], *, phi: str = "full") -> str:
+def render_filed_group(payloads: list[Mapping[str, Any]], *, phi: str = disclosure.FULL) -> str:
     """Many documents filed at once: one message, a line each, rather than a ping each."""
     lines = [f"{len(payloads)} documents filed:"]
     for number, payload in enumerate(payloads):
         doc = payload.get("document_id", "?")
-        name = (f"document {doc}" if phi == "minimal"
-                else payload.get("original_name") or payload.get("name") or "?")
-        line = (f"- {name} ({payload.get('document_type', 'other')}) under "
-                f"{_who(payload.get('patient'), phi)} [{doc}]")
+        line = (f"- {_file(payload, phi)} ({payload.get('document_type', 'other')}) under "
+                f"{disclosure.person(payload.get('patient'), phi)} [{doc}]")
         if sum(len(x) + 1 for x in lines) + len(line) > MAX_TEXT - 60:
             lines.append(f"… and {len(payloads) - number} more (docagent status)")
             break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from agent.disclosure import FULL
 from agent.logs import get_logger
 from agent.notify.messages import render
 from agent.store import Store
@@ -18,7 +19,7 @@ def log_sender(kind: str, text: str, payload: dict[str, object]) -> None:
     log.info("notification (%s): %s", kind, text, extra={"doc": payload.get("document_id") or "-"})
 
 
-def drain(store: Store, send: Sender, *, phi: str = "full", limit: int = 50) -> int:
+def drain(store: Store, send: Sender, *, phi: str = FULL, limit: int = 50) -> int:
     """Send pending messages oldest first; stop at the first failure to keep the order."""
     sent = 0
     for row in store.pending_messages(limit):

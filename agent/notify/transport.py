@@ -40,26 +40,20 @@ class LedgerRequest(HTTPXRequest):
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
                          *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         operation = url.rsplit("/", 1)[-1]  # the URL holds the token: never the URL itself
-        sends = operation.startswith("send")
-        started = time.monotonic()
-        outcome, status, error, payload = "error", 0, None, b""
-        try:
-            status, payload = await super().do_request(url, method, request_data,
-                                                       *args, **kwargs)
-            outcome = "ok" if 200 <= status < 300 else "error"
+        polls = operation == "getUpdates"
+        units = {"message" if operation.startswith("send") else "call": 1}
+        with self.ledger.call("telegram", operation, units=units) as call:
+            try:
+                status, payload = await super().do_request(url, method, request_data,
+                                                           *args, **kwargs)
+            except asyncio.CancelledError:
+                call.counts = not polls  # a long poll cut short by our own shutdown
+                raise
+            call.details["status"] = status
+            if not 200 <= status < 300:
+                call.outcome = "error"
+            call.counts = not (polls and call.outcome == "ok" and _empty_result(payload))
             return status, payload
-        except BaseException as caught:
-            error = type(caught).__name__
-            raise
-        finally:
-            # A long poll cut short by our own shutdown is no call either.
-            idle_poll = operation == "getUpdates" and (
-                (outcome == "ok" and _empty_result(payload)) or error == "CancelledError")
-            if not idle_poll:
-                self.ledger.record("telegram", operation, outcome=outcome,
-                                   duration_ms=int((time.monotonic() - started) * 1000),
-                                   units={"message" if sends else "call": 1},
-                                   status=status or None, error=error)
 
 
 def _empty_result(payload: bytes) -> bool:
