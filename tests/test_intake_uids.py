@@ -230,15 +230,18 @@ def test_an_unreadable_file_fails_with_its_fix_once_then_files_when_readable(
     target = site.incoming / "private.pdf"
     shutil.copyfile(pdf, target)  # as root, private to root
     target.chmod(0o600)
-    site.wait_for("private.pdf to be failed",
-                  lambda: (r := site.row("private.pdf")) is not None and r["state"] == "failed",
-                  running)
+    def error_lines() -> list[str]:
+        return [line for line in site.output().splitlines()
+                if " ERROR " in line and "private.pdf" in line]
+
+    site.wait_for("private.pdf to be failed, and said at ERROR",
+                  lambda: (r := site.row("private.pdf")) is not None and r["state"] == "failed"
+                  and bool(error_lines()), running)
     row = site.row("private.pdf")
     assert row["reason_kind"] == "no-access"
     assert "owner root:" in row["reason"] and "mode 0600" in row["reason"]
     assert target.exists()  # its bytes could not be taken: it stays where it was dropped
-    errors = [line for line in site.output().splitlines()
-              if " ERROR " in line and "private.pdf" in line]
+    errors = error_lines()
     assert len(errors) == 1 and "chmod 644" in errors[0], errors
     listed = site.docagent("failed", "list", "--json")
     assert [json.loads(line)["reason_kind"] for line in listed.stdout.splitlines()] == \
@@ -246,8 +249,7 @@ def test_an_unreadable_file_fails_with_its_fix_once_then_files_when_readable(
     retry = site.docagent("retry", row["id"])
     assert retry.returncode == 2 and "taken by itself" in retry.stderr
     time.sleep(3)  # several rescans: still one record, one error line
-    assert len([line for line in site.output().splitlines()
-                if " ERROR " in line and "private.pdf" in line]) == 1
+    assert len(error_lines()) == 1
     target.chmod(0o644)
     site.wait_for("private.pdf to be filed once readable",
                   lambda: filed(site, "private.pdf") is not None, running)
