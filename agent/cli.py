@@ -17,28 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent import (
-    audit,
-    config,
-    costs,
-    decisions,
-    health,
-    modes,
-    pipeline,
-    privileges,
-    rematch,
-    spool,
-    status,
-)
+from agent import audit, config, modes, privileges, spool
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
 from agent.logs import escape, escape_json, is_journal, with_priority
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
+from agent.ops import costs, decisions, health, pipeline, rematch, status
 from agent.patients import ImportFileError, import_csv
-from agent.record import Record
 from agent.spool import FINAL_STATES, QUEUED, Document
+from agent.stages.record import Record
 from agent.store import Store
 from agent.tools.runner import configure as configure_children
 
@@ -380,7 +369,9 @@ def _health(settings: config.Settings, store: Store, args: argparse.Namespace) -
         health.remember_and_alert(store, checks)
         if settings.telegram_token and settings.telegram_chat_ids \
                 and health.pending_alerts(store):
-            from agent.notify import telegram  # PTB loads slowly: only with an alert to send
+            from agent.notify.telegram import (
+                sender as telegram,  # PTB loads slowly: only with an alert to send
+            )
 
             # Only the daemon sends the outbox: if the lock is free, none runs and the alert
             # would wait for it. We send it ourselves, holding the lock (a daemon starting

@@ -18,20 +18,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import canary, digest, lock, metrics, modes, pipeline, spool
+from agent import canary, lock, metrics, modes, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
-from agent.gate import page_count
 from agent.liveness import Liveness, hang_if_asked
 from agent.logs import get_logger
 from agent.notify.outbox import drain, log_sender
+from agent.ops import digest, pipeline
 from agent.sdnotify import notify, watchdog_interval
+from agent.stages.inspection import page_count
 from agent.store import Store
 from agent.tools import runner
 from agent.watcher import Stabilizer, start_observer
 
 if TYPE_CHECKING:
-    from agent.notify.bot import TelegramBot  # imported for real only when a token is set
+    from agent.notify.telegram.bot import TelegramBot  # imported for real only when a token is set
 
 log = get_logger("daemon")
 TICK = 0.5
@@ -295,7 +296,7 @@ class Daemon:
         observer = start_observer(self.settings.incoming, self.settings.watch,
                                   from_watchdog_thread)
         if self.settings.telegram_token:
-            from agent.notify.bot import TelegramBot  # PTB loads slowly: only when used
+            from agent.notify.telegram.bot import TelegramBot  # PTB loads slowly: only when used
             self.telegram = TelegramBot(self.settings, self.store, self.stopping, self.wake)
             if not self.settings.telegram_chat_ids:
                 log.warning("TELEGRAM_CHAT_IDS is empty: notifications go to the log; the bot "

@@ -31,12 +31,11 @@ from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from agent.errors import MachineError
-from agent.gate import looks_like_pdf, opens
 from agent.logs import get_logger
-from agent.spool import NotRegular, display_name, open_dropped
+from agent.spool import NotRegular, display_name, ignored, open_dropped
+from agent.stages.inspection import looks_like_pdf, opens
 
 log = get_logger("watcher")
-IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
 PROBE_INTERVAL = 2.0  # seconds between pdfinfo probes of a stable file that does not open yet
 EOF_TAIL = 1024  # writers may put a newline or a little padding after %%EOF
 
@@ -47,11 +46,6 @@ EOF_TAIL = 1024  # writers may put a newline or a little padding after %%EOF
 inotify_move_event_grouper.InotifyMoveEventGrouper.delay = 0.02
 
 Verdict = Literal["take", "incomplete", "no-access"]
-
-
-def ignored(name: str) -> bool:
-    lowered = name.lower()
-    return name.startswith(".") or lowered.endswith(IGNORED_SUFFIXES)
 
 
 @dataclass

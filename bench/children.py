@@ -33,7 +33,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from agent import ocr
+from agent.stages import ocr
 from agent.tools import pdfinfo, pdftoppm, pdftotext, runner, tesseract
 from bench.reading import OUT
 from tests import hostile, pdfgen
@@ -218,9 +218,9 @@ def cases(work: Path) -> dict[str, Path]:
 
 
 def page_size(pdf: Path) -> tuple[float, float]:
-    from agent import gate
+    from agent.stages import inspection
 
-    return gate.inspect(pdf, max_bytes=2**40, max_pages=100_000).page_sizes_pt[0]
+    return inspection.inspect(pdf, max_bytes=2**40, max_pages=100_000).page_sizes_pt[0]
 
 
 def main() -> int:

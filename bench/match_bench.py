@@ -5,7 +5,7 @@
 1. Generates a directory of N patients (common French and Moroccan names, a long tail of
    generated ones, birth dates 1930-2020) plus a confusable set, imports it with the real
    `docagent` importer into a fresh state.db, and prints the import time.
-2. Runs `agent.match.match` on documents made from the confusable set, one kind at a time:
+2. Runs `agent.stages.match.match` on documents made from the confusable set, one kind at a time:
    homonyms with different birth dates, twins (same birth date, other first names), accents
    and hyphens, name order swapped, a birth date that disagrees, a patient not in the
    directory, one OCR-style error in a name, a particle left out, a name read with low OCR
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from agent.match import match
-from agent.parse import Found, ParsedFields
 from agent.patients import import_csv, key_pool
+from agent.stages.match import match
+from agent.stages.parse import Found, ParsedFields
 from agent.store import Store
 
 COMMON_LAST = [

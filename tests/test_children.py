@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import config, gate, ocr
+from agent import config
 from agent.errors import ConfigError, LimiterMissing, TooComplex, ToolFailed
+from agent.stages import inspection, ocr
 from agent.tools import runner
 from tests import hostile, pdfgen
 from tests.conftest import Spool
@@ -163,7 +164,7 @@ def test_a_child_killed_from_outside_is_the_machines_fault_not_the_documents(
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     scan = pdfgen.write_sample_scan(tmp_path / "scan.pdf")
     with pytest.raises(ToolFailed, match="pdfinfo was killed from outside"):
-        gate.inspect(scan, max_bytes=2**30, max_pages=200)
+        inspection.inspect(scan, max_bytes=2**30, max_pages=200)
     with pytest.raises(ToolFailed, match="pdftoppm was killed from outside"):
         ocr.read_pages(scan, ((595.0, 842.0),), ocr.OcrOptions())
 
@@ -206,10 +207,10 @@ def test_a_passed_descriptor_is_readable_through_proc_self_fd(tmp_path: Path) ->
     pdf = pdfgen.empty_pages_pdf(3, tmp_path / "three.pdf")
     fd = os.open(pdf, os.O_RDONLY)
     try:
-        assert gate.page_count(Path(f"/proc/self/fd/{fd}"), pass_fds=[fd]) == 3
-        assert gate.opens(Path(f"/proc/self/fd/{fd}"), pass_fds=[fd])
+        assert inspection.page_count(Path(f"/proc/self/fd/{fd}"), pass_fds=[fd]) == 3
+        assert inspection.opens(Path(f"/proc/self/fd/{fd}"), pass_fds=[fd])
         # Not passed: the child does not have it.
-        assert gate.page_count(Path(f"/proc/self/fd/{fd}")) is None
+        assert inspection.page_count(Path(f"/proc/self/fd/{fd}")) is None
     finally:
         os.close(fd)
 
@@ -239,10 +240,10 @@ def test_the_gate_fails_a_pdf_whose_pdfinfo_is_over_the_limit(tmp_path: Path) ->
     # pdfinfo needs about 20 MiB of address space for 10,000 pages, most of it its libraries.
     runner.configure(memory=12 * MiB)
     with pytest.raises(TooComplex) as raised:
-        gate.inspect(pdf, max_bytes=2**30, max_pages=200)
-    assert raised.value.stage == gate.STAGE
+        inspection.inspect(pdf, max_bytes=2**30, max_pages=200)
+    assert raised.value.stage == inspection.STAGE
     # The watcher takes it (waiting would not help) so inspect can give this reason.
-    assert gate.opens(pdf)
+    assert inspection.opens(pdf)
 
 
 # --- the setting --------------------------------------------------------------------------

@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
-from agent import config, health, lock
+from agent import config, lock
 from agent import spool as spool_module
 from agent.config import HealthLimits, unit_names
 from agent.daemon import exclusive
 from agent.errors import ConfigError
+from agent.ops import health
 from agent.store import Store
 from agent.tools import runner
 from tests import pdfgen, uids

@@ -11,10 +11,10 @@ import pytest
 
 from agent import store as store_module
 from agent.audit import EVENTS, entries
-from agent.match import match
 from agent.notify.messages import render
-from agent.parse import Found, ParsedFields
 from agent.spool import get as get_document
+from agent.stages.match import match
+from agent.stages.parse import Found, ParsedFields
 from agent.store import Store
 from tests import pdfgen
 from tests.conftest import Spool

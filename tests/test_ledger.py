@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent import config, costs
+from agent import config
 from agent.ledger import FILE_NAME, Ledger, Prices, prices_from, read_range, summarize
+from agent.ops import costs
 from tests.conftest import DOCAGENT, Spool
 
 PARIS = ZoneInfo("Europe/Paris")

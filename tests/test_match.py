@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.match import match
 from agent.names import (
     ELIDED_PARTICLES,
     PARTICLES,
@@ -17,8 +16,9 @@ from agent.names import (
     name_key,
     record_keys,
 )
-from agent.parse import Found, ParsedFields, parse_document
 from agent.patients import import_csv
+from agent.stages.match import match
+from agent.stages.parse import Found, ParsedFields, parse_document
 from agent.store import Store
 
 DIRECTORY = """id,last_name,first_name,birth_date,birth_name,usage_name

@@ -6,9 +6,10 @@ import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from agent import config, digest
+from agent import config
 from agent.ledger import Ledger, Prices
 from agent.notify.messages import render
+from agent.ops import digest
 from agent.store import Store
 from tests import pdfgen
 from tests.conftest import Spool

@@ -1,4 +1,4 @@
-"""agent.parse: what is read from a document's text, and above all what is not.
+"""agent.stages.parse: what is read from a document's text, and above all what is not.
 
 Each case states every field exactly: a name read where the document does not clearly give
 one is as much a failure as a name missed.
@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 
-from agent.parse import DOCUMENT_TYPES, Found, ParsedFields, parse_date, parse_document
+from agent.stages.parse import DOCUMENT_TYPES, Found, ParsedFields, parse_date, parse_document
 from tests import pdfgen
 
 # Tesseract's reading of tests.pdfgen.write_sample_scan(seed=3), kept verbatim: a stray "_"

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent import gate
 from agent.errors import DOCUMENT_KINDS, DocagentError
-from agent.parse import parse_document
+from agent.stages import inspection
+from agent.stages.parse import parse_document
 from tests import figures, hostile, pdfgen
 from tests.conftest import Spool
 from tests.daemonproc import PeakMemory, Running, report
@@ -243,8 +243,8 @@ def test_fuzz_the_pdf_gate(data: bytes) -> None:
         path = Path(tmp) / "fuzz.pdf"
         path.write_bytes(data)
         try:
-            info = gate.inspect(path, max_bytes=100 * 2**20, max_pages=200)
+            info = inspection.inspect(path, max_bytes=100 * 2**20, max_pages=200)
         except DocagentError as error:  # the closed set: a reason a person can read
-            assert error.kind and error.message and error.stage == gate.STAGE
+            assert error.kind and error.message and error.stage == inspection.STAGE
         else:
             assert 1 <= info.pages <= 200 and len(info.page_sizes_pt) == info.pages

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from agent import ocr
 from agent.errors import PageTooLarge
 from agent.notify.messages import render
-from agent.parse import Found, ParsedFields
-from agent.record import PageSource, identity_confidence
+from agent.stages import ocr
+from agent.stages.parse import Found, ParsedFields
+from agent.stages.record import PageSource, identity_confidence
 from agent.tools import runner
 from tests import pdfgen
 from tests.conftest import Spool

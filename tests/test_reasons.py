@@ -8,11 +8,11 @@ import pytest
 
 from agent import reasons
 from agent.errors import DiskFull, UsageError
-from agent.match import match
 from agent.notify.messages import render
-from agent.parse import Found, ParsedFields
 from agent.patients import import_csv
 from agent.reasons import Reason
+from agent.stages.match import match
+from agent.stages.parse import Found, ParsedFields
 from agent.store import Store
 
 READ = ("ZORRO", "Diego", "1979-06-02", "zorro-diego.pdf")

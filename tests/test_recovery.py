@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from agent import audit, config, decisions, pipeline, spool
+from agent import audit, config, spool
+from agent.ops import decisions, pipeline
 from agent.patients import import_csv
 from agent.spool import FAILED, FILED, QUEUED, REVIEW
 from agent.spool import files as spool_files
@@ -135,7 +136,7 @@ def test_crash_while_processing_counts_and_poison_pill_ends_in_failed(site, tmp_
     settings, store = site
     spool.claim(settings, store, incoming_pdf(settings, tmp_path))
     for attempt in range(settings.max_crashes):
-        crash_on(monkeypatch, pipeline.gate, "inspect")
+        crash_on(monkeypatch, pipeline.inspection, "inspect")
         doc = spool.start_next(store)
         assert doc is not None
         with pytest.raises(Crash):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import config, pipeline
+from agent import config
+from agent.ops import pipeline
 from agent.spool import start as start_document
 from agent.store import Store
 from tests import pdfgen

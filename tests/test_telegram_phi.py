@@ -23,7 +23,8 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from agent import config, digest
+from agent import config
+from agent.ops import digest
 from agent.store import Store
 from tests import pdfgen
 from tests.botapi import BotApi, Received, Sent

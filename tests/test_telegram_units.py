@@ -18,10 +18,9 @@ from telegram.request import HTTPXRequest
 
 from agent import logs
 from agent.ledger import FILE_NAME, Ledger, Prices
-from agent.notify import keyboards
 from agent.notify.messages import MAX_TEXT, fit, render_filed_group
-from agent.notify.telegram import batches, transient, what_to_fix
-from agent.notify.transport import LedgerRequest
+from agent.notify.telegram.sender import batches, keyboards, transient, what_to_fix
+from agent.notify.telegram.transport import LedgerRequest
 from tests.botapi import BotApi
 
 TOKEN = "7000000001:AAH-unit_secret_Token_abcdefghijklmnop"

@@ -1,4 +1,4 @@
-"""The words of the daily digest, from the figures `agent.digest.build` put in the outbox."""
+"""The words of the daily digest, from the figures `agent.ops.digest.build` put in the outbox."""
 
 from __future__ import annotations
 

@@ -28,6 +28,8 @@ MAX_NAME_BYTES = 150
 # Opening a dropped file: never through a symlink, never blocking on a FIFO swapped in.
 OPEN_DROPPED = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 CHUNK = 1024 * 1024
+# Names in incoming/ that are not documents (yet): hidden files, and a copy being written.
+IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", "~")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f/\\]+")
 _PDF_SUFFIX = re.compile(r"\.pdf$", re.IGNORECASE)
 
@@ -39,6 +41,11 @@ class NotTaken(Exception):
 
 class NotRegular(NotTaken):
     """The name no longer refers to a regular file (a symlink or a FIFO swapped in)."""
+
+
+def ignored(name: str) -> bool:
+    """A name in incoming/ never taken: a hidden file, or a copy still being written."""
+    return name.startswith(".") or name.lower().endswith(IGNORED_SUFFIXES)
 
 
 def ensure_folders(settings: Settings) -> None:

@@ -12,12 +12,12 @@ from agent import spool
 from agent.config import Settings
 from agent.errors import UsageError
 from agent.logs import document_context, get_logger
-from agent.match import MatchResult
 from agent.patients import UNASSIGNED, Patient
 from agent.patients import get as get_patient
 from agent.reasons import Reason
-from agent.record import Record
 from agent.spool import FAILED, FILED, QUEUED, REVIEW, Document, Placement
+from agent.stages.match import MatchResult
+from agent.stages.record import Record
 from agent.store import Store, now_iso
 
 log = get_logger("decisions")

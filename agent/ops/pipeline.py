@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from agent import gate, metrics, ocr, spool
+from agent import metrics, spool
 from agent.config import Settings
 from agent.errors import DiskFull, DocumentError, MachineError, PoisonPill, Unreadable
 from agent.ledger import Ledger, prices_from
 from agent.logs import document_context, get_logger
-from agent.match import match
-from agent.parse import ParsedFields, parse_document
 from agent.patients import get as get_patient
-from agent.record import PageSource, Record, identity_confidence, name_confidence
 from agent.spool import FAILED, FILED, REVIEW, Document, Placement, pdf_stem, safe_name
+from agent.stages import inspection, ocr
+from agent.stages.match import match
+from agent.stages.parse import ParsedFields, parse_document
+from agent.stages.record import PageSource, Record, identity_confidence, name_confidence
 from agent.store import Store, now_iso
 
 log = get_logger("pipeline")
@@ -74,7 +75,7 @@ def _base_result(doc: Document) -> dict[str, Any]:
 def _read(settings: Settings, store: Store, doc: Document) -> Placement:
     pdf = spool.processing_path(settings, doc.id)
     timer = metrics.StageTimer()
-    info = gate.inspect(pdf, max_bytes=settings.max_bytes, max_pages=settings.max_pages)
+    info = inspection.inspect(pdf, max_bytes=settings.max_bytes, max_pages=settings.max_pages)
     timer.lap("inspect")
     pages = ocr.read_pages(pdf, info.page_sizes_pt, _options(settings))
     timer.lap("text")

@@ -22,9 +22,9 @@ from agent import logs
 from agent.config import Settings
 from agent.ledger import Ledger, prices_from
 from agent.logs import get_logger
-from agent.notify.commands import COMMANDS, Commands
-from agent.notify.telegram import TelegramSender, request, token_refused
-from agent.notify.transport import LedgerRequest, PacedRateLimiter
+from agent.notify.telegram.commands import COMMANDS, Commands
+from agent.notify.telegram.sender import TelegramSender, request, token_refused
+from agent.notify.telegram.transport import LedgerRequest, PacedRateLimiter
 from agent.store import Store
 
 log = get_logger("telegram")

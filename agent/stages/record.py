@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.match import Candidate, MatchResult
-from agent.parse import Found, ParsedFields
 from agent.patients import Patient
 from agent.reasons import Reason, of_payload
+from agent.stages.match import Candidate, MatchResult
+from agent.stages.parse import Found, ParsedFields
 
 FAILED = "failed"
 

@@ -52,9 +52,9 @@ from agent.config import Settings
 from agent.errors import DocagentError
 from agent.ledger import Ledger, prices_from
 from agent.logs import get_logger
-from agent.notify.keyboards import keyboard_for
 from agent.notify.messages import fit, render, render_filed_group
-from agent.notify.transport import BACKGROUND, LedgerRequest, PacedRateLimiter
+from agent.notify.telegram.keyboards import keyboard_for
+from agent.notify.telegram.transport import BACKGROUND, LedgerRequest, PacedRateLimiter
 from agent.store import Store
 
 log = get_logger("telegram")
@@ -351,7 +351,9 @@ async def _send_alone(settings: Settings, store: Store, kind: str) -> int:
 def send_alone(settings: Settings, store: Store, kind: str = "health") -> tuple[bool, str]:
     """Send the outbox's pending `kind` rows here and now (the caller holds the spool's lock, so
     no daemon runs); returns whether all went, and a line for a person saying so, or why not."""
-    from agent.notify.bot import quiet_and_redact  # bot imports this module: here, not above
+    from agent.notify.telegram.bot import (
+        quiet_and_redact,  # bot imports this module: here, not above
+    )
 
     quiet_and_redact(settings)
     try:

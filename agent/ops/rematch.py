@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 from agent import spool
 from agent.config import Settings
-from agent.decisions import Decision, file_from_review
 from agent.logs import document_context, get_logger
-from agent.match import match
+from agent.ops.decisions import Decision, file_from_review
 from agent.patients import get as get_patient
 from agent.reasons import Reason
-from agent.record import Record, parsed_fields
 from agent.spool import REVIEW, Document
+from agent.stages.match import match
+from agent.stages.record import Record, parsed_fields
 from agent.store import Store
 
 log = get_logger("rematch")

@@ -13,7 +13,7 @@ The rule, in order (README: "When it files by itself, and when it asks"):
 4. where two or more records share that name, the birth date must agree;
 5. names that agree only the other way round ("Prénom NOM") need the birth date to agree.
 
-Suggestions (`agent.suggest`) are computed for review documents only, after the decision,
+Suggestions (`agent.stages.suggest`) are computed for review documents only, after the decision,
 and can never change it.
 """
 
@@ -23,12 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent import reasons, suggest
+from agent import reasons
 from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.names import is_initial, loose_keys, name_key, record_keys
-from agent.parse import ParsedFields
 from agent.patients import Patient, by_keys
 from agent.reasons import Reason
+from agent.stages import suggest
+from agent.stages.parse import ParsedFields
 from agent.store import Store
 
 MatchOutcome = Literal["filed", "review"]  # the outcomes a match can decide

@@ -41,7 +41,6 @@ from agent.logs import escape, with_priority
 from agent.patients import count as count_patients
 from agent.store import Store
 from agent.tools import pdfinfo, pdftoppm, pdftotext, runner, systemctl, tesseract
-from agent.watcher import ignored
 
 CANARY_WAIT = 10.0  # seconds for the daemon to notice the canary (polling sees it in ~2 s)
 STATE_KEY = "health_failing"  # meta: JSON list of the checks failing at the last --notify
@@ -153,7 +152,7 @@ def check_incoming(settings: Settings, store: Store, max_wait: float) -> Check:
     try:
         with os.scandir(settings.incoming) as entries:
             for entry in entries:
-                if ignored(entry.name) or not entry.is_file(follow_symlinks=False):
+                if spool.ignored(entry.name) or not entry.is_file(follow_symlinks=False):
                     continue
                 doc = spool.taken_before(store, Path(entry.path))
                 if doc is not None:

@@ -3,7 +3,7 @@
 Every update first passes `admit`: commands and presses are taken only from a user of
 TELEGRAM_ALLOWED_USER_IDS in a chat of TELEGRAM_CHAT_IDS. Anything else gets nothing useful
 back, a warning in the log (with the ids, which is how an administrator finds them) and an
-audit line. Decisions go through `agent.decisions`, the code of `docagent review resolve` and
+audit line. Decisions go through `agent.ops.decisions`, the code of `docagent review resolve` and
 `docagent retry`, one at a time, with `telegram:<user id>` as who decided.
 """
 
@@ -28,12 +28,13 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from agent import costs, decisions, disclosure, health, reasons, spool, status
+from agent import disclosure, reasons, spool
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DiskFull, DocagentError, PopplerMissing, ToolFailed
 from agent.logs import get_logger
-from agent.notify.keyboards import (
+from agent.notify.messages import fit, render
+from agent.notify.telegram.keyboards import (
     FILE,
     NONE,
     OPEN,
@@ -43,7 +44,7 @@ from agent.notify.keyboards import (
     failed_keyboard,
     review_keyboard,
 )
-from agent.notify.messages import fit, render
+from agent.ops import costs, decisions, health, status
 from agent.spool import FAILED, REVIEW, Document
 from agent.store import Store
 from agent.tools import pdftoppm, runner
