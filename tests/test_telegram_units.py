@@ -19,7 +19,8 @@ from telegram.request import HTTPXRequest
 from agent import logs
 from agent.ledger import FILE_NAME, Ledger, Prices
 from agent.notify.messages import MAX_TEXT, fit, render_filed_group
-from agent.notify.telegram.sender import batches, keyboards, transient, what_to_fix
+from agent.notify.telegram import keyboards
+from agent.notify.telegram.sender import batches, transient, what_to_fix
 from agent.notify.telegram.transport import LedgerRequest
 from tests.botapi import BotApi
 
