@@ -14,7 +14,8 @@ import pytest
 from tests import pdfgen
 from tests.botapi import BotApi, Sent
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop, report, states
+from tests.daemonproc import Running, drop, states
+from tests.pdfgen import report
 
 TOKEN = "7000000001:AAH-docagent_secret_Token_0123456789xyz"
 GROUP = -1001234567890

@@ -104,9 +104,8 @@ def masters(tmp_path: Path, count: int) -> list[Path]:
     meets the race again (a copy of bytes already taken would end as a duplicate)."""
     folder = tmp_path / "masters"
     folder.mkdir()
-    lines = pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
-                                    doc_date="05/11/2026")
-    base = pdfgen.text_pdf([lines], folder / "base.pdf").read_bytes()
+    base = pdfgen.text_pdf([pdfgen.report("DUPONT", "Jean", "12/03/1961")],
+                           folder / "base.pdf").read_bytes()
     made = []
     for n in range(count):
         path = folder / f"m{n}.pdf"
