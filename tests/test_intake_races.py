@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from agent import config, spool
 from agent.store import Store
 from agent.watcher import Stabilizer
 from tests import pdfgen
+from tests.watch import until
 
 pytestmark = pytest.mark.proof
 ROUNDS = 300
@@ -69,10 +69,9 @@ class Swapper:
 
     def __enter__(self) -> Swapper:
         self.proc = subprocess.Popen(self.argv)
-        deadline = time.monotonic() + 30
-        while not os.path.lexists(self.name):  # the race starts once the name exists
-            assert time.monotonic() < deadline and self.proc.poll() is None, "no swapper"
-            time.sleep(0.01)
+        # The race starts once the name exists.
+        until(lambda: os.path.lexists(self.name), 30, "the swapper to start", process=self.proc,
+              interval=0.01)
         return self
 
     def __exit__(self, *_: object) -> None:
