@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from tests import pdfgen
 from tests.conftest import DOCAGENT, Spool
 from tests.watch import until
 
@@ -75,6 +76,22 @@ def drop(pdf: Path, incoming: Path, name: str | None = None) -> Path:
     tmp.write_bytes(pdf.read_bytes())
     tmp.rename(target)
     return target
+
+
+def one_of_each(spool: Spool, folder: Path) -> dict[str, str]:
+    """One document of each outcome through `docagent process`, made in `folder`: MARTIN
+    Hélène filed under P002, an exact copy of it, a stranger for review, broken.pdf failed.
+    Returns outcome -> document id."""
+    good = pdfgen.text_pdf([pdfgen.report("MARTIN", "Hélène", "03/04/1975")],
+                           folder / "good.pdf")
+    copy = folder / "copy.pdf"
+    copy.write_bytes(good.read_bytes())
+    unknown = pdfgen.text_pdf([pdfgen.report("NOBODY", "Alice", "01/01/1990")],
+                              folder / "who.pdf")
+    bad = folder / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4 nothing else")
+    return {str(out["outcome"]): str(out["document_id"])
+            for out in spool.process_json(good, copy, unknown, bad)}
 
 
 def states(spool: Spool) -> dict[str, str]:

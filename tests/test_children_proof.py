@@ -73,7 +73,7 @@ def test_a_text_bomb_fails_as_too_complex_and_the_daemon_stays_small(
     assert run.proc.poll() is None
     status = json.loads(spool.run("status", "--json", check=True).stdout)
     assert status["failed"] == 1
-    health = {c["name"]: c for c in json.loads(spool.run("health", "--json").stdout)["checks"]}
+    health = spool.health()
     assert health["daemon"]["ok"], health
     log = (spool.logs / "docagent.log").read_text(errors="replace")
     assert "internal error" not in log and "Traceback" not in log

@@ -168,7 +168,7 @@ def test_one_daemon_takes_the_whole_hostile_batch_and_keeps_running(
     assert run.proc.poll() is None
     status = json.loads(spool.run("status", "--json", check=True).stdout)
     assert status["failed"] == tally["failed"]
-    health = {c["name"]: c for c in json.loads(spool.run("health", "--json").stdout)["checks"]}
+    health = spool.health()
     assert health["daemon"]["ok"] and health["database"]["ok"], health
     assert run.stop() == 0
     kinds = Counter(kind for state, _, _, kind in found.values() if state == "failed")
