@@ -17,7 +17,8 @@ measures, alternating A and B within each round so the machine's noise hits both
 2. throughput: the running daemon with all workers vs one, on 24 one-page scans (each patient
    twice, degraded differently); from the same runs, the share of documents whose name and
    birth date were read exactly, and how many were filed under the right patient.
-3. memory: peak memory of the whole process tree (sampled from /proc), 200-page vs 10-page scan.
+3. memory: peak memory of the whole process tree, 200-page vs 10-page scan, by the proofs'
+   meter (tests/watch.py: VmRSS of the tree summed, every 10 ms).
 4. latency: born-digital drop (a rename into incoming/) to filed, in the running daemon on its
    default settings.
 5. choices: PGM vs PNG hand-off, grey vs colour, 300 vs 200 dpi, --psm 3 vs --psm 1.
