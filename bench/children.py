@@ -186,8 +186,7 @@ def colour_scan(path: Path, lines: list[str], page_mm: tuple[float, float], fmt:
 def cases(work: Path) -> dict[str, Path]:
     """Every input, generated: name -> PDF."""
     scan = pdfgen.write_sample_scan(work / "scan.pdf")
-    lines = pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
-                                    doc_date="05/11/2026")
+    lines = pdfgen.report("DUPONT", "Jean", "12/03/1961")
     born = pdfgen.text_pdf([lines] * 6, work / "born.pdf")
     # Six A4 scans on one page (63 x 89 cm): rendered at 239 dpi, just under 50 megapixels,
     # with text all over it: tesseract's worst case under the pixel cap.

@@ -17,7 +17,8 @@ measures, alternating A and B within each round so the machine's noise hits both
 2. throughput: the running daemon with all workers vs one, on 24 one-page scans (each patient
    twice, degraded differently); from the same runs, the share of documents whose name and
    birth date were read exactly, and how many were filed under the right patient.
-3. memory: peak memory of the whole process tree (sampled from /proc), 200-page vs 10-page scan.
+3. memory: peak memory of the whole process tree, 200-page vs 10-page scan, by the proofs'
+   meter (tests/watch.py: VmRSS of the tree summed, every 10 ms).
 4. latency: born-digital drop (a rename into incoming/) to filed, in the running daemon on its
    default settings.
 5. choices: PGM vs PNG hand-off, grey vs colour, 300 vs 200 dpi, --psm 3 vs --psm 1.
@@ -50,6 +51,8 @@ from PIL import Image
 
 from agent.tools.runner import cpu_count
 from tests import pdfgen
+from tests.daemonproc import drop
+from tests.watch import PeakMemory, until
 
 DOCAGENT = str(Path(sys.executable).with_name("docagent"))
 OUT = Path(__file__).resolve().parent / "out"
@@ -222,11 +225,8 @@ def daemon(home: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]
     proc = subprocess.Popen([DOCAGENT, "run"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while not (home / ".docagent.lock").exists() or not (home / "incoming").exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError("the daemon did not start")
-            time.sleep(0.05)
+        until(lambda: (home / ".docagent.lock").exists() and (home / "incoming").exists(), 30,
+              "the daemon to start", process=proc, interval=0.05)
         time.sleep(1.0)  # past recovery and the first scan of incoming/
         yield proc
     finally:
@@ -238,14 +238,6 @@ def daemon(home: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]
             proc.wait()
 
 
-def drop(src: Path, home: Path, name: str) -> None:
-    """Copy beside incoming/ then rename in: the file appears whole, as a finished copy."""
-    staging = home / "staging"
-    staging.mkdir(exist_ok=True)
-    shutil.copyfile(src, staging / name)
-    os.replace(staging / name, home / "incoming" / name)
-
-
 def sidecars(home: Path) -> list[Path]:
     return [p for folder in ("done", "review") for p in (home / folder).rglob("*.json")]
 
@@ -253,12 +245,12 @@ def sidecars(home: Path) -> list[Path]:
 def throughput(work: Path, scans: list[Path], workers: int) -> tuple[float, list[dict[str, Any]]]:
     home, env = new_home(work, f"home-w{workers}", DOCAGENT_WORKERS=str(workers),
                          DOCAGENT_STABLE_SECONDS="0", DOCAGENT_RESCAN_SECONDS="1")
-    with daemon(home, env):
+    with daemon(home, env) as proc:
         started = time.perf_counter()
         for scan in scans:
-            drop(scan, home, scan.name)
-        while len(sidecars(home)) + len(list((home / "failed").glob("*"))) < len(scans):
-            time.sleep(0.02)
+            drop(scan, home / "incoming")
+        until(lambda: len(sidecars(home)) + len(list((home / "failed").glob("*")))
+              >= len(scans), 600, "every scan to be decided", process=proc, interval=0.02)
         took = time.perf_counter() - started
     return took, [json.loads(p.read_text(encoding="utf-8")) for p in sidecars(home)]
 
@@ -266,13 +258,13 @@ def throughput(work: Path, scans: list[Path], workers: int) -> tuple[float, list
 def drop_to_filed(work: Path, docs: list[Path]) -> list[float]:
     home, env = new_home(work, "home-drop")
     times = []
-    with daemon(home, env):
+    with daemon(home, env) as proc:
         for doc in docs:
             before = len(sidecars(home))
             started = time.perf_counter()
-            drop(doc, home, doc.name)
-            while len(sidecars(home)) == before:
-                time.sleep(0.002)
+            drop(doc, home / "incoming")
+            until(lambda: len(sidecars(home)) > before,  # noqa: B023 - called in this turn
+                  60, f"{doc.name} to be filed", process=proc, interval=0.002)
             times.append((time.perf_counter() - started) * 1000)
             time.sleep(0.2)  # one at a time: the latency of a document, not of a queue
     return times
@@ -281,31 +273,18 @@ def drop_to_filed(work: Path, docs: list[Path]) -> list[float]:
 # --- memory ----------------------------------------------------------------------------------
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of `root` and all its descendants, now."""
-    total, todo = 0, [root]
-    page = os.sysconf("SC_PAGE_SIZE")
-    while todo:
-        pid = todo.pop()
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return total
-
-
 def peak_memory(work: Path, pdf: Path, tag: str) -> tuple[float, float]:
     # The default bounds (200 pages, 100 MiB) would refuse the long scan before reading it.
     _home, env = new_home(work, f"home-mem-{tag}", DOCAGENT_MAX_PAGES="1000",
                           DOCAGENT_MAX_BYTES="2G")
-    peak = 0
     proc = subprocess.Popen([DOCAGENT, "process", "--json", str(pdf)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started = time.perf_counter()
-    while proc.poll() is None:
-        peak = max(peak, tree_rss(proc.pid))
-        time.sleep(0.01)
-    return peak / 2**20, time.perf_counter() - started
+    memory = PeakMemory(proc.pid)
+    proc.wait()
+    took = time.perf_counter() - started
+    memory.stop()
+    return memory.peak / 2**20, took
 
 
 # --- choices ---------------------------------------------------------------------------------

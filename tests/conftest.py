@@ -68,6 +68,11 @@ class Spool:
         assert done.returncode in (0, 1), done.stderr
         return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
+    def health(self, **env: str) -> dict[str, dict[str, Any]]:
+        """`docagent health --json`'s checks, by name."""
+        done = self.run("health", "--json", env=env)
+        return {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+
     def files(self, folder: str) -> list[Path]:
         base = self.home / folder
         return sorted(p for p in base.rglob("*") if p.is_file()) if base.exists() else []

@@ -27,6 +27,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from tests.watch import until
+
 CACHE = Path(os.environ.get("DOCAGENT_TEST_CACHE", "/var/cache/docagent-test"))
 SUITE = "bookworm"
 # What the installed project needs, baked in so the boot test does not apt-get each run.
@@ -107,20 +109,20 @@ class Container:
                  str(self.root), str(self.payload)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
         self._cgroups = cgroups
+        launcher = self.process
         deadline = time.monotonic() + timeout
-        while not self.leader:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"container did not start:\n{self.log.read_text()[-3000:]}")
-            found = subprocess.run(["pgrep", "-P", str(self.process.pid), "-x", "systemd"],
+
+        def leader() -> int:
+            found = subprocess.run(["pgrep", "-P", str(launcher.pid), "-x", "systemd"],
                                    capture_output=True, text=True)
-            if found.stdout.strip():
-                self.leader = int(found.stdout.split()[0])
-            else:
-                time.sleep(0.1)
-        while self.run(["test", "-S", "/run/systemd/private"], check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("systemd in the container never opened its private socket")
-            time.sleep(0.1)
+            return int(found.stdout.split()[0]) if found.stdout.strip() else 0
+
+        self.leader = until(leader, timeout, "the container to start", process=launcher,
+                            output=self.log.read_text)
+        until(lambda: self.run(["test", "-S", "/run/systemd/private"],
+                               check=False).returncode == 0,
+              max(0.0, deadline - time.monotonic()),
+              "systemd in the container to open its private socket")
         self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=timeout)
 
     def run(self, argv: Sequence[str], *, check: bool = True,

@@ -459,6 +459,13 @@ def lab_report_lines(
     raise ValueError(f"lang must be 'fr' or 'en', not {lang!r}")
 
 
+def report(last: str, first: str, birth: str, tag: str = "") -> list[str]:
+    """A French lab report of 05/11/2026 for one patient: the page most tests drop. `tag`, a
+    last line of its own, makes two reports for the same patient different files."""
+    lines = lab_report_lines(last=last, first=first, birth=birth, doc_date="05/11/2026")
+    return [*lines, tag] if tag else lines
+
+
 def write_sample_scan(
     path: StrPath,
     *,

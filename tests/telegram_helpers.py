@@ -14,7 +14,8 @@ import pytest
 from tests import pdfgen
 from tests.botapi import BotApi, Sent
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop, report, states
+from tests.daemonproc import Running, drop, states
+from tests.pdfgen import report
 
 TOKEN = "7000000001:AAH-docagent_secret_Token_0123456789xyz"
 GROUP = -1001234567890
@@ -29,39 +30,42 @@ def botapi() -> Iterator[BotApi]:
     api.close()
 
 
+def telegram_env(api: BotApi, *, chat: int = GROUP, **extra: str) -> dict[str, str]:
+    """The settings that point a docagent at the loopback Bot API: its notifications go to
+    `chat`, and STAFF may command it."""
+    return {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": str(chat),
+            "TELEGRAM_ALLOWED_USER_IDS": str(STAFF), "TELEGRAM_API_BASE_URL": api.base_url,
+            **extra}
+
+
+def wait_for_bot(run: Running) -> None:
+    run.wait_for(lambda: "Telegram bot @docagent_test_bot ready" in run.output(), 30,
+                 "the bot to reach the Bot API")
+
+
 @pytest.fixture
-def tg(spool: Spool, botapi: BotApi) -> Iterator[Callable[..., Running]]:
-    started: list[Running] = []
+def tg(daemon: Callable[..., Running], botapi: BotApi) -> Callable[..., Running]:
+    """Like `daemon`, pointed at the loopback Bot API; returns once the bot has reached it
+    (unless the API is down or the token is another)."""
 
     def start(**env: str) -> Running:
-        settings = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": str(GROUP),
-                    "TELEGRAM_ALLOWED_USER_IDS": str(STAFF),
-                    "TELEGRAM_API_BASE_URL": botapi.base_url, **env}
-        run = Running(spool, **settings)
-        started.append(run)
+        settings = {**telegram_env(botapi), **env}
+        run = daemon(**settings)
         if botapi.down is None and settings["TELEGRAM_BOT_TOKEN"] == TOKEN:
-            run.wait_for(lambda: "Telegram bot @docagent_test_bot ready" in run.output(), 30,
-                         "the bot to reach the Bot API")
+            wait_for_bot(run)
         return run
 
-    yield start
-    for run in started:
-        if run.proc.poll() is None:
-            run.stop()
+    return start
 
 
-def wait(condition: Callable[[], Any], timeout: float, what: str,
-         run: Running | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if run is not None and run.proc.poll() is not None:
-            raise AssertionError(f"daemon exited {run.proc.returncode}:\n{run.output()[-3000:]}")
-        time.sleep(0.1)
-    tail = run.output()[-3000:] if run is not None else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+def ask_bot(api: BotApi, run: Running, command: str, count: int = 1, *,
+            chat: int = GROUP) -> list[Sent]:
+    """Send `command` as staff in `chat`; the bot's next `count` messages are its answer."""
+    before = len(api.sent(chat))
+    api.inject_message(chat, STAFF, command)
+    run.wait_for(lambda: len(api.sent(chat)) >= before + count, 60, f"the answer to {command}")
+    time.sleep(0.3)  # nothing more should come; checked by the caller's count
+    return api.sent(chat)[before:]
 
 
 def filed_pdf(tmp: Path, name: str, tag: str = "") -> Path:
@@ -81,7 +85,7 @@ def bad_pdf(tmp: Path, name: str) -> Path:
 
 def drop_and_wait(spool: Spool, pdf: Path, state: str, run: Running) -> str:
     drop(pdf, spool.home / "incoming")
-    wait(lambda: states(spool).get(pdf.name) == state, 60, f"{pdf.name} to be {state}", run)
+    run.wait_for(lambda: states(spool).get(pdf.name) == state, 60, f"{pdf.name} to be {state}")
     return doc_id(spool, pdf.name)
 
 
@@ -111,6 +115,6 @@ def audit_lines(spool: Spool) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-__all__ = ["GROUP", "STAFF", "STRANGER", "TOKEN", "all_sent", "audit_lines", "bad_pdf",
-           "botapi", "doc_id", "drop", "drop_and_wait", "filed_pdf", "message_about", "outbox",
-           "review_pdf", "states", "tg", "wait"]
+__all__ = ["GROUP", "STAFF", "STRANGER", "TOKEN", "all_sent", "ask_bot", "audit_lines",
+           "bad_pdf", "botapi", "doc_id", "drop", "drop_and_wait", "filed_pdf", "message_about",
+           "outbox", "review_pdf", "states", "telegram_env", "tg", "wait_for_bot"]

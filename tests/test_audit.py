@@ -31,6 +31,8 @@ from agent.audit import (
 )
 from tests import pdfgen
 from tests.conftest import Spool
+from tests.daemonproc import one_of_each
+from tests.pdfgen import report
 
 
 def at(log_dir: Path, **options: int) -> AuditLog:
@@ -109,9 +111,7 @@ def test_rotation_keeps_the_chain(tmp_path: Path) -> None:
 
 def test_pipeline_decisions_are_audited_and_verify_from_the_shell(spool: Spool,
                                                                   tmp_path: Path) -> None:
-    lines = pdfgen.lab_report_lines(last="LEGRAND", first="Paul", birth="01/01/1999",
-                                    doc_date="05/11/2026")
-    pdf = pdfgen.text_pdf([lines], tmp_path / "r.pdf")
+    pdf = pdfgen.text_pdf([report("LEGRAND", "Paul", "01/01/1999")], tmp_path / "r.pdf")
     [out] = spool.process_json(pdf)
     doc = str(out["document_id"])
     spool.run("review", "resolve", doc, "P006", check=True)
@@ -218,18 +218,7 @@ def test_a_long_entry_does_not_break_the_chain(tmp_path: Path) -> None:
 
 
 def test_every_kind_of_decision_is_audited(spool: Spool, tmp_path: Path) -> None:
-    def lines(last: str, first: str, birth: str) -> list[str]:
-        return pdfgen.lab_report_lines(last=last, first=first, birth=birth,
-                                       doc_date="05/11/2026")
-
-    good = pdfgen.text_pdf([lines("MARTIN", "Hélène", "03/04/1975")], tmp_path / "g.pdf")
-    copy = tmp_path / "copy.pdf"
-    copy.write_bytes(good.read_bytes())
-    who = pdfgen.text_pdf([lines("NOBODY", "Alice", "01/01/1990")], tmp_path / "w.pdf")
-    bad = tmp_path / "bad.pdf"
-    bad.write_bytes(b"not a pdf at all")
-    outs = {str(o["outcome"]): str(o["document_id"])
-            for o in spool.process_json(good, copy, who, bad)}
+    outs = one_of_each(spool, tmp_path)
     spool.run("review", "resolve", outs["review"], "--none", check=True)
     spool.run("retry", outs["failed"], check=True)
     seen = {(e["event"], e.get("document_id")) for e in entries(spool.logs)}
@@ -398,9 +387,8 @@ def test_each_head_goes_to_the_journal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_verify_from_the_shell_names_a_cut_and_a_rewrite(spool: Spool, tmp_path: Path) -> None:
-    lines = pdfgen.lab_report_lines(last="LEGRAND", first="Paul", birth="01/01/1999",
-                                    doc_date="05/11/2026")
-    [out] = spool.process_json(pdfgen.text_pdf([lines], tmp_path / "r.pdf"))
+    [out] = spool.process_json(pdfgen.text_pdf([report("LEGRAND", "Paul", "01/01/1999")],
+                                               tmp_path / "r.pdf"))
     spool.run("review", "resolve", str(out["document_id"]), "P006", check=True)
     done = spool.run("audit", "verify")
     assert done.returncode == 0 and "intact: 3 entries" in done.stdout, done.stdout

@@ -75,8 +75,7 @@ def test_the_real_pipeline_hands_no_token_to_its_tools(spool: Spool, tmp_path: P
         script = bindir / tool
         script.write_text(f'#!/bin/sh\nenv > "{seen}/{tool}.$$"\nexec {real} "$@"\n')
         script.chmod(0o755)
-    pdf = pdfgen.text_pdf([pdfgen.lab_report_lines(last="DUPONT", first="Jean",
-                                                   birth="12/03/1961", doc_date="05/11/2026")],
+    pdf = pdfgen.text_pdf([pdfgen.report("DUPONT", "Jean", "12/03/1961")],
                           tmp_path / "report.pdf")
     path = f"{bindir}:{os.environ['PATH']}"
     done = spool.run("process", "--json", str(pdf),

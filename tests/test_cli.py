@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 from tests import pdfgen
 from tests.conftest import DOCAGENT, Spool
-
-
-def report(last: str, first: str, birth: str, tag: str = "") -> list[str]:
-    lines = pdfgen.lab_report_lines(last=last, first=first, birth=birth, doc_date="05/11/2026")
-    return [*lines, tag] if tag else lines
+from tests.daemonproc import one_of_each
+from tests.pdfgen import report
+from tests.watch import until
 
 
 def test_status_on_an_empty_install(spool: Spool) -> None:
@@ -28,14 +25,8 @@ def test_status_on_an_empty_install(spool: Spool) -> None:
 
 
 def test_status_counts_each_outcome(spool: Spool, tmp_path: Path) -> None:
-    good = pdfgen.text_pdf([report("MARTIN", "Hélène", "03/04/1975")], tmp_path / "g.pdf")
-    copy = tmp_path / "copy.pdf"
-    copy.write_bytes(good.read_bytes())
-    unknown = pdfgen.text_pdf([report("NOBODY", "Alice", "01/01/1990")], tmp_path / "u.pdf")
-    bad = tmp_path / "bad.pdf"
-    bad.write_bytes(b"nope")
-    spool.process_json(good, copy, unknown, bad)
-    (spool.home / "incoming" / "waiting.pdf").write_bytes(good.read_bytes())
+    one_of_each(spool, tmp_path)
+    (spool.home / "incoming" / "waiting.pdf").write_bytes(b"%PDF-1.4")
     status = json.loads(spool.run("status", "--json", check=True).stdout)
     assert (status["filed"], status["review"], status["failed"], status["duplicate"]) == (
         1, 1, 1, 1)
@@ -194,10 +185,8 @@ def test_under_systemd_stdout_lines_carry_their_priority(spool: Spool, tmp_path:
         proc = subprocess.Popen([DOCAGENT, "run"], env=env, cwd=spool.root, stdout=stream,
                                 stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while not ("failed" in (text := journal.read_text()) and "incomplete" in text):
-            assert time.monotonic() < deadline and proc.poll() is None, text
-            time.sleep(0.1)
+        until(lambda: "failed" in (text := journal.read_text()) and "incomplete" in text, 60,
+              "the incomplete file to fail", process=proc, output=journal.read_text)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

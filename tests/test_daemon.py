@@ -14,7 +14,8 @@ import pytest
 
 from tests import pdfgen
 from tests.conftest import DOCAGENT, Spool
-from tests.daemonproc import drop, in_progress, report, states
+from tests.daemonproc import drop, in_progress, states
+from tests.pdfgen import report
 
 pytestmark = pytest.mark.daemon
 

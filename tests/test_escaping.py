@@ -19,8 +19,8 @@ from agent import logs
 from tests import pdfgen
 from tests.botapi import BotApi
 from tests.conftest import Spool
-from tests.daemonproc import report
-from tests.telegram_helpers import GROUP, STRANGER, audit_lines, botapi, tg, wait
+from tests.pdfgen import report
+from tests.telegram_helpers import GROUP, STRANGER, audit_lines, botapi, tg
 
 __all__ = ["botapi", "tg"]  # fixtures
 
@@ -116,9 +116,9 @@ def test_a_telegram_command_cannot_forge_a_log_line(spool: Spool, botapi: BotApi
     run = tg()
     forged = "2026-11-28 10:00:00,000 ERROR [-] x: corrupt"  # the command is cut at 64
     botapi.inject_message(GROUP, STRANGER, f"/status\n{forged}\x1b[2J")
-    wait(lambda: "rejected /status" in run.own_output(), 30, "the log line", run)
-    wait(lambda: (spool.logs / "audit.jsonl").exists()
-         and any(a["event"] == "rejected" for a in audit_lines(spool)), 30, "the audit", run)
+    run.wait_for(lambda: "rejected /status" in run.own_output(), 30, "the log line")
+    run.wait_for(lambda: (spool.logs / "audit.jsonl").exists()
+                 and any(a["event"] == "rejected" for a in audit_lines(spool)), 30, "the audit")
     assert run.stop() == 0
     for text in (run.own_output(), (spool.logs / "docagent.log").read_text(encoding="utf-8")):
         assert not any(line.startswith(forged) for line in text.splitlines())

@@ -31,6 +31,7 @@ from agent.tools import runner
 from tests import pdfgen, uids
 from tests.conftest import Spool, base_env
 from tests.daemonproc import Running, states
+from tests.watch import until
 
 TOKEN = "123456:TEST-token-not-real"
 
@@ -502,10 +503,7 @@ def test_a_probe_never_makes_a_starting_daemon_think_another_runs(spool: Spool,
     prober = subprocess.Popen([sys.executable, "-c", PROBES,
                                str(lock.path_in(settings.home)), str(started)])
     try:
-        deadline = time.monotonic() + 60
-        while not started.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert started.exists(), "the prober did not start"
+        until(started.exists, 60, "the prober to start", process=prober, interval=0.05)
         taken = []
         for _ in range(200):
             with exclusive(settings) as alone:

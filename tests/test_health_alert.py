@@ -20,25 +20,17 @@ from tests.conftest import Spool
 from tests.daemonproc import Running
 from tests.telegram_helpers import (
     GROUP,
-    STAFF,
-    TOKEN,
     botapi,
     drop_and_wait,
     filed_pdf,
     message_about,
     outbox,
+    telegram_env,
     tg,
-    wait,
 )
 
 pytestmark = pytest.mark.daemon
 __all__ = ["botapi", "tg"]  # fixtures
-
-
-def telegram(api: BotApi, **extra: str) -> dict[str, str]:
-    return {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": str(GROUP),
-            "TELEGRAM_ALLOWED_USER_IDS": str(STAFF), "TELEGRAM_API_BASE_URL": api.base_url,
-            **extra}
 
 
 def alerts(api: BotApi) -> list[Sent]:
@@ -54,7 +46,7 @@ def telegram_calls(spool: Spool) -> list[str]:
 
 def test_the_daemon_is_down_alert_reaches_the_staff_once(spool: Spool, botapi: BotApi, tg,
                                                         tmp_path: Path) -> None:
-    code, journal = spool.run_journaled("health", "--notify", env=telegram(botapi))
+    code, journal = spool.run_journaled("health", "--notify", env=telegram_env(botapi))
     assert code == 1
     assert "<3>FAIL  daemon" in journal
     assert "<4>health alert sent to Telegram by this command (1 message(s))" in journal
@@ -65,14 +57,14 @@ def test_the_daemon_is_down_alert_reaches_the_staff_once(spool: Spool, botapi: B
     assert calls.count("sendMessage") == 1 and "getMe" in calls  # in the ledger, as the daemon's
 
     # Nothing new to say: nothing sent.
-    assert spool.run("health", "--notify", env=telegram(botapi)).returncode == 1
+    assert spool.run("health", "--notify", env=telegram_env(botapi)).returncode == 1
     assert len(alerts(botapi)) == 1
 
     # The daemon comes back: what it sends next goes out after the alert's row in the outbox's
     # order, so by the time that message arrives the alert would have gone again if it could.
     run = tg()
     doc = drop_and_wait(spool, filed_pdf(tmp_path, "after.pdf"), "filed", run)
-    wait(lambda: message_about(botapi, doc), 60, "the filed message", run)
+    run.wait_for(lambda: message_about(botapi, doc), 60, "the filed message")
     assert len(alerts(botapi)) == 1
     assert run.stop() == 0
 
@@ -150,7 +142,7 @@ def test_a_refused_credential_token_is_named_as_the_credential(spool: Spool, bot
     creds.mkdir()
     (creds / "telegram-token").write_text("7000000001:AAH-not_the_right_one\n")
     (creds / "telegram-token").chmod(0o640)
-    env = telegram(botapi, TELEGRAM_BOT_TOKEN="", CREDENTIALS_DIRECTORY=str(creds))
+    env = telegram_env(botapi, TELEGRAM_BOT_TOKEN="", CREDENTIALS_DIRECTORY=str(creds))
 
     done = spool.run("health", "--notify", env=env)
     assert "alert not sent (Telegram refuses the bot token" in done.stdout, done.stdout
@@ -161,7 +153,7 @@ def test_a_refused_credential_token_is_named_as_the_credential(spool: Spool, bot
     assert [r["sent_at"] for r in outbox(spool)] == [None]  # it waits for the daemon
 
     run = tg(TELEGRAM_BOT_TOKEN="", CREDENTIALS_DIRECTORY=str(creds))
-    wait(lambda: "Telegram refuses the bot token" in run.output(), 60, "the 401", run)
+    run.wait_for(lambda: "Telegram refuses the bot token" in run.output(), 60, "the 401")
     [line] = [x for x in run.output().splitlines() if "Telegram refuses the bot token" in x]
     assert "correct the credential telegram-token" in line and "TELEGRAM_BOT_TOKEN" not in line
     assert run.stop() == 0

@@ -18,11 +18,7 @@ from agent.stages.parse import Found, ParsedFields
 from agent.store import Store
 from tests import pdfgen
 from tests.conftest import Spool
-
-
-def report(last: str, first: str, birth: str, tag: str = "") -> list[str]:
-    lines = pdfgen.lab_report_lines(last=last, first=first, birth=birth, doc_date="05/11/2026")
-    return [*lines, tag] if tag else lines
+from tests.pdfgen import report
 
 
 def outbox(spool: Spool) -> list[tuple[str, str]]:

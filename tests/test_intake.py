@@ -27,9 +27,8 @@ def site(local_site: tuple[config.Settings, Store]) -> tuple[config.Settings, St
 
 def dropped(settings: config.Settings, tmp_path: Path, name: str, content: str = "") -> Path:
     """A PDF dropped as `name`; two drops with the same `content` have the same bytes."""
-    lines = pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
-                                    doc_date="05/11/2026")
-    pdf = pdfgen.text_pdf([[*lines, content or name]], tmp_path / f"src-{name}")
+    pdf = pdfgen.text_pdf([pdfgen.report("DUPONT", "Jean", "12/03/1961", content or name)],
+                          tmp_path / f"src-{name}")
     target = settings.incoming / name
     os.replace(pdf, target)
     return target

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from agent import config, spool
 from agent.store import Store
 from agent.watcher import Stabilizer
 from tests import pdfgen
+from tests.watch import until
 
 pytestmark = pytest.mark.proof
 ROUNDS = 300
@@ -69,10 +69,9 @@ class Swapper:
 
     def __enter__(self) -> Swapper:
         self.proc = subprocess.Popen(self.argv)
-        deadline = time.monotonic() + 30
-        while not os.path.lexists(self.name):  # the race starts once the name exists
-            assert time.monotonic() < deadline and self.proc.poll() is None, "no swapper"
-            time.sleep(0.01)
+        # The race starts once the name exists.
+        until(lambda: os.path.lexists(self.name), 30, "the swapper to start", process=self.proc,
+              interval=0.01)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -104,9 +103,8 @@ def masters(tmp_path: Path, count: int) -> list[Path]:
     meets the race again (a copy of bytes already taken would end as a duplicate)."""
     folder = tmp_path / "masters"
     folder.mkdir()
-    lines = pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
-                                    doc_date="05/11/2026")
-    base = pdfgen.text_pdf([lines], folder / "base.pdf").read_bytes()
+    base = pdfgen.text_pdf([pdfgen.report("DUPONT", "Jean", "12/03/1961")],
+                           folder / "base.pdf").read_bytes()
     made = []
     for n in range(count):
         path = folder / f"m{n}.pdf"

@@ -11,12 +11,13 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pytest
 
 from tests import pdfgen, uids
 from tests.conftest import DOCAGENT, PATIENTS_CSV, base_env
+from tests.daemonproc import Running
 
 pytestmark = [pytest.mark.daemon, pytest.mark.proof,
               pytest.mark.skipif(uids.why_not() is not None, reason=str(uids.why_not()))]
@@ -72,21 +74,6 @@ class Site:
                 "SELECT * FROM documents WHERE original_name = ?", (name,)).fetchone()
             return row
 
-    def wait_for(self, what: str, condition: Callable[[], bool], daemon: subprocess.Popen[bytes],
-                 timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            if daemon.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.output()[-4000:]}")
-
-    def output(self) -> str:
-        path = self.root / "daemon.out"
-        return path.read_text(errors="replace") if path.exists() else ""
-
 
 @pytest.fixture(scope="module")
 def people() -> Iterator[uids.Accounts]:
@@ -121,25 +108,21 @@ def site(people: uids.Accounts) -> Iterator[Site]:
 
 
 @pytest.fixture
-def running(site: Site) -> Iterator[subprocess.Popen[bytes]]:
-    with open(site.root / "daemon.out", "ab") as out:
-        proc = subprocess.Popen(site.as_daemon([DOCAGENT, "run"]), env=site.env, cwd=site.root,
-                                stdout=out, stderr=subprocess.STDOUT)
-    site.wait_for("the daemon to start", lambda: "watching" in site.output(), proc, timeout=60)
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def running(site: Site) -> Iterator[Running]:
+    run = Running(site, command=site.as_daemon([DOCAGENT, "run"]), wait=False)
+    run.wait_started(timeout=60)
+    yield run
+    if run.proc.poll() is None:
+        try:
+            run.stop()
+        except subprocess.TimeoutExpired:
+            run.stop(signal.SIGKILL)
 
 
 def dupont(site: Site, name: str) -> Path:
     """A born-digital report for DUPONT Jean, readable by the scanner account."""
-    lines = pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
-                                    doc_date="05/11/2026")
-    pdf = pdfgen.text_pdf([[*lines, name]], site.base / name)
+    pdf = pdfgen.text_pdf([pdfgen.report("DUPONT", "Jean", "12/03/1961", name)],
+                          site.base / name)
     pdf.chmod(0o644)
     return pdf
 
@@ -164,7 +147,7 @@ def test_a_scanners_file_is_filed_as_docagents_own_copy(site, running, umask) ->
                               f"mv {site.incoming}/.scan.part {site.incoming}/scan.pdf",
                               umask=umask)
     assert dropper.returncode == 0, dropper.stdout.read() if dropper.stdout else ""
-    site.wait_for("scan.pdf to be filed", lambda: filed(site, "scan.pdf") is not None, running)
+    running.wait_for(lambda: filed(site, "scan.pdf"), 90, "scan.pdf to be filed")
     archived = filed(site, "scan.pdf")
     assert archived is not None
     info = archived.stat()
@@ -184,8 +167,7 @@ def test_a_descriptor_kept_by_the_dropper_cannot_change_the_archive(site, runnin
         f"while [ ! -e {go} ]; do sleep 0.1; done; "
         f"printf 'tampered after filing' >&3 && echo wrote", wait=False)
     try:
-        site.wait_for("kept.pdf to be filed", lambda: filed(site, "kept.pdf") is not None,
-                      running)
+        running.wait_for(lambda: filed(site, "kept.pdf"), 90, "kept.pdf to be filed")
     finally:
         go.touch()
         writer.wait(timeout=30)
@@ -203,7 +185,7 @@ def test_the_drop_account_reads_and_writes_nothing_docagent_keeps(site, running)
     install's to protect) and cannot write over an archived PDF."""
     pdf = dupont(site, "seen.pdf")
     site.as_scanner(f"cp {pdf} {site.incoming}/seen.pdf")
-    site.wait_for("seen.pdf to be filed", lambda: filed(site, "seen.pdf") is not None, running)
+    running.wait_for(lambda: filed(site, "seen.pdf"), 90, "seen.pdf to be filed")
     archived = filed(site, "seen.pdf")
     assert archived is not None
     attempts = {
@@ -231,12 +213,12 @@ def test_an_unreadable_file_fails_with_its_fix_once_then_files_when_readable(
     shutil.copyfile(pdf, target)  # as root, private to root
     target.chmod(0o600)
     def error_lines() -> list[str]:
-        return [line for line in site.output().splitlines()
+        return [line for line in running.output().splitlines()
                 if " ERROR " in line and "private.pdf" in line]
 
-    site.wait_for("private.pdf to be failed, and said at ERROR",
-                  lambda: (r := site.row("private.pdf")) is not None and r["state"] == "failed"
-                  and bool(error_lines()), running)
+    running.wait_for(lambda: (r := site.row("private.pdf")) is not None
+                     and r["state"] == "failed" and bool(error_lines()), 90,
+                     "private.pdf to be failed, and said at ERROR")
     row = site.row("private.pdf")
     assert row["reason_kind"] == "no-access"
     assert "owner root:" in row["reason"] and "mode 0600" in row["reason"]
@@ -251,8 +233,8 @@ def test_an_unreadable_file_fails_with_its_fix_once_then_files_when_readable(
     time.sleep(3)  # several rescans: still one record, one error line
     assert len(error_lines()) == 1
     target.chmod(0o644)
-    site.wait_for("private.pdf to be filed once readable",
-                  lambda: filed(site, "private.pdf") is not None, running)
+    running.wait_for(lambda: filed(site, "private.pdf"), 90,
+                     "private.pdf to be filed once readable")
     with sqlite3.connect(site.home / "state.db") as db:
         kinds = db.execute("SELECT state, COUNT(*) FROM documents GROUP BY state").fetchall()
     assert kinds == [("filed", 1)]

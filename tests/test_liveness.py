@@ -12,14 +12,7 @@ import pytest
 from agent import config, liveness
 from tests.conftest import Spool
 from tests.daemonproc import Running
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.watch import Clock
 
 
 def test_the_bound_follows_the_page_limit_and_ocr_timeout(spool: Spool) -> None:

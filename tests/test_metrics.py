@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests import pdfgen
 from tests.conftest import Spool
 from tests.daemonproc import Running, drop
+from tests.pdfgen import report
 
 pytestmark = [pytest.mark.daemon, pytest.mark.ocr]
 
@@ -29,10 +30,6 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         text = response.read().decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def report(last: str, first: str, birth: str) -> list[str]:
-    return pdfgen.lab_report_lines(last=last, first=first, birth=birth, doc_date="05/11/2026")
 
 
 def test_metrics_after_a_batch(spool: Spool, daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

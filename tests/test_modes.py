@@ -19,7 +19,8 @@ from agent.audit import AuditLog
 from agent.store import Store
 from tests import pdfgen
 from tests.conftest import PATIENTS_CSV, Spool, base_env
-from tests.daemonproc import Running, drop, report, states
+from tests.daemonproc import Running, drop, states
+from tests.pdfgen import report
 
 
 @pytest.fixture

@@ -13,26 +13,12 @@ from agent.ops import digest
 from agent.store import Store
 from tests import pdfgen
 from tests.conftest import Spool
-
-
-def report(last: str, first: str, birth: str) -> list[str]:
-    return pdfgen.lab_report_lines(last=last, first=first, birth=birth, doc_date="05/11/2026")
-
-
-def busy(spool: Spool, tmp_path: Path) -> dict[str, str]:
-    """One document of each outcome through the real command; returns outcome -> id."""
-    good = pdfgen.text_pdf([report("MARTIN", "Hélène", "03/04/1975")], tmp_path / "good.pdf")
-    copy = tmp_path / "copy.pdf"
-    copy.write_bytes(good.read_bytes())
-    unknown = pdfgen.text_pdf([report("NOBODY", "Alice", "01/01/1990")], tmp_path / "who.pdf")
-    bad = tmp_path / "broken.pdf"
-    bad.write_bytes(b"%PDF-1.4 nothing else")
-    outs = spool.process_json(good, copy, unknown, bad)
-    return {str(o["outcome"]): str(o["document_id"]) for o in outs}
+from tests.daemonproc import one_of_each
+from tests.pdfgen import report
 
 
 def test_status_at_a_glance_on_a_busy_install(spool: Spool, tmp_path: Path) -> None:
-    ids = busy(spool, tmp_path)
+    ids = one_of_each(spool, tmp_path)
     (spool.home / "incoming" / "waiting.pdf").write_bytes(b"%PDF-1.4")
     status = json.loads(spool.run("status", "--json", check=True).stdout)
     assert status["outcomes"] == {k: {"today": 1, "total": 1}
@@ -55,7 +41,7 @@ def _settings(spool: Spool, **extra: str) -> config.Settings:
 
 
 def test_digest_tells_yesterday_in_one_message(spool: Spool, tmp_path: Path) -> None:
-    ids = busy(spool, tmp_path)
+    ids = one_of_each(spool, tmp_path)
     settings = _settings(spool, DOCAGENT_DIGEST_HOUR="7")
     Ledger(settings.log_dir, Prices(per_unit={("telegram", "message"): 0.25})).record(
         "telegram", "sendMessage", duration_ms=90, units={"message": 2})

@@ -144,9 +144,8 @@ def test_root_imports_a_csv_only_root_can_read(site: Site) -> None:
 
 def test_root_processes_a_pdf_only_root_can_read(site: Site) -> None:
     site.docagent("patients", "import", "patients.csv")
-    lines = pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
-                                    doc_date="05/11/2026")
-    pdf = pdfgen.text_pdf([lines], site.admin / "bilan.pdf")
+    pdf = pdfgen.text_pdf([pdfgen.report("DUPONT", "Jean", "12/03/1961")],
+                          site.admin / "bilan.pdf")
     pdf.chmod(0o600)
     done = site.docagent("process", "--json", "bilan.pdf")
     assert done.returncode == 0, done.stderr

@@ -10,13 +10,10 @@ import pytest
 
 from tests import pdfgen
 from tests.conftest import Spool
+from tests.pdfgen import report
 
 JSON_FIELDS = {"file", "document_id", "outcome", "reason", "patient_id", "pages",
                "text_source", "duration_ms"}
-
-
-def report(last: str, first: str, birth: str, doc_date: str = "05/11/2026") -> list[str]:
-    return pdfgen.lab_report_lines(last=last, first=first, birth=birth, doc_date=doc_date)
 
 
 def test_born_digital_report_is_filed_under_the_one_patient(spool: Spool, tmp_path: Path) -> None:

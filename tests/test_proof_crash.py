@@ -22,7 +22,8 @@ import pytest
 
 from tests import figures, pdfgen
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop, in_progress, report
+from tests.daemonproc import Running, drop, in_progress
+from tests.pdfgen import report
 
 pytestmark = [pytest.mark.proof, pytest.mark.daemon, pytest.mark.ocr]
 

@@ -27,7 +27,8 @@ import pytest
 
 from tests import figures, pdfgen
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop, in_progress, report
+from tests.daemonproc import Running, drop, in_progress
+from tests.pdfgen import report
 
 pytestmark = [pytest.mark.proof, pytest.mark.daemon]
 TOOLS = ("pdfinfo", "pdftotext", "pdftoppm", "tesseract")
@@ -37,11 +38,6 @@ def rows(spool: Spool) -> dict[str, sqlite3.Row]:
     with sqlite3.connect(spool.home / "state.db") as db:
         db.row_factory = sqlite3.Row
         return {r["original_name"]: r for r in db.execute("SELECT * FROM documents")}
-
-
-def checks(spool: Spool, **env: str) -> dict[str, dict[str, object]]:
-    done = spool.run("health", "--json", env=env)
-    return {c["name"]: c for c in json.loads(done.stdout)["checks"]}
 
 
 def born_digital(tmp_path: Path, n: int, tag: str) -> list[Path]:
@@ -86,7 +82,7 @@ def test_tesseract_missing_defers_then_recovers(spool: Spool, tmp_path: Path) ->
     for scan in scans:
         assert found[scan.name]["state"] == "queued"
         assert found[scan.name]["reason_kind"] == "ocr-engine-missing"
-    health = checks(spool, **path)
+    health = spool.health(**path)
     assert not health["tesseract"]["ok"] and "tesseract" in str(health["tesseract"]["detail"])
     assert not health["failures"]["ok"] and "deferred" in str(health["failures"]["detail"])
     assert spool.files("failed") == []
@@ -97,7 +93,7 @@ def test_tesseract_missing_defers_then_recovers(spool: Spool, tmp_path: Path) ->
     run.wait_for(lambda: all_decided(spool, [s.name for s in scans]), 150, "the scans to be read")
     recovered = time.monotonic() - back
     assert spool.files("failed") == []
-    health = checks(spool, **path)
+    health = spool.health(**path)
     assert health["tesseract"]["ok"] and health["failures"]["ok"], health
     assert run.stop() == 0
     figures.record("tesseract missing", deferred=len(scans), failed=0,
@@ -154,7 +150,7 @@ def test_disk_full_loses_nothing_and_recovers(spool: Spool, tmp_path: Path) -> N
         full_since = time.monotonic()
         run.wait_for(lambda: time.monotonic() - full_since > 8, 30, "time on a full disk")
         assert run.proc.poll() is None
-        health = checks(spool, **env)
+        health = spool.health(**env)
         assert not health["disk"]["ok"], health["disk"]
         assert spool.files("failed") == []
         waiting = [p.name for p in late if not all_filed(spool, [p.name])]

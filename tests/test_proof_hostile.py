@@ -25,7 +25,9 @@ from agent.stages import inspection
 from agent.stages.parse import parse_document
 from tests import figures, hostile, pdfgen
 from tests.conftest import Spool
-from tests.daemonproc import PeakMemory, Running, report
+from tests.daemonproc import Running
+from tests.pdfgen import report
+from tests.watch import PeakMemory
 
 SEED = 8
 DAMAGED = 48
@@ -129,7 +131,8 @@ def test_one_daemon_takes_the_whole_hostile_batch_and_keeps_running(
             state in ("filed", "review", "failed") for state, *_ in found.values())
 
     run.wait_for(done, 400, "the hostile batch to be decided")
-    peak = memory.stop()
+    memory.stop()
+    peak = memory.peak
 
     found = rows(spool)
     assert set(found) == set(expect), set(expect) ^ set(found)
@@ -165,7 +168,7 @@ def test_one_daemon_takes_the_whole_hostile_batch_and_keeps_running(
     assert run.proc.poll() is None
     status = json.loads(spool.run("status", "--json", check=True).stdout)
     assert status["failed"] == tally["failed"]
-    health = {c["name"]: c for c in json.loads(spool.run("health", "--json").stdout)["checks"]}
+    health = spool.health()
     assert health["daemon"]["ok"] and health["database"]["ok"], health
     assert run.stop() == 0
     kinds = Counter(kind for state, _, _, kind in found.values() if state == "failed")

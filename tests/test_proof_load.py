@@ -15,7 +15,6 @@ import json
 import os
 import sqlite3
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -24,8 +23,10 @@ import pytest
 from tests import figures, pdfgen
 from tests.botapi import BotApi
 from tests.conftest import Spool
-from tests.daemonproc import PeakMemory, Running, report
-from tests.telegram_helpers import GROUP, STAFF, TOKEN
+from tests.daemonproc import Running
+from tests.pdfgen import report
+from tests.telegram_helpers import GROUP, STAFF, TOKEN, telegram_env, wait_for_bot
+from tests.watch import PeakMemory, Repeating
 
 pytestmark = [pytest.mark.proof, pytest.mark.daemon, pytest.mark.ocr]
 
@@ -51,59 +52,44 @@ def decided(spool: Spool) -> int:
                               "('filed', 'review', 'failed')").fetchone()[0])
 
 
-class HealthSampler:
+class HealthSampler(Repeating):
     """Runs `docagent health --json` again and again while the backlog drains."""
 
     def __init__(self, spool: Spool, pause: float = 2.0) -> None:
-        self.spool, self.pause = spool, pause
+        self.spool = spool
         self.times: list[float] = []
         self.answers: list[dict[str, object]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__(pause)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.pause):
-            started = time.monotonic()
-            done = self.spool.run("health", "--json", timeout=60)
-            self.times.append(time.monotonic() - started)
-            self.answers.append(json.loads(done.stdout))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+    def tick(self) -> None:
+        started = time.monotonic()
+        done = self.spool.run("health", "--json", timeout=60)
+        self.times.append(time.monotonic() - started)
+        self.answers.append(json.loads(done.stdout))
 
 
-class CommandSampler:
+class CommandSampler(Repeating):
     """Staff send /status in the group again and again; how long until the bot answers."""
 
     def __init__(self, api: BotApi, pause: float = 2.0) -> None:
-        self.api, self.pause = api, pause
+        self.api = api
         self.times: list[float] = []
         self.unanswered = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__(pause)
 
     def _answers(self) -> int:
         return sum(1 for m in self.api.sent(GROUP) if (m.text or "").startswith("<pre>"))
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.pause):
-            before = self._answers()
-            started = time.monotonic()
-            self.api.inject_message(GROUP, STAFF, "/status")
-            while self._answers() == before:
-                if time.monotonic() - started > 30:
-                    self.unanswered += 1
-                    break
-                time.sleep(0.02)
-            else:
-                self.times.append(time.monotonic() - started)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+    def tick(self) -> None:
+        before = self._answers()
+        started = time.monotonic()
+        self.api.inject_message(GROUP, STAFF, "/status")
+        while self._answers() == before:
+            if time.monotonic() - started > 30:
+                self.unanswered += 1
+                return
+            time.sleep(0.02)
+        self.times.append(time.monotonic() - started)
 
 
 @pytest.mark.timeout(900)
@@ -116,11 +102,8 @@ def test_a_thousand_documents_at_once(spool: Spool, tmp_path: Path) -> None:
     for i in range(SCANS):
         pdfgen.write_sample_scan(staging / f"scan-{i:02d}.pdf", seed=100 + i)
     api = BotApi(TOKEN, {GROUP: "Cabinet"}).serve()
-    run = Running(spool, DOCAGENT_LOG_LEVEL="INFO", TELEGRAM_BOT_TOKEN=TOKEN,
-                  TELEGRAM_CHAT_IDS=str(GROUP), TELEGRAM_ALLOWED_USER_IDS=str(STAFF),
-                  TELEGRAM_API_BASE_URL=api.base_url)
-    run.wait_for(lambda: "Telegram bot @docagent_test_bot ready" in run.output(), 30,
-                 "the bot to reach the Bot API")
+    run = Running(spool, **telegram_env(api, DOCAGENT_LOG_LEVEL="INFO"))
+    wait_for_bot(run)
     memory = PeakMemory(run.proc.pid)
     health = HealthSampler(spool)
     commands = CommandSampler(api)
@@ -134,8 +117,9 @@ def test_a_thousand_documents_at_once(spool: Spool, tmp_path: Path) -> None:
     finally:
         health.stop()
         commands.stop()
-        peak = memory.stop()
+        memory.stop()
         api.close()
+    peak = memory.peak
     assert run.proc.poll() is None
     with sqlite3.connect(spool.home / "state.db") as db:
         outcomes = dict(db.execute("SELECT state, COUNT(*) FROM documents GROUP BY state"))

@@ -23,7 +23,8 @@ import pytest
 
 from tests import figures, pdfgen
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop, report, states
+from tests.daemonproc import Running, drop, states
+from tests.pdfgen import report
 
 pytestmark = pytest.mark.proof
 ROOT = Path(__file__).resolve().parent.parent

@@ -38,8 +38,7 @@ def short_scan(last: str, first: str, birth: str, *, seed: int, rotate180: bool 
 
 
 def test_a_real_text_layer_counts() -> None:
-    text = "\n".join(pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
-                                             doc_date="05/11/2026"))
+    text = "\n".join(pdfgen.report("DUPONT", "Jean", "12/03/1961"))
     assert ocr.has_text_layer(text)
     assert ocr.has_text_layer("Compte rendu de consultation du patient, suivi cardiologique.")
 
@@ -183,8 +182,7 @@ def test_mixed_pdf_takes_each_pages_own_source_and_reads_an_upside_down_page(
 @pytest.mark.ocr
 def test_a_page_over_the_ocr_time_limit_fails_its_document(spool: Spool, tmp_path: Path) -> None:
     # 600 dpi of a noisy full page is several seconds of tesseract: far over a 1 s limit.
-    lines = pdfgen.lab_report_lines(last="DUPONT", first="Jean", birth="12/03/1961",
-                                    doc_date="05/11/2026")
+    lines = pdfgen.report("DUPONT", "Jean", "12/03/1961")
     pdf = pdfgen.image_pdf([pdfgen.degrade(pdfgen.render_page(lines), seed=5, noise=0.2)],
                            tmp_path / "slow.pdf")
     done = spool.run("process", "--json", str(pdf),

@@ -67,8 +67,7 @@ def crash_on(monkeypatch: pytest.MonkeyPatch, target: Any, name: str, *, after: 
 
 def incoming_pdf(settings: config.Settings, tmp_path: Path, name: str = "r.pdf",
                  last: str = "MARTIN", first: str = "Hélène", birth: str = "03/04/1975") -> Path:
-    lines = pdfgen.lab_report_lines(last=last, first=first, birth=birth, doc_date="05/11/2026")
-    src = pdfgen.text_pdf([lines], tmp_path / f"src-{name}")
+    src = pdfgen.text_pdf([pdfgen.report(last, first, birth)], tmp_path / f"src-{name}")
     target = settings.incoming / name
     src.rename(target)
     return target

@@ -23,7 +23,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ import pytest
 
 from tests import nspawn, pdfgen
 from tests.botapi import BotApi
+from tests.watch import until
 
 pytestmark = [pytest.mark.systemd, pytest.mark.timeout(1200)]
 REPO = Path(__file__).resolve().parents[1]
@@ -80,11 +80,8 @@ def build_wheels(folder: Path) -> None:
 
 
 def wait_for(what: str, test: Callable[[], bool], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not test():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
+    # Each test here runs a command in the container: one every 0.3 s is enough.
+    until(test, timeout, what, interval=0.3)
 
 
 class Box:
@@ -184,10 +181,9 @@ def botapi() -> Iterator[BotApi]:
     api.close()
 
 
-def report(tag: str) -> list[str]:
-    lines = pdfgen.lab_report_lines(last="MARTIN", first="Hélène", birth="03/04/1975",
-                                    doc_date="05/11/2026")
-    return [*lines, tag]
+def martin(tag: str) -> list[str]:
+    """MARTIN Hélène's report, whom every test here files; `tag` makes each a file of its own."""
+    return pdfgen.report("MARTIN", "Hélène", "03/04/1975", tag)
 
 
 # --- the install and the admin's first steps ------------------------------------------------
@@ -241,7 +237,7 @@ def test_the_admin_command_reads_roots_files_and_tells_others_what_to_do(
         box: Box, tmp_path: Path) -> None:
     again = box.run("cd /root && docagent patients import patients.csv")
     assert again.returncode == 0 and "unchanged" in again.stdout, again.stderr
-    pdfgen.text_pdf([report("from root's home")], box.c.root / "root/letter.pdf")
+    pdfgen.text_pdf([martin("from root's home")], box.c.root / "root/letter.pdf")
     box.sh("chmod 600 /root/letter.pdf")
     process = box.run("cd /root && docagent process --json letter.pdf")
     assert process.returncode == 0, process.stderr
@@ -288,7 +284,7 @@ def test_reinstall_keeps_settings_and_is_idempotent(box: Box) -> None:
 
 
 def test_dropped_pdf_is_filed_and_journaled(box: Box, tmp_path: Path) -> None:
-    pdf = pdfgen.text_pdf([report("boot-1")], tmp_path / "bilan.pdf")
+    pdf = pdfgen.text_pdf([martin("boot-1")], tmp_path / "bilan.pdf")
     box.drop(pdf, "bilan.pdf")
     wait_for("filing", lambda: box.states().get("bilan.pdf") == "filed")
     assert box.sh(f"ls {STATE}/done/P0002/*bilan*.pdf").split() == [
@@ -301,7 +297,7 @@ def test_the_service_reads_a_0640_file_of_the_drop_group_under_private_users(
     # PrivateUsers=yes maps only root and docagent into the service's user namespace: the
     # docagent-drop group shows there as nogroup, yet stays in the kernel's credential.
     box.sh("install -d -o docagent -g docagent-drop -m 3770 /srv/check")
-    staged = box.stage(pdfgen.text_pdf([report("userns")], tmp_path / "u.pdf"), "u.pdf")
+    staged = box.stage(pdfgen.text_pdf([martin("userns")], tmp_path / "u.pdf"), "u.pdf")
     box.sh(f"runuser -u {SCANNER} -- sh -c 'umask 027 && cp {staged} /srv/check/'"
            " && install -m 0640 -g root /srv/drop/u.pdf /srv/check/root-group.pdf")
     probe = "systemd-run --quiet --wait --pipe -p User=docagent -p PrivateUsers=yes sh -c"
@@ -315,7 +311,7 @@ def test_the_service_reads_a_0640_file_of_the_drop_group_under_private_users(
 
 def test_files_dropped_by_root_and_by_a_scanner_are_filed_as_docagents(
         box: Box, tmp_path: Path) -> None:
-    sources = {name: box.stage(pdfgen.text_pdf([report(name)], tmp_path / name), name)
+    sources = {name: box.stage(pdfgen.text_pdf([martin(name)], tmp_path / name), name)
                for name in ("root-cp.pdf", "scanner.pdf", "scanner-0640.pdf")}
     box.sh("install -d -m 1777 /srv/signal")
     # The scanner writes through a descriptor it keeps, and writes again once the document is
@@ -346,7 +342,7 @@ def test_files_dropped_by_root_and_by_a_scanner_are_filed_as_docagents(
 
 
 def test_a_file_docagent_may_not_read_is_failed_once_and_named(box: Box, tmp_path: Path) -> None:
-    src = box.stage(pdfgen.text_pdf([report("secret")], tmp_path / "secret.pdf"), "secret.pdf")
+    src = box.stage(pdfgen.text_pdf([martin("secret")], tmp_path / "secret.pdf"), "secret.pdf")
     box.sh(f"install -m 600 {src} {INCOMING}/secret.pdf")
 
     def listed() -> list[dict[str, str]]:
@@ -429,7 +425,7 @@ def test_hung_loop_is_killed_by_the_watchdog(box: Box) -> None:
 
 
 def test_restart_mid_document_loses_nothing(box: Box, tmp_path: Path) -> None:
-    pages = [pdfgen.render_page(report(f"page {n}"), dpi=200) for n in range(4)]
+    pages = [pdfgen.render_page(martin(f"page {n}"), dpi=200) for n in range(4)]
     pdf = pdfgen.image_pdf(pages, tmp_path / "scan.pdf", dpi=200)
     box.drop(pdf, "scan.pdf")
     wait_for("OCR to start", lambda: box.states().get("scan.pdf") == "processing")

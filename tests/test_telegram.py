@@ -7,7 +7,6 @@ loopback Bot API of tests/botapi.py (TELEGRAM_API_BASE_URL).
 from __future__ import annotations
 
 import sqlite3
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tests.telegram_helpers import (
     STRANGER,
     TOKEN,
     all_sent,
+    ask_bot,
     audit_lines,
     bad_pdf,
     botapi,
@@ -32,7 +32,6 @@ from tests.telegram_helpers import (
     review_pdf,
     states,
     tg,
-    wait,
 )
 
 pytestmark = pytest.mark.daemon
@@ -43,12 +42,12 @@ def test_each_message_kind_reaches_the_chat(spool: Spool, botapi: BotApi, tg,
                                             tmp_path: Path) -> None:
     run = tg()
     filed = drop_and_wait(spool, filed_pdf(tmp_path, "bilan.pdf"), "filed", run)
-    [message] = wait(lambda: message_about(botapi, filed), 30, "the filed message", run)
+    [message] = run.wait_for(lambda: message_about(botapi, filed), 30, "the filed message")
     assert message.text.startswith("Filed: bilan.pdf") and "MARTIN Hélène" in message.text
     assert message.reply_markup is None
 
     review = drop_and_wait(spool, review_pdf(tmp_path, "legrand.pdf"), "review", run)
-    [ask] = wait(lambda: message_about(botapi, review), 30, "the review request", run)
+    [ask] = run.wait_for(lambda: message_about(botapi, review), 30, "the review request")
     assert ask.text.startswith("Needs a decision: legrand.pdf")
     labels = [b["text"] for b in ask.buttons]
     assert labels == ["LEGRAND Paul, 1970-05-05", "LEGRAND Paul, 1982-09-14", "None of them",
@@ -58,21 +57,21 @@ def test_each_message_kind_reaches_the_chat(spool: Spool, botapi: BotApi, tg,
         assert len(data.encode()) <= 64 and review in data and "LEGRAND" not in data.upper()
 
     failed = drop_and_wait(spool, bad_pdf(tmp_path, "broken.pdf"), "failed", run)
-    [alert] = wait(lambda: message_about(botapi, failed), 30, "the failure alert", run)
+    [alert] = run.wait_for(lambda: message_about(botapi, failed), 30, "the failure alert")
     assert alert.text.startswith("Failed: broken.pdf")
     assert [b["text"] for b in alert.buttons] == ["Retry"]
 
     drop(filed_pdf(tmp_path, "bilan.pdf"), spool.home / "incoming", "bilan-again.pdf")
-    again = wait(lambda: [m for m in botapi.sent(GROUP) if (m.text or "").startswith(
-        "Duplicate: bilan-again.pdf")], 30, "the duplicate notice", run)
+    again = run.wait_for(lambda: [m for m in botapi.sent(GROUP) if (m.text or "").startswith(
+        "Duplicate: bilan-again.pdf")], 30, "the duplicate notice")
     assert f"[{filed}]" in again[0].text
 
     # The health timer's alert: one failed document is over a limit of none.
     spool.run("health", "--notify", env={"DOCAGENT_HEALTH_MAX_FAILED": "0"})
-    health = wait(lambda: [m for m in botapi.sent(GROUP) if (m.text or "").startswith(
-        "docagent is unhealthy:")], 30, "the health alert", run)
+    health = run.wait_for(lambda: [m for m in botapi.sent(GROUP) if (m.text or "").startswith(
+        "docagent is unhealthy:")], 30, "the health alert")
     assert "- failures:" in health[0].text and health[0].reply_markup is None
-    wait(lambda: all_sent(spool), 30, "the outbox to be empty", run)
+    run.wait_for(lambda: all_sent(spool), 30, "the outbox to be empty")
     assert all(r["attempts"] == 0 and r["last_error"] is None for r in outbox(spool))
     assert run.stop() == 0
 
@@ -87,7 +86,7 @@ def test_documents_filed_at_once_go_as_one_message_in_order(spool: Spool, botapi
     last = drop_and_wait(spool, filed_pdf(tmp_path, "f9.pdf", "#9"), "filed", run)
     assert botapi.sent() == []
     botapi.outage(None)
-    wait(lambda: all_sent(spool), 90, "the outbox to be sent", run)
+    run.wait_for(lambda: all_sent(spool), 90, "the outbox to be sent")
     texts = [m.text or "" for m in botapi.sent(GROUP)]
     assert len(texts) == 3, texts
     assert texts[0].startswith("4 documents filed:")
@@ -101,10 +100,10 @@ def test_review_resolved_by_a_button_press(spool: Spool, botapi: BotApi, tg,
                                            tmp_path: Path) -> None:
     run = tg()
     doc = drop_and_wait(spool, review_pdf(tmp_path, "legrand.pdf"), "review", run)
-    [ask] = wait(lambda: message_about(botapi, doc), 30, "the review request", run)
+    [ask] = run.wait_for(lambda: message_about(botapi, doc), 30, "the review request")
     second = next(b["callback_data"] for b in ask.buttons if "1982" in b["text"])
     query = botapi.press(GROUP, ask.message_id, second, STAFF)
-    wait(lambda: states(spool).get("legrand.pdf") == "filed", 30, "the decision", run)
+    run.wait_for(lambda: states(spool).get("legrand.pdf") == "filed", 30, "the decision")
     assert [p.name for p in spool.files("done/P007") if p.suffix == ".pdf"] == [
         "2026-11-05_lab-result_legrand.pdf"]
     assert spool.files("review") == []
@@ -114,16 +113,16 @@ def test_review_resolved_by_a_button_press(spool: Spool, botapi: BotApi, tg,
     [decided] = [a for a in audit_lines(spool) if a["event"] == "resolved"]
     assert decided["actor"] == f"telegram:{STAFF}" and decided["patient_id"] == "P007"
     assert decided["document_id"] == doc
-    answer = wait(lambda: botapi.answer_to(query), 30, "the answer to the press", run)
+    answer = run.wait_for(lambda: botapi.answer_to(query), 30, "the answer to the press")
     assert answer["text"] == "Filed under LEGRAND Paul, 1982-09-14 (#P007)."
-    edited = wait(lambda: ask.edits and ask, 30, "the message to be edited", run)
+    edited = run.wait_for(lambda: ask.edits and ask, 30, "the message to be edited")
     assert edited.text.endswith(f"✔ Filed under LEGRAND Paul, 1982-09-14 (#P007) by Claire "
                                 f"(telegram:{STAFF}).")
     assert edited.text.startswith("Needs a decision") and edited.buttons == []
     # The decision is announced like one made from the shell.
-    wait(lambda: any((m.text or "").startswith("Filed under LEGRAND Paul")
-                     and f"by telegram:{STAFF}" in m.text for m in botapi.sent(GROUP)), 30,
-         "the resolved notification", run)
+    run.wait_for(lambda: any((m.text or "").startswith("Filed under LEGRAND Paul")
+                             and f"by telegram:{STAFF}" in m.text for m in botapi.sent(GROUP)), 30,
+                 "the resolved notification")
     assert spool.run("audit", "verify").returncode == 0
     assert run.stop() == 0
 
@@ -132,12 +131,12 @@ def test_none_of_them_files_it_unassigned(spool: Spool, botapi: BotApi, tg,
                                           tmp_path: Path) -> None:
     run = tg()
     doc = drop_and_wait(spool, review_pdf(tmp_path, "x.pdf"), "review", run)
-    [ask] = wait(lambda: message_about(botapi, doc), 30, "the review request", run)
+    [ask] = run.wait_for(lambda: message_about(botapi, doc), 30, "the review request")
     none = next(b["callback_data"] for b in ask.buttons if b["text"] == "None of them")
     botapi.press(GROUP, ask.message_id, none, STAFF)
-    wait(lambda: states(spool).get("x.pdf") == "filed", 30, "the decision", run)
+    run.wait_for(lambda: states(spool).get("x.pdf") == "filed", 30, "the decision")
     assert [p.suffix for p in spool.files("done/unassigned")] == [".json", ".pdf", ".txt"]
-    wait(lambda: ask.edits, 30, "the edit", run)
+    run.wait_for(lambda: ask.edits, 30, "the edit")
     assert "✔ Filed under unassigned by Claire" in (ask.text or "")
     assert run.stop() == 0
 
@@ -146,17 +145,17 @@ def test_a_press_or_command_from_someone_not_allowed_changes_nothing(
         spool: Spool, botapi: BotApi, tg, tmp_path: Path) -> None:
     run = tg()
     doc = drop_and_wait(spool, review_pdf(tmp_path, "legrand.pdf"), "review", run)
-    [ask] = wait(lambda: message_about(botapi, doc), 30, "the review request", run)
+    [ask] = run.wait_for(lambda: message_about(botapi, doc), 30, "the review request")
     first = ask.buttons[0]["callback_data"]
     query = botapi.press(GROUP, ask.message_id, first, STRANGER)
-    answer = wait(lambda: botapi.answer_to(query), 30, "the (empty) answer", run)
+    answer = run.wait_for(lambda: botapi.answer_to(query), 30, "the (empty) answer")
     assert answer["text"] is None and not answer["show_alert"]
     # Staff, but writing from a chat that is not the practice's.
     botapi.add_chat(STAFF, "Claire")
     botapi.inject_message(STAFF, STAFF, "/status")
     botapi.inject_message(GROUP, STRANGER, "/review")
-    wait(lambda: len([a for a in audit_lines(spool) if a["event"] == "rejected"]) == 3, 30,
-         "three rejections in the audit log", run)
+    run.wait_for(lambda: len([a for a in audit_lines(spool) if a["event"] == "rejected"]) == 3, 30,
+                 "three rejections in the audit log")
     rejected = [a for a in audit_lines(spool) if a["event"] == "rejected"]
     assert sorted((a["actor"], a["command"]) for a in rejected) == sorted([
         (f"telegram:{STRANGER}", f"button {first}"), (f"telegram:{STAFF}", "/status"),
@@ -171,16 +170,16 @@ def test_a_stale_press_says_so_and_changes_nothing(spool: Spool, botapi: BotApi,
                                                    tmp_path: Path) -> None:
     run = tg()
     doc = drop_and_wait(spool, review_pdf(tmp_path, "legrand.pdf"), "review", run)
-    [ask] = wait(lambda: message_about(botapi, doc), 30, "the review request", run)
+    [ask] = run.wait_for(lambda: message_about(botapi, doc), 30, "the review request")
     # From the shell, with the same settings as the daemon: its announcement waits in the
     # outbox for the daemon rather than going to the log.
     spool.run("review", "resolve", doc, "P006", check=True,
               env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": str(GROUP)})
-    wait(lambda: any((m.text or "").startswith("Filed under LEGRAND Paul, born 1970-05-05 "
-                                               "(#P006) by shell:") for m in botapi.sent()),
-         30, "the shell's decision announced on Telegram", run)
+    run.wait_for(lambda: any((m.text or "").startswith("Filed under LEGRAND Paul, born 1970-05-05 "
+                                                       "(#P006) by shell:") for m in botapi.sent()),
+                 30, "the shell's decision announced on Telegram")
     query = botapi.press(GROUP, ask.message_id, ask.buttons[1]["callback_data"], STAFF)
-    answer = wait(lambda: botapi.answer_to(query), 30, "the answer", run)
+    answer = run.wait_for(lambda: botapi.answer_to(query), 30, "the answer")
     assert answer["text"].startswith("already decided: filed under #P006 by shell:")
     assert [p.name for p in spool.files("done") if p.suffix == ".pdf"] == [
         "2026-11-05_lab-result_legrand.pdf"]
@@ -196,7 +195,7 @@ def test_minimal_phi_keeps_names_out_of_the_chat(spool: Spool, botapi: BotApi, t
     run = tg(DOCAGENT_PHI="minimal")
     filed = drop_and_wait(spool, filed_pdf(tmp_path, "martin-helene.pdf"), "filed", run)
     review = drop_and_wait(spool, review_pdf(tmp_path, "legrand-paul.pdf"), "review", run)
-    wait(lambda: all_sent(spool), 30, "the messages", run)
+    run.wait_for(lambda: all_sent(spool), 30, "the messages")
     [ask] = message_about(botapi, review)
     assert [b["text"] for b in ask.buttons] == ["P.L. #P006", "P.L. #P007", "None of them"]
     [told] = message_about(botapi, filed)
@@ -209,83 +208,74 @@ def test_minimal_phi_keeps_names_out_of_the_chat(spool: Spool, botapi: BotApi, t
     assert run.stop() == 0
 
 
-def _ask(botapi: BotApi, run, command: str, count: int = 1) -> list:  # type: ignore[no-untyped-def]
-    """Send a command as staff; the bot's next `count` messages are its answer."""
-    before = len(botapi.sent(GROUP))
-    botapi.inject_message(GROUP, STAFF, command)
-    wait(lambda: len(botapi.sent(GROUP)) >= before + count, 60, f"the answer to {command}", run)
-    time.sleep(0.3)  # nothing more should come; checked by the caller's count
-    return botapi.sent(GROUP)[before:]
-
-
 def test_every_command_and_the_open_and_retry_buttons(spool: Spool, botapi: BotApi, tg,
                                                       tmp_path: Path) -> None:
     run = tg()
     filed = drop_and_wait(spool, filed_pdf(tmp_path, "bilan.pdf"), "filed", run)
     review = drop_and_wait(spool, review_pdf(tmp_path, "legrand.pdf"), "review", run)
     failed = drop_and_wait(spool, bad_pdf(tmp_path, "broken.pdf"), "failed", run)
-    wait(lambda: all_sent(spool), 30, "the notifications", run)
+    run.wait_for(lambda: all_sent(spool), 30, "the notifications")
 
-    [help_text] = _ask(botapi, run, "/help")
+    [help_text] = ask_bot(botapi, run, "/help")
     for command in ("/status", "/review", "/failed", "/retry DOC_ID", "/costs", "/health"):
         assert command in (help_text.text or "")
 
-    [status] = _ask(botapi, run, "/status@docagent_test_bot")
+    [status] = ask_bot(botapi, run, "/status@docagent_test_bot")
     assert status.parse_mode == "HTML" and status.text.startswith("<pre>")
     assert "filed" in status.text and "review" in status.text
 
-    [waiting] = _ask(botapi, run, "/review")
+    [waiting] = ask_bot(botapi, run, "/review")
     assert f"[{review}]" in waiting.text and len(waiting.buttons) == 4
 
-    [quarantine] = _ask(botapi, run, "/failed")
+    [quarantine] = ask_bot(botapi, run, "/failed")
     assert f"[{failed}]" in quarantine.text and quarantine.text.startswith("Failed: broken.pdf")
     assert [b["text"] for b in quarantine.buttons] == ["Retry"]
 
-    [today] = _ask(botapi, run, "/costs")
+    [today] = ask_bot(botapi, run, "/costs")
     assert today.text.startswith(f"Costs {date.today().isoformat()}:")
     assert "- telegram:" in today.text and "message" in today.text
-    [yesterday] = _ask(botapi, run, "/costs yesterday")
+    [yesterday] = ask_bot(botapi, run, "/costs yesterday")
     day = (date.today() - timedelta(days=1)).isoformat()
     assert yesterday.text == f"Costs {day}: 0.0000 EUR (0 calls, 0 errors)"
 
-    [checks] = _ask(botapi, run, "/health")
+    [checks] = ask_bot(botapi, run, "/health")
     assert "docagent is" in checks.text and "telegram" in checks.text
     assert "reachable as @docagent_test_bot" in checks.text
 
-    [refused] = _ask(botapi, run, "/retry 0000ffff")
+    [refused] = ask_bot(botapi, run, "/retry 0000ffff")
     assert refused.text == "Not retried: no document with id 0000ffff"
     # The document may fail again (and be announced) before the reply goes out: look for it.
     before = len(botapi.sent(GROUP))
     botapi.inject_message(GROUP, STAFF, f"/retry {failed[:8]}")
-    wait(lambda: any(m.text == f"Queued {failed} again (asked by Claire)."
-                     for m in botapi.sent(GROUP)[before:]), 30, "the answer to /retry", run)
+    run.wait_for(lambda: any(m.text == f"Queued {failed} again (asked by Claire)."
+                             for m in botapi.sent(GROUP)[before:]), 30, "the answer to /retry")
     retried = [a for a in audit_lines(spool) if a["event"] == "retried"]
     assert [a["actor"] for a in retried] == [f"telegram:{STAFF}"]
-    wait(lambda: len(message_about(botapi, failed)) >= 3, 60, "the second failure alert", run)
+    run.wait_for(lambda: len(message_about(botapi, failed)) >= 3, 60, "the second failure alert")
 
     # The Retry button under the newest alert, then the same button again (stale).
     alert = message_about(botapi, failed)[-1]
     query = botapi.press(GROUP, alert.message_id, alert.buttons[0]["callback_data"], STAFF)
-    assert wait(lambda: botapi.answer_to(query), 30, "the answer", run)["text"] == \
+    assert run.wait_for(lambda: botapi.answer_to(query), 30, "the answer")["text"] == \
         "Back in the queue."
-    wait(lambda: alert.edits, 30, "the edit", run)
+    run.wait_for(lambda: alert.edits, 30, "the edit")
     assert "↻ Retry asked by Claire" in (alert.text or "") and alert.buttons == []
-    wait(lambda: len([a for a in audit_lines(spool) if a["event"] == "retried"]) == 2, 30,
-         "the second retry in the audit log", run)
+    run.wait_for(lambda: len([a for a in audit_lines(spool) if a["event"] == "retried"]) == 2, 30,
+                 "the second retry in the audit log")
 
     # Open: the first page, as an image.
     before = len(botapi.sent(GROUP))
     ask = message_about(botapi, review)[0]
     query = botapi.press(GROUP, ask.message_id, ask.buttons[-1]["callback_data"], STAFF)
-    photo = wait(lambda: [m for m in botapi.sent(GROUP)[before:] if m.method == "sendPhoto"],
-                 60, "the first page", run)[0]
+    photo = run.wait_for(lambda: [m for m in botapi.sent(GROUP)[before:]
+                                  if m.method == "sendPhoto"], 60, "the first page")[0]
     assert photo.file_bytes.startswith(b"\x89PNG") and f"[{review}]" in (photo.caption or "")
     assert states(spool)["legrand.pdf"] == "review"  # opening decides nothing
 
     # Open, crafted for a document no one is asked about (filed): refused, logged, nothing sent.
     told = message_about(botapi, filed)[0]
     query = botapi.press(GROUP, told.message_id, f"o:{filed}", STAFF, forged=True)
-    assert wait(lambda: botapi.answer_to(query), 30, "the refusal", run)["text"] == (
+    assert run.wait_for(lambda: botapi.answer_to(query), 30, "the refusal")["text"] == (
         "Not sent: the first page is only sent for a document waiting for a decision (this "
         "one is filed).")
     run.wait_for(lambda: f"refused Open of document {filed} from telegram:{STAFF}" in

@@ -30,7 +30,6 @@ from tests.telegram_helpers import (
     review_pdf,
     states,
     tg,
-    wait,
 )
 
 pytestmark = pytest.mark.daemon
@@ -79,8 +78,8 @@ def test_an_outage_of_a_minute_loses_nothing_and_holds_nothing_up(
     for pdf in pdfs:
         drop(pdf, spool.home / "incoming")
     finals = ("filed", "review", "failed")
-    wait(lambda: sum(states(spool).get(p.name) in finals for p in pdfs) == 20, 50,
-         "all 20 documents to be processed", run)
+    run.wait_for(lambda: sum(states(spool).get(p.name) in finals for p in pdfs) == 20, 50,
+                 "all 20 documents to be processed")
     processed_in = time.monotonic() - down_at
     assert botapi.down == "refuse" and processed_in < 50  # all done while Telegram was away
     assert botapi.sent() == []
@@ -88,7 +87,7 @@ def test_an_outage_of_a_minute_loses_nothing_and_holds_nothing_up(
     time.sleep(max(0.0, 60 - (time.monotonic() - down_at)))
     botapi.outage(None)
     back_at = time.monotonic()
-    wait(lambda: all_sent(spool), 120, "every message to go out after the outage", run)
+    run.wait_for(lambda: all_sent(spool), 120, "every message to go out after the outage")
     assert delivered_order(botapi) == outbox_order(spool)  # in order, each exactly once
     assert len(set(delivered_order(botapi))) == 20
     figures.record("telegram_down", documents=20, outage_s=60,
@@ -112,7 +111,7 @@ def test_flood_control_retry_after_is_honoured(spool: Spool, botapi: BotApi, tg,
     ids = [drop_and_wait(spool, review_pdf(tmp_path, f"r{i}.pdf", f"#{i}"), "review", run)
            for i in range(4)]
     botapi.outage(None)
-    wait(lambda: all_sent(spool), 120, "the review requests", run)
+    run.wait_for(lambda: all_sent(spool), 120, "the review requests")
     assert botapi.too_many >= 1  # the server did push back...
     assert botapi.early_retries == 0  # ...and was never asked again before retry_after
     assert delivered_order(botapi) == outbox_order(spool) == ids
@@ -127,7 +126,7 @@ def test_a_refused_message_is_not_retried_and_says_what_to_fix(
     run = tg(TELEGRAM_CHAT_IDS=f"{GROUP},{missing}")
     drop_and_wait(spool, filed_pdf(tmp_path, "a.pdf"), "filed", run)
     drop_and_wait(spool, review_pdf(tmp_path, "b.pdf"), "review", run)
-    wait(lambda: all_sent(spool), 30, "the messages", run)
+    run.wait_for(lambda: all_sent(spool), 30, "the messages")
     refused = [c for c in botapi.calls if c[1] == missing]
     assert refused == [("sendMessage", missing, 400)] * 2  # once per message, no retry
     assert len(botapi.sent(GROUP)) == 2  # the good chat has everything
@@ -139,7 +138,7 @@ def test_a_refused_message_is_not_retried_and_says_what_to_fix(
     run = tg(TELEGRAM_CHAT_IDS=str(missing))
     drop_and_wait(spool, filed_pdf(tmp_path, "c.pdf", "#c"), "filed", run)
     drop_and_wait(spool, filed_pdf(tmp_path, "d.pdf", "#d"), "filed", run)
-    wait(lambda: all_sent(spool), 30, "the rows to be given up", run)
+    run.wait_for(lambda: all_sent(spool), 30, "the rows to be given up")
     given_up = [r for r in outbox(spool) if (r["last_error"] or "").startswith("gave up:")]
     assert len(given_up) == 2 and all(f"chat id {missing} not found" in r["last_error"]
                                       for r in given_up)
@@ -157,19 +156,18 @@ def test_the_token_is_never_logged(spool: Spool, botapi: BotApi, tg, tmp_path: P
     botapi.inject_message(GROUP, STRANGER, "/status")
     botapi.outage("502")
     drop_and_wait(spool, filed_pdf(tmp_path, "f.pdf"), "filed", run)
-    wait(lambda: "Telegram did not take the message" in run.output(), 60, "a failed send",
-         run)
+    run.wait_for(lambda: "Telegram did not take the message" in run.output(), 60, "a failed send")
     botapi.outage("refuse")
-    wait(lambda: "polling Telegram for commands failed" in run.output(), 60, "a failed poll",
-         run)
+    run.wait_for(lambda: "polling Telegram for commands failed" in run.output(), 60,
+                 "a failed poll")
     botapi.outage(None)
-    wait(lambda: all_sent(spool), 90, "the messages", run)
+    run.wait_for(lambda: all_sent(spool), 90, "the messages")
     assert run.stop() == 0
     assert "Calling Bot API endpoint" in run.output()  # PTB's DEBUG lines were written
 
     wrong = "7000000001:AAH-this_one_is_WRONG_0123456789abcdef"
     run = tg(TELEGRAM_BOT_TOKEN=wrong)
-    wait(lambda: "Telegram refuses the bot token" in run.output(), 30, "the 401", run)
+    run.wait_for(lambda: "Telegram refuses the bot token" in run.output(), 30, "the 401")
     drop_and_wait(spool, filed_pdf(tmp_path, "g.pdf", "#g"), "filed", run)  # still working
     assert run.stop() == 0
     assert not all_sent(spool)  # the message waits for a good token
@@ -180,8 +178,7 @@ def test_telegram_down_at_start_holds_nothing_up(spool: Spool, botapi: BotApi, t
                                                  tmp_path: Path) -> None:
     botapi.outage("refuse")
     run = tg()
-    wait(lambda: "Telegram not reachable at" in run.output(), 30, "the start to be refused",
-         run)
+    run.wait_for(lambda: "Telegram not reachable at" in run.output(), 30, "the start to be refused")
     doc = drop_and_wait(spool, filed_pdf(tmp_path, "a.pdf"), "filed", run)
     assert run.stop() == 0  # stops while still trying to reach Telegram
     assert [r["sent_at"] for r in outbox(spool)] == [None]
@@ -189,6 +186,6 @@ def test_telegram_down_at_start_holds_nothing_up(spool: Spool, botapi: BotApi, t
     run = tg()
     drop_and_wait(spool, review_pdf(tmp_path, "b.pdf"), "review", run)
     botapi.outage(None)
-    wait(lambda: all_sent(spool), 90, "the messages once Telegram is back", run)
+    run.wait_for(lambda: all_sent(spool), 90, "the messages once Telegram is back")
     assert delivered_order(botapi) == outbox_order(spool) == [doc, outbox_order(spool)[1]]
     assert run.stop() == 0

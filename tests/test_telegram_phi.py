@@ -29,15 +29,18 @@ from agent.store import Store
 from tests import pdfgen
 from tests.botapi import BotApi, Received, Sent
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop, report, states
+from tests.daemonproc import Running, drop, states
+from tests.pdfgen import report
 from tests.telegram_helpers import (
     STAFF,
     TOKEN,
     all_sent,
+    ask_bot,
     audit_lines,
     doc_id,
     message_about,
-    wait,
+    telegram_env,
+    wait_for_bot,
 )
 
 pytestmark = [pytest.mark.daemon, pytest.mark.ocr]
@@ -230,36 +233,18 @@ def private_api() -> Iterator[BotApi]:
     api.close()
 
 
-def start(spool: Spool, api: BotApi, **extra: str) -> Running:
-    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_IDS": str(CHAT),
-           "TELEGRAM_ALLOWED_USER_IDS": str(STAFF), "TELEGRAM_API_BASE_URL": api.base_url,
-           **extra}
-    run = Running(spool, **env)
-    run.wait_for(lambda: "Telegram bot @docagent_test_bot ready" in run.output(), 30,
-                 "the bot to reach the Bot API")
-    return run
-
-
-def ask(api: BotApi, run: Running, command: str, count: int = 1) -> list[Sent]:
-    """Send a command as staff; its answer is the bot's next `count` messages."""
-    before = len(api.sent(CHAT))
-    api.inject_message(CHAT, STAFF, command)
-    wait(lambda: len(api.sent(CHAT)) >= before + count, 60, f"the answer to {command}", run)
-    return api.sent(CHAT)[before:]
-
-
 def press(api: BotApi, run: Running, message: Sent, data: str, *,
           forged: bool = False) -> dict[str, Any]:
     query = api.press(CHAT, message.message_id, data, STAFF, forged=forged)
-    answer: dict[str, Any] = wait(lambda: api.answer_to(query), 30, f"the answer to {data}",
-                                  run)
+    answer: dict[str, Any] = run.wait_for(lambda: api.answer_to(query), 30,
+                                          f"the answer to {data}")
     return answer
 
 
 def settle(spool: Spool, run: Running, names: list[str], timeout: float = 120) -> None:
     final = ("filed", "review", "failed")
-    wait(lambda: all(states(spool).get(n) in final for n in names), timeout,
-         f"{names} to be processed", run)
+    run.wait_for(lambda: all(states(spool).get(n) in final for n in names), timeout,
+                 f"{names} to be processed")
 
 
 # The daemon's settings, and the shell's (a command's messages wait for the daemon to send).
@@ -276,7 +261,8 @@ def test_minimal_phi_no_read_identity_reaches_the_bot_api(
     directory.write_text(DIRECTORY, encoding="utf-8")
     spool.run("patients", "import", str(directory), check=True)
     shell = {**SETTINGS, "TELEGRAM_API_BASE_URL": api.base_url}
-    run = start(spool, api, **shell)
+    run = Running(spool, **telegram_env(api, chat=CHAT, **shell))
+    wait_for_bot(run)
     incoming = spool.home / "incoming"
 
     # Filed, alone: one message.
@@ -284,7 +270,7 @@ def test_minimal_phi_no_read_identity_reaches_the_bot_api(
                    report("QUINTANILLA", "Honorine", "23/06/1958"))
     drop(single, incoming)
     settle(spool, run, [single.name])
-    wait(lambda: all_sent(spool), 60, "the filed message", run)
+    run.wait_for(lambda: all_sent(spool), 60, "the filed message")
 
     # Filed at once while Telegram is away: one grouped message when it is back.
     api.outage("502")
@@ -297,10 +283,10 @@ def test_minimal_phi_no_read_identity_reaches_the_bot_api(
         drop(pdf, incoming)
     settle(spool, run, [p.name for p in group])
     # The sender met the outage after both were filed: its next try takes them together.
-    wait(lambda: len([r for r in api.received[tried:] if r.method == "sendMessage"]) >= 2, 60,
-         "the sender to try during the outage", run)
+    run.wait_for(lambda: len([r for r in api.received[tried:] if r.method == "sendMessage"])
+                 >= 2, 60, "the sender to try during the outage")
     api.outage(None)
-    wait(lambda: all_sent(spool), 90, "the grouped message", run)
+    run.wait_for(lambda: all_sent(spool), 90, "the grouped message")
     assert any((m.text or "").startswith("2 documents filed:") for m in api.sent(CHAT))
 
     # Every reason for review, every cheap failure, a duplicate.
@@ -318,15 +304,15 @@ def test_minimal_phi_no_read_identity_reaches_the_bot_api(
     for label, (pdf, why) in asked.items():
         assert rows[pdf.name][0] == "review" and why in rows[pdf.name][2], (label, rows[pdf.name])
     assert {kind: rows[pdf.name][1] for kind, pdf in failing.items()} == {k: k for k in failing}
-    wait(lambda: all_sent(spool), 120, "the review, failure and duplicate messages", run)
+    run.wait_for(lambda: all_sent(spool), 120, "the review, failure and duplicate messages")
 
     # A decision by a button press (the first candidate), and one from the shell.
     several = doc_id(spool, asked["several"][0].name)
     [request] = message_about(api, several, CHAT)
     answer = press(api, run, request, request.buttons[0]["callback_data"])
-    wait(lambda: states(spool)[asked["several"][0].name] == "filed", 30, "the press", run)
+    run.wait_for(lambda: states(spool)[asked["several"][0].name] == "filed", 30, "the press")
     assert answer["text"].startswith("Filed under Y.K.")
-    wait(lambda: request.edits, 30, "the request edited with the decision", run)
+    run.wait_for(lambda: request.edits, 30, "the request edited with the decision")
     spool.run("review", "resolve", doc_id(spool, asked["homonyms"][0].name), "Q004",
               check=True, env=shell)
 
@@ -352,15 +338,15 @@ def test_minimal_phi_no_read_identity_reaches_the_bot_api(
     tomorrow = (datetime.now() + timedelta(days=1)).replace(hour=8).astimezone()
     assert digest.enqueue_if_due(settings, store, tomorrow)
     store.close()
-    wait(lambda: all_sent(spool), 120, "the decisions, re-match, alert and digest", run)
+    run.wait_for(lambda: all_sent(spool), 120, "the decisions, re-match, alert and digest")
 
     # The staff's commands: a list is a message per document.
     waiting = states(spool)
     for command, count in (("/review", list(waiting.values()).count("review")),
                            ("/failed", list(waiting.values()).count("failed")),
                            ("/status", 1), ("/health", 1), ("/help", 1)):
-        ask(api, run, command, count)
-    wait(lambda: all_sent(spool), 60, "the last notifications", run)
+        ask_bot(api, run, command, count, chat=CHAT)
+    run.wait_for(lambda: all_sent(spool), 60, "the last notifications")
     assert run.stop() == 0
 
     with sqlite3.connect(spool.home / "state.db") as db:

@@ -7,19 +7,11 @@ from pathlib import Path
 
 from agent.watcher import Stabilizer
 from tests import pdfgen
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.watch import Clock
 
 
 def whole_pdf(tmp_path: Path) -> bytes:
-    lines = pdfgen.lab_report_lines(last="MARTIN", first="Hélène", birth="03/04/1975",
-                                    doc_date="05/11/2026")
+    lines = pdfgen.report("MARTIN", "Hélène", "03/04/1975")
     return pdfgen.text_pdf([lines], tmp_path / "src.pdf").read_bytes()
 
 
