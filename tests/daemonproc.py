@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from agent.spool import CLAIMING, FILING, PROCESSING, Document
+from agent.spool import rows as spool_rows
+from agent.store import Store
 from tests import pdfgen
 from tests.conftest import DOCAGENT, Spool
 from tests.watch import until
@@ -94,12 +96,22 @@ def one_of_each(spool: Spool, folder: Path) -> dict[str, str]:
             for out in spool.process_json(good, copy, unknown, bad)}
 
 
+def documents(home: Path) -> dict[str, Document]:
+    """Every document's row by file name, read through the spool as docagent reads it (a
+    running daemon writes the same database meanwhile: WAL lets both)."""
+    if not (home / "state.db").exists():
+        return {}  # nothing taken yet; opening a Store would create the database
+    store = Store(home / "state.db")
+    try:
+        return {doc.original_name: doc for doc in spool_rows.documents(store)}
+    finally:
+        store.close()
+
+
 def states(spool: Spool) -> dict[str, str]:
-    with sqlite3.connect(spool.home / "state.db") as db:
-        return dict(db.execute("SELECT original_name, state FROM documents").fetchall())
+    return {name: doc.state for name, doc in documents(spool.home).items()}
 
 
 def in_progress(spool: Spool) -> int:
-    with sqlite3.connect(spool.home / "state.db") as db:
-        return int(db.execute("SELECT COUNT(*) FROM documents WHERE state IN "
-                              "('processing', 'filing', 'claiming')").fetchone()[0])
+    return sum(doc.state in (PROCESSING, FILING, CLAIMING)
+               for doc in documents(spool.home).values())

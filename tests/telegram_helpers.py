@@ -14,7 +14,7 @@ import pytest
 from tests import pdfgen
 from tests.botapi import BotApi, Sent
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop, states
+from tests.daemonproc import Running, documents, drop, states
 from tests.pdfgen import report
 
 TOKEN = "7000000001:AAH-docagent_secret_Token_0123456789xyz"
@@ -90,9 +90,7 @@ def drop_and_wait(spool: Spool, pdf: Path, state: str, run: Running) -> str:
 
 
 def doc_id(spool: Spool, name: str) -> str:
-    with sqlite3.connect(spool.home / "state.db") as db:
-        return str(db.execute("SELECT id FROM documents WHERE original_name = ?",
-                              (name,)).fetchone()[0])
+    return documents(spool.home)[name].id
 
 
 def outbox(spool: Spool) -> list[dict[str, Any]]:

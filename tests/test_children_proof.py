@@ -9,7 +9,6 @@ goes on taking documents.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from tests import figures, hostile, pdfgen
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop
+from tests.daemonproc import Running, documents, drop
 from tests.pdfgen import report
 from tests.watch import PeakMemory
 
@@ -27,10 +26,8 @@ DAEMON_ALLOWANCE = 384 * MiB  # the daemon itself, and a tool alongside, while t
 
 
 def row(spool: Spool, name: str) -> tuple[str, str | None, str | None] | None:
-    with sqlite3.connect(spool.home / "state.db") as db:
-        found = db.execute("SELECT state, path, reason_kind FROM documents "
-                           "WHERE original_name = ?", (name,)).fetchone()
-    return None if found is None else (found[0], found[1], found[2])
+    found = documents(spool.home).get(name)
+    return None if found is None else (found.state, found.path, found.reason_kind)
 
 
 def decided(spool: Spool, name: str) -> bool:

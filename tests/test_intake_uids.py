@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.spool import Document
 from tests import pdfgen, uids
 from tests.conftest import DOCAGENT, PATIENTS_CSV, base_env
-from tests.daemonproc import Running
+from tests.daemonproc import Running, documents
 
 pytestmark = [pytest.mark.daemon, pytest.mark.proof,
               pytest.mark.skipif(uids.why_not() is not None, reason=str(uids.why_not()))]
@@ -67,12 +68,8 @@ class Site:
             proc.wait(timeout=60)
         return proc
 
-    def row(self, name: str) -> sqlite3.Row | None:
-        with sqlite3.connect(self.home / "state.db") as db:
-            db.row_factory = sqlite3.Row
-            row: sqlite3.Row | None = db.execute(
-                "SELECT * FROM documents WHERE original_name = ?", (name,)).fetchone()
-            return row
+    def row(self, name: str) -> Document | None:
+        return documents(self.home).get(name)
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +130,9 @@ def sha256(path: Path) -> str:
 
 def filed(site: Site, name: str) -> Path | None:
     row = site.row(name)
-    if row is None or row["state"] != "filed":
+    if row is None or row.state != "filed":
         return None
-    return site.home / row["path"]
+    return site.home / row.path
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027], ids=["0644", "0640"])
@@ -153,7 +150,7 @@ def test_a_scanners_file_is_filed_as_docagents_own_copy(site, running, umask) ->
     info = archived.stat()
     assert (info.st_uid, info.st_nlink, stat.S_IMODE(info.st_mode)) == \
         (site.people.daemon.uid, 1, 0o640)
-    assert sha256(archived) == sha256(pdf) == site.row("scan.pdf")["sha256"]
+    assert sha256(archived) == sha256(pdf) == site.row("scan.pdf").sha256
     assert not (site.incoming / "scan.pdf").exists()
 
 
@@ -175,7 +172,7 @@ def test_a_descriptor_kept_by_the_dropper_cannot_change_the_archive(site, runnin
     assert writer.returncode == 0 and "wrote" in said, said
     archived = filed(site, "kept.pdf")
     assert archived is not None
-    assert sha256(archived) == sha256(pdf) == site.row("kept.pdf")["sha256"]
+    assert sha256(archived) == sha256(pdf) == site.row("kept.pdf").sha256
     sidecar = json.loads(archived.with_suffix(".json").read_text(encoding="utf-8"))
     assert sidecar["sha256"] == sha256(archived)
 
@@ -217,18 +214,18 @@ def test_an_unreadable_file_fails_with_its_fix_once_then_files_when_readable(
                 if " ERROR " in line and "private.pdf" in line]
 
     running.wait_for(lambda: (r := site.row("private.pdf")) is not None
-                     and r["state"] == "failed" and bool(error_lines()), 90,
+                     and r.state == "failed" and bool(error_lines()), 90,
                      "private.pdf to be failed, and said at ERROR")
     row = site.row("private.pdf")
-    assert row["reason_kind"] == "no-access"
-    assert "owner root:" in row["reason"] and "mode 0600" in row["reason"]
+    assert row.reason_kind == "no-access"
+    assert "owner root:" in row.reason and "mode 0600" in row.reason
     assert target.exists()  # its bytes could not be taken: it stays where it was dropped
     errors = error_lines()
     assert len(errors) == 1 and "chmod 644" in errors[0], errors
     listed = site.docagent("failed", "list", "--json")
     assert [json.loads(line)["reason_kind"] for line in listed.stdout.splitlines()] == \
         ["no-access"]
-    retry = site.docagent("retry", row["id"])
+    retry = site.docagent("retry", row.id)
     assert retry.returncode == 2 and "taken by itself" in retry.stderr
     time.sleep(3)  # several rescans: still one record, one error line
     assert len(error_lines()) == 1

@@ -25,19 +25,18 @@ from pathlib import Path
 
 import pytest
 
+from agent.spool import Document
 from tests import figures, pdfgen
 from tests.conftest import Spool
-from tests.daemonproc import Running, drop, in_progress
+from tests.daemonproc import Running, documents, drop, in_progress
 from tests.pdfgen import report
 
 pytestmark = [pytest.mark.proof, pytest.mark.daemon]
 TOOLS = ("pdfinfo", "pdftotext", "pdftoppm", "tesseract")
 
 
-def rows(spool: Spool) -> dict[str, sqlite3.Row]:
-    with sqlite3.connect(spool.home / "state.db") as db:
-        db.row_factory = sqlite3.Row
-        return {r["original_name"]: r for r in db.execute("SELECT * FROM documents")}
+def rows(spool: Spool) -> dict[str, Document]:
+    return documents(spool.home)
 
 
 def born_digital(tmp_path: Path, n: int, tag: str) -> list[Path]:
@@ -47,13 +46,13 @@ def born_digital(tmp_path: Path, n: int, tag: str) -> list[Path]:
 
 def all_filed(spool: Spool, names: list[str]) -> bool:
     found = rows(spool)
-    return all(n in found and found[n]["state"] == "filed" for n in names)
+    return all(n in found and found[n].state == "filed" for n in names)
 
 
 def all_decided(spool: Spool, names: list[str]) -> bool:
     """Filed or in review: a poor scan's OCR may leave its name in doubt, never failed."""
     found = rows(spool)
-    return all(n in found and found[n]["state"] in ("filed", "review") for n in names)
+    return all(n in found and found[n].state in ("filed", "review") for n in names)
 
 
 @pytest.mark.ocr
@@ -74,14 +73,14 @@ def test_tesseract_missing_defers_then_recovers(spool: Spool, tmp_path: Path) ->
 
     def deferred() -> bool:
         found = rows(spool)
-        return all(s.name in found and found[s.name]["deferrals"] >= 1 for s in scans)
+        return all(s.name in found and found[s.name].deferrals >= 1 for s in scans)
 
     run.wait_for(deferred, 60, "the scans to be deferred")
     run.wait_for(lambda: all_filed(spool, [text[0].name]), 30, "the text document")
     found = rows(spool)
     for scan in scans:
-        assert found[scan.name]["state"] == "queued"
-        assert found[scan.name]["reason_kind"] == "ocr-engine-missing"
+        assert found[scan.name].state == "queued"
+        assert found[scan.name].reason_kind == "ocr-engine-missing"
     health = spool.health(**path)
     assert not health["tesseract"]["ok"] and "tesseract" in str(health["tesseract"]["detail"])
     assert not health["failures"]["ok"] and "deferred" in str(health["failures"]["detail"])
@@ -234,7 +233,7 @@ def test_sigterm_mid_document_exits_cleanly_and_loses_nothing(spool: Spool,
     code = run.stop(signal.SIGTERM)
     stop_s = time.monotonic() - asked
     assert code == 0, run.output()[-3000:]
-    state = rows(spool)[slow.name]["state"]
+    state = rows(spool)[slow.name].state
     # Finished before exiting, or back in the queue: never left half-way, never failed.
     assert state in ("filed", "review", "queued"), state
     assert spool.files("failed") == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -25,7 +24,7 @@ from agent.stages import inspection
 from agent.stages.parse import parse_document
 from tests import figures, hostile, pdfgen
 from tests.conftest import Spool
-from tests.daemonproc import Running
+from tests.daemonproc import Running, documents
 from tests.pdfgen import report
 from tests.watch import PeakMemory
 
@@ -106,11 +105,9 @@ def build_batch(tmp_path: Path, incoming: Path) -> tuple[Expect, dict[str, Path]
     return expect, outside
 
 
-def rows(spool: Spool) -> dict[str, tuple[str, str, str | None, str | None]]:
-    with sqlite3.connect(spool.home / "state.db") as db:
-        found = db.execute("SELECT original_name, state, path, patient_id, reason_kind "
-                           "FROM documents").fetchall()
-    return {name: (state, path, pid, kind) for name, state, path, pid, kind in found}
+def rows(spool: Spool) -> dict[str, tuple[str, str | None, str | None, str | None]]:
+    return {name: (doc.state, doc.path, doc.patient_id, doc.reason_kind)
+            for name, doc in documents(spool.home).items()}
 
 
 @pytest.mark.proof

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from agent.spool import FINAL_STATES
 from tests import figures, pdfgen
 from tests.botapi import BotApi
 from tests.conftest import Spool
-from tests.daemonproc import Running
+from tests.daemonproc import Running, documents
 from tests.pdfgen import report
 from tests.telegram_helpers import GROUP, STAFF, TOKEN, telegram_env, wait_for_bot
 from tests.watch import PeakMemory, Repeating
@@ -47,9 +48,7 @@ COMMAND_BOUND_S = 1.0
 
 
 def decided(spool: Spool) -> int:
-    with sqlite3.connect(spool.home / "state.db") as db:
-        return int(db.execute("SELECT COUNT(*) FROM documents WHERE state IN "
-                              "('filed', 'review', 'failed')").fetchone()[0])
+    return sum(doc.state in FINAL_STATES for doc in documents(spool.home).values())
 
 
 class HealthSampler(Repeating):

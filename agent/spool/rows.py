@@ -79,6 +79,11 @@ def find(store: Store, prefix: str) -> list[Document]:
     return _documents(store, "id LIKE ? ESCAPE '\\' ORDER BY id", (escaped + "%",))
 
 
+def documents(store: Store) -> list[Document]:
+    """Every document, in the order they arrived."""
+    return _documents(store, "1 ORDER BY received_at, id")
+
+
 def by_state(store: Store, *states: str) -> list[Document]:
     marks = ",".join("?" for _ in states)
     return _documents(store, f"state IN ({marks}) ORDER BY received_at, id", states)
