@@ -14,25 +14,24 @@ from typing import Any
 from agent import disclosure, reasons
 from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.notify.digest_text import render_digest
+from agent.stages.match import Candidate
+from agent.stages.record import Record
 
 
-def _evidence(candidate: Mapping[str, Any]) -> str:
+def _evidence(evidence: Mapping[str, list[str]]) -> str:
     """What agreed and what did not, in a few words: "agrees: last_name, first_name"."""
     parts = []
     for label, key in (("agrees", "agree"), ("differs", "disagree"), ("not read", "missing")):
-        values = candidate.get(key) or []
+        values = evidence.get(key) or []
         if values:
             parts.append(f"{label}: {', '.join(values)}")
-    parts.extend(candidate.get("notes") or [])
+    parts.extend(evidence.get("notes") or [])
     return "; ".join(parts)
 
 
-def _chosen_evidence(payload: Mapping[str, Any]) -> str:
-    chosen = payload.get("patient_id")
-    for c in (payload.get("match") or {}).get("candidates") or []:
-        if c.get("id") == chosen:
-            return f" Evidence: {_evidence(c)}."
-    return ""
+def _chosen_evidence(record: Record) -> str:
+    evidence = record.evidence()
+    return f" Evidence: {_evidence(evidence)}." if evidence else ""
 
 
 def _doubt(payload: Mapping[str, Any]) -> str:
@@ -61,12 +60,12 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = disclosure.FULL)
     if kind == "filed":
         return (f"Filed: {name} ({payload.get('document_type', 'other')}, "
                 f"{payload.get('pages', '?')} p.) under {who}."
-                f"{_chosen_evidence(payload)} [{doc}]")
+                f"{_chosen_evidence(Record.from_json(payload))} [{doc}]")
     if kind in ("resolved", "rematched"):
         decision = payload.get("decision") or {}
         where = f"under {who}" if payload.get("patient") else "as unassigned"
         return (f"Filed {where} by {decision.get('by', '?')}: {name}."
-                f"{_chosen_evidence(payload)} [{doc}]")
+                f"{_chosen_evidence(Record.from_json(payload))} [{doc}]")
     if kind == "review":
         candidates = (payload.get("match") or {}).get("candidates") or []
         why = reasons.of_payload(payload).text(phi)
@@ -74,7 +73,8 @@ def render(kind: str, payload: Mapping[str, Any], *, phi: str = disclosure.FULL)
         lines = [f"Needs a decision: {name} — read: {read}. "
                  f"Why: {why}.{_doubt(payload)} [{doc}]"]
         for c in candidates[:3]:
-            lines.append(f"  candidate: {disclosure.person(c, phi)} — {_evidence(c)}")
+            lines.append(f"  candidate: {disclosure.person(c, phi)} — "
+                         f"{_evidence(Candidate.from_dict(c).evidence())}")
         lines.append(f"  decide: docagent review resolve {doc} PATIENT_ID (or --none)")
         return "\n".join(lines)
     if kind == "failed":
