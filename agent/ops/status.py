@@ -87,7 +87,7 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
         "last_activity": last,
         "outbox_pending": outbox[0],
         "patients": count_patients(store),
-        # Added with issue 7.
+        # The figures by day and by outcome, with what waits longest and what was filed last.
         "day": today.isoformat(),
         "outcomes": {k: {"today": todays[k], "total": totals[k]} for k in OUTCOMES},
         "oldest_waiting": oldest,
