@@ -15,13 +15,14 @@ whose letters (accents and case as printed) are what gets returned.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 
 from agent.names import FIRST_NAME_PARTICLES, PARTICLES
+from agent.stages import roles
+from agent.stages.lines import Line, clean, fold_aligned, letters_key, snippet, split_lines
+from agent.stages.roles import STAFF_WORD
 
 DOCUMENT_TYPES = (
     "lab-result",
@@ -32,7 +33,6 @@ DOCUMENT_TYPES = (
     "other",
 )
 
-SNIPPET_CHARS = 120
 MIN_YEAR = 1880
 MAX_YEAR = 2100
 MAX_NAME_WORDS = 8
@@ -74,68 +74,6 @@ class ParsedFields:
             "document_type_evidence": self.document_type_evidence,
         }
 
-
-# --------------------------------------------------------------------------------------------
-# Text preparation
-# --------------------------------------------------------------------------------------------
-
-# OCR and PDF text layers spell one apostrophe, hyphen or space many ways; names and labels
-# are matched with one of each.
-_TRANSLATE = str.maketrans({
-    "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'", "`": "'", "\u2032": "'",
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u00ad": "",
-    "\t": " ", "\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u2009": " ", "\u200a": " ",
-    "\u2002": " ", "\u2003": " ", "\u3000": " ",
-})
-
-
-def _clean(raw: str) -> str:
-    text = unicodedata.normalize("NFC", raw).translate(_TRANSLATE)
-    return "".join(ch if ch.isprintable() else " " for ch in text).rstrip()
-
-
-@lru_cache(maxsize=8192)
-def _fold_char(ch: str) -> str:
-    base = unicodedata.normalize("NFD", ch)[:1] or ch
-    low = base.lower()
-    # A few characters lower-case to two ("İ"); keeping one keeps positions aligned.
-    return low if len(low) == 1 else base
-
-
-def _fold(text: str) -> str:
-    return "".join(_fold_char(ch) for ch in text)
-
-
-def _key(text: str) -> str:
-    """Letters only, folded: how two spellings of one name are compared."""
-    return "".join(ch for ch in _fold(text).replace("œ", "oe") if ch.isalpha())
-
-
-@dataclass(frozen=True)
-class _Line:
-    index: int  # position in the whole document, for "same line" and "next line"
-    page: int
-    text: str
-    fold: str
-
-
-def _lines(pages: Sequence[str]) -> list[_Line]:
-    out: list[_Line] = []
-    for page_number, page in enumerate(pages, start=1):
-        for raw in str(page).splitlines():
-            text = _clean(raw)
-            out.append(_Line(len(out), page_number, text, _fold(text)))
-    return out
-
-
-def _snippet(line: _Line, at: int = 0) -> str:
-    text = " ".join(line.text.split())
-    if len(text) <= SNIPPET_CHARS:
-        return text
-    # A long line (OCR merging columns) is cut around what was read, not just at its start.
-    start = len(" ".join(line.text[:at].split()))
-    start = max(0, min(start - 30, len(text) - SNIPPET_CHARS))
-    return text[start:start + SNIPPET_CHARS].strip()
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +144,7 @@ def parse_date(text: str) -> date | None:
     The whole text must be the date (surrounding spaces, brackets and punctuation aside):
     "né le 12/03/1961" is a sentence, not a date expression.
     """
-    folded = _fold(_clean(text)).strip(" .,;:()[]")
+    folded = fold_aligned(clean(text)).strip(" .,;:()[]")
     m = _DATE_RE.fullmatch(folded)
     return _to_date(m) if m else None
 
@@ -303,38 +241,6 @@ _OTHER_NAME_BEFORE = re.compile(
     r"|dossier|transport|regime|mode|classe|groupe)(?:'s)?(?:\s+(?:de|du|des|d'|of))?\s*$"
 )
 
-# People and places that are never the patient. A line that starts with one of these is about
-# the prescriber, the lab or the hospital; a name read there would be theirs.
-_STAFF = (
-    r"dr\.?|docteur|doctor|doct\.?|pr\.?|professeur|prof\.?|prescripteur|prescriber|medecins?"
-    r"|physician|laboratoires?|laboratory|labo|lab|hopital|hospital|clinique|clinic|centre"
-    r"|center|service|cabinet|referring\s+physician|ordered\s+by|signed\s+by|requested\s+by"
-    r"|referred\s+by|authori[sz]ed\s+by|biologistes?|radiologues?|radiologist|consultant"
-    r"|etablissement|chu|infirmiere?|nurse"
-)
-_STAFF_WORD = re.compile(rf"(?<![a-z0-9])(?:{_STAFF})(?![a-z0-9])")
-_STAFF_LINE = re.compile(rf"^[^a-z0-9]*(?:{_STAFF})(?![a-z0-9])")
-# A heading alone on its line, in capitals or ending in a colon ("MÉDECIN TRAITANT",
-# "Prescripteur :"), opens a block about someone else: the "Nom :" lines under it are not the
-# patient's, until a blank line, a patient heading or STAFF_BLOCK_LINES lines. A doctor's own
-# name line ("Dr Pierre MARTIN") or specialty ("Médecin généraliste") is not such a heading.
-STAFF_BLOCK_LINES = 4
-_STAFF_HEADING = re.compile(
-    r"^[^a-z0-9]*(?:medecins?|prescripteur|prescriber|physician|referring\s+physician"
-    r"|biologistes?|radiologues?|radiologist|consultant|ordered\s+by|requested\s+by"
-    r"|referred\s+by|correspondants?)(?:\s+[a-z'\-]+){0,2}\s*:?\s*$"
-)
-# Lines about someone else the document names with the patient: a parent, a spouse, the
-# insured person. Their names and birth dates are theirs.
-_OTHER_PERSON_LINE = re.compile(
-    r"^[^a-z0-9]*(?:mere|pere|conjoint|epoux|assure(?:e|\s*\(\s*e\s*\))?|parents?|tuteur"
-    r"|tutrice|representant\s+legal|personne\s+a\s+prevenir|mother|father|spouse|guardian"
-    r"|next\s+of\s+kin|insured|policy\s*holder)(?![a-z0-9])"
-)
-_PATIENT_HEADING = re.compile(
-    r"^[^a-z0-9]*(?:patiente?|patient\s*\(\s*e\s*\)|identite(?:\s+du\s+patient)?"
-    r"|patient\s+(?:information|details|identification))\s*:?\s*$"
-)
 
 
 @dataclass(frozen=True)
@@ -349,7 +255,7 @@ class _Label:
     nee_name: tuple[int, int] | None  # span of the maiden name inside "née X le"
 
 
-def _labels(line: _Line, staff_context: bool, other_person: bool = False) -> list[_Label]:
+def _labels(line: Line, staff_context: bool, other_person: bool = False) -> list[_Label]:
     """The labels on a line that are taken as labels, each with the span of its value.
 
     A name label with no colon counts only at the start of the line (or of a column), or after
@@ -378,7 +284,7 @@ def _labels(line: _Line, staff_context: bool, other_person: bool = False) -> lis
         if kind in ("last", "full") and m.group().strip() in ("nom", "name"):
             other = _OTHER_NAME_FIELD.match(line.text, m.end())
             if other and (other.group("w").islower()
-                          or _STAFF_WORD.match(fold, other.start("w"))):
+                          or STAFF_WORD.match(fold, other.start("w"))):
                 kind, rule = "other", ""
         if rule == "label:patient":
             patient_seen = True
@@ -432,7 +338,7 @@ class _Tok:
 
     @property
     def fold(self) -> str:
-        return _fold(self.text).rstrip(".")
+        return fold_aligned(self.text).rstrip(".")
 
     @property
     def particle(self) -> bool:
@@ -460,7 +366,7 @@ class _NameRead:
     title: str  # "mme", "mr"... or ""
 
 
-def _tokens(line: _Line, pos: int, end: int, strict: bool) -> tuple[list[_Tok], int, bool]:
+def _tokens(line: Line, pos: int, end: int, strict: bool) -> tuple[list[_Tok], int, bool]:
     """Name words from pos; (words, where they stop, True if prose followed them)."""
     text, fold = line.text, line.fold
     tokens: list[_Tok] = []
@@ -486,7 +392,7 @@ def _tokens(line: _Line, pos: int, end: int, strict: bool) -> tuple[list[_Tok], 
     return tokens, pos, False
 
 
-def _read_name(line: _Line, start: int, end: int, strict: bool) -> _NameRead | None:
+def _read_name(line: Line, start: int, end: int, strict: bool) -> _NameRead | None:
     """The name written from start to end, as words; None if it is not a name."""
     fold = line.fold
     lead = _VALUE_LEAD.match(fold, start, end)
@@ -639,27 +545,27 @@ _ENGLISH_WORDS = frozenset({
 })
 
 
-def _looks_french(lines: Sequence[_Line]) -> bool:
+def _looks_french(lines: Sequence[Line]) -> bool:
     words = re.findall(r"[a-z]+", " ".join(line.fold for line in lines))
     french = sum(1 for w in words if w in _FRENCH_WORDS)
     english = sum(1 for w in words if w in _ENGLISH_WORDS)
     return french >= english
 
 
-def _found(value: str, line: _Line, at: int, rule: str) -> Found:
-    return Found(value, line.page, _snippet(line, at), rule)
+def _found(value: str, line: Line, at: int, rule: str) -> Found:
+    return Found(value, line.page, snippet(line, at), rule)
 
 
-def _name_found(tokens: Sequence[_Tok], line: _Line, rule: str, surname: bool = False
+def _name_found(tokens: Sequence[_Tok], line: Line, rule: str, surname: bool = False
                 ) -> Found | None:
     value = _words(tokens)
     # A surname of one letter is an initial or an OCR speck; it identifies nobody.
-    if not value or (surname and len(_key(value)) < 2):
+    if not value or (surname and len(letters_key(value)) < 2):
         return None
     return _found(value, line, tokens[0].start, rule)
 
 
-def _value_line(lines: Sequence[_Line], line: _Line) -> _Line | None:
+def _value_line(lines: Sequence[Line], line: Line) -> Line | None:
     """The next non-empty line on the page, when a bare label's value went there."""
     for nxt in lines[line.index + 1:line.index + 3]:
         if nxt.page != line.page:
@@ -669,7 +575,7 @@ def _value_line(lines: Sequence[_Line], line: _Line) -> _Line | None:
     return None
 
 
-def _read_labels(lines: Sequence[_Line], line: _Line, labels: list[_Label], french: bool,
+def _read_labels(lines: Sequence[Line], line: Line, labels: list[_Label], french: bool,
                  reading: _Reading) -> None:
     for n, label in enumerate(labels):
         source, start, end = line, label.value_start, label.value_end
@@ -749,12 +655,12 @@ def _read_labels(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
                 reading.extra_first.append(extra)
 
 
-def _label_at_start(line: _Line) -> bool:
+def _label_at_start(line: Line) -> bool:
     m = _LABEL_RE.search(line.fold)
     return m is not None and not any(ch.isalnum() for ch in line.fold[:m.start()])
 
 
-def _read_titles(lines: Sequence[_Line], line: _Line, labels: list[_Label], french: bool,
+def _read_titles(lines: Sequence[Line], line: Line, labels: list[_Label], french: bool,
                  reading: _Reading) -> None:
     """"Mme DUPONT Marie, née le ...": a title names the patient when a birth date follows."""
     if any(label.kind in _NAME_KINDS for label in labels):
@@ -775,7 +681,7 @@ def _read_titles(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
             return
         birth_end = len(line.fold)
     # Staff words anywhere before the birth date: this line is about a doctor or a place.
-    if _STAFF_WORD.search(line.fold, 0, birth_end):
+    if STAFF_WORD.search(line.fold, 0, birth_end):
         return
     titles = list(_TITLE.finditer(line.fold, 0, birth_start))
     for tm in reversed(titles):  # the title nearest the birth date names the person born
@@ -797,25 +703,15 @@ def _read_titles(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
 _DATELINE_LE = re.compile(r"[^a-z0-9]*(?:[a-z][a-z' \-]{0,40},\s*)?le\s+")
 
 
-def _read(lines: Sequence[_Line]) -> _Reading:
+def _read(lines: Sequence[Line]) -> _Reading:
     reading = _Reading()
     french = _looks_french(lines)
-    staff_block = 0  # lines left in a block headed "MÉDECIN TRAITANT"
-    for line in lines:
+    for line, context in zip(lines, roles.contexts(lines), strict=True):
         if not line.text.strip():
-            staff_block = 0
             continue
-        staff_block = max(0, staff_block - 1)
-        if _PATIENT_HEADING.match(line.fold):
-            staff_block = 0
-        elif _STAFF_HEADING.match(line.fold) and (
-                line.fold.rstrip().endswith(":") or not any(ch.islower() for ch in line.text)):
-            staff_block = STAFF_BLOCK_LINES + 1
-        staff_led = _STAFF_LINE.match(line.fold) is not None
-        other_person = _OTHER_PERSON_LINE.match(line.fold) is not None
-        labels = _labels(line, staff_led or staff_block > 0, other_person)
+        labels = _labels(line, context.staff_led or context.staff_block, context.other_person)
         _read_labels(lines, line, labels, french, reading)
-        if not staff_led and not other_person:
+        if not context.staff_led and not context.other_person:
             _read_titles(lines, line, labels, french, reading)
         # "Le 12/03/2024", "Paris, le 12 mars 2024": the date a letter is written.
         m = _DATELINE_LE.match(line.fold)
@@ -828,20 +724,21 @@ def _read(lines: Sequence[_Line]) -> _Reading:
 
 
 def _distinct(found: Sequence[Found]) -> int:
-    return len({_key(f.value) for f in found})
+    return len({letters_key(f.value) for f in found})
 
 
 def _keys(person: _Person) -> set[str]:
-    return {_key(f.value) for f in (person.last, person.first, person.birth) if f is not None}
+    return {letters_key(f.value) for f in (person.last, person.first, person.birth)
+            if f is not None}
 
 
 def _compatible(a: _Person, b: _Person) -> bool:
     """Could these two readings be one person (same names, maybe in the other order)?"""
     ka, kb = _keys(a), _keys(b)
-    if _key(a.last.value) not in kb and _key(b.last.value) not in ka:
+    if letters_key(a.last.value) not in kb and letters_key(b.last.value) not in ka:
         return False
     if a.first is not None and b.first is not None:
-        return _key(a.first.value) in kb or _key(b.first.value) in ka
+        return letters_key(a.first.value) in kb or letters_key(b.first.value) in ka
     return True
 
 
@@ -894,7 +791,7 @@ def _birth_date(reading: _Reading) -> Found | None:
     return valid[0]
 
 
-def _document_date(lines: Sequence[_Line], reading: _Reading,
+def _document_date(lines: Sequence[Line], reading: _Reading,
                    birth: Found | None) -> Found | None:
     # Dates of the examination or sample (tier 1) say what the document is about; print and
     # signature dates (tier 2) only when there is none.
@@ -976,7 +873,7 @@ TITLE_WEIGHT = 3
 EARLY_LINES = 15
 
 
-def _is_title(line: _Line, early: bool) -> bool:
+def _is_title(line: Line, early: bool) -> bool:
     letters = [ch for ch in line.text if ch.isalpha()]
     if len(letters) >= 4 and not any(ch.islower() for ch in letters):
         return True  # a heading in capitals: "COMPTE RENDU D'ANALYSES", "ORDONNANCE"
@@ -984,7 +881,7 @@ def _is_title(line: _Line, early: bool) -> bool:
     return early and 0 < len(words) <= 4 and not re.search(r"[0-9:]", line.text)
 
 
-def _document_type(lines: Sequence[_Line]) -> tuple[str, str]:
+def _document_type(lines: Sequence[Line]) -> tuple[str, str]:
     """The type with the most distinct keywords, a keyword in a heading counting three times.
 
     Counting distinct keywords, not occurrences, keeps one word repeated down a page (each
@@ -1020,7 +917,7 @@ def _document_type(lines: Sequence[_Line]) -> tuple[str, str]:
 
 def parse_document(pages: Sequence[str]) -> ParsedFields:
     """Read the patient, the dates and the type from each page's text (page 1 first)."""
-    lines = _lines(pages)
+    lines = split_lines(pages)
     reading = _read(lines)
     names = _names(reading)
     last, first, birth_name = names or (None, None, None)
