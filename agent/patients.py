@@ -14,11 +14,11 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar, cast
 
 from agent.logs import escape
 from agent.names import name_key, record_keys
@@ -306,18 +306,30 @@ class KeyPool:
 
 
 _cache_lock = threading.Lock()
-_key_cache: dict[str, tuple[str | None, KeyPool]] = {}
+_caches: dict[tuple[str, str], tuple[str | None, Any]] = {}
+T = TypeVar("T")
+
+
+def cached(store: Store, name: str, build: Callable[[Store], T]) -> T:
+    """What `build` makes of the directory, made again only when an import changes it (the
+    daemon runs for months, the directory changes a few times a week)."""
+    version = store.get_meta(DIRECTORY_VERSION)
+    cache_id = (str(store.path), name)
+    with _cache_lock:
+        hit = _caches.get(cache_id)
+        if hit is not None and hit[0] == version:
+            return cast(T, hit[1])
+    value = build(store)
+    with _cache_lock:
+        _caches[cache_id] = (version, value)
+    return value
 
 
 def key_pool(store: Store) -> KeyPool:
-    """Cached until an import changes the directory (the daemon runs for months, the
-    directory changes a few times a week)."""
-    version = store.get_meta(DIRECTORY_VERSION)
-    cache_id = str(store.path)
-    with _cache_lock:
-        cached = _key_cache.get(cache_id)
-        if cached is not None and cached[0] == version:
-            return cached[1]
+    return cached(store, "key_pool", _build_key_pool)
+
+
+def _build_key_pool(store: Store) -> KeyPool:
     rows = store.read("SELECT DISTINCT key FROM patient_keys WHERE kind != 'loose'")
     first: dict[str, list[str]] = {}
     last: dict[str, list[str]] = {}
@@ -325,11 +337,8 @@ def key_pool(store: Store) -> KeyPool:
         key = str(row[0])
         first.setdefault(key[0], []).append(key)
         last.setdefault(key[-1], []).append(key)
-    pool = KeyPool({k: tuple(v) for k, v in first.items()},
+    return KeyPool({k: tuple(v) for k, v in first.items()},
                    {k: tuple(v) for k, v in last.items()})
-    with _cache_lock:
-        _key_cache[cache_id] = (version, pool)
-    return pool
 
 
 def get(store: Store, patient_id: str) -> Patient | None:
@@ -339,3 +348,17 @@ def get(store: Store, patient_id: str) -> Patient | None:
 
 def count(store: Store) -> int:
     return int(store.read("SELECT COUNT(*) FROM patients")[0][0])
+
+
+def name_pairs(store: Store) -> dict[str, frozenset[str]]:
+    """Every name key that can agree (last, birth or usage name), with the first-name keys
+    of the people who bear it: how the directory's people are found in a text."""
+    return cached(store, "name_pairs", _build_name_pairs)
+
+
+def _build_name_pairs(store: Store) -> dict[str, frozenset[str]]:
+    pairs: dict[str, set[str]] = {}
+    for row in store.read("SELECT DISTINCT key, first_key FROM patient_keys"
+                          " WHERE kind != 'loose'"):
+        pairs.setdefault(str(row[0]), set()).add(str(row[1]))
+    return {key: frozenset(firsts) for key, firsts in pairs.items()}

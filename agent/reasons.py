@@ -97,6 +97,12 @@ _PLAIN: dict[str, Sentence] = {
                                       "birth date to confirm"),
     "homonyms": lambda p: (f"{int(p['count'])} patients share this name and the birth date "
                            "does not tell them apart"),
+    "several-patients": lambda p: (f"{int(p['count'])} different patients are named on the "
+                                   "document as its patient"),
+    "named-as-other": lambda p: (f"the name read as the patient's is also named as the "
+                                 f"{p['role']} on the document"),
+    "spotted-unconfirmed": lambda p: ("the name was found in the text with nothing saying it "
+                                      "is the patient's, and no birth date confirms it"),
     "one-agrees": lambda p: f"one patient agrees on {_fields(p, 'fields')}",
     "filed-by": lambda p: f"filed by {p['who']}",
     "unassigned-by": lambda p: f"kept unassigned by {p['who']}",

@@ -375,7 +375,8 @@ def test_as_dict_is_json_ready() -> None:
     assert data["document_type"] == "lab-result"
     assert data["document_type_evidence"] == "laboratoire"
     assert set(data) == {"last_name", "first_name", "birth_name", "birth_date",
-                         "document_date", "document_type", "document_type_evidence"}
+                         "document_date", "document_type", "document_type_evidence", "people",
+                         "hints"}
     empty = ParsedFields(None, None, None, None, "other", "")
     assert json.loads(json.dumps(empty.as_dict()))["last_name"] is None
 

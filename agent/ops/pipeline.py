@@ -24,9 +24,16 @@ from agent.logs import document_context, get_logger
 from agent.patients import get as get_patient
 from agent.spool import FAILED, FILED, REVIEW, Document, Placement, pdf_stem, safe_name
 from agent.stages import inspection, ocr
+from agent.stages.identify import read_fields
 from agent.stages.match import match
-from agent.stages.parse import ParsedFields, parse_document
-from agent.stages.record import PageSource, Record, identity_confidence, name_confidence
+from agent.stages.parse import ParsedFields
+from agent.stages.record import (
+    PAGE_BREAK,
+    PageSource,
+    Record,
+    identity_confidence,
+    name_confidence,
+)
 from agent.store import Store, now_iso
 
 log = get_logger("pipeline")
@@ -81,7 +88,7 @@ def _read(settings: Settings, store: Store, doc: Document) -> Placement:
     timer.lap("text")
     if sum(ocr.letters(p.text) for p in pages) < MIN_DOCUMENT_LETTERS:
         raise Unreadable("no text could be read on any page", stage="text")
-    fields = parse_document([p.text for p in pages])
+    fields = read_fields(store, [p.text for p in pages])
     timer.lap("parse")
     sources = tuple(PageSource(p.number, p.source, p.confidence, p.dpi, p.seconds,
                                p.cpu_seconds) for p in pages)
@@ -99,7 +106,7 @@ def _read(settings: Settings, store: Store, doc: Document) -> Placement:
         text_source=ocr.text_source(pages), page_sources=sources,
         identity_confidence=identity_confidence(fields, sources),
     )
-    text = "\n\f".join(p.text for p in pages)
+    text = PAGE_BREAK.join(p.text for p in pages)
     stem = f"{_date_part(fields, doc)}_{fields.document_type}_{pdf_stem(doc.original_name)}"
     if decision.outcome == FILED and decision.patient_id:
         folder = settings.done / decision.patient_id

@@ -1,9 +1,11 @@
 """When the directory changes, documents waiting in review are matched again.
 
 A document that went to review because its patient was not in the directory yet ("no patient
-named ...") files itself once an import adds that patient. Only the stored fields are used (the
-text is never read again), with the same rule and the same OCR-confidence threshold as the
-pipeline; a document that still does not have exactly one agreeing record stays in review.
+named ...") files itself once an import adds that patient. The text kept beside it is searched
+again for the directory's people (a name in a letter is only found once its person is in the
+directory); the PDF is never read again. The same rule and the same OCR-confidence threshold as
+the pipeline apply; a document that still does not have exactly one agreeing record stays in
+review.
 Filing goes through the same placement path as a person's decision, audited and announced.
 """
 
@@ -18,8 +20,9 @@ from agent.ops.decisions import Decision, file_from_review
 from agent.patients import get as get_patient
 from agent.reasons import Reason
 from agent.spool import REVIEW, Document
+from agent.stages.identify import read_fields
 from agent.stages.match import match
-from agent.stages.record import Record, parsed_fields
+from agent.stages.record import PAGE_BREAK, Record, name_confidence, parsed_fields
 from agent.store import Store
 
 log = get_logger("rematch")
@@ -45,10 +48,12 @@ def rematch_review(settings: Settings, store: Store) -> RematchReport:
 
 def _rematch_one(settings: Settings, store: Store, doc: Document) -> Decision | None:
     record = Record.from_json(doc.result)
-    # Only what was read is used (the text is never read again), with the confidence the names
-    # were read with: a record stored before the threshold existed is held to it too.
-    fields = record.fields or parsed_fields({})
-    outcome = match(store, fields, name_confidence=record.name_confidence,
+    text = spool.text_of(settings, doc).decode("utf-8", "replace")
+    fields = read_fields(store, text.split(PAGE_BREAK)) if text else \
+        record.fields or parsed_fields({})
+    # The confidence the names were read with, from the pages as kept: a record stored
+    # before the threshold existed is held to it too.
+    outcome = match(store, fields, name_confidence=name_confidence(fields, record.page_sources),
                     min_name_confidence=settings.min_name_confidence)
     if outcome.outcome != "filed" or outcome.patient_id is None:
         return None

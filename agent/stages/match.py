@@ -11,7 +11,11 @@ The rule, in order (README: "When it files by itself, and when it asks"):
 3. exactly one record agrees on last name (its last, birth or usage name, particles and all)
    and first name, and no field read disagrees with it;
 4. where two or more records share that name, the birth date must agree;
-5. names that agree only the other way round ("Prénom NOM") need the birth date to agree.
+5. names that agree only the other way round ("Prénom NOM") need the birth date to agree;
+6. a name found in the text (`agent.stages.spot`) is held to the same rules, and besides:
+   another directory person standing as the patient on the same document sends it to a person;
+   the name read as the patient's also standing as a clinician or a companion does too; and a
+   name found with nothing around it saying it is the patient's needs its birth date to agree.
 
 Suggestions (`agent.stages.suggest`) are computed for review documents only, after the decision,
 and can never change it.
@@ -28,8 +32,8 @@ from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.names import is_initial, loose_keys, name_key, record_keys
 from agent.patients import Patient, by_keys
 from agent.reasons import Reason
-from agent.stages import suggest
-from agent.stages.parse import ParsedFields
+from agent.stages import roles, suggest
+from agent.stages.parse import Found, NamedPerson, ParsedFields
 from agent.store import Store
 
 MatchOutcome = Literal["filed", "review"]  # the outcomes a match can decide
@@ -223,6 +227,15 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     if name_confidence is not None and name_confidence < min_name_confidence:
         return result("review", None, Reason.of("low-confidence", confidence=name_confidence,
                                                 threshold=min_name_confidence), found)
+    rivals = _rivals(fields)
+    if rivals:
+        for person in rivals:
+            found.update(_agreeing(store, person.last.value, person.first.value, birth))
+        return result("review", None, Reason.of("several-patients", count=len(rivals) + 1),
+                      found)
+    elsewhere = _named_elsewhere(fields)
+    if elsewhere is not None:
+        return result("review", None, Reason.of("named-as-other", role=elsewhere), found)
     if not found:
         return result("review", None, Reason.of("no-such-patient", last_name=last,
                                                 first_name=first), found)
@@ -238,8 +251,55 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
         return result("review", None, Reason.of("swapped-unconfirmed"), found)
     if len(named) > 1 and "birth_date" not in chosen.agree:
         return result("review", None, Reason.of("homonyms", count=len(named)), found)
+    spotted = fields.chosen
+    if spotted is not None and spotted.role == roles.UNKNOWN and "birth_date" not in chosen.agree:
+        return result("review", None, Reason.of("spotted-unconfirmed"), found)
     return result("filed", chosen.patient.id,
                   Reason.of("one-agrees", fields=list(chosen.agree)), found)
+
+
+def _same_person(person: NamedPerson, last: Found, first: Found | None) -> bool:
+    """The same names, in either order."""
+    names = {name_key(person.last.value), name_key(person.first.value)}
+    read = {name_key(last.value)} | ({name_key(first.value)} if first else set())
+    return read <= names
+
+
+def _rivals(fields: ParsedFields) -> list[NamedPerson]:
+    """Other directory people standing as the patient: those named as patients, and, when
+    the names came from a name found with no cue, those found with none either."""
+    if fields.last_name is None:
+        return []
+    chosen = fields.chosen
+    standing = {roles.PATIENT} | ({roles.UNKNOWN} if chosen is not None and
+                                  chosen.role == roles.UNKNOWN else set())
+    rivals: dict[tuple[str, str], NamedPerson] = {}
+    for person in fields.people:
+        if person.role in standing and not _same_person(person, fields.last_name,
+                                                        fields.first_name):
+            rivals.setdefault((name_key(person.last.value), name_key(person.first.value)),
+                              person)
+    return list(rivals.values())
+
+
+def _named_elsewhere(fields: ParsedFields) -> str | None:
+    """The role in which the patient's name also stands on the document, if not a patient's:
+    a referring doctor who is a patient of the practice signs his letters."""
+    if fields.last_name is None:
+        return None
+    for person in fields.people:
+        if person.role in (roles.CLINICIAN, roles.COMPANION) and \
+                _same_person(person, fields.last_name, fields.first_name):
+            return person.role
+    return None
+
+
+def _agreeing(store: Store, last: str, first: str, birth: str | None) -> dict[str, Candidate]:
+    """The records that agree on both of these names, with their evidence."""
+    read = _Read(frozenset({name_key(last)}), first, birth, None,
+                 last_loose=frozenset(loose_keys(last)))
+    return {pid: _compare(hit.patient, read, swapped=False)
+            for pid, hit in by_keys(store, read.last_keys, first_key=name_key(first)).items()}
 
 
 def _with_suggestions(store: Store, read: _Read, last: str,

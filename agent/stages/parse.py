@@ -51,6 +51,18 @@ class Found:
 
 
 @dataclass(frozen=True)
+class NamedPerson:
+    """A directory person's names standing together in the text, and the part they play."""
+
+    last: Found
+    first: Found
+    role: str  # patient | clinician | companion | unknown (agent.stages.roles)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"last": self.last.as_dict(), "first": self.first.as_dict(), "role": self.role}
+
+
+@dataclass(frozen=True)
 class ParsedFields:
     last_name: Found | None
     first_name: Found | None
@@ -59,6 +71,18 @@ class ParsedFields:
     document_type: str  # one of DOCUMENT_TYPES
     document_type_evidence: str  # the keyword that decided it, "" for "other"
     birth_name: Found | None = None  # maiden name ("née X") when one was read
+    # The directory's people found in the text, each with the part it plays there (see
+    # agent.stages.spot); the names above are one of them when no label named the patient.
+    people: tuple[NamedPerson, ...] = ()
+    # Name-like words where a patient is named (after "Mme", "je vous adresse", under a
+    # "NOM PRÉNOM" header) that are nobody in the directory: they rank suggestions, no more.
+    hints: tuple[Found, ...] = ()
+
+    @property
+    def chosen(self) -> NamedPerson | None:
+        """The person found in the text whose names these are; None when a label gave them."""
+        return next((p for p in self.people
+                     if p.last == self.last_name and p.first == self.first_name), None)
 
     def as_dict(self) -> dict[str, object]:
         def one(found: Found | None) -> dict[str, object] | None:
@@ -72,6 +96,8 @@ class ParsedFields:
             "document_date": one(self.document_date),
             "document_type": self.document_type,
             "document_type_evidence": self.document_type_evidence,
+            "people": [p.as_dict() for p in self.people],
+            "hints": [h.as_dict() for h in self.hints],
         }
 
 
@@ -917,7 +943,11 @@ def _document_type(lines: Sequence[Line]) -> tuple[str, str]:
 
 def parse_document(pages: Sequence[str]) -> ParsedFields:
     """Read the patient, the dates and the type from each page's text (page 1 first)."""
-    lines = split_lines(pages)
+    return parse_lines(split_lines(pages))
+
+
+def parse_lines(lines: Sequence[Line]) -> ParsedFields:
+    """What the labels and titles of these lines say (`parse_document` on split lines)."""
     reading = _read(lines)
     names = _names(reading)
     last, first, birth_name = names or (None, None, None)

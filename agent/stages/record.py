@@ -20,9 +20,10 @@ from typing import Any
 from agent.patients import Patient
 from agent.reasons import Reason, of_payload
 from agent.stages.match import Candidate, MatchResult
-from agent.stages.parse import Found, ParsedFields
+from agent.stages.parse import Found, NamedPerson, ParsedFields
 
 FAILED = "failed"
+PAGE_BREAK = "\n\f"  # between pages in the text kept beside a document
 
 
 @dataclass(frozen=True)
@@ -233,4 +234,15 @@ def parsed_fields(raw: Mapping[str, Any]) -> ParsedFields:
         document_type=str(raw.get("document_type") or "other"),
         document_type_evidence=str(raw.get("document_type_evidence") or ""),
         birth_name=_found(raw.get("birth_name")),
+        people=tuple(person for p in raw.get("people") or [] if (person := _person(p))),
+        hints=tuple(hint for h in raw.get("hints") or [] if (hint := _found(h))),
     )
+
+
+def _person(raw: Any) -> NamedPerson | None:
+    if not isinstance(raw, Mapping):
+        return None
+    last, first = _found(raw.get("last")), _found(raw.get("first"))
+    if last is None or first is None:
+        return None
+    return NamedPerson(last, first, str(raw.get("role") or ""))

@@ -76,3 +76,106 @@ def contexts(lines: Sequence[Line]) -> list[LineContext]:
         out.append(LineContext(STAFF_LINE.match(line.fold) is not None, staff_block > 0,
                                OTHER_PERSON_LINE.match(line.fold) is not None))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The role of a name found in free text
+# --------------------------------------------------------------------------------------------
+
+PATIENT, CLINICIAN, COMPANION, UNKNOWN = "patient", "clinician", "companion", "unknown"
+
+# A title right before a name makes it a clinician's: "Dr Pierre MARTIN", "Pr. EL IDRISSI",
+# "IDE Sophie LEGRAND". Only right before: "à la demande du Dr MARTIN, Mme Fatima EL AMRANI"
+# names one clinician and one patient.
+CLINICIAN_TITLE = re.compile(
+    r"(?<![a-z0-9])(?:dr|docteur|doctor|doct|pr|professeur|prof|ide|iade|ibode"
+    r"|sage[\s-]femme|infirmiere?|kinesitherapeute|kine)\.?[\s,:]*$"
+)
+# Phrases after which the next name written is a clinician's, a companion's or the
+# patient's: a cue speaks for the first name after it, so a name met in between ends it.
+_CUES: tuple[tuple[str, str, str], ...] = (
+    (CLINICIAN, "clinician", r"prescripteur|prescriber|prescrit\s+par|prescribed\s+by"
+     r"|medecins?(?:\s+(?:traitant|prescripteur|demandeur|referent|correspondant))?"
+     r"|biologistes?|radiologues?|radiologist|interne|chef\s+de\s+(?:clinique|service)"
+     r"|(?:signe|valide|redige|dicte|adresse|envoye|demande)e?s?\s+par"
+     r"|de\s+la\s+part\s+du?|referred\s+by|ordered\s+by|requested\s+by|signed\s+by"
+     r"|reported\s+by|dictated\s+by|authori[sz]ed\s+by|consultant|physician|gp|nurse"
+     r"|correspondants?|copie\s+a|cc|confrere|consoeur|colleague|operateur|anesthesiste"
+     r"|cardiologue|pediatre|gynecologue|chirurgien|surgeon"),
+    (COMPANION, "companion", r"mere|pere|maman|papa|parents?|accompagnee?s?\s+(?:de|par)"
+     r"|(?:epouse|epoux|mari|veuve|veuf|fils|fille|frere|soeur)\s+de|conjointe?"
+     r"|tuteur|tutrice|representant\s+legal|personne\s+a\s+prevenir|assuree?"
+     r"|mother|father|mum|dad|accompanied\s+by|(?:wife|husband|son|daughter)\s+of"
+     r"|guardian|next\s+of\s+kin|insured|policy\s*holder"),
+    (PATIENT, "patient", r"patiente?s?|nom\s+(?:du|de\s+la)\s+patiente?|identite|enfant|bebe"
+     r"|nourrisson|(?:objet|re|ref|subject)\s*:|concerne|concernant|au\s+sujet\s+de|name"
+     r"|nom(?:\s*(?:,|/|-|et|&)?\s*prenoms?)?|prenoms?(?:\s*(?:,|/|-|et|&)?\s*nom)?"
+     r"|je\s+vous\s+(?:adresse|confie|envoie|remercie\s+de\s+recevoir)"
+     r"|j'\s?ai\s+(?:recu|vu|examine|revu|hospitalise)|(?:vue?|recue?)\s+en\s+consultation"
+     r"|(?:votre|notre|mon|ma)\s+(?:jeune\s+)?patiente?|certifie\s+avoir\s+examine"
+     r"|atteste\s+avoir\s+examine|certifie\s+que|atteste\s+que|hospitalisation\s+de"
+     r"|sejour\s+de|ordonnance\s+(?:pour|de)|i\s+(?:saw|reviewed|examined|have\s+seen|met)"
+     r"|we\s+(?:saw|reviewed|examined|admitted)|your\s+patient|our\s+patient"
+     r"|thank\s+you\s+for\s+(?:seeing|referring)|certify\s+that|prescription\s+for"),
+)
+_CUE_RE = re.compile(
+    r"(?<![a-z0-9'])(?:" + "|".join(f"(?P<{group}>{pattern})" for _role, group, pattern in _CUES)
+    + r")(?![a-z0-9])"
+)
+_CUE_AT_END = re.compile(_CUE_RE.pattern + r"[\s:.,\-]*$")
+# Right after a name: "Khadija EL AMRANI (mère)", "Jean DUPONT, son père".
+_COMPANION_AFTER = re.compile(
+    r"\s*[,(\-]\s*(?:sa\s+|son\s+|la\s+|le\s+|his\s+|her\s+)?(?:mere|pere|maman|papa|epouse"
+    r"|mari|conjointe?|mother|father|wife|husband|parent)(?![a-z0-9])"
+)
+# A letter's closing formula: what follows is the signature, a clinician's name.
+SIGN_OFF = re.compile(
+    r"^[^a-z0-9]*(?:(?:bien\s+|tres\s+)?confraternellement|(?:bien\s+|tres\s+)?cordialement"
+    r"|amicalement|respectueusement|veuillez\s+agreer|je\s+vous\s+prie\s+d'\s?agreer"
+    r"|bien\s+a\s+vous|avec\s+mes\s+(?:remerciements|salutations|amities)"
+    r"|(?:yours\s+)?sincerely|yours\s+(?:faithfully|truly)|(?:kind|best|warm)\s+regards"
+    r"|with\s+(?:best\s+|kind\s+)?(?:wishes|regards))(?![a-z0-9])"
+)
+# A header row of a table: only column labels, a name among them ("NOM  PRÉNOM  NÉ(E) LE
+# N° DOSSIER"). The row below holds the values.
+_HEADER_NAME = (r"noms?|prenoms?|nom\s+de\s+naissance|nom\s+d'\s?usage|name|surname"
+                r"|(?:first|last|given|family)\s+names?|patiente?|identite")
+_HEADER_OTHER = (r"nee?\s*(?:[(\[]\s*e\s*[)\]])?\s*le|nee?\s*(?:[(\[]\s*e\s*[)\]])?"
+                 r"|date\s+de\s+naissance|ddn|dob|date\s+of\s+birth|birth\s*date|sexe|sex|age"
+                 r"|n\s*°|no\.?|num\.?|numero|dossier|ipp|id|mrn|nip|adresse|address|tel"
+                 r"|telephone|chambre|lit|room|bed|service|ward|date|prelevement|examen"
+                 r"|code|medecin|prescripteur|doctor|ins|nir|nss|ref|reference|s")
+_HEADER_WORD = re.compile(rf"(?<![a-z0-9])(?:(?P<name>{_HEADER_NAME})|{_HEADER_OTHER})"
+                          r"(?![a-z0-9])")
+
+
+def cue_before(fold: str, start: int, end: int) -> tuple[str, str] | None:
+    """(role, cue) of the last cue written in fold[start:end], or None."""
+    last: tuple[str, str] | None = None
+    for m in _CUE_RE.finditer(fold, start, end):
+        last = _role(m)
+    return last
+
+
+def _role(m: re.Match[str]) -> tuple[str, str]:
+    return (next(r for r, group, _p in _CUES if m.group(group) is not None),
+            " ".join(m.group().strip(" :.,-").split()))
+
+
+def cue_ending(fold: str) -> tuple[str, str] | None:
+    """(role, cue) when the line ends with a cue ("Patient :", "je vous adresse")."""
+    m = _CUE_AT_END.search(fold)
+    return _role(m) if m else None
+
+
+def companion_after(fold: str, end: int) -> bool:
+    return _COMPANION_AFTER.match(fold, end) is not None
+
+
+def is_table_header(line: Line) -> bool:
+    """Only column labels, at least two of them, one a name's."""
+    words = list(_HEADER_WORD.finditer(line.fold))
+    if len(words) < 2 or not any(m.group("name") for m in words):
+        return False
+    rest = _HEADER_WORD.sub(" ", line.fold)
+    return not any(ch.isalnum() for ch in rest)

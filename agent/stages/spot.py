@@ -1,0 +1,226 @@
+"""Finding the directory's people in a document's text, and the part each plays on it.
+
+Letters, certificates and lab tables name the patient without a "Nom :" label: "Je vous adresse
+Mme Fatima EL AMRANI, 43 ans", "Objet : BERRADA Youssef", a row under "NOM  PRÉNOM  NÉ(E) LE".
+The directory is the best dictionary of names a practice has, so the text is searched for it:
+every place where one person's last name (or birth or usage name) and first name stand
+together, in either order, separated by a space, a comma, a slash or a line break. Each word
+sequence is looked up by its name key in a dictionary of the directory's keys (made once per
+import, `patients.name_pairs`), never by scanning the directory: a page costs a few hundred
+dictionary probes at any directory size.
+
+A name found is not yet a patient. Its role comes from what surrounds it (`agent.stages.roles`):
+a title right before it ("Dr", "Pr", "IDE"), the last cue before it on its line (or ending the
+line above), a companion word right after it, the line's own context (a prescriber's line, a
+"MÉDECIN TRAITANT" block, a parent's line), a letter's signature below its closing formula, a
+table row under a header of column labels. Nothing decides here: the matcher applies the rules
+to what is found (`agent.stages.match`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+from agent.names import ELIDED_PARTICLES, PARTICLES, name_key
+from agent.stages import roles
+from agent.stages.lines import Line, snippet
+from agent.stages.parse import Found, NamedPerson
+
+MAX_LAST_WORDS = 4  # "AIT BEN HADDOU", "DE LA FONTAINE"
+MAX_FIRST_WORDS = 3  # "Jean Pierre Marie"
+TABLE_ROWS = 12  # rows under a header read as its values, up to a blank line
+HINT_WORDS = 4
+
+_WORD = re.compile(r"[^\W\d_]+")
+# Inside one name: a space, a hyphen or an apostrophe ("GARCIA-LOPEZ", "D'ALEMBERT").
+_INSIDE = re.compile(r"\s{1,2}|\s?[-']\s?")
+# Between a last name and a first name on one line: spaces (a table's column gap too), a
+# comma or a slash.
+_BETWEEN = re.compile(r"\s*[,/]?\s*")
+_SPACES = re.compile(r"\s{1,3}")  # "Fatima EL AMRANI": first name before, spaces only
+_CIVILITY = re.compile(
+    r"(?<![a-z0-9])(?:monsieur|madame|mademoiselle|mme|mlle|melle|mrs|mr|ms|miss|m)[.,]?\s*$")
+
+
+@dataclass(frozen=True)
+class _Tok:
+    line: Line
+    start: int
+    end: int
+    key: str
+    capital: bool
+    particle: bool
+
+
+def _tokens(line: Line) -> list[_Tok]:
+    out = []
+    for m in _WORD.finditer(line.text):
+        word = m.group()
+        folded = line.fold[m.start():m.end()]
+        out.append(_Tok(line, m.start(), m.end(), name_key(word), word[0].isupper(),
+                        folded in PARTICLES or folded in ELIDED_PARTICLES))
+    return out
+
+
+def _joined(a: _Tok, b: _Tok, pattern: re.Pattern[str]) -> bool:
+    return a.line is b.line and pattern.fullmatch(a.line.text, a.end, b.start) is not None
+
+
+def _next_line_joined(a: _Tok, b: _Tok) -> bool:
+    """`a` ends its line and `b` starts the next one: "Mme EL AMRANI" / "Fatima"."""
+    if b.line.index != a.line.index + 1:
+        return False
+    return (not any(ch.isalnum() for ch in a.line.text[a.end:])
+            and not any(ch.isalnum() for ch in b.line.text[:b.start]))
+
+
+def _name_span(toks: Sequence[_Tok], i: int, n: int, surname: bool) -> str | None:
+    """The name key of toks[i:i+n] when they can be one name; "" when they can only start
+    one (particles: "EL" of "EL AMRANI"); None when no longer span from i can be a name."""
+    if i < 0 or i + n > len(toks):
+        return None
+    span = toks[i:i + n]
+    if any(not _joined(a, b, _INSIDE) for a, b in pairwise(span)):
+        return None
+    core = [t for t in span if not t.particle]
+    # A name is written with capitals; particles may not be ("de la Fontaine"). A first
+    # name does not start with one.
+    if any(not t.capital for t in core) or (not surname and span[0].particle):
+        return None
+    return "".join(t.key for t in span) if core else ""
+
+
+@dataclass(frozen=True)
+class _Hit:
+    last: tuple[int, int]  # token index range [start, end)
+    first: tuple[int, int]
+
+    @property
+    def start(self) -> int:
+        return min(self.last[0], self.first[0])
+
+    @property
+    def end(self) -> int:
+        return max(self.last[1], self.first[1])
+
+    def within(self, other: _Hit) -> bool:
+        return other.start <= self.start and self.end <= other.end and self != other
+
+
+def _hits(toks: Sequence[_Tok], pairs: Mapping[str, frozenset[str]]) -> list[_Hit]:
+    hits: list[_Hit] = []
+    for i in range(len(toks)):
+        for n in range(1, MAX_LAST_WORDS + 1):
+            key = _name_span(toks, i, n, surname=True)
+            if key is None:
+                break
+            firsts = pairs.get(key) if key else None
+            if not firsts:
+                continue
+            j = i + n
+            if j < len(toks) and (_joined(toks[j - 1], toks[j], _BETWEEN)
+                                  or _next_line_joined(toks[j - 1], toks[j])):
+                for m in range(1, MAX_FIRST_WORDS + 1):
+                    first = _name_span(toks, j, m, surname=False)
+                    if first is None:
+                        break
+                    if first and first in firsts:
+                        hits.append(_Hit((i, j), (j, j + m)))
+            if i > 0 and (_joined(toks[i - 1], toks[i], _SPACES)
+                          or _next_line_joined(toks[i - 1], toks[i])):
+                for m in range(1, MAX_FIRST_WORDS + 1):
+                    first = _name_span(toks, i - m, m, surname=False)
+                    if first is None:
+                        break
+                    if first and first in firsts:
+                        hits.append(_Hit((i, i + n), (i - m, i)))
+    # "Jean Pierre MARTIN" also holds "Pierre MARTIN": the longest reading is the name.
+    return [h for h in hits if not any(h.within(o) for o in hits)]
+
+
+def _found(toks: Sequence[_Tok], span: tuple[int, int], rule: str) -> Found:
+    first, last = toks[span[0]], toks[span[1] - 1]
+    return Found(" ".join(first.line.text[first.start:last.end].split()), first.line.page,
+                 snippet(first.line, first.start), rule)
+
+
+class _Roles:
+    """The role of each name, from what surrounds it on the page."""
+
+    def __init__(self, lines: Sequence[Line]) -> None:
+        self.lines = lines
+        self.contexts = roles.contexts(lines)
+        self.signed: set[int] = set()  # lines below a closing formula, on its page
+        self.table: set[int] = set()  # value rows under a header of column labels
+        page, signing, rows = 0, False, 0
+        for line in lines:
+            if line.page != page:
+                page, signing, rows = line.page, False, 0
+            if signing:
+                self.signed.add(line.index)
+            if roles.SIGN_OFF.match(line.fold):
+                signing = True
+            if not line.text.strip():
+                rows = 0
+            elif roles.is_table_header(line):
+                rows = TABLE_ROWS
+            elif rows:
+                self.table.add(line.index)
+                rows -= 1
+
+    def _previous(self, line: Line) -> Line | None:
+        for index in range(line.index - 1, -1, -1):
+            other = self.lines[index]
+            if other.page != line.page:
+                return None
+            if other.text.strip():
+                return other
+        return None
+
+    def of(self, first: _Tok, last: _Tok, after_previous: int) -> tuple[str, str]:
+        """(role, cue) of the name from `first` to `last`; `after_previous` is where the
+        stretch of text that may hold its cue starts (the end of the name before it)."""
+        line, fold = first.line, first.line.fold
+        before = _CIVILITY.sub("", fold[:first.start])
+        title = roles.CLINICIAN_TITLE.search(before)
+        if title is not None:
+            return roles.CLINICIAN, " ".join(title.group().strip(" ,:.").split())
+        if roles.companion_after(fold, last.end):
+            return roles.COMPANION, "after"
+        cue = roles.cue_before(fold, after_previous, first.start)
+        if cue is None and not any(ch.isalnum() for ch in before[after_previous:]):
+            above = self._previous(line)  # "Patient :" / "DUPONT Jean"
+            cue = roles.cue_ending(above.fold) if above is not None else None
+        if cue is not None:
+            return cue
+        context = self.contexts[line.index]
+        if context.staff_led or context.staff_block:
+            return roles.CLINICIAN, "line"
+        if context.other_person:
+            return roles.COMPANION, "line"
+        if line.index in self.signed:
+            return roles.CLINICIAN, "signature"
+        if line.index in self.table:
+            return roles.PATIENT, "table"
+        return roles.UNKNOWN, ""
+
+
+def find(pairs: Mapping[str, frozenset[str]], lines: Sequence[Line]) -> tuple[NamedPerson, ...]:
+    """Every directory person named in `lines`, in reading order, each with its role."""
+    toks = [t for line in lines for t in _tokens(line)]
+    hits = sorted(_hits(toks, pairs), key=lambda h: (h.start, h.end))
+    judge = _Roles(lines)
+    people: list[NamedPerson] = []
+    previous_end: dict[int, int] = {}  # line index -> where the last name on it ended
+    for hit in hits:
+        first, last = toks[hit.start], toks[hit.end - 1]
+        role, cue = judge.of(first, last, previous_end.get(first.line.index, 0))
+        previous_end[last.line.index] = last.end
+        how = "table" if cue == "table" else "spotted"
+        rule = f"{how}:{role}" + (f":{cue}" if cue and cue != "table" else "")
+        people.append(NamedPerson(_found(toks, hit.last, rule), _found(toks, hit.first, rule),
+                                  role))
+    return tuple(people)
