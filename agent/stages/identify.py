@@ -27,18 +27,19 @@ def read_fields(store: Store, pages: Sequence[str]) -> ParsedFields:
     lines = split_lines(pages)
     fields = parse_lines(lines)
     people = spot.find(name_pairs(store), lines)
-    return choose(fields, people)
+    return dataclasses.replace(choose(fields, people), hints=spot.hints(lines, people))
+
 
 
 def choose(fields: ParsedFields, people: Sequence[NamedPerson]) -> ParsedFields:
     """The fields with `people`, and their names from one of them when no label named the
     patient whole."""
-    fields = dataclasses.replace(fields, people=tuple(people))
+    fields = dataclasses.replace(fields, people=(*fields.people, *people))
     first = fields.first_name
     if fields.last_name is not None and first is not None and not is_initial(first.value):
         return fields
-    standing = [p for p in people if p.role == roles.PATIENT] or \
-        [p for p in people if p.role == roles.UNKNOWN]
+    standing = [p for p in fields.people if p.role == roles.PATIENT] or \
+        [p for p in fields.people if p.role == roles.UNKNOWN]
     if fields.last_name is not None:
         # "Nom / Prénom : NACIRI / Hamza", the label read as a last name alone.
         read = name_key(fields.last_name.value)
@@ -49,4 +50,5 @@ def choose(fields: ParsedFields, people: Sequence[NamedPerson]) -> ParsedFields:
     keep_birth_name = fields.last_name is not None and \
         name_key(fields.last_name.value) == name_key(chosen.last.value)
     return dataclasses.replace(fields, last_name=chosen.last, first_name=chosen.first,
-                               birth_name=fields.birth_name if keep_birth_name else None)
+                               birth_name=chosen.birth_name or
+                               (fields.birth_name if keep_birth_name else None))

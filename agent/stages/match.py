@@ -23,7 +23,8 @@ and can never change it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -185,7 +186,8 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     page(s) the names were read from, None when they came from a text layer."""
     def result(outcome: MatchOutcome, patient_id: str | None, why: Reason,
                found: dict[str, Candidate]) -> MatchResult:
-        ranked = _with_suggestions(store, read, last, found) if outcome == "review" else \
+        ranked = _with_suggestions(store, read, last, found, fields.hints) \
+            if outcome == "review" else \
             sorted(found.values(), key=_rank)
         return MatchResult(outcome, patient_id, why, tuple(ranked[:MAX_CANDIDATES]),
                            name_confidence, min_name_confidence)
@@ -258,11 +260,15 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
                   Reason.of("one-agrees", fields=list(chosen.agree)), found)
 
 
-def _same_person(person: NamedPerson, last: Found, first: Found | None) -> bool:
-    """The same names, in either order."""
+def _same_person(person: NamedPerson, fields: ParsedFields) -> bool:
+    """The person whose names were read (the last or birth name, and the first name), in
+    either order."""
+    if fields.last_name is None:
+        return False
     names = {name_key(person.last.value), name_key(person.first.value)}
-    read = {name_key(last.value)} | ({name_key(first.value)} if first else set())
-    return read <= names
+    first = {name_key(fields.first_name.value)} if fields.first_name else set()
+    lasts = [fields.last_name] + ([fields.birth_name] if fields.birth_name else [])
+    return any({name_key(last.value)} | first <= names for last in lasts)
 
 
 def _rivals(fields: ParsedFields) -> list[NamedPerson]:
@@ -275,8 +281,7 @@ def _rivals(fields: ParsedFields) -> list[NamedPerson]:
                                   chosen.role == roles.UNKNOWN else set())
     rivals: dict[tuple[str, str], NamedPerson] = {}
     for person in fields.people:
-        if person.role in standing and not _same_person(person, fields.last_name,
-                                                        fields.first_name):
+        if person.role in standing and not _same_person(person, fields):
             rivals.setdefault((name_key(person.last.value), name_key(person.first.value)),
                               person)
     return list(rivals.values())
@@ -288,8 +293,7 @@ def _named_elsewhere(fields: ParsedFields) -> str | None:
     if fields.last_name is None:
         return None
     for person in fields.people:
-        if person.role in (roles.CLINICIAN, roles.COMPANION) and \
-                _same_person(person, fields.last_name, fields.first_name):
+        if person.role in (roles.CLINICIAN, roles.COMPANION) and _same_person(person, fields):
             return person.role
     return None
 
@@ -302,15 +306,27 @@ def _agreeing(store: Store, last: str, first: str, birth: str | None) -> dict[st
             for pid, hit in by_keys(store, read.last_keys, first_key=name_key(first)).items()}
 
 
-def _with_suggestions(store: Store, read: _Read, last: str,
-                      found: dict[str, Candidate]) -> list[Candidate]:
+def _with_suggestions(store: Store, read: _Read, last: str, found: dict[str, Candidate],
+                      hints: Sequence[Found] = ()) -> list[Candidate]:
     """Every record worth a person's look, best first, each with its evidence and score."""
     pool = dict(found)
-    if last or read.birth:
-        for patient in suggest.gather(store, last, read.first, read.birth):
+    scores: dict[str, float] = {}
+    # The names read, and each way of cutting a hint (name-like words where a patient is
+    # named) into a last and a first name: a misread name still finds its person.
+    readings = [(last, read.first)] if last or read.birth else []
+    for hint in hints:
+        words = hint.value.split()
+        readings += [(" ".join(words[:cut]), " ".join(words[cut:]))
+                     for cut in range(1, len(words))] or [(hint.value, "")]
+    for name, first in readings:
+        for patient in suggest.gather(store, name, first, read.birth):
             if patient.id not in pool:
                 pool[patient.id] = _compare(patient, read, swapped=False)
-    scored = [Candidate(**{**c.__dict__,
-                           "score": suggest.score(c.patient, last, read.first, read.birth)})
-              for c in pool.values()]
+        for pid, c in pool.items():
+            score = suggest.score(c.patient, name, first, read.birth)
+            scores[pid] = max(scores.get(pid, 0.0), score)
+    if not readings:
+        scores = {pid: suggest.score(c.patient, last, read.first, read.birth)
+                  for pid, c in pool.items()}
+    scored = [dataclasses.replace(c, score=scores.get(pid, 0.0)) for pid, c in pool.items()]
     return sorted(scored, key=_rank)

@@ -57,9 +57,11 @@ class NamedPerson:
     last: Found
     first: Found
     role: str  # patient | clinician | companion | unknown (agent.stages.roles)
+    birth_name: Found | None = None  # "Sophie BERNARD née LEFEBVRE"
 
     def as_dict(self) -> dict[str, object]:
-        return {"last": self.last.as_dict(), "first": self.first.as_dict(), "role": self.role}
+        return {"last": self.last.as_dict(), "first": self.first.as_dict(), "role": self.role,
+                "birth_name": self.birth_name.as_dict() if self.birth_name else None}
 
 
 @dataclass(frozen=True)
@@ -746,7 +748,25 @@ def _read(lines: Sequence[Line]) -> _Reading:
             if got is not None and got[1] == m.end():
                 reading.doc_dates.append((2, _found(got[0].isoformat(), line, got[1],
                                                    "label:le")))
+    for index, header in roles.table_rows(lines).items():
+        _read_table_birth(lines[index], roles.date_columns(header), reading)
     return reading
+
+
+def _read_table_birth(row: Line, columns: Sequence[bool], reading: _Reading) -> None:
+    """The birth date in a table row, under a header "NOM  PRÉNOM  NÉ(E) LE  …": the date in
+    the birth date's column, counted left to right among the header's date columns."""
+    if True not in columns:
+        return
+    dates = [(m, value) for m in _DATE_RE.finditer(row.fold) if (value := _to_date(m))]
+    if len(dates) == len(columns):
+        m, value = dates[columns.index(True)]
+    elif len(columns) == 1 and len(dates) == 1:
+        m, value = dates[0]
+    else:
+        return  # a date missing or one too many: no telling which is the birth date
+    reading.births.append(_found(value.isoformat(), row, m.start(), "table:dob"))
+    reading.birth_lines.add(row.index)
 
 
 def _distinct(found: Sequence[Found]) -> int:
@@ -966,4 +986,17 @@ def parse_lines(lines: Sequence[Line]) -> ParsedFields:
         document_type=kind,
         document_type_evidence=evidence,
         birth_name=birth_name,
+        people=() if names is not None else _page_patients(lines),
     )
+
+
+def _page_patients(lines: Sequence[Line]) -> tuple[NamedPerson, ...]:
+    """When the labels name different people, the patient each page names on its own (two
+    reports in one PDF): the matcher then puts each to a person, instead of none."""
+    pages = sorted({line.page for line in lines})
+    people = []
+    for page in pages if len(pages) > 1 else []:
+        names = _names(_read([line for line in lines if line.page == page]))
+        if names is not None and names[0] is not None and names[1] is not None:
+            people.append(NamedPerson(names[0], names[1], roles.PATIENT, names[2]))
+    return tuple(people)

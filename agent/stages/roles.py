@@ -122,11 +122,27 @@ _CUE_RE = re.compile(
     r"(?<![a-z0-9'])(?:" + "|".join(f"(?P<{group}>{pattern})" for _role, group, pattern in _CUES)
     + r")(?![a-z0-9])"
 )
+# Right after a clinician's name, on its line or starting the next: "Pierre MARTIN, MD",
+# "Pierre MARTIN" / "Médecin généraliste".
+_SPECIALTY = (r"md|m\.d\.|phd|frcp|mrcgp|medecin|docteur|generaliste|cardiologue|pediatre"
+              r"|gynecologue|obstetricien|chirurgien|radiologue|biologiste|dermatologue"
+              r"|pneumologue|neurologue|rhumatologue|psychiatre|ophtalmologiste|orl"
+              r"|gastro[\s-]?enterologue|endocrinologue|nephrologue|urologue|oncologue"
+              r"|anesthesiste|interne|chef\s+de\s+(?:clinique|service)|infirmiere?|sage[\s-]femme"
+              r"|kinesitherapeute|consultant|physician|surgeon|gp|general\s+practitioner"
+              r"|cardiologist|paediatrician|pediatrician|radiologist|specialist|registrar")
+SPECIALTY_WORDS = 4
+_CLINICIAN_AFTER = re.compile(rf"\s*[,(\-]\s*(?:{_SPECIALTY})(?![a-z0-9])")
+_CLINICIAN_LINE = re.compile(rf"^[^a-z0-9]*(?:{_SPECIALTY})(?![a-z0-9])")
 _CUE_AT_END = re.compile(_CUE_RE.pattern + r"[\s:.,\-]*$")
 # Right after a name: "Khadija EL AMRANI (mère)", "Jean DUPONT, son père".
 _COMPANION_AFTER = re.compile(
-    r"\s*[,(\-]\s*(?:sa\s+|son\s+|la\s+|le\s+|his\s+|her\s+)?(?:mere|pere|maman|papa|epouse"
-    r"|mari|conjointe?|mother|father|wife|husband|parent)(?![a-z0-9])"
+    r"\s*[,(\-]\s*(?:(?:sa\s+|son\s+|la\s+|le\s+|his\s+|her\s+)?(?:mere|pere|maman|papa"
+    r"|mother|father|parent)"
+    # "DUPONT Marie, épouse de M. TAZI" is Marie, the wife of someone: only a spouse word that
+    # does not go on to name whose spouse makes the name a companion's ("TAZI Karim, époux").
+    r"|(?:son\s+|sa\s+|his\s+|her\s+)?(?:epouse|epoux|mari|conjointe?|wife|husband)"
+    r"(?!\s+(?:de|d'|du|of)(?![a-z0-9])))(?![a-z0-9])"
 )
 # A letter's closing formula: what follows is the signature, a clinician's name.
 SIGN_OFF = re.compile(
@@ -140,13 +156,16 @@ SIGN_OFF = re.compile(
 # N° DOSSIER"). The row below holds the values.
 _HEADER_NAME = (r"noms?|prenoms?|nom\s+de\s+naissance|nom\s+d'\s?usage|name|surname"
                 r"|(?:first|last|given|family)\s+names?|patiente?|identite")
-_HEADER_OTHER = (r"nee?\s*(?:[(\[]\s*e\s*[)\]])?\s*le|nee?\s*(?:[(\[]\s*e\s*[)\]])?"
-                 r"|date\s+de\s+naissance|ddn|dob|date\s+of\s+birth|birth\s*date|sexe|sex|age"
-                 r"|n\s*°|no\.?|num\.?|numero|dossier|ipp|id|mrn|nip|adresse|address|tel"
-                 r"|telephone|chambre|lit|room|bed|service|ward|date|prelevement|examen"
-                 r"|code|medecin|prescripteur|doctor|ins|nir|nss|ref|reference|s")
-_HEADER_WORD = re.compile(rf"(?<![a-z0-9])(?:(?P<name>{_HEADER_NAME})|{_HEADER_OTHER})"
-                          r"(?![a-z0-9])")
+_HEADER_BIRTH = (r"nee?\s*(?:[(\[]\s*e\s*[)\]])?\s*le|nee?\s*(?:[(\[]\s*e\s*[)\]])?"
+                 r"|date\s+de\s+naissance|ddn|dob|date\s+of\s+birth|birth\s*date")
+_HEADER_DATE = r"date(?:\s+(?:de\s+|du\s+|d'\s?)?(?:prelevement|examen|edition))?|prelevement"
+_HEADER_OTHER = (r"sexe|sex|age|n\s*°|no\.?|num\.?|numero|dossier|ipp|id|mrn|nip|adresse"
+                 r"|address|tel|telephone|chambre|lit|room|bed|service|ward|examen|code|medecin"
+                 r"|prescripteur|doctor|ins|nir|nss|ref|reference|s")
+_HEADER_WORD = re.compile(
+    rf"(?<![a-z0-9])(?:(?P<name>{_HEADER_NAME})|(?P<birth>{_HEADER_BIRTH})"
+    rf"|(?P<date>{_HEADER_DATE})|{_HEADER_OTHER})(?![a-z0-9])")
+TABLE_ROWS = 12  # rows under a header read as its values, up to a blank line
 
 
 def cue_before(fold: str, start: int, end: int) -> tuple[str, str] | None:
@@ -162,10 +181,27 @@ def _role(m: re.Match[str]) -> tuple[str, str]:
             " ".join(m.group().strip(" :.,-").split()))
 
 
+def patient_cue_ends(fold: str) -> list[int]:
+    """Where each cue that names the patient ends on the line."""
+    return [m.end() for m in _CUE_RE.finditer(fold) if m.group(PATIENT) is not None]
+
+
 def cue_ending(fold: str) -> tuple[str, str] | None:
     """(role, cue) when the line ends with a cue ("Patient :", "je vous adresse")."""
     m = _CUE_AT_END.search(fold)
     return _role(m) if m else None
+
+
+def clinician_after(fold: str, end: int, below: Line | None) -> bool:
+    """A specialty right after the name, or opening the line below when the name ends its
+    line."""
+    if _CLINICIAN_AFTER.match(fold, end):
+        return True
+    # Only a line that is a specialty and nothing else ("Médecin généraliste"), not a field
+    # ("Médecin traitant : …") that names someone else.
+    return (below is not None and not fold[end:].strip(" ,.") and ":" not in below.fold
+            and len(below.fold.split()) <= SPECIALTY_WORDS
+            and _CLINICIAN_LINE.match(below.fold) is not None)
 
 
 def companion_after(fold: str, end: int) -> bool:
@@ -179,3 +215,30 @@ def is_table_header(line: Line) -> bool:
         return False
     rest = _HEADER_WORD.sub(" ", line.fold)
     return not any(ch.isalnum() for ch in rest)
+
+
+def table_rows(lines: Sequence[Line]) -> dict[int, Line]:
+    """The value rows of the tables in `lines` (index -> its header row): the lines under a
+    header of column labels, up to a blank line after them, a new page or TABLE_ROWS rows."""
+    rows: dict[int, Line] = {}
+    header: Line | None = None
+    left = 0
+    for line in lines:
+        if header is not None and line.page != header.page:
+            header = None
+        if not line.text.strip():
+            # OCR often leaves a blank line between a header and its first row.
+            if header is not None and left < TABLE_ROWS:
+                header = None
+        elif is_table_header(line):
+            header, left = line, TABLE_ROWS
+        elif header is not None and left:
+            rows[line.index] = header
+            left -= 1
+    return rows
+
+
+def date_columns(header: Line) -> list[bool]:
+    """For each column of dates in a header row, left to right: is it the birth date's?"""
+    return [m.group("birth") is not None for m in _HEADER_WORD.finditer(header.fold)
+            if m.group("birth") is not None or m.group("date") is not None]

@@ -31,7 +31,6 @@ from agent.stages.parse import Found, NamedPerson
 
 MAX_LAST_WORDS = 4  # "AIT BEN HADDOU", "DE LA FONTAINE"
 MAX_FIRST_WORDS = 3  # "Jean Pierre Marie"
-TABLE_ROWS = 12  # rows under a header read as its values, up to a blank line
 HINT_WORDS = 4
 
 _WORD = re.compile(r"[^\W\d_]+")
@@ -154,22 +153,21 @@ class _Roles:
         self.lines = lines
         self.contexts = roles.contexts(lines)
         self.signed: set[int] = set()  # lines below a closing formula, on its page
-        self.table: set[int] = set()  # value rows under a header of column labels
-        page, signing, rows = 0, False, 0
+        self.table = roles.table_rows(lines)
+        page, signing = 0, False
         for line in lines:
             if line.page != page:
-                page, signing, rows = line.page, False, 0
+                page, signing = line.page, False
             if signing:
                 self.signed.add(line.index)
             if roles.SIGN_OFF.match(line.fold):
                 signing = True
-            if not line.text.strip():
-                rows = 0
-            elif roles.is_table_header(line):
-                rows = TABLE_ROWS
-            elif rows:
-                self.table.add(line.index)
-                rows -= 1
+
+    def _next(self, line: Line) -> Line | None:
+        index = line.index + 1
+        if index < len(self.lines) and self.lines[index].page == line.page:
+            return self.lines[index]
+        return None
 
     def _previous(self, line: Line) -> Line | None:
         for index in range(line.index - 1, -1, -1):
@@ -190,8 +188,11 @@ class _Roles:
             return roles.CLINICIAN, " ".join(title.group().strip(" ,:.").split())
         if roles.companion_after(fold, last.end):
             return roles.COMPANION, "after"
+        if roles.clinician_after(last.line.fold, last.end, self._next(last.line)):
+            return roles.CLINICIAN, "specialty"
         cue = roles.cue_before(fold, after_previous, first.start)
-        if cue is None and not any(ch.isalnum() for ch in before[after_previous:]):
+        if cue is None and not any(ch.isalnum() for ch in before[after_previous:]) \
+                and line.index not in self.table:
             above = self._previous(line)  # "Patient :" / "DUPONT Jean"
             cue = roles.cue_ending(above.fold) if above is not None else None
         if cue is not None:
@@ -205,7 +206,94 @@ class _Roles:
             return roles.CLINICIAN, "signature"
         if line.index in self.table:
             return roles.PATIENT, "table"
+        # "Mme Marie DUPONT" where nothing says she is anyone else: the person the document
+        # is about (a clinician has a title, a parent a word for it).
+        if _CIVILITY.search(fold[:first.start]) and not fold[:first.start].rstrip().endswith(","):
+            return roles.PATIENT, "civility"
         return roles.UNKNOWN, ""
+
+
+# A word of a name as OCR may misread it: letters with a digit or two ("AMRAN1").
+_HINT_WORD = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")
+_CIVILITY_AT = re.compile(
+    r"(?<![a-z0-9])(?:monsieur|madame|mademoiselle|mme|mlle|melle|mrs|mr|ms|miss|m)(?:[.,]\s*|\s+)"
+    r"(?=[^\W\d_])")
+
+
+def _hint_at(line: Line, at: int) -> tuple[str, int] | None:
+    """The name-like words from `at`: capitalised, up to HINT_WORDS, up to what is not one."""
+    words: list[str] = []
+    start = -1
+    pos = at
+    while len(words) < HINT_WORDS:
+        m = _HINT_WORD.match(line.text, pos + len(line.text[pos:]) - len(line.text[pos:].lstrip()))
+        if m is None or (words and line.text[pos:m.start()].strip(" -")):
+            break
+        word = m.group()
+        folded = line.fold[m.start():m.end()]
+        if not word[0].isupper() and not word[0].isdigit() and folded not in PARTICLES:
+            break
+        if folded in _CIVILITY_WORDS and not words:
+            pos = m.end() + (1 if line.text[m.end():m.end() + 1] in ".," else 0)
+            continue
+        words.append(word)
+        start = m.start() if start < 0 else start
+        pos = m.end()
+    core = [w for w in words if w.casefold() not in PARTICLES]
+    if not core or sum(ch.isalpha() for w in core for ch in w) < 4:
+        return None
+    return " ".join(words), start
+
+
+_CIVILITY_WORDS = frozenset({"monsieur", "madame", "mademoiselle", "mme", "mlle", "melle", "mrs",
+                             "mr", "ms", "miss", "m"})
+
+
+def hints(lines: Sequence[Line], people: Sequence[NamedPerson]) -> tuple[Found, ...]:
+    """Name-like words where a patient is named (after a patient cue or a civility, at the
+    start of a table row) that are none of `people`: words to rank suggestions by when the
+    name is misread ("EL AMRAN1 Fatima"), never a name to file by."""
+    judge = _Roles(lines)
+    taken = {(p.last.page, p.last.snippet) for p in people}
+    out: dict[str, Found] = {}
+    for line in lines:
+        context = judge.contexts[line.index]
+        anchors = [(end, "cue") for end in roles.patient_cue_ends(line.fold)]
+        if not context.not_patient and line.index not in judge.signed:
+            anchors += [(m.end(), "civility") for m in _CIVILITY_AT.finditer(line.fold)
+                        if not roles.CLINICIAN_TITLE.search(line.fold[:m.start()])]
+        if line.index in judge.table:
+            anchors.append((0, "table"))
+        for at, kind in anchors:
+            got = _hint_at(line, at)
+            if got is None or (line.page, snippet(line, got[1])) in taken:
+                continue
+            out.setdefault(name_key(got[0]), Found(got[0], line.page, snippet(line, got[1]),
+                                                   f"hint:{kind}"))
+    return tuple(out.values())
+
+
+_NEE = re.compile(r"\s*,?\s*(?:nee|born)\s+(?!(?:le|a|au|en|on|in)(?![a-z]))(?=[a-z])")
+
+
+def _nee(line: Line, end: int, rule: str) -> Found | None:
+    """The birth name written right after a name: "Sophie BERNARD née LEFEBVRE"."""
+    m = _NEE.match(line.fold, end)
+    if m is None:
+        return None
+    words = _WORD.match(line.text, m.end())
+    if words is None or not words.group()[0].isupper():
+        return None
+    stop = m.end()
+    for word in _WORD.finditer(line.text, m.end()):
+        text = word.group()
+        if line.text[stop:word.start()].strip(" -'") or not (
+                text.isupper() or line.fold[word.start():word.end()] in PARTICLES):
+            break
+        stop = word.end()
+    if stop == m.end():
+        return None
+    return Found(line.text[m.end():stop], line.page, snippet(line, m.end()), rule)
 
 
 def find(pairs: Mapping[str, frozenset[str]], lines: Sequence[Line]) -> tuple[NamedPerson, ...]:
@@ -222,5 +310,5 @@ def find(pairs: Mapping[str, frozenset[str]], lines: Sequence[Line]) -> tuple[Na
         how = "table" if cue == "table" else "spotted"
         rule = f"{how}:{role}" + (f":{cue}" if cue and cue != "table" else "")
         people.append(NamedPerson(_found(toks, hit.last, rule), _found(toks, hit.first, rule),
-                                  role))
+                                  role, _nee(last.line, last.end, rule)))
     return tuple(people)
