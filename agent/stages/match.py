@@ -186,6 +186,9 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     page(s) the names were read from, None when they came from a text layer."""
     def result(outcome: MatchOutcome, patient_id: str | None, why: Reason,
                found: dict[str, Candidate]) -> MatchResult:
+        how = how_found(fields.last_name)
+        found = {pid: dataclasses.replace(c, notes=(*c.notes, how)) if how and c.names_agree
+                 else c for pid, c in found.items()}
         ranked = _with_suggestions(store, read, last, found, fields.hints) \
             if outcome == "review" else \
             sorted(found.values(), key=_rank)
@@ -258,6 +261,27 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
         return result("review", None, Reason.of("spotted-unconfirmed"), found)
     return result("filed", chosen.patient.id,
                   Reason.of("one-agrees", fields=list(chosen.agree)), found)
+
+
+def how_found(name: Found | None) -> str | None:
+    """How the names were found, in words for the evidence (never the names themselves)."""
+    if name is None:
+        return None
+    how, _, rest = name.rule.partition(":")
+    role, _, cue = rest.partition(":")
+    where = f"on page {name.page}"
+    if how == "label":
+        return f"names read after a label {where}"
+    if how == "title":
+        return f"names read after a title, with a birth date, {where}"
+    if how == "table":
+        return f"names read in a table row, under its header, {where}"
+    if how == "spotted" and role == roles.UNKNOWN:
+        return f"names found in the text, with nothing saying whose they are, {where}"
+    if how == "spotted":
+        return f"names found in the text after \u00ab{cue}\u00bb {where}" if cue not in (
+            "", "civility") else f"names found in the text after a civility {where}"
+    return None
 
 
 def _same_person(person: NamedPerson, fields: ParsedFields) -> bool:
