@@ -357,13 +357,38 @@ def test_parse_date(text: str, expected: date | None) -> None:
     assert parse_date(text) == expected
 
 
-def test_two_digit_year_pivot_keeps_birth_dates_in_the_past() -> None:
-    yy = date.today().year % 100
-    assert parse_date(f"01.02.{yy:02d}") == date(2000 + yy, 2, 1)
-    if yy < 99:
-        assert parse_date(f"01.02.{yy + 1:02d}") == date(1900 + yy + 1, 2, 1)
-    assert parse_date("01.02.99") == date(1999, 2, 1)
-    assert parse_date("01.02.00") == date(2000, 2, 1)
+TODAY = date(2026, 12, 2)  # the day the dates of the cases below are read on
+
+
+@pytest.mark.parametrize(("text", "today", "expected"), [
+    pytest.param("27.05.01", TODAY, date(2001, 5, 27), id="01-is-this-century"),
+    pytest.param("07/01/90", TODAY, date(1990, 1, 7), id="90-is-last-century"),
+    pytest.param("05/11/26", TODAY, date(2026, 11, 5), id="this-year-already-past"),
+    pytest.param("02/12/26", TODAY, date(2026, 12, 2), id="today-is-not-the-future"),
+    # The whole date is judged, not the year: 5 December 2026 is three days ahead.
+    pytest.param("05/12/26", TODAY, date(1926, 12, 5), id="this-year-still-to-come"),
+    pytest.param("1 janv. 27", TODAY, date(1927, 1, 1), id="next-year-month-name"),
+    pytest.param("05/12/26", date(2027, 1, 10), date(2026, 12, 5), id="read-a-month-later"),
+    pytest.param("29.02.00", TODAY, date(2000, 2, 29), id="leap-day-2000"),
+    pytest.param("31.12.99", date(2000, 1, 1), date(1999, 12, 31), id="century-turn"),
+])
+def test_two_digit_year_is_the_century_not_in_the_future(text: str, today: date,
+                                                         expected: date) -> None:
+    assert parse_date(text, today=today) == expected
+
+
+@pytest.mark.parametrize(("text", "today", "birth"), [
+    # The form: "Nom / Prénom : NACIRI / Hamza" then "DDN : 27.05.01".
+    pytest.param("Nom : NACIRI   Prénom : Hamza\nDDN : 27.05.01", TODAY, "2001-05-27",
+                 id="ddn-27-05-01"),
+    # Read three days before 5 December 2026: a birth date, so 1926, never "in the future".
+    pytest.param("Nom : DUPONT   Prénom : Jean\nDOB 05/12/26", TODAY, "1926-12-05",
+                 id="birth-date-days-ahead-is-last-century"),
+    pytest.param("Nom : DUPONT   Prénom : Jean\nDOB 05/12/26", date(2027, 1, 10),
+                 "2026-12-05", id="same-birth-date-read-later"),
+])
+def test_two_digit_birth_years(text: str, today: date, birth: str) -> None:
+    assert value(parse_document([text], today=today).birth_date) == birth
 
 
 def test_as_dict_is_json_ready() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -173,25 +174,30 @@ _DATE_RE = re.compile(
 )
 
 
-def _year(text: str) -> int:
-    if len(text) == 4:
-        return int(text)
-    # Two-digit years: a year still to come this century is read as last century, so a
-    # birth date "12.03.61" is 1961 and a report dated "05/11/26" is 2026.
-    yy = int(text)
-    return 1900 + yy if yy > date.today().year % 100 else 2000 + yy
+# The day parsing is done on: two-digit years and birth dates are judged against it. Tests
+# set it for one call (parse_document(..., today=...)); nothing else does.
+_TODAY: ContextVar[date | None] = ContextVar("docagent_parse_today", default=None)
 
 
-def _to_date(m: re.Match[str]) -> date | None:
-    g = m.groupdict()
-    if g["d1"] is not None:
-        day, month, year = int(g["d1"]), int(g["m1"]), _year(g["y1"])
-    elif g["y2"] is not None:
-        day, month, year = int(g["d2"]), int(g["m2"]), int(g["y2"])
-    elif g["d3"] is not None:
-        day, month, year = int(g["d3"]), _MONTHS[g["n3"]], _year(g["y3"])
-    else:
-        day, month, year = int(g["d4"]), _MONTHS[g["n4"]], int(g["y4"])
+def _today() -> date:
+    return _TODAY.get() or date.today()
+
+
+def two_digit_year(yy: int, month: int, day: int, today: date) -> int:
+    """The only century in which this date is not in the future: "27.05.01" is 2001, and a
+    birth date "05/12/26" read on 2026-12-02 is 1926 (5 December 2026 has not come yet).
+
+    The whole date is judged, not the year alone: a date this century that is still to come
+    belongs to the last one. A document dated ahead of today is rare; a birth date never is.
+    """
+    year = today.year - today.year % 100 + yy
+    return year - 100 if (year, month, day) > (today.year, today.month, today.day) else year
+
+
+def _make_date(day: int, month: int, year_text: str) -> date | None:
+    year = int(year_text)
+    if len(year_text) == 2:
+        year = two_digit_year(year, month, day, _today())
     if not MIN_YEAR <= year <= MAX_YEAR:
         return None
     try:
@@ -200,15 +206,33 @@ def _to_date(m: re.Match[str]) -> date | None:
         return None
 
 
-def parse_date(text: str) -> date | None:
+def _to_date(m: re.Match[str]) -> date | None:
+    g = m.groupdict()
+    if g["d1"] is not None:
+        return _make_date(int(g["d1"]), int(g["m1"]), g["y1"])
+    if g["y2"] is not None:
+        return _make_date(int(g["d2"]), int(g["m2"]), g["y2"])
+    if g["d3"] is not None:
+        return _make_date(int(g["d3"]), _MONTHS[g["n3"]], g["y3"])
+    return _make_date(int(g["d4"]), _MONTHS[g["n4"]], g["y4"])
+
+
+def parse_date(text: str, today: date | None = None) -> date | None:
     """One date expression ("12/03/1961", "1er mars 1961", "March 12, 1961"...) or None.
 
     The whole text must be the date (surrounding spaces, brackets and punctuation aside):
-    "né le 12/03/1961" is a sentence, not a date expression.
+    "né le 12/03/1961" is a sentence, not a date expression. `today` (default: the clock)
+    decides the century of a two-digit year.
     """
     folded = _fold(_clean(text)).strip(" .,;:()[]")
     m = _DATE_RE.fullmatch(folded)
-    return _to_date(m) if m else None
+    if m is None:
+        return None
+    token = _TODAY.set(today or _TODAY.get())
+    try:
+        return _to_date(m)
+    finally:
+        _TODAY.reset(token)
 
 
 _DATE_LEAD = re.compile(r"[\s:;=.,\-]*(?:(?:le|du|on|the)\s+)?")
@@ -886,9 +910,13 @@ def _names(reading: _Reading) -> tuple[Found | None, Found | None, Found | None]
     return last, first, birth
 
 
-def _birth_date(reading: _Reading) -> Found | None:
-    today = date.today()
-    valid = [f for f in reading.births if date.fromisoformat(f.value) <= today]
+def valid_birth_date(iso: str, document_date: str | None, today: date) -> bool:
+    """A birth date can be neither in the future nor after the document that states it."""
+    return iso <= today.isoformat() and (document_date is None or iso <= document_date)
+
+
+def _birth_date(reading: _Reading, today: date) -> Found | None:
+    valid = [f for f in reading.births if valid_birth_date(f.value, None, today)]
     if not valid or len({f.value for f in valid}) > 1:
         return None  # two birth dates: two people, or one misread; either way, no answer
     return valid[0]
@@ -1018,17 +1046,30 @@ def _document_type(lines: Sequence[_Line]) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_document(pages: Sequence[str]) -> ParsedFields:
-    """Read the patient, the dates and the type from each page's text (page 1 first)."""
+def parse_document(pages: Sequence[str], *, today: date | None = None) -> ParsedFields:
+    """Read the patient, the dates and the type from each page's text (page 1 first).
+
+    `today` (default: the clock) is the day the dates are judged against: the century of a
+    two-digit year, a birth date in the future.
+    """
+    token = _TODAY.set(today or date.today())
+    try:
+        return _parse(pages, _today())
+    finally:
+        _TODAY.reset(token)
+
+
+def _parse(pages: Sequence[str], today: date) -> ParsedFields:
     lines = _lines(pages)
     reading = _read(lines)
     names = _names(reading)
     last, first, birth_name = names or (None, None, None)
     # Two people named (a child and a parent, two reports in one PDF): a birth date read
     # there might be either one's.
-    birth = _birth_date(reading) if names is not None else None
+    birth = _birth_date(reading, today) if names is not None else None
     document = _document_date(lines, reading, birth)
-    if birth is not None and document is not None and birth.value > document.value:
+    if birth is not None and document is not None and \
+            not valid_birth_date(birth.value, document.value, today):
         birth = None  # born after the document was written: a misread, not a fact
     kind, evidence = _document_type(lines)
     return ParsedFields(
