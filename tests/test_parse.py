@@ -13,6 +13,7 @@ from datetime import date
 import pytest
 
 from agent.stages.parse import DOCUMENT_TYPES, Found, ParsedFields, parse_date, parse_document
+from agent.stages.record import parsed_fields
 from tests import pdfgen
 
 # Tesseract's reading of tests.pdfgen.write_sample_scan(seed=3), kept verbatim: a stray "_"
@@ -389,6 +390,51 @@ def test_two_digit_year_is_the_century_not_in_the_future(text: str, today: date,
 ])
 def test_two_digit_birth_years(text: str, today: date, birth: str) -> None:
     assert value(parse_document([text], today=today).birth_date) == birth
+
+
+@pytest.mark.parametrize(("text", "birth", "other"), [
+    # An English document: day first in the UK, month first in the US. Both are kept.
+    pytest.param("Name: John SMITH   DOB: 12/03/1961", "1961-03-12", "1961-12-03",
+                 id="en-dob-reads-two-ways"),
+    pytest.param(REFERRAL_EN, "1961-03-12", "1961-12-03", id="en-referral-reads-two-ways"),
+    pytest.param("Name: John SMITH   DOB: 05/12/26", "1926-12-05", "2026-05-12",
+                 id="en-each-reading-its-own-century"),
+    pytest.param("Name: John SMITH   DOB: 25/03/1961", "1961-03-25", None,
+                 id="en-day-over-twelve-reads-one-way"),
+    pytest.param("Name: John SMITH   DOB: 03/03/1961", "1961-03-03", None,
+                 id="en-day-equals-month"),
+    pytest.param("Name: John SMITH   Date of birth: 12 March 1961", "1961-03-12", None,
+                 id="en-month-in-words"),
+    pytest.param("Name: John SMITH   DOB: 1961-03-12", "1961-03-12", None, id="en-iso-date"),
+    # A French document writes day first, always.
+    pytest.param("Nom : DUPONT   Prénom : Jean\nDate de naissance : 12/03/1961", "1961-03-12",
+                 None, id="fr-day-first-only"),
+    # The same birth date written plainly elsewhere settles which reading it is.
+    pytest.param("Name: John SMITH   DOB: 12/03/1961\nDate of birth: December 3, 1961",
+                 "1961-12-03", None, id="en-plain-date-settles-it"),
+    pytest.param("Name: John SMITH   DOB: 12/03/1961\nDate of birth: 14/03/1961", None, None,
+                 id="en-two-dates-without-a-common-reading"),
+    # A reading in the future, or after the document's date, is not a birth date.
+    pytest.param("Name: John SMITH   DOB: 03/12/2026", "2026-03-12", None,
+                 id="en-reading-in-the-future-dropped"),
+    pytest.param("Name: John SMITH   DOB: 05/11/2026\nReport date: 2026-10-01", "2026-05-11",
+                 None, id="en-reading-after-the-document-dropped"),
+])
+def test_birth_date_that_reads_two_ways(text: str, birth: str | None,
+                                        other: str | None) -> None:
+    found = parse_document([text], today=TODAY).birth_date
+    assert (value(found), found.other if found else None) == (birth, other)
+
+
+def test_other_reading_is_kept_in_the_sidecar_and_read_back() -> None:
+    fields = parse_document(["Name: John SMITH   DOB: 12/03/1961"], today=TODAY)
+    data = json.loads(json.dumps(fields.as_dict()))
+    assert data["birth_date"]["other"] == "1961-12-03"
+    assert parsed_fields(data) == fields
+    plain = Found("1961-03-12", 1, "DOB 12 March 1961", "label:dob")
+    assert "other" not in plain.as_dict()
+    # A sidecar written before "other" existed still loads, as one reading.
+    assert parsed_fields({"birth_date": plain.as_dict()}).birth_date == plain
 
 
 def test_as_dict_is_json_ready() -> None:

@@ -18,9 +18,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
+from typing import NamedTuple
 
 from agent.names import FIRST_NAME_PARTICLES, PARTICLES
 
@@ -45,10 +46,16 @@ class Found:
     page: int  # 1-based
     snippet: str  # the line it was read from, whitespace collapsed, at most 120 characters
     rule: str  # which rule read it, e.g. "label:nom", "label:dob", "title:mme"
+    # A birth date that reads two ways: "DOB 12/03/1961" in an English document is 12 March
+    # in the UK (value, day first: 1961-03-12) and 3 December in the US (other: 1961-12-03).
+    other: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"value": self.value, "page": self.page, "snippet": self.snippet,
-                "rule": self.rule}
+        out: dict[str, object] = {"value": self.value, "page": self.page,
+                                  "snippet": self.snippet, "rule": self.rule}
+        if self.other is not None:
+            out["other"] = self.other
+        return out
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,18 @@ def _to_date(m: re.Match[str]) -> date | None:
     return _make_date(int(g["d4"]), _MONTHS[g["n4"]], g["y4"])
 
 
+def _month_first(m: re.Match[str]) -> date | None:
+    """The other way a numeric date reads when day and month could be either: "12/03/1961"
+    is 3 December month first (the US). None for "25/03/1961", "03/03/1961", "12 mars"."""
+    g = m.groupdict()
+    if g["d1"] is None:
+        return None
+    day, month = int(g["d1"]), int(g["m1"])
+    if day == month or day > 12 or month > 12:
+        return None
+    return _make_date(month, day, g["y1"])
+
+
 def parse_date(text: str, today: date | None = None) -> date | None:
     """One date expression ("12/03/1961", "1er mars 1961", "March 12, 1961"...) or None.
 
@@ -238,7 +257,13 @@ def parse_date(text: str, today: date | None = None) -> date | None:
 _DATE_LEAD = re.compile(r"[\s:;=.,\-]*(?:(?:le|du|on|the)\s+)?")
 
 
-def _date_at(fold: str, start: int, end: int) -> tuple[date, int] | None:
+class _DateAt(NamedTuple):
+    value: date  # day first, as France and the UK write it
+    at: int  # where the date starts on the line
+    other: date | None  # month first, when the numbers read that way too (see _month_first)
+
+
+def _date_at(fold: str, start: int, end: int) -> _DateAt | None:
     """The date a label's value starts with, and where it starts; None if it starts otherwise."""
     lead = _DATE_LEAD.match(fold, start, end)
     pos = lead.end() if lead else start
@@ -246,7 +271,7 @@ def _date_at(fold: str, start: int, end: int) -> tuple[date, int] | None:
     if m is None:
         return None
     found = _to_date(m)
-    return (found, m.start()) if found else None
+    return _DateAt(found, m.start(), _month_first(m)) if found else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -709,8 +734,8 @@ def _read_labels(lines: Sequence[_Line], line: _Line, labels: list[_Label], fren
         if kind in ("dob", "dob-nee", "nee"):
             got = _date_at(source.fold, start, end)
             if got is not None:
-                reading.births.append(_found(got[0].isoformat(), source, got[1],
-                                             rule if kind != "nee" else "label:ne-le"))
+                reading.births.append(_birth_found(got, source,
+                                                   rule if kind != "nee" else "label:ne-le"))
                 reading.birth_lines |= {line.index, source.index}
                 if label.nee_name is not None:
                     nee = _read_name(line, label.nee_name[0], label.nee_name[1], strict=True)
@@ -915,11 +940,48 @@ def valid_birth_date(iso: str, document_date: str | None, today: date) -> bool:
     return iso <= today.isoformat() and (document_date is None or iso <= document_date)
 
 
-def _birth_date(reading: _Reading, today: date) -> Found | None:
-    valid = [f for f in reading.births if valid_birth_date(f.value, None, today)]
-    if not valid or len({f.value for f in valid}) > 1:
-        return None  # two birth dates: two people, or one misread; either way, no answer
-    return valid[0]
+def _birth_found(got: _DateAt, line: _Line, rule: str) -> Found:
+    found = _found(got.value.isoformat(), line, got.at, rule)
+    return replace(found, other=got.other.isoformat()) if got.other else found
+
+
+def _readings(found: Found) -> list[str]:
+    """The dates a birth date read may be: one, or two ("12/03/1961" in English), day first."""
+    return [found.value] if found.other is None else [found.value, found.other]
+
+
+def _narrowed(found: Found, readings: Sequence[str]) -> Found | None:
+    """`found` kept to the readings still possible: none, one date, or both as they were."""
+    if not readings:
+        return None
+    if len(readings) == 1:
+        return replace(found, value=readings[0], other=None)
+    return found
+
+
+def _birth_date(reading: _Reading, french: bool, today: date) -> Found | None:
+    """The one birth date every birth date read allows.
+
+    A reading in the future is a misread and is dropped. A French document writes day first,
+    always; an English one may be from either side of the Atlantic, so "12/03/1961" keeps both
+    readings and the matcher decides, against the directory, which one (if any) it can trust.
+    Birth dates that share no reading are two people, or one misread: no answer.
+    """
+    kept: list[Found] = []
+    for found in reading.births:
+        if french:
+            found = replace(found, other=None)
+        valid = _narrowed(found, [r for r in _readings(found)
+                                  if valid_birth_date(r, None, today)])
+        if valid is not None:
+            kept.append(valid)
+    if not kept:
+        return None
+    common = set(_readings(kept[0])).intersection(*(_readings(f) for f in kept[1:]))
+    if not common:
+        return None
+    plain = next((f for f in kept if set(_readings(f)) == common), None)
+    return plain or _narrowed(kept[0], [r for r in _readings(kept[0]) if r in common])
 
 
 def _document_date(lines: Sequence[_Line], reading: _Reading,
@@ -935,7 +997,8 @@ def _document_date(lines: Sequence[_Line], reading: _Reading,
             continue
         for m in _DATE_RE.finditer(line.fold):
             value = _to_date(m)
-            if value is not None and (birth is None or value.isoformat() != birth.value):
+            if value is not None and (birth is None or
+                                      value.isoformat() not in _readings(birth)):
                 return _found(value.isoformat(), line, m.start(), "first-date")
     return None
 
@@ -1066,11 +1129,13 @@ def _parse(pages: Sequence[str], today: date) -> ParsedFields:
     last, first, birth_name = names or (None, None, None)
     # Two people named (a child and a parent, two reports in one PDF): a birth date read
     # there might be either one's.
-    birth = _birth_date(reading, today) if names is not None else None
+    birth = _birth_date(reading, _looks_french(lines), today) if names is not None else None
     document = _document_date(lines, reading, birth)
-    if birth is not None and document is not None and \
-            not valid_birth_date(birth.value, document.value, today):
-        birth = None  # born after the document was written: a misread, not a fact
+    if birth is not None and document is not None:
+        # Born after the document was written: a misread, not a fact (or, of a date that
+        # reads two ways, not the reading meant).
+        birth = _narrowed(birth, [r for r in _readings(birth)
+                                  if valid_birth_date(r, document.value, today)])
     kind, evidence = _document_type(lines)
     return ParsedFields(
         last_name=last,

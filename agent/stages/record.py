@@ -222,7 +222,7 @@ def _found(raw: Any) -> Found | None:
     if not isinstance(raw, Mapping) or not raw.get("value"):
         return None
     return Found(str(raw["value"]), int(raw.get("page") or 1), str(raw.get("snippet") or ""),
-                 str(raw.get("rule") or ""))
+                 str(raw.get("rule") or ""), str(raw["other"]) if raw.get("other") else None)
 
 
 def parsed_fields(raw: Mapping[str, Any]) -> ParsedFields:
