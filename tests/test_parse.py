@@ -433,8 +433,58 @@ def test_other_reading_is_kept_in_the_sidecar_and_read_back() -> None:
     assert parsed_fields(data) == fields
     plain = Found("1961-03-12", 1, "DOB 12 March 1961", "label:dob")
     assert "other" not in plain.as_dict()
-    # A sidecar written before "other" existed still loads, as one reading.
+    aged = parse_document(["Nom : DUPONT   Prénom : Jean\nÂge : 43 ans"])
+    assert aged.age is not None and parsed_fields(aged.as_dict()) == aged
+    # A sidecar written before "other" and "age" existed still loads, as one reading.
     assert parsed_fields({"birth_date": plain.as_dict()}).birth_date == plain
+
+
+@pytest.mark.parametrize(("text", "age", "rule"), [
+    pytest.param("Je vous adresse Mme Fatima EL AMRANI, 43 ans, pour avis.", "43", "age:ans",
+                 id="fr-referral-43-ans"),
+    pytest.param("Patiente âgée de 43 ans, vue pour douleurs.", "43", "age:age-de",
+                 id="fr-agee-de"),
+    pytest.param("Patient(e) âgé(e) de 43 ans", "43", "age:age-de", id="fr-age-e-de"),
+    pytest.param("Nom : DUPONT   Prénom : Jean\nÂge : 43 ans", "43", "age:label",
+                 id="fr-age-label"),
+    pytest.param("Il s'agit d'un homme de 64 ans, tabagique.", "64", "age:person-de",
+                 id="fr-homme-de"),
+    pytest.param("Léo DUPONT (6 ans) vu ce jour.", "6", "age:ans", id="fr-in-brackets"),
+    pytest.param("I saw this 64-year-old man in clinic.", "64", "age:year-old",
+                 id="en-64-year-old"),
+    pytest.param("A 64 year old woman with chest pain.", "64", "age:year-old",
+                 id="en-64-year-old-spaces"),
+    pytest.param("Mr John SMITH, aged 64, was seen today.", "64", "age:aged", id="en-aged"),
+    pytest.param("Name: John SMITH   Age: 64", "64", "age:label", id="en-age-label"),
+    pytest.param("64 yo M, chest pain", "64", "age:yo", id="en-yo"),
+    pytest.param("64 y/o male", "64", "age:yo", id="en-y-slash-o"),
+    pytest.param("Âge : 43 ans\nPatient aged 43", "43", "age:label", id="same-age-twice"),
+    # Not read: too ambiguous, not in years, not an age, or not the patient's.
+    pytest.param("Mme Fatima EL AMRANI (43 a)", None, None, id="a-alone-is-ambiguous"),
+    pytest.param("Nom : DUPONT   Prénom : Léo\nÂge : 18 mois", None, None, id="fr-months"),
+    pytest.param("Baby Leo SMITH, aged 6 months", None, None, id="en-months"),
+    pytest.param("Diabétique depuis 10 ans.", None, None, id="fr-depuis-10-ans"),
+    pytest.param("Opéré à l'âge de 20 ans, sans suite.", None, None, id="fr-a-l-age-de"),
+    pytest.param("Dr Pierre MARTIN, 54 ans, médecin traitant", None, None,
+                 id="staff-line"),
+    pytest.param("MÉDECIN TRAITANT\nNom : MARTIN Prénom : Pierre\nÂge : 54 ans", None, None,
+                 id="staff-block"),
+    pytest.param("Nom : DUPONT Prénom : Léo\nMère : Mme DUPONT Marie, 38 ans", None, None,
+                 id="mother-line"),
+    pytest.param("Léo DUPONT, 6 ans, accompagné de sa mère, 38 ans.", "6", "age:ans",
+                 id="companion-cue-before-the-age"),
+    pytest.param("Mme Marie DUPONT, 43 ans, épouse de M. Jean DUPONT, 45 ans.", "43", "age:ans",
+                 id="epouse-de"),
+    pytest.param("Enfant Léo, vu avec sa fille de 20 ans.", None, None, id="sa-fille-de"),
+    pytest.param("Mr John SMITH came with his 80-year-old mother.", None, None,
+                 id="en-relative-after-the-age"),
+    pytest.param("Age: 43\nPatient aged 51", None, None, id="two-different-ages"),
+    pytest.param("Nom : DUPONT Prénom : Jean\n\nNom : DUPONT Prénom : Marie\nÂge : 43 ans",
+                 None, None, id="two-patients-no-age"),
+])
+def test_age(text: str, age: str | None, rule: str | None) -> None:
+    found = parse_document([text]).age
+    assert (value(found), found.rule if found else None) == (age, rule)
 
 
 def test_as_dict_is_json_ready() -> None:
@@ -446,7 +496,8 @@ def test_as_dict_is_json_ready() -> None:
     assert data["document_type"] == "lab-result"
     assert data["document_type_evidence"] == "laboratoire"
     assert set(data) == {"last_name", "first_name", "birth_name", "birth_date",
-                         "document_date", "document_type", "document_type_evidence"}
+                         "document_date", "document_type", "document_type_evidence", "age"}
+    assert data["age"] is None
     empty = ParsedFields(None, None, None, None, "other", "")
     assert json.loads(json.dumps(empty.as_dict()))["last_name"] is None
 
@@ -474,7 +525,7 @@ def test_never_raises_on_junk() -> None:
         assert fields.document_type in DOCUMENT_TYPES
         json.dumps(fields.as_dict())
         for found in (fields.last_name, fields.first_name, fields.birth_name,
-                      fields.birth_date, fields.document_date):
+                      fields.birth_date, fields.document_date, fields.age):
             if found is not None:
                 assert 1 <= found.page <= len(pages)
                 assert len(found.snippet) <= 120 and found.value.strip() == found.value

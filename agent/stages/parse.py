@@ -67,6 +67,7 @@ class ParsedFields:
     document_type: str  # one of DOCUMENT_TYPES
     document_type_evidence: str  # the keyword that decided it, "" for "other"
     birth_name: Found | None = None  # maiden name ("née X") when one was read
+    age: Found | None = None  # the patient's age in years as text ("43"), when stated
 
     def as_dict(self) -> dict[str, object]:
         def one(found: Found | None) -> dict[str, object] | None:
@@ -80,6 +81,7 @@ class ParsedFields:
             "document_date": one(self.document_date),
             "document_type": self.document_type,
             "document_type_evidence": self.document_type_evidence,
+            "age": one(self.age),
         }
 
 
@@ -272,6 +274,67 @@ def _date_at(fold: str, start: int, end: int) -> _DateAt | None:
         return None
     found = _to_date(m)
     return _DateAt(found, m.start(), _month_first(m)) if found else None
+
+
+# --------------------------------------------------------------------------------------------
+# Ages
+# --------------------------------------------------------------------------------------------
+
+MAX_AGE = 125
+_N = r"(?P<n>[0-9]{1,3})(?![0-9])"
+# An age in months, weeks or days is not one in years: "Âge : 18 mois", "aged 6 months".
+_NOT_YEARS = r"(?!\s*(?:mois|months?|mo|semaines?|sem|weeks?|wks?|jours?|days?|j|d|m)(?![a-z]))"
+_YEARS = r"(?:\s*(?:ans?|years?|yrs?))?"
+# (rule, pattern on folded text). A number followed by "ans" alone is an age only where a
+# sentence sets it apart ("Mme X, 43 ans, pour avis"), never after "depuis", "il y a", "à".
+# "(43 a)" is not read: an "a" after a number is as often a fraction or an arm as a year.
+_AGE_SPECS: tuple[tuple[str, str], ...] = (
+    # Not "à l'âge de 20 ans": that dates an event of the patient's past.
+    ("age:age-de", rf"(?<!l')age(?:e?e?s?|\s*\(\s*e\s*\))\s+de\s+{_N}\s*ans?"),
+    ("age:label", rf"(?<!l')age\s*[:=]?\s*{_N}{_NOT_YEARS}{_YEARS}"),
+    ("age:aged", rf"aged\s+{_N}{_NOT_YEARS}{_YEARS}"),
+    ("age:year-old", rf"{_N}\s*-?\s*(?:years?|yrs?)\s*-?\s*old"),
+    ("age:yo", rf"{_N}\s*(?:yo|y/o|y\.o\.?)"),
+    ("age:ans", rf"(?<=[,(])\s*{_N}\s*ans?(?=\s*(?:[,;.)]|$))"),
+    ("age:person-de", rf"(?:homme|femme|patiente?|enfant|garcon|fillette|fille|nourrisson"
+                      rf"|bebe)\s+de\s+{_N}\s*ans?"),
+)
+_AGE_RES = tuple((rule, re.compile(rf"(?<![a-z0-9]){pattern}(?![a-z0-9/])"))
+                 for rule, pattern in _AGE_SPECS)
+# Someone with the patient, named on the same line before the age ("accompagnée de sa mère,
+# 68 ans"), or right after it ("his 80-year-old mother"): the age is theirs. Lines that are
+# about someone else altogether (_STAFF_LINE, staff blocks, _OTHER_PERSON_LINE) are not read.
+_COMPANION_CUE = re.compile(
+    r"(?<![a-z0-9])(?:mere|pere|fils|sa\s+fille|mari|conjointe?|epou(?:se|x)\s+de|tut(?:eur|rice)"
+    r"|accompagnee?(?:\s*\(\s*e\s*\))?\s+(?:de|par)|parents?|mother|father|daughter"
+    r"|(?:his|her)\s+son|husband|wife|accompanied\s+by|guardian)(?![a-z0-9])"
+)
+_COMPANION_AFTER = re.compile(
+    r"\s*(?:son|daughter|brother|sister|husband|wife|mother|father|grand(?:son|daughter))"
+    r"(?![a-z])"
+)
+
+
+def _ages(line: _Line) -> list[Found]:
+    """The ages in years stated on a line that is about the patient (not staff, not a
+    relative: the caller knows), less those a companion named before them is owed."""
+    out: list[Found] = []
+    for rule, pattern in _AGE_RES:
+        for m in pattern.finditer(line.fold):
+            years = int(m.group("n"))
+            # Up to the age's end: "sa fille de 6 ans" is a daughter's age, "fille de 6 ans" not.
+            if not 0 < years <= MAX_AGE or _COMPANION_CUE.search(line.fold, 0, m.end()) \
+                    or _COMPANION_AFTER.match(line.fold, m.end()):
+                continue
+            out.append(_found(str(years), line, m.start("n"), rule))
+    return out
+
+
+def _age(reading: _Reading) -> Found | None:
+    """The patient's age: one, however often stated; two different ages are no answer."""
+    if len({f.value for f in reading.ages}) != 1:
+        return None
+    return reading.ages[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -675,6 +738,7 @@ class _Reading:
     births: list[Found] = field(default_factory=list)
     birth_lines: set[int] = field(default_factory=set)  # never a source of document dates
     doc_dates: list[tuple[int, Found]] = field(default_factory=list)  # (tier, found)
+    ages: list[Found] = field(default_factory=list)  # ages in years, off staff and kin lines
 
 
 _FRENCH_WORDS = frozenset({
@@ -866,6 +930,8 @@ def _read(lines: Sequence[_Line]) -> _Reading:
         _read_labels(lines, line, labels, french, reading)
         if not staff_led and not other_person:
             _read_titles(lines, line, labels, french, reading)
+            if staff_block == 0:
+                reading.ages.extend(_ages(line))
         # "Le 12/03/2024", "Paris, le 12 mars 2024": the date a letter is written.
         m = _DATELINE_LE.match(line.fold)
         if m is not None:
@@ -1145,4 +1211,6 @@ def _parse(pages: Sequence[str], today: date) -> ParsedFields:
         document_type=kind,
         document_type_evidence=evidence,
         birth_name=birth_name,
+        # Like a birth date, an age on a document naming two people might be either's.
+        age=_age(reading) if names is not None else None,
     )

@@ -232,5 +232,5 @@ def parsed_fields(raw: Mapping[str, Any]) -> ParsedFields:
         birth_date=_found(raw.get("birth_date")), document_date=_found(raw.get("document_date")),
         document_type=str(raw.get("document_type") or "other"),
         document_type_evidence=str(raw.get("document_type_evidence") or ""),
-        birth_name=_found(raw.get("birth_name")),
+        birth_name=_found(raw.get("birth_name")), age=_found(raw.get("age")),
     )
