@@ -337,3 +337,84 @@ def test_english_and_french_letters_read_the_same_date(dates_store: Store) -> No
     french = parse_document(["Nom : JONES   Prénom : Mary\nDate de naissance : 12/03/1961"])
     result = match(dates_store, french)
     assert result.outcome == "review" and "birth_date" in result.candidates[0].disagree
+
+
+# ---- Ages -------------------------------------------------------------------------------
+AGES_DIRECTORY = """id,last_name,first_name,birth_date
+R1,ADAMS,Ruth,1983-01-15
+H1,HILL,Sam,1983-01-15
+H2,HILL,Sam,1975-01-15
+G1,GRAY,Tom,
+"""
+REPORT_DAY = "2026-11-05"  # Ruth ADAMS and the first Sam HILL are 43, the second Sam HILL 51
+
+
+@pytest.fixture(scope="module")
+def ages_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    root: Path = tmp_path_factory.mktemp("ages")
+    s = Store(root / "state.db")
+    csv = root / "p.csv"
+    csv.write_text(AGES_DIRECTORY, encoding="utf-8")
+    assert import_csv(s, csv).added == 4
+    yield s
+    s.close()
+
+
+def aged(last: str, first: str, age: str, birth: str | None = None,
+         document: str | None = REPORT_DAY) -> ParsedFields:
+    return ParsedFields(Found(last, 1, "", "test"), Found(first, 1, "", "test"),
+                        Found(birth, 1, "", "test") if birth else None,
+                        Found(document, 1, "", "test") if document else None, "other", "",
+                        age=Found(age, 1, f"{age} ans", "age:ans"))
+
+
+AGES = [
+    # (id, last, first, age, birth date read, document date, today, outcome, reason, patient)
+    ("age-agrees-within-a-year", "ADAMS", "Ruth", "44", None, REPORT_DAY, None, "filed",
+     "one-agrees", "R1"),
+    ("age-rules-the-only-namesake-out", "ADAMS", "Ruth", "51", None, REPORT_DAY, None,
+     "review", "fields-differ", None),
+    # The age rules the second Sam HILL out, but only a birth date tells namesakes apart.
+    ("age-never-replaces-the-birth-date", "HILL", "Sam", "43", None, REPORT_DAY, None,
+     "review", "homonyms", None),
+    ("age-and-birth-date", "HILL", "Sam", "43", "1983-01-15", REPORT_DAY, None, "filed",
+     "one-agrees", "H1"),
+    ("age-disagrees-with-the-birth-date-read", "HILL", "Sam", "51", "1983-01-15", REPORT_DAY,
+     None, "review", "fields-differ", None),
+    # No document date: the age is taken as of today.
+    ("age-as-of-today", "ADAMS", "Ruth", "43", None, None, date(2026, 12, 2), "filed",
+     "one-agrees", "R1"),
+    ("age-as-of-today-years-later", "ADAMS", "Ruth", "43", None, None, date(2030, 1, 1),
+     "review", "fields-differ", None),
+    ("no-birth-date-on-record-no-judgement", "GRAY", "Tom", "99", None, REPORT_DAY, None,
+     "filed", "one-agrees", "G1"),
+]
+
+
+@pytest.mark.parametrize(("last", "first", "age", "birth", "document", "today", "outcome",
+                          "reason", "patient"),
+                         [c[1:] for c in AGES], ids=[c[0] for c in AGES])
+def test_an_age_can_rule_a_record_out_but_never_agrees(
+        ages_store: Store, last: str, first: str, age: str, birth: str | None,
+        document: str | None, today: date | None, outcome: str, reason: str,
+        patient: str | None) -> None:
+    result = match(ages_store, aged(last, first, age, birth, document), today=today)
+    assert (result.outcome, result.why.code, result.patient_id) == (outcome, reason, patient)
+    assert all("age" not in c.agree for c in result.candidates)
+
+
+def test_age_evidence_in_words(ages_store: Store) -> None:
+    result = match(ages_store, aged("HILL", "Sam", "43"))
+    [h2] = [c for c in result.candidates if c.patient.id == "H2"]
+    assert h2.disagree == ("age",)
+    assert "age 43 on the document, 51 from the record" in h2.notes
+    [h1] = [c for c in result.candidates if c.patient.id == "H1"]
+    assert not h1.disagree and "birth_date" in h1.missing
+
+
+def test_an_age_read_from_a_letter_rules_out(ages_store: Store) -> None:
+    letter = parse_document(["Le 05/11/2026\nNom : ADAMS   Prénom : Ruth\nÂge : 51 ans"])
+    assert letter.age is not None and letter.age.value == "51"
+    assert match(ages_store, letter).why.code == "fields-differ"
+    right = parse_document(["Le 05/11/2026\nNom : ADAMS   Prénom : Ruth\nÂge : 43 ans"])
+    assert match(ages_store, right).patient_id == "R1"

@@ -15,7 +15,9 @@ The rule, in order (README: "When it files by itself, and when it asks"):
 
 A birth date that reads two ways (an English "DOB 12/03/1961": 12 March in the UK, 3 December
 in the US) agrees only when exactly one reading is the birth date of a record whose names agree,
-and never disagrees on the other reading alone (`_which_reading`).
+and never disagrees on the other reading alone (`_which_reading`). An age stated on the
+document ("43 ans", "64-year-old") can rule a record out, more than a year away from the age its
+birth date gives, but never agrees: namesakes still need the birth date.
 
 Suggestions (`agent.stages.suggest`) are computed for review documents only, after the decision,
 and can never change it.
@@ -39,6 +41,7 @@ from agent.store import Store
 
 MatchOutcome = Literal["filed", "review"]  # the outcomes a match can decide
 MAX_CANDIDATES = 5
+AGE_TOLERANCE = 1  # years: "43 ans" written months before the document, or rounded
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class _Read:
     # the names themselves, since a key has lost the word boundaries they need.
     last_loose: frozenset[str] = frozenset()
     birth_note: str | None = None  # which reading of a date that reads two ways, in words
+    age: int | None = None  # the age in years the document states
+    on: date | None = None  # the day that age was true: the document's date, or today
 
 
 def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
@@ -173,10 +178,32 @@ def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
             notes.append("birth date has day and month exchanged")
     if read.birth_note:
         notes.append(read.birth_note)
+    years = _years(patient.birth_date, read.on) if read.age is not None else None
+    if read.age is not None and years is not None and abs(years - read.age) > AGE_TOLERANCE:
+        disagree.append("age")
+        notes.append(f"age {read.age} on the document, {years} from the record")
     if swapped:
         notes.append("names agree only in the other order (first name read as last name)")
     return Candidate(patient, tuple(agree), tuple(disagree), tuple(missing), swapped,
                      tuple(notes))
+
+
+def _years(birth: str | None, on: date | None) -> int | None:
+    """How old someone born on `birth` (ISO) was on `on`; None without both."""
+    if not birth or on is None:
+        return None
+    try:
+        born = date.fromisoformat(birth)
+    except ValueError:
+        return None
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _day(found: Found | None) -> date | None:
+    try:
+        return date.fromisoformat(found.value) if found else None
+    except ValueError:
+        return None
 
 
 def _rank(c: Candidate) -> tuple[float, int, int, bool, str]:
@@ -262,9 +289,12 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     births = _birth_readings(fields.birth_date, fields.document_date, today)
     birth_name = fields.birth_name.value if fields.birth_name else None
     keys = {name_key(last)} | ({name_key(birth_name)} if birth_name else set())
+    age = fields.age.value if fields.age else ""
     read = _Read(frozenset(keys - {""}), first, births[0] if births else None, birth_name,
                  last if birth_name else None,
-                 frozenset(loose_keys(last) | (loose_keys(birth_name) if birth_name else set())))
+                 frozenset(loose_keys(last) | (loose_keys(birth_name) if birth_name else set())),
+                 age=int(age) if age.isdigit() else None,
+                 on=_day(fields.document_date) or today)
 
     found: dict[str, Candidate] = {}
     if first and not is_initial(first):
