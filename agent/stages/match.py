@@ -232,8 +232,11 @@ def _which_reading(readings: Sequence[str], named: Sequence[Patient]) -> tuple[s
     on each): it decides nothing, and the homonym rule asks a person. Neither is: it disagrees
     as a single date would, whichever way it is read.
     """
-    day_first = date.fromisoformat(readings[0])
-    printed = f"{day_first.day:02d}/{day_first.month:02d}/{day_first.year}"
+    try:
+        day_first = date.fromisoformat(readings[0])
+        printed = f"{day_first.day:02d}/{day_first.month:02d}/{day_first.year}"  # as written
+    except ValueError:  # a sidecar edited by hand: say what it holds
+        printed = readings[0]
     on_record = [r for r in readings if r in {p.birth_date for p in named}]
     if len(on_record) == 1:
         way = "day first (UK)" if on_record[0] == readings[0] else "month first (US)"
@@ -271,7 +274,8 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
           today: date | None = None) -> MatchResult:
     """Decide, with evidence. `name_confidence` is the mean OCR word confidence (0-100) of the
     page(s) the names were read from, None when they came from a text layer. `today` (default:
-    the clock) is the day a birth date must not be after."""
+    the clock) is the day a birth date must not be after, and the day an age is counted at
+    when no document date was read."""
     def result(outcome: MatchOutcome, patient_id: str | None, why: Reason,
                found: dict[str, Candidate]) -> MatchResult:
         ranked = _with_suggestions(store, read, last, found) if outcome == "review" else \
