@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,180 @@ def test_parse_and_match_agree_on_every_particle(particle: str, tmp_path: Path) 
             assert any("particle" in note for note in candidate.notes), (name, candidate)
     finally:
         s.close()
+
+
+# ---- Dates that read two ways -----------------------------------------------------------
+# "DOB 12/03/1961" in an English letter: 12 March (UK, day first) or 3 December (US).
+UK, US = "1961-03-12", "1961-12-03"
+DATES_DIRECTORY = f"""id,last_name,first_name,birth_date
+S1,SMITH,John,{UK}
+J1,JONES,Mary,{US}
+W1,WILSON,Anne,{UK}
+W2,WILSON,Anne,{US}
+B1,BROWN,Peter,1970-01-01
+T1,TAYLOR,Emma,{US}
+T2,TAYLOR,Emma,1975-06-06
+K1,KING,Lily,2026-03-11
+K2,KING,Lily,2026-11-03
+"""
+
+
+@pytest.fixture(scope="module")
+def dates_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    root: Path = tmp_path_factory.mktemp("dates")
+    s = Store(root / "state.db")
+    csv = root / "p.csv"
+    csv.write_text(DATES_DIRECTORY, encoding="utf-8")
+    assert import_csv(s, csv).added == 9
+    yield s
+    s.close()
+
+
+def two_ways(last: str, first: str, value: str, other: str | None,
+             document: str | None = None) -> ParsedFields:
+    return ParsedFields(Found(last, 1, "", "test"), Found(first, 1, "", "test"),
+                        Found(value, 1, "DOB 12/03/1961", "label:dob", other=other),
+                        Found(document, 1, "", "test") if document else None, "other", "")
+
+
+TWO_WAYS = [
+    # (id, last, first, value, other, document date, today, outcome, patient, note)
+    ("uk-reading-on-record", "SMITH", "John", UK, US, None, None, "filed", "S1",
+     "birth date 12/03/1961 read day first (UK)"),
+    ("us-reading-on-record", "JONES", "Mary", UK, US, None, None, "filed", "J1",
+     "birth date 12/03/1961 read month first (US)"),
+    # Two namesakes, one born on each reading: the date decides nothing, a person does.
+    ("namesakes-one-per-reading", "WILSON", "Anne", UK, US, None, None, "review", None,
+     "birth date 12/03/1961 reads two ways and namesakes were born on each: it decides "
+     "nothing"),
+    ("neither-reading-on-record", "BROWN", "Peter", UK, US, None, None, "review", None,
+     "birth date 12/03/1961 reads two ways and neither is on record"),
+    # One namesake born on one reading, the other on neither: the reading decides.
+    ("namesakes-one-born-on-a-reading", "TAYLOR", "Emma", UK, US, None, None, "filed", "T1",
+     "birth date 12/03/1961 read month first (US)"),
+    # A reading after the document's date, or in the future, is no birth date: one is left.
+    ("reading-after-the-document", "WILSON", "Anne", UK, US, "1961-06-01", None, "filed",
+     "W1", None),
+    ("reading-in-the-future", "KING", "Lily", "2026-11-03", "2026-03-11", None,
+     date(2026, 6, 1), "filed", "K1", None),
+]
+
+
+@pytest.mark.parametrize(("last", "first", "value", "other", "document", "today", "outcome",
+                          "patient", "note"),
+                         [c[1:] for c in TWO_WAYS], ids=[c[0] for c in TWO_WAYS])
+def test_a_date_that_reads_two_ways(dates_store: Store, last: str, first: str, value: str,
+                                    other: str, document: str | None, today: date | None,
+                                    outcome: str, patient: str | None,
+                                    note: str | None) -> None:
+    result = match(dates_store, two_ways(last, first, value, other, document), today=today)
+    assert (result.outcome, result.patient_id) == (outcome, patient), result.reason
+    named = [c for c in result.candidates if c.names_agree]
+    assert named
+    if note is not None:
+        assert all(note in c.notes for c in named), [c.notes for c in named]
+    if outcome == "filed":
+        chosen = next(c for c in named if c.patient.id == patient)
+        assert "birth_date" in chosen.agree and not chosen.disagree
+
+
+def test_a_date_that_reads_two_ways_never_disagrees_on_the_other_reading(
+        dates_store: Store) -> None:
+    namesakes = match(dates_store, two_ways("WILSON", "Anne", UK, US))
+    assert namesakes.why.code in ("homonyms", "several-agree")
+    for c in namesakes.candidates[:2]:
+        assert c.patient.id in ("W1", "W2")
+        assert "birth_date" in c.missing and not c.disagree
+    taylor = match(dates_store, two_ways("TAYLOR", "Emma", UK, US))
+    [t2] = [c for c in taylor.candidates if c.patient.id == "T2"]
+    assert t2.disagree == ("birth_date",)  # born on neither reading
+
+
+def test_english_and_french_letters_read_the_same_date(dates_store: Store) -> None:
+    english = parse_document(["Name: Mary JONES   DOB: 12/03/1961"])
+    assert match(dates_store, english).patient_id == "J1"
+    # A French document writes day first, always: 12 March is not her birth date.
+    french = parse_document(["Nom : JONES   Prénom : Mary\nDate de naissance : 12/03/1961"])
+    result = match(dates_store, french)
+    assert result.outcome == "review" and "birth_date" in result.candidates[0].disagree
+
+
+# ---- Ages -------------------------------------------------------------------------------
+AGES_DIRECTORY = """id,last_name,first_name,birth_date
+R1,ADAMS,Ruth,1983-01-15
+H1,HILL,Sam,1983-01-15
+H2,HILL,Sam,1975-01-15
+G1,GRAY,Tom,
+"""
+REPORT_DAY = "2026-11-05"  # Ruth ADAMS and the first Sam HILL are 43, the second Sam HILL 51
+
+
+@pytest.fixture(scope="module")
+def ages_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    root: Path = tmp_path_factory.mktemp("ages")
+    s = Store(root / "state.db")
+    csv = root / "p.csv"
+    csv.write_text(AGES_DIRECTORY, encoding="utf-8")
+    assert import_csv(s, csv).added == 4
+    yield s
+    s.close()
+
+
+def aged(last: str, first: str, age: str, birth: str | None = None,
+         document: str | None = REPORT_DAY) -> ParsedFields:
+    return ParsedFields(Found(last, 1, "", "test"), Found(first, 1, "", "test"),
+                        Found(birth, 1, "", "test") if birth else None,
+                        Found(document, 1, "", "test") if document else None, "other", "",
+                        age=Found(age, 1, f"{age} ans", "age:ans"))
+
+
+AGES = [
+    # (id, last, first, age, birth date read, document date, today, outcome, reason, patient)
+    ("age-agrees-within-a-year", "ADAMS", "Ruth", "44", None, REPORT_DAY, None, "filed",
+     "one-agrees", "R1"),
+    ("age-rules-the-only-namesake-out", "ADAMS", "Ruth", "51", None, REPORT_DAY, None,
+     "review", "fields-differ", None),
+    # The age rules the second Sam HILL out, but only a birth date tells namesakes apart.
+    ("age-never-replaces-the-birth-date", "HILL", "Sam", "43", None, REPORT_DAY, None,
+     "review", "homonyms", None),
+    ("age-and-birth-date", "HILL", "Sam", "43", "1983-01-15", REPORT_DAY, None, "filed",
+     "one-agrees", "H1"),
+    ("age-disagrees-with-the-birth-date-read", "HILL", "Sam", "51", "1983-01-15", REPORT_DAY,
+     None, "review", "fields-differ", None),
+    # No document date: the age is taken as of today.
+    ("age-as-of-today", "ADAMS", "Ruth", "43", None, None, date(2026, 12, 2), "filed",
+     "one-agrees", "R1"),
+    ("age-as-of-today-years-later", "ADAMS", "Ruth", "43", None, None, date(2030, 1, 1),
+     "review", "fields-differ", None),
+    ("no-birth-date-on-record-no-judgement", "GRAY", "Tom", "99", None, REPORT_DAY, None,
+     "filed", "one-agrees", "G1"),
+]
+
+
+@pytest.mark.parametrize(("last", "first", "age", "birth", "document", "today", "outcome",
+                          "reason", "patient"),
+                         [c[1:] for c in AGES], ids=[c[0] for c in AGES])
+def test_an_age_can_rule_a_record_out_but_never_agrees(
+        ages_store: Store, last: str, first: str, age: str, birth: str | None,
+        document: str | None, today: date | None, outcome: str, reason: str,
+        patient: str | None) -> None:
+    result = match(ages_store, aged(last, first, age, birth, document), today=today)
+    assert (result.outcome, result.why.code, result.patient_id) == (outcome, reason, patient)
+    assert all("age" not in c.agree for c in result.candidates)
+
+
+def test_age_evidence_in_words(ages_store: Store) -> None:
+    result = match(ages_store, aged("HILL", "Sam", "43"))
+    [h2] = [c for c in result.candidates if c.patient.id == "H2"]
+    assert h2.disagree == ("age",)
+    assert "age 43 on the document, 51 from the record" in h2.notes
+    [h1] = [c for c in result.candidates if c.patient.id == "H1"]
+    assert not h1.disagree and "birth_date" in h1.missing
+
+
+def test_an_age_read_from_a_letter_rules_out(ages_store: Store) -> None:
+    letter = parse_document(["Le 05/11/2026\nNom : ADAMS   Prénom : Ruth\nÂge : 51 ans"])
+    assert letter.age is not None and letter.age.value == "51"
+    assert match(ages_store, letter).why.code == "fields-differ"
+    right = parse_document(["Le 05/11/2026\nNom : ADAMS   Prénom : Ruth\nÂge : 43 ans"])
+    assert match(ages_store, right).patient_id == "R1"

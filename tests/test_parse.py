@@ -13,6 +13,7 @@ from datetime import date
 import pytest
 
 from agent.stages.parse import DOCUMENT_TYPES, Found, ParsedFields, parse_date, parse_document
+from agent.stages.record import parsed_fields
 from tests import pdfgen
 
 # Tesseract's reading of tests.pdfgen.write_sample_scan(seed=3), kept verbatim: a stray "_"
@@ -357,13 +358,133 @@ def test_parse_date(text: str, expected: date | None) -> None:
     assert parse_date(text) == expected
 
 
-def test_two_digit_year_pivot_keeps_birth_dates_in_the_past() -> None:
-    yy = date.today().year % 100
-    assert parse_date(f"01.02.{yy:02d}") == date(2000 + yy, 2, 1)
-    if yy < 99:
-        assert parse_date(f"01.02.{yy + 1:02d}") == date(1900 + yy + 1, 2, 1)
-    assert parse_date("01.02.99") == date(1999, 2, 1)
-    assert parse_date("01.02.00") == date(2000, 2, 1)
+TODAY = date(2026, 12, 2)  # the day the dates of the cases below are read on
+
+
+@pytest.mark.parametrize(("text", "today", "expected"), [
+    pytest.param("27.05.01", TODAY, date(2001, 5, 27), id="01-is-this-century"),
+    pytest.param("07/01/90", TODAY, date(1990, 1, 7), id="90-is-last-century"),
+    pytest.param("05/11/26", TODAY, date(2026, 11, 5), id="this-year-already-past"),
+    pytest.param("02/12/26", TODAY, date(2026, 12, 2), id="today-is-not-the-future"),
+    # The whole date is judged, not the year: 5 December 2026 is three days ahead.
+    pytest.param("05/12/26", TODAY, date(1926, 12, 5), id="this-year-still-to-come"),
+    pytest.param("1 janv. 27", TODAY, date(1927, 1, 1), id="next-year-month-name"),
+    pytest.param("05/12/26", date(2027, 1, 10), date(2026, 12, 5), id="read-a-month-later"),
+    pytest.param("29.02.00", TODAY, date(2000, 2, 29), id="leap-day-2000"),
+    pytest.param("31.12.99", date(2000, 1, 1), date(1999, 12, 31), id="century-turn"),
+])
+def test_two_digit_year_is_the_century_not_in_the_future(text: str, today: date,
+                                                         expected: date) -> None:
+    assert parse_date(text, today=today) == expected
+
+
+@pytest.mark.parametrize(("text", "today", "birth"), [
+    # The issue's form: "Nom / Prénom : NACIRI / Hamza" then "DDN : 27.05.01".
+    pytest.param("Nom : NACIRI   Prénom : Hamza\nDDN : 27.05.01", TODAY, "2001-05-27",
+                 id="ddn-27-05-01"),
+    # Read three days before 5 December 2026: a birth date, so 1926, never "in the future".
+    pytest.param("Nom : DUPONT   Prénom : Jean\nDOB 05/12/26", TODAY, "1926-12-05",
+                 id="birth-date-days-ahead-is-last-century"),
+    pytest.param("Nom : DUPONT   Prénom : Jean\nDOB 05/12/26", date(2027, 1, 10),
+                 "2026-12-05", id="same-birth-date-read-later"),
+])
+def test_two_digit_birth_years(text: str, today: date, birth: str) -> None:
+    assert value(parse_document([text], today=today).birth_date) == birth
+
+
+@pytest.mark.parametrize(("text", "birth", "other"), [
+    # An English document: day first in the UK, month first in the US. Both are kept.
+    pytest.param("Name: John SMITH   DOB: 12/03/1961", "1961-03-12", "1961-12-03",
+                 id="en-dob-reads-two-ways"),
+    pytest.param(REFERRAL_EN, "1961-03-12", "1961-12-03", id="en-referral-reads-two-ways"),
+    pytest.param("Name: John SMITH   DOB: 05/12/26", "1926-12-05", "2026-05-12",
+                 id="en-each-reading-its-own-century"),
+    pytest.param("Name: John SMITH   DOB: 25/03/1961", "1961-03-25", None,
+                 id="en-day-over-twelve-reads-one-way"),
+    pytest.param("Name: John SMITH   DOB: 03/03/1961", "1961-03-03", None,
+                 id="en-day-equals-month"),
+    pytest.param("Name: John SMITH   Date of birth: 12 March 1961", "1961-03-12", None,
+                 id="en-month-in-words"),
+    pytest.param("Name: John SMITH   DOB: 1961-03-12", "1961-03-12", None, id="en-iso-date"),
+    # A French document writes day first, always.
+    pytest.param("Nom : DUPONT   Prénom : Jean\nDate de naissance : 12/03/1961", "1961-03-12",
+                 None, id="fr-day-first-only"),
+    # The same birth date written plainly elsewhere settles which reading it is.
+    pytest.param("Name: John SMITH   DOB: 12/03/1961\nDate of birth: December 3, 1961",
+                 "1961-12-03", None, id="en-plain-date-settles-it"),
+    pytest.param("Name: John SMITH   DOB: 12/03/1961\nDate of birth: 14/03/1961", None, None,
+                 id="en-two-dates-without-a-common-reading"),
+    # A reading in the future, or after the document's date, is not a birth date.
+    pytest.param("Name: John SMITH   DOB: 03/12/2026", "2026-03-12", None,
+                 id="en-reading-in-the-future-dropped"),
+    pytest.param("Name: John SMITH   DOB: 05/11/2026\nReport date: 2026-10-01", "2026-05-11",
+                 None, id="en-reading-after-the-document-dropped"),
+])
+def test_birth_date_that_reads_two_ways(text: str, birth: str | None,
+                                        other: str | None) -> None:
+    found = parse_document([text], today=TODAY).birth_date
+    assert (value(found), found.other if found else None) == (birth, other)
+
+
+def test_other_reading_is_kept_in_the_sidecar_and_read_back() -> None:
+    fields = parse_document(["Name: John SMITH   DOB: 12/03/1961"], today=TODAY)
+    data = json.loads(json.dumps(fields.as_dict()))
+    assert data["birth_date"]["other"] == "1961-12-03"
+    assert parsed_fields(data) == fields
+    plain = Found("1961-03-12", 1, "DOB 12 March 1961", "label:dob")
+    assert "other" not in plain.as_dict()
+    aged = parse_document(["Nom : DUPONT   Prénom : Jean\nÂge : 43 ans"])
+    assert aged.age is not None and parsed_fields(aged.as_dict()) == aged
+    # A sidecar written before "other" and "age" existed still loads, as one reading.
+    assert parsed_fields({"birth_date": plain.as_dict()}).birth_date == plain
+
+
+@pytest.mark.parametrize(("text", "age", "rule"), [
+    pytest.param("Je vous adresse Mme Fatima EL AMRANI, 43 ans, pour avis.", "43", "age:ans",
+                 id="fr-referral-43-ans"),
+    pytest.param("Patiente âgée de 43 ans, vue pour douleurs.", "43", "age:age-de",
+                 id="fr-agee-de"),
+    pytest.param("Patient(e) âgé(e) de 43 ans", "43", "age:age-de", id="fr-age-e-de"),
+    pytest.param("Nom : DUPONT   Prénom : Jean\nÂge : 43 ans", "43", "age:label",
+                 id="fr-age-label"),
+    pytest.param("Il s'agit d'un homme de 64 ans, tabagique.", "64", "age:person-de",
+                 id="fr-homme-de"),
+    pytest.param("Léo DUPONT (6 ans) vu ce jour.", "6", "age:ans", id="fr-in-brackets"),
+    pytest.param("I saw this 64-year-old man in clinic.", "64", "age:year-old",
+                 id="en-64-year-old"),
+    pytest.param("A 64 year old woman with chest pain.", "64", "age:year-old",
+                 id="en-64-year-old-spaces"),
+    pytest.param("Mr John SMITH, aged 64, was seen today.", "64", "age:aged", id="en-aged"),
+    pytest.param("Name: John SMITH   Age: 64", "64", "age:label", id="en-age-label"),
+    pytest.param("64 yo M, chest pain", "64", "age:yo", id="en-yo"),
+    pytest.param("64 y/o male", "64", "age:yo", id="en-y-slash-o"),
+    pytest.param("Âge : 43 ans\nPatient aged 43", "43", "age:label", id="same-age-twice"),
+    # Not read: too ambiguous, not in years, not an age, or not the patient's.
+    pytest.param("Mme Fatima EL AMRANI (43 a)", None, None, id="a-alone-is-ambiguous"),
+    pytest.param("Nom : DUPONT   Prénom : Léo\nÂge : 18 mois", None, None, id="fr-months"),
+    pytest.param("Baby Leo SMITH, aged 6 months", None, None, id="en-months"),
+    pytest.param("Diabétique depuis 10 ans.", None, None, id="fr-depuis-10-ans"),
+    pytest.param("Opéré à l'âge de 20 ans, sans suite.", None, None, id="fr-a-l-age-de"),
+    pytest.param("Dr Pierre MARTIN, 54 ans, médecin traitant", None, None,
+                 id="staff-line"),
+    pytest.param("MÉDECIN TRAITANT\nNom : MARTIN Prénom : Pierre\nÂge : 54 ans", None, None,
+                 id="staff-block"),
+    pytest.param("Nom : DUPONT Prénom : Léo\nMère : Mme DUPONT Marie, 38 ans", None, None,
+                 id="mother-line"),
+    pytest.param("Léo DUPONT, 6 ans, accompagné de sa mère, 38 ans.", "6", "age:ans",
+                 id="companion-cue-before-the-age"),
+    pytest.param("Mme Marie DUPONT, 43 ans, épouse de M. Jean DUPONT, 45 ans.", "43", "age:ans",
+                 id="epouse-de"),
+    pytest.param("Enfant Léo, vu avec sa fille de 20 ans.", None, None, id="sa-fille-de"),
+    pytest.param("Mr John SMITH came with his 80-year-old mother.", None, None,
+                 id="en-relative-after-the-age"),
+    pytest.param("Age: 43\nPatient aged 51", None, None, id="two-different-ages"),
+    pytest.param("Nom : DUPONT Prénom : Jean\n\nNom : DUPONT Prénom : Marie\nÂge : 43 ans",
+                 None, None, id="two-patients-no-age"),
+])
+def test_age(text: str, age: str | None, rule: str | None) -> None:
+    found = parse_document([text]).age
+    assert (value(found), found.rule if found else None) == (age, rule)
 
 
 def test_as_dict_is_json_ready() -> None:
@@ -375,8 +496,9 @@ def test_as_dict_is_json_ready() -> None:
     assert data["document_type"] == "lab-result"
     assert data["document_type_evidence"] == "laboratoire"
     assert set(data) == {"last_name", "first_name", "birth_name", "birth_date",
-                         "document_date", "document_type", "document_type_evidence", "people",
-                         "hints"}
+                         "document_date", "document_type", "document_type_evidence", "age",
+                         "people", "hints"}
+    assert data["age"] is None
     empty = ParsedFields(None, None, None, None, "other", "")
     assert json.loads(json.dumps(empty.as_dict()))["last_name"] is None
 
@@ -404,7 +526,7 @@ def test_never_raises_on_junk() -> None:
         assert fields.document_type in DOCUMENT_TYPES
         json.dumps(fields.as_dict())
         for found in (fields.last_name, fields.first_name, fields.birth_name,
-                      fields.birth_date, fields.document_date):
+                      fields.birth_date, fields.document_date, fields.age):
             if found is not None:
                 assert 1 <= found.page <= len(pages)
                 assert len(found.snippet) <= 120 and found.value.strip() == found.value

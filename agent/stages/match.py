@@ -17,6 +17,12 @@ The rule, in order (README: "When it files by itself, and when it asks"):
    the name read as the patient's also standing as a clinician or a companion does too; and a
    name found with nothing around it saying it is the patient's needs its birth date to agree.
 
+A birth date that reads two ways (an English "DOB 12/03/1961": 12 March in the UK, 3 December
+in the US) agrees only when exactly one reading is the birth date of a record whose names agree,
+and never disagrees on the other reading alone (`_which_reading`). An age stated on the
+document ("43 ans", "64-year-old") can rule a record out, more than a year away from the age its
+birth date gives, but never agrees: namesakes still need the birth date.
+
 Suggestions (`agent.stages.suggest`) are computed for review documents only, after the decision,
 and can never change it.
 """
@@ -25,7 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any, Literal
 
 from agent import reasons
@@ -34,11 +41,12 @@ from agent.names import is_initial, loose_keys, name_key, record_keys
 from agent.patients import Patient, by_keys
 from agent.reasons import Reason
 from agent.stages import roles, suggest
-from agent.stages.parse import Found, NamedPerson, ParsedFields
+from agent.stages.parse import Found, NamedPerson, ParsedFields, valid_birth_date
 from agent.store import Store
 
 MatchOutcome = Literal["filed", "review"]  # the outcomes a match can decide
 MAX_CANDIDATES = 5
+AGE_TOLERANCE = 1  # years: "43 ans" written months before the document, or rounded
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,9 @@ class _Read:
     # Search keys of the names read (particles dropped, parts of compound names): made from
     # the names themselves, since a key has lost the word boundaries they need.
     last_loose: frozenset[str] = frozenset()
+    birth_note: str | None = None  # which reading of a date that reads two ways, in words
+    age: int | None = None  # the age in years the document states
+    on: date | None = None  # the day that age was true: the document's date, or today
 
 
 def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
@@ -170,20 +181,106 @@ def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
         disagree.append("birth_date")
         if suggest.swapped_day_month(read.birth) == patient.birth_date:
             notes.append("birth date has day and month exchanged")
+    if read.birth_note:
+        notes.append(read.birth_note)
+    years = _years(patient.birth_date, read.on) if read.age is not None else None
+    if read.age is not None and years is not None and abs(years - read.age) > AGE_TOLERANCE:
+        disagree.append("age")
+        notes.append(f"age {read.age} on the document, {years} from the record")
     if swapped:
         notes.append("names agree only in the other order (first name read as last name)")
     return Candidate(patient, tuple(agree), tuple(disagree), tuple(missing), swapped,
                      tuple(notes))
 
 
+def _years(birth: str | None, on: date | None) -> int | None:
+    """How old someone born on `birth` (ISO) was on `on`; None without both."""
+    if not birth or on is None:
+        return None
+    try:
+        born = date.fromisoformat(birth)
+    except ValueError:
+        return None
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _day(found: Found | None) -> date | None:
+    try:
+        return date.fromisoformat(found.value) if found else None
+    except ValueError:
+        return None
+
+
 def _rank(c: Candidate) -> tuple[float, int, int, bool, str]:
     return (-(c.score or 0.0), -len(c.agree), len(c.disagree), c.swapped, c.patient.id)
 
 
+def _birth_readings(birth: Found | None, document: Found | None, today: date) -> list[str]:
+    """The dates the birth date read may be, day first: none, one, or two."""
+    if birth is None:
+        return []
+    if birth.other is None:
+        # One reading is compared as read: a date that cannot be a birth date disagrees
+        # with every record, it does not vanish.
+        return [birth.value]
+    valid = [r for r in (birth.value, birth.other)
+             if valid_birth_date(r, document.value if document else None, today)]
+    return valid or [birth.value]
+
+
+def _which_reading(readings: Sequence[str], named: Sequence[Patient]) -> tuple[str | None, str]:
+    """(the birth date to compare, why in words) for a date that reads two ways, day first
+    then month first, against the records whose names agree.
+
+    Exactly one reading is such a record's birth date: that reading is compared (it agrees
+    with those records and disagrees with anyone born on neither). Both are (namesakes born
+    on each): it decides nothing, and the homonym rule asks a person. Neither is: it disagrees
+    as a single date would, whichever way it is read.
+    """
+    try:
+        day_first = date.fromisoformat(readings[0])
+        printed = f"{day_first.day:02d}/{day_first.month:02d}/{day_first.year}"  # as written
+    except ValueError:  # a sidecar edited by hand: say what it holds
+        printed = readings[0]
+    on_record = [r for r in readings if r in {p.birth_date for p in named}]
+    if len(on_record) == 1:
+        way = "day first (UK)" if on_record[0] == readings[0] else "month first (US)"
+        return on_record[0], f"birth date {printed} read {way}"
+    if on_record:
+        return None, (f"birth date {printed} reads two ways and namesakes were born on each: "
+                      "it decides nothing")
+    return readings[0], f"birth date {printed} reads two ways and neither is on record"
+
+
+def _candidates(store: Store, read: _Read, last: str) -> dict[str, Candidate]:
+    """The records that agree on the last name read and have the first name read, then those
+    that do with the two names the other way round ("NOM Prénom" read as "Prénom NOM")."""
+    # Only records that agree on both names can decide (file, or make homonyms), so only
+    # they are fetched: one indexed lookup, however common the last name. Everything else a
+    # person may want to see comes from the suggestions.
+    found: dict[str, Candidate] = {}
+    for pid, hit in by_keys(store, read.last_keys, first_key=name_key(read.first)).items():
+        candidate = _compare(hit.patient, read, swapped=False)
+        if "last_name" in candidate.agree:
+            found[pid] = candidate
+    # The names the other way round, as evidence only.
+    crossed = replace(read, last_keys=frozenset({name_key(read.first)}), first=last,
+                      birth_name=None, usage_name=None,
+                      last_loose=frozenset(loose_keys(read.first)))
+    for pid, hit in by_keys(store, crossed.last_keys, first_key=name_key(last)).items():
+        candidate = _compare(hit.patient, crossed, swapped=True)
+        if pid not in found and "last_name" in candidate.agree:
+            found[pid] = candidate
+    return found
+
+
 def match(store: Store, fields: ParsedFields, *, name_confidence: float | None = None,
-          min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE) -> MatchResult:
+          min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE,
+          today: date | None = None) -> MatchResult:
     """Decide, with evidence. `name_confidence` is the mean OCR word confidence (0-100) of the
-    page(s) the names were read from, None when they came from a text layer."""
+    page(s) the names were read from, None when they came from a text layer. `today` (default:
+    the clock) is the day a birth date must not be after, and the day an age is counted at
+    when no document date was read."""
     def result(outcome: MatchOutcome, patient_id: str | None, why: Reason,
                found: dict[str, Candidate]) -> MatchResult:
         how = how_found(fields.last_name)
@@ -199,31 +296,28 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
         read = _Read(frozenset(), "", None, None)
         last = ""
         return result("review", None, Reason.of("no-name"), {})
+    today = today or date.today()
     last = fields.last_name.value
     first = fields.first_name.value if fields.first_name else ""
-    birth = fields.birth_date.value if fields.birth_date else None
+    births = _birth_readings(fields.birth_date, fields.document_date, today)
     birth_name = fields.birth_name.value if fields.birth_name else None
     keys = {name_key(last)} | ({name_key(birth_name)} if birth_name else set())
-    read = _Read(frozenset(keys - {""}), first, birth, birth_name,
+    age = fields.age.value if fields.age else ""
+    read = _Read(frozenset(keys - {""}), first, births[0] if births else None, birth_name,
                  last if birth_name else None,
-                 frozenset(loose_keys(last) | (loose_keys(birth_name) if birth_name else set())))
+                 frozenset(loose_keys(last) | (loose_keys(birth_name) if birth_name else set())),
+                 age=int(age) if age.isdigit() else None,
+                 on=_day(fields.document_date) or today)
 
-    # Only records that agree on both names can decide (file, or make homonyms), so only
-    # they are fetched: one indexed lookup, however common the last name. Everything else a
-    # person may want to see comes from the suggestions.
     found: dict[str, Candidate] = {}
     if first and not is_initial(first):
-        for pid, hit in by_keys(store, read.last_keys, first_key=name_key(first)).items():
-            candidate = _compare(hit.patient, read, swapped=False)
-            if "last_name" in candidate.agree:
-                found[pid] = candidate
-        # "NOM Prénom" read as "Prénom NOM": the names the other way round, as evidence only.
-        crossed = _Read(frozenset({name_key(first)}), last, birth, None,
-                        last_loose=frozenset(loose_keys(first)))
-        for pid, hit in by_keys(store, crossed.last_keys, first_key=name_key(last)).items():
-            candidate = _compare(hit.patient, crossed, swapped=True)
-            if pid not in found and "last_name" in candidate.agree:
-                found[pid] = candidate
+        if len(births) == 2:
+            # Which reading, if any, can be trusted depends on who has these names.
+            namesakes = [c.patient for c in _candidates(store, replace(read, birth=None),
+                                                        last).values() if c.names_agree]
+            birth, note = _which_reading(births, namesakes)
+            read = replace(read, birth=birth, birth_note=note)
+        found = _candidates(store, read, last)
 
     if not first:
         return result("review", None, Reason.of("last-name-only"), found)
@@ -235,7 +329,7 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     rivals = _rivals(fields)
     if rivals:
         for person in rivals:
-            found.update(_agreeing(store, person.last.value, person.first.value, birth))
+            found.update(_agreeing(store, person.last.value, person.first.value, read.birth))
         return result("review", None, Reason.of("several-patients", count=len(rivals) + 1),
                       found)
     elsewhere = _named_elsewhere(fields)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import NamedTuple
 
 from agent.names import FIRST_NAME_PARTICLES, PARTICLES
 from agent.stages import roles
@@ -44,10 +46,16 @@ class Found:
     page: int  # 1-based
     snippet: str  # the line it was read from, whitespace collapsed, at most 120 characters
     rule: str  # which rule read it, e.g. "label:nom", "label:dob", "title:mme"
+    # A birth date that reads two ways: "DOB 12/03/1961" in an English document is 12 March
+    # in the UK (value, day first: 1961-03-12) and 3 December in the US (other: 1961-12-03).
+    other: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"value": self.value, "page": self.page, "snippet": self.snippet,
-                "rule": self.rule}
+        out: dict[str, object] = {"value": self.value, "page": self.page,
+                                  "snippet": self.snippet, "rule": self.rule}
+        if self.other is not None:
+            out["other"] = self.other
+        return out
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,7 @@ class ParsedFields:
     document_type: str  # one of DOCUMENT_TYPES
     document_type_evidence: str  # the keyword that decided it, "" for "other"
     birth_name: Found | None = None  # maiden name ("née X") when one was read
+    age: Found | None = None  # the patient's age in years as text ("43"), when stated
     # The directory's people found in the text, each with the part it plays there (see
     # agent.stages.spot); the names above are one of them when no label named the patient.
     people: tuple[NamedPerson, ...] = ()
@@ -98,6 +107,7 @@ class ParsedFields:
             "document_date": one(self.document_date),
             "document_type": self.document_type,
             "document_type_evidence": self.document_type_evidence,
+            "age": one(self.age),
             "people": [p.as_dict() for p in self.people],
             "hints": [h.as_dict() for h in self.hints],
         }
@@ -139,25 +149,30 @@ _DATE_RE = re.compile(
 )
 
 
-def _year(text: str) -> int:
-    if len(text) == 4:
-        return int(text)
-    # Two-digit years: a year still to come this century is read as last century, so a
-    # birth date "12.03.61" is 1961 and a report dated "05/11/26" is 2026.
-    yy = int(text)
-    return 1900 + yy if yy > date.today().year % 100 else 2000 + yy
+# The day parsing is done on: two-digit years and birth dates are judged against it. Tests
+# set it for one call (parse_document(..., today=...)); nothing else does.
+_TODAY: ContextVar[date | None] = ContextVar("docagent_parse_today", default=None)
 
 
-def _to_date(m: re.Match[str]) -> date | None:
-    g = m.groupdict()
-    if g["d1"] is not None:
-        day, month, year = int(g["d1"]), int(g["m1"]), _year(g["y1"])
-    elif g["y2"] is not None:
-        day, month, year = int(g["d2"]), int(g["m2"]), int(g["y2"])
-    elif g["d3"] is not None:
-        day, month, year = int(g["d3"]), _MONTHS[g["n3"]], _year(g["y3"])
-    else:
-        day, month, year = int(g["d4"]), _MONTHS[g["n4"]], int(g["y4"])
+def _today() -> date:
+    return _TODAY.get() or date.today()
+
+
+def two_digit_year(yy: int, month: int, day: int, today: date) -> int:
+    """The only century in which this date is not in the future: "27.05.01" is 2001, and a
+    birth date "05/12/26" read on 2026-12-02 is 1926 (5 December 2026 has not come yet).
+
+    The whole date is judged, not the year alone: a date this century that is still to come
+    belongs to the last one. A document dated ahead of today is rare; a birth date never is.
+    """
+    year = today.year - today.year % 100 + yy
+    return year - 100 if (year, month, day) > (today.year, today.month, today.day) else year
+
+
+def _make_date(day: int, month: int, year_text: str) -> date | None:
+    year = int(year_text)
+    if len(year_text) == 2:
+        year = two_digit_year(year, month, day, _today())
     if not MIN_YEAR <= year <= MAX_YEAR:
         return None
     try:
@@ -166,21 +181,57 @@ def _to_date(m: re.Match[str]) -> date | None:
         return None
 
 
-def parse_date(text: str) -> date | None:
+def _to_date(m: re.Match[str]) -> date | None:
+    g = m.groupdict()
+    if g["d1"] is not None:
+        return _make_date(int(g["d1"]), int(g["m1"]), g["y1"])
+    if g["y2"] is not None:
+        return _make_date(int(g["d2"]), int(g["m2"]), g["y2"])
+    if g["d3"] is not None:
+        return _make_date(int(g["d3"]), _MONTHS[g["n3"]], g["y3"])
+    return _make_date(int(g["d4"]), _MONTHS[g["n4"]], g["y4"])
+
+
+def _month_first(m: re.Match[str]) -> date | None:
+    """The other way a numeric date reads when day and month could be either: "12/03/1961"
+    is 3 December month first (the US). None for "25/03/1961", "03/03/1961", "12 mars"."""
+    g = m.groupdict()
+    if g["d1"] is None:
+        return None
+    day, month = int(g["d1"]), int(g["m1"])
+    if day == month or day > 12 or month > 12:
+        return None
+    return _make_date(month, day, g["y1"])
+
+
+def parse_date(text: str, today: date | None = None) -> date | None:
     """One date expression ("12/03/1961", "1er mars 1961", "March 12, 1961"...) or None.
 
     The whole text must be the date (surrounding spaces, brackets and punctuation aside):
-    "né le 12/03/1961" is a sentence, not a date expression.
+    "né le 12/03/1961" is a sentence, not a date expression. `today` (default: the clock)
+    decides the century of a two-digit year.
     """
     folded = fold_aligned(clean(text)).strip(" .,;:()[]")
     m = _DATE_RE.fullmatch(folded)
-    return _to_date(m) if m else None
+    if m is None:
+        return None
+    token = _TODAY.set(today or _TODAY.get())
+    try:
+        return _to_date(m)
+    finally:
+        _TODAY.reset(token)
 
 
 _DATE_LEAD = re.compile(r"[\s:;=.,\-]*(?:(?:le|du|on|the)\s+)?")
 
 
-def _date_at(fold: str, start: int, end: int) -> tuple[date, int] | None:
+class _DateAt(NamedTuple):
+    value: date  # day first, as France and the UK write it
+    at: int  # where the date starts on the line
+    other: date | None  # month first, when the numbers read that way too (see _month_first)
+
+
+def _date_at(fold: str, start: int, end: int) -> _DateAt | None:
     """The date a label's value starts with, and where it starts; None if it starts otherwise."""
     lead = _DATE_LEAD.match(fold, start, end)
     pos = lead.end() if lead else start
@@ -188,7 +239,68 @@ def _date_at(fold: str, start: int, end: int) -> tuple[date, int] | None:
     if m is None:
         return None
     found = _to_date(m)
-    return (found, m.start()) if found else None
+    return _DateAt(found, m.start(), _month_first(m)) if found else None
+
+
+# --------------------------------------------------------------------------------------------
+# Ages
+# --------------------------------------------------------------------------------------------
+
+MAX_AGE = 125
+_N = r"(?P<n>[0-9]{1,3})(?![0-9])"
+# An age in months, weeks or days is not one in years: "Âge : 18 mois", "aged 6 months".
+_NOT_YEARS = r"(?!\s*(?:mois|months?|mo|semaines?|sem|weeks?|wks?|jours?|days?|j|d|m)(?![a-z]))"
+_YEARS = r"(?:\s*(?:ans?|years?|yrs?))?"
+# (rule, pattern on folded text). A number followed by "ans" alone is an age only where a
+# sentence sets it apart ("Mme X, 43 ans, pour avis"), never after "depuis", "il y a", "à".
+# "(43 a)" is not read: an "a" after a number is as often a fraction or an arm as a year.
+_AGE_SPECS: tuple[tuple[str, str], ...] = (
+    # Not "à l'âge de 20 ans": that dates an event of the patient's past.
+    ("age:age-de", rf"(?<!l')age(?:e?e?s?|\s*\(\s*e\s*\))\s+de\s+{_N}\s*ans?"),
+    ("age:label", rf"(?<!l')age\s*[:=]?\s*{_N}{_NOT_YEARS}{_YEARS}"),
+    ("age:aged", rf"aged\s+{_N}{_NOT_YEARS}{_YEARS}"),
+    ("age:year-old", rf"{_N}\s*-?\s*(?:years?|yrs?)\s*-?\s*old"),
+    ("age:yo", rf"{_N}\s*(?:yo|y/o|y\.o\.?)"),
+    ("age:ans", rf"(?<=[,(])\s*{_N}\s*ans?(?=\s*(?:[,;.)]|$))"),
+    ("age:person-de", rf"(?:homme|femme|patiente?|enfant|garcon|fillette|fille|nourrisson"
+                      rf"|bebe)\s+de\s+{_N}\s*ans?"),
+)
+_AGE_RES = tuple((rule, re.compile(rf"(?<![a-z0-9]){pattern}(?![a-z0-9/])"))
+                 for rule, pattern in _AGE_SPECS)
+# Someone with the patient, named on the same line before the age ("accompagnée de sa mère,
+# 68 ans"), or right after it ("his 80-year-old mother"): the age is theirs. Lines that are
+# about someone else altogether (_STAFF_LINE, staff blocks, _OTHER_PERSON_LINE) are not read.
+_COMPANION_CUE = re.compile(
+    r"(?<![a-z0-9])(?:mere|pere|fils|sa\s+fille|mari|conjointe?|epou(?:se|x)\s+de|tut(?:eur|rice)"
+    r"|accompagnee?(?:\s*\(\s*e\s*\))?\s+(?:de|par)|parents?|mother|father|daughter"
+    r"|(?:his|her)\s+son|husband|wife|accompanied\s+by|guardian)(?![a-z0-9])"
+)
+_COMPANION_AFTER = re.compile(
+    r"\s*(?:son|daughter|brother|sister|husband|wife|mother|father|grand(?:son|daughter))"
+    r"(?![a-z])"
+)
+
+
+def _ages(line: Line) -> list[Found]:
+    """The ages in years stated on a line that is about the patient (not staff, not a
+    relative: the caller knows), less those a companion named before them is owed."""
+    out: list[Found] = []
+    for rule, pattern in _AGE_RES:
+        for m in pattern.finditer(line.fold):
+            years = int(m.group("n"))
+            # Up to the age's end: "sa fille de 6 ans" is a daughter's age, "fille de 6 ans" not.
+            if not 0 < years <= MAX_AGE or _COMPANION_CUE.search(line.fold, 0, m.end()) \
+                    or _COMPANION_AFTER.match(line.fold, m.end()):
+                continue
+            out.append(_found(str(years), line, m.start("n"), rule))
+    return out
+
+
+def _age(reading: _Reading) -> Found | None:
+    """The patient's age: one, however often stated; two different ages are no answer."""
+    if len({f.value for f in reading.ages}) != 1:
+        return None
+    return reading.ages[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -560,24 +672,40 @@ class _Reading:
     births: list[Found] = field(default_factory=list)
     birth_lines: set[int] = field(default_factory=set)  # never a source of document dates
     doc_dates: list[tuple[int, Found]] = field(default_factory=list)  # (tier, found)
+    ages: list[Found] = field(default_factory=list)  # ages in years, off staff and kin lines
 
 
 _FRENCH_WORDS = frozenset({
     "le", "la", "les", "du", "des", "et", "pour", "avec", "nom", "prenom", "ne", "nee",
     "resultats", "examen", "madame", "monsieur", "docteur", "compte", "rendu", "date",
-    "naissance", "analyses", "sur", "dans",
+    "naissance", "analyses", "sur", "dans", "je", "vous", "est", "une", "ans", "avis",
+    "sortie", "entree", "ordonnance", "certificat", "patiente", "medecin",
 })
 _ENGLISH_WORDS = frozenset({
     "the", "and", "of", "for", "with", "name", "born", "report", "results", "dear", "mr",
-    "mrs", "ms", "birth", "date", "test", "on", "in",
+    "mrs", "ms", "birth", "date", "test", "on", "in", "dob", "admitted", "discharged",
+    "discharge", "summary", "diagnosis", "history", "was", "is", "his", "her", "years", "old",
+    "yours", "sincerely", "regards", "clinic", "consultant",
 })
 
 
-def _looks_french(lines: Sequence[Line]) -> bool:
+def _word_counts(lines: Sequence[Line]) -> tuple[int, int]:
     words = re.findall(r"[a-z]+", " ".join(line.fold for line in lines))
-    french = sum(1 for w in words if w in _FRENCH_WORDS)
-    english = sum(1 for w in words if w in _ENGLISH_WORDS)
+    return (sum(1 for w in words if w in _FRENCH_WORDS),
+            sum(1 for w in words if w in _ENGLISH_WORDS))
+
+
+def _looks_french(lines: Sequence[Line]) -> bool:
+    """For the order of names: French unless English words outnumber French ones."""
+    french, english = _word_counts(lines)
     return french >= english
+
+
+def _surely_french(lines: Sequence[Line]) -> bool:
+    """For dates: only a document that is plainly French writes its dates day first for sure;
+    one with no telling words at all may be English, and a date there reads two ways."""
+    french, english = _word_counts(lines)
+    return french > english
 
 
 def _found(value: str, line: Line, at: int, rule: str) -> Found:
@@ -619,8 +747,8 @@ def _read_labels(lines: Sequence[Line], line: Line, labels: list[_Label], french
         if kind in ("dob", "dob-nee", "nee"):
             got = _date_at(source.fold, start, end)
             if got is not None:
-                reading.births.append(_found(got[0].isoformat(), source, got[1],
-                                             rule if kind != "nee" else "label:ne-le"))
+                reading.births.append(_birth_found(got, source,
+                                                   rule if kind != "nee" else "label:ne-le"))
                 reading.birth_lines |= {line.index, source.index}
                 if label.nee_name is not None:
                     nee = _read_name(line, label.nee_name[0], label.nee_name[1], strict=True)
@@ -741,6 +869,8 @@ def _read(lines: Sequence[Line]) -> _Reading:
         _read_labels(lines, line, labels, french, reading)
         if not context.staff_led and not context.other_person:
             _read_titles(lines, line, labels, french, reading)
+            if not context.staff_block:
+                reading.ages.extend(_ages(line))
         # "Le 12/03/2024", "Paris, le 12 mars 2024": the date a letter is written.
         m = _DATELINE_LE.match(line.fold)
         if m is not None:
@@ -829,12 +959,53 @@ def _names(reading: _Reading) -> tuple[Found | None, Found | None, Found | None]
     return last, first, birth
 
 
-def _birth_date(reading: _Reading) -> Found | None:
-    today = date.today()
-    valid = [f for f in reading.births if date.fromisoformat(f.value) <= today]
-    if not valid or len({f.value for f in valid}) > 1:
-        return None  # two birth dates: two people, or one misread; either way, no answer
-    return valid[0]
+def valid_birth_date(iso: str, document_date: str | None, today: date) -> bool:
+    """A birth date can be neither in the future nor after the document that states it."""
+    return iso <= today.isoformat() and (document_date is None or iso <= document_date)
+
+
+def _birth_found(got: _DateAt, line: Line, rule: str) -> Found:
+    found = _found(got.value.isoformat(), line, got.at, rule)
+    return replace(found, other=got.other.isoformat()) if got.other else found
+
+
+def _readings(found: Found) -> list[str]:
+    """The dates a birth date read may be: one, or two ("12/03/1961" in English), day first."""
+    return [found.value] if found.other is None else [found.value, found.other]
+
+
+def _narrowed(found: Found, readings: Sequence[str]) -> Found | None:
+    """`found` kept to the readings still possible: none, one date, or both as they were."""
+    if not readings:
+        return None
+    if len(readings) == 1:
+        return replace(found, value=readings[0], other=None)
+    return found
+
+
+def _birth_date(reading: _Reading, french: bool, today: date) -> Found | None:
+    """The one birth date every birth date read allows.
+
+    A reading in the future is a misread and is dropped. A French document writes day first,
+    always; an English one may be from either side of the Atlantic, so "12/03/1961" keeps both
+    readings and the matcher decides, against the directory, which one (if any) it can trust.
+    Birth dates that share no reading are two people, or one misread: no answer.
+    """
+    kept: list[Found] = []
+    for found in reading.births:
+        if french:
+            found = replace(found, other=None)
+        valid = _narrowed(found, [r for r in _readings(found)
+                                  if valid_birth_date(r, None, today)])
+        if valid is not None:
+            kept.append(valid)
+    if not kept:
+        return None
+    common = set(_readings(kept[0])).intersection(*(_readings(f) for f in kept[1:]))
+    if not common:
+        return None
+    plain = next((f for f in kept if set(_readings(f)) == common), None)
+    return plain or _narrowed(kept[0], [r for r in _readings(kept[0]) if r in common])
 
 
 def _document_date(lines: Sequence[Line], reading: _Reading,
@@ -850,7 +1021,8 @@ def _document_date(lines: Sequence[Line], reading: _Reading,
             continue
         for m in _DATE_RE.finditer(line.fold):
             value = _to_date(m)
-            if value is not None and (birth is None or value.isoformat() != birth.value):
+            if value is not None and (birth is None or
+                                      value.isoformat() not in _readings(birth)):
                 return _found(value.isoformat(), line, m.start(), "first-date")
     return None
 
@@ -961,22 +1133,37 @@ def _document_type(lines: Sequence[Line]) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_document(pages: Sequence[str]) -> ParsedFields:
-    """Read the patient, the dates and the type from each page's text (page 1 first)."""
-    return parse_lines(split_lines(pages))
+def parse_document(pages: Sequence[str], *, today: date | None = None) -> ParsedFields:
+    """Read the patient, the dates and the type from each page's text (page 1 first).
+
+    `today` (default: the clock) is the day the dates are judged against: the century of a
+    two-digit year, a birth date in the future.
+    """
+    return parse_lines(split_lines(pages), today=today)
 
 
-def parse_lines(lines: Sequence[Line]) -> ParsedFields:
+def parse_lines(lines: Sequence[Line], *, today: date | None = None) -> ParsedFields:
     """What the labels and titles of these lines say (`parse_document` on split lines)."""
+    token = _TODAY.set(today or date.today())
+    try:
+        return _parse(lines, _today())
+    finally:
+        _TODAY.reset(token)
+
+
+def _parse(lines: Sequence[Line], today: date) -> ParsedFields:
     reading = _read(lines)
     names = _names(reading)
     last, first, birth_name = names or (None, None, None)
     # Two people named (a child and a parent, two reports in one PDF): a birth date read
     # there might be either one's.
-    birth = _birth_date(reading) if names is not None else None
+    birth = _birth_date(reading, _surely_french(lines), today) if names is not None else None
     document = _document_date(lines, reading, birth)
-    if birth is not None and document is not None and birth.value > document.value:
-        birth = None  # born after the document was written: a misread, not a fact
+    if birth is not None and document is not None:
+        # Born after the document was written: a misread, not a fact (or, of a date that
+        # reads two ways, not the reading meant).
+        birth = _narrowed(birth, [r for r in _readings(birth)
+                                  if valid_birth_date(r, document.value, today)])
     kind, evidence = _document_type(lines)
     return ParsedFields(
         last_name=last,
@@ -986,6 +1173,8 @@ def parse_lines(lines: Sequence[Line]) -> ParsedFields:
         document_type=kind,
         document_type_evidence=evidence,
         birth_name=birth_name,
+        # Like a birth date, an age on a document naming two people might be either's.
+        age=_age(reading) if names is not None else None,
         people=() if names is not None else _page_patients(lines),
     )
 

@@ -223,7 +223,7 @@ def _found(raw: Any) -> Found | None:
     if not isinstance(raw, Mapping) or not raw.get("value"):
         return None
     return Found(str(raw["value"]), int(raw.get("page") or 1), str(raw.get("snippet") or ""),
-                 str(raw.get("rule") or ""))
+                 str(raw.get("rule") or ""), str(raw["other"]) if raw.get("other") else None)
 
 
 def parsed_fields(raw: Mapping[str, Any]) -> ParsedFields:
@@ -233,7 +233,7 @@ def parsed_fields(raw: Mapping[str, Any]) -> ParsedFields:
         birth_date=_found(raw.get("birth_date")), document_date=_found(raw.get("document_date")),
         document_type=str(raw.get("document_type") or "other"),
         document_type_evidence=str(raw.get("document_type_evidence") or ""),
-        birth_name=_found(raw.get("birth_name")),
+        birth_name=_found(raw.get("birth_name")), age=_found(raw.get("age")),
         people=tuple(person for p in raw.get("people") or [] if (person := _person(p))),
         hints=tuple(hint for h in raw.get("hints") or [] if (hint := _found(h))),
     )
