@@ -210,3 +210,28 @@ def test_an_update_rewrites_the_name_keys(tmp_path: Path) -> None:
     assert set(by_keys(store, ["elkhatib"])) == {"G1"}
     assert by_keys(store, ["khatib"])["G1"].kinds == frozenset({"loose"})
     store.close()
+
+
+def test_an_import_finds_the_new_patient_in_a_waiting_letters_text(spool: Spool,
+                                                                   tmp_path: Path) -> None:
+    """A letter names its patient without a label: only the directory can find the name, so
+    the re-match after an import searches the kept text again."""
+    letter = pdfgen.text_pdf([["Cher confrère,", "",
+                               "Je vous adresse M. Karim ZOUBIRI, 52 ans, pour avis.", "",
+                               "Bien confraternellement,", "Dr Pierre MARTIN"]],
+                             tmp_path / "letter.pdf")
+    [waiting] = spool.process_json(letter)
+    assert waiting["outcome"] == "review"
+    doc_id = str(waiting["document_id"])
+
+    csv = tmp_path / "zoubiri.csv"
+    csv.write_text("id,last_name,first_name,birth_date\nP200,ZOUBIRI,Karim,1974-03-12\n",
+                   encoding="utf-8")
+    done = spool.run("patients", "import", str(csv))
+    assert done.returncode == 0, done.stderr
+    assert f"filed {doc_id} -> done/P200/" in done.stdout
+    [pdf] = [p for p in spool.files("done/P200") if p.suffix == ".pdf"]
+    sidecar = json.loads(pdf.with_suffix(".json").read_text())
+    [chosen] = [c for c in sidecar["match"]["candidates"] if c["id"] == "P200"]
+    assert set(chosen["agree"]) == {"last_name", "first_name"}
+    assert any("je vous adresse" in note for note in chosen["notes"])
