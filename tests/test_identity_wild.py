@@ -21,6 +21,7 @@ fixed number of years before the run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -32,7 +33,7 @@ from agent.patients import import_csv
 from agent.stages import ocr
 from agent.stages.identify import read_fields
 from agent.stages.match import MatchResult, match
-from agent.stages.record import PageSource, name_confidence
+from agent.stages.record import PageSource, name_confidence, parsed_fields
 from agent.store import Store
 from tests import pdfgen
 
@@ -626,3 +627,17 @@ def test_scanned_english_letter(store: Store, tmp_path: Path) -> None:
              "Yours sincerely,", "", "Pierre Martin", "Consultant diabetologist"]
     result, _ = decide_scanned(store, lines, tmp_path / "letter.pdf", seed=23)
     check(result, filed("R1", never=["R2", "P1", "P7"]))
+
+
+def test_the_people_found_are_kept_in_the_sidecar_and_read_back(store: Store) -> None:
+    """What a re-match, the shell and the notifications read back is what was found."""
+    fields = read_fields(store, [text(
+        "Dr Pierre MARTIN", "Cher confrère,",
+        "Je vous adresse Mme Sophie BERNARD née LEFEBVRE et M. Zorro ZEPHYRIN, pour avis.")])
+    roles_found = {(p.last.value, p.role) for p in fields.people}
+    assert ("MARTIN", "clinician") in roles_found and ("BERNARD", "patient") in roles_found
+    [bernard] = [p for p in fields.people if p.last.value == "BERNARD"]
+    assert bernard.birth_name is not None and bernard.birth_name.value == "LEFEBVRE"
+    assert any("ZEPHYRIN" in h.value for h in fields.hints)
+    again = parsed_fields(json.loads(json.dumps(fields.as_dict())))
+    assert again == fields

@@ -462,10 +462,7 @@ _STOP = frozenset({
     "by", "sur", "on", "in", "at", "of", "the", "qui", "who", "est", "is", "was", "seen",
     "information", "informations", "details", "identification", "mutuelle", "securite",
 })
-_TITLE = re.compile(
-    r"(?<![a-z0-9])(?P<t>monsieur|madame|mademoiselle|mme|mlle|melle|mrs|mr|ms|miss|m)"
-    r"(?:\.|(?=\s))\s*"
-)
+_TITLE = re.compile(rf"(?<![a-z0-9])(?P<t>{roles.CIVILITY})(?:\.|(?=\s))\s*")
 _DOCTOR_TITLE = re.compile(r"(?:dr|docteur|doctor|pr|professeur|prof)(?![a-z])")
 _TOKEN = re.compile(r"(?:[dl]'\s?)?[^\W\d_]+(?:['\-][^\W\d_]+)*\.?", re.IGNORECASE)
 _VALUE_LEAD = re.compile(r"[\s:;.,=_\-|>*•·]*")

@@ -84,6 +84,12 @@ def contexts(lines: Sequence[Line]) -> list[LineContext]:
 
 PATIENT, CLINICIAN, COMPANION, UNKNOWN = "patient", "clinician", "companion", "unknown"
 
+# The civilities written before a person's name, longest first (a regex alternation tries
+# them in order): "Mme", "Monsieur", "Mrs", and the bare "M" of "M DUPONT" and of OCR's "M,".
+CIVILITIES = ("monsieur", "madame", "mademoiselle", "mme", "mlle", "melle", "mrs", "mr", "ms",
+              "miss", "m")
+CIVILITY = "|".join(CIVILITIES)
+
 # A title right before a name makes it a clinician's: "Dr Pierre MARTIN", "Pr. EL IDRISSI",
 # "IDE Sophie LEGRAND". Only right before: "à la demande du Dr MARTIN, Mme Fatima EL AMRANI"
 # names one clinician and one patient.

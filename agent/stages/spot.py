@@ -19,6 +19,7 @@ to what is found (`agent.stages.match`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from agent.stages.parse import Found, NamedPerson
 MAX_LAST_WORDS = 4  # "AIT BEN HADDOU", "DE LA FONTAINE"
 MAX_FIRST_WORDS = 3  # "Jean Pierre Marie"
 HINT_WORDS = 4
+MIN_HINT_LETTERS = 4  # fewer is an initial or a speck, not a name to rank by
 
 _WORD = re.compile(r"[^\W\d_]+")
 # Inside one name: a space, a hyphen or an apostrophe ("GARCIA-LOPEZ", "D'ALEMBERT").
@@ -40,8 +42,8 @@ _INSIDE = re.compile(r"\s{1,2}|\s?[-']\s?")
 # comma or a slash.
 _BETWEEN = re.compile(r"\s*[,/]?\s*")
 _SPACES = re.compile(r"\s{1,3}")  # "Fatima EL AMRANI": first name before, spaces only
-_CIVILITY = re.compile(
-    r"(?<![a-z0-9])(?:monsieur|madame|mademoiselle|mme|mlle|melle|mrs|mr|ms|miss|m)[.,]?\s*$")
+# A civility ending the text before a name ("Mme ", "M. ", OCR's "M, ").
+_CIVILITY = re.compile(rf"(?<![a-z0-9])(?:{roles.CIVILITY})[.,]?\s*$")
 
 
 @dataclass(frozen=True)
@@ -208,45 +210,40 @@ class _Roles:
             return roles.PATIENT, "table"
         # "Mme Marie DUPONT" where nothing says she is anyone else: the person the document
         # is about (a clinician has a title, a parent a word for it).
-        if _CIVILITY.search(fold[:first.start]) and not fold[:first.start].rstrip().endswith(","):
+        if _CIVILITY.search(fold[:first.start]):
             return roles.PATIENT, "civility"
         return roles.UNKNOWN, ""
 
 
 # A word of a name as OCR may misread it: letters with a digit or two ("AMRAN1").
 _HINT_WORD = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")
-_CIVILITY_AT = re.compile(
-    r"(?<![a-z0-9])(?:monsieur|madame|mademoiselle|mme|mlle|melle|mrs|mr|ms|miss|m)(?:[.,]\s*|\s+)"
-    r"(?=[^\W\d_])")
+# A civility before a capital: where a person's name starts.
+_CIVILITY_AT = re.compile(rf"(?<![a-z0-9])(?:{roles.CIVILITY})(?:[.,]\s*|\s+)(?=[^\W\d_])")
 
 
-def _hint_at(line: Line, at: int) -> tuple[str, int] | None:
-    """The name-like words from `at`: capitalised, up to HINT_WORDS, up to what is not one."""
+def _hint_at(line: Line, at: int) -> Found | None:
+    """The name-like words from `at` (a civility skipped): capitalised, or a particle, up to
+    HINT_WORDS and to the first thing that is not one."""
     words: list[str] = []
-    start = -1
-    pos = at
-    while len(words) < HINT_WORDS:
-        m = _HINT_WORD.match(line.text, pos + len(line.text[pos:]) - len(line.text[pos:].lstrip()))
-        if m is None or (words and line.text[pos:m.start()].strip(" -")):
+    start = end = at
+    for m in _HINT_WORD.finditer(line.text, at):
+        gap = line.text[end:m.start()]
+        if gap.strip(" -" if words else " -.,:;"):
             break
-        word = m.group()
-        folded = line.fold[m.start():m.end()]
-        if not word[0].isupper() and not word[0].isdigit() and folded not in PARTICLES:
-            break
-        if folded in _CIVILITY_WORDS and not words:
-            pos = m.end() + (1 if line.text[m.end():m.end() + 1] in ".," else 0)
+        word, folded = m.group(), line.fold[m.start():m.end()]
+        end = m.end()
+        if not words and folded in roles.CIVILITIES:
             continue
+        if not (word[0].isupper() or word[0].isdigit() or folded in PARTICLES):
+            break
+        start = m.start() if not words else start
         words.append(word)
-        start = m.start() if start < 0 else start
-        pos = m.end()
-    core = [w for w in words if w.casefold() not in PARTICLES]
-    if not core or sum(ch.isalpha() for w in core for ch in w) < 4:
+        if len(words) == HINT_WORDS:
+            break
+    letters = sum(ch.isalpha() for w in words if w.casefold() not in PARTICLES for ch in w)
+    if letters < MIN_HINT_LETTERS:
         return None
-    return " ".join(words), start
-
-
-_CIVILITY_WORDS = frozenset({"monsieur", "madame", "mademoiselle", "mme", "mlle", "melle", "mrs",
-                             "mr", "ms", "miss", "m"})
+    return Found(" ".join(words), line.page, snippet(line, start), "hint")
 
 
 def hints(lines: Sequence[Line], people: Sequence[NamedPerson]) -> tuple[Found, ...]:
@@ -254,7 +251,7 @@ def hints(lines: Sequence[Line], people: Sequence[NamedPerson]) -> tuple[Found, 
     start of a table row) that are none of `people`: words to rank suggestions by when the
     name is misread ("EL AMRAN1 Fatima"), never a name to file by."""
     judge = _Roles(lines)
-    taken = {(p.last.page, p.last.snippet) for p in people}
+    known = {name_key(p.last.value) for p in people}
     out: dict[str, Found] = {}
     for line in lines:
         context = judge.contexts[line.index]
@@ -265,11 +262,10 @@ def hints(lines: Sequence[Line], people: Sequence[NamedPerson]) -> tuple[Found, 
         if line.index in judge.table:
             anchors.append((0, "table"))
         for at, kind in anchors:
-            got = _hint_at(line, at)
-            if got is None or (line.page, snippet(line, got[1])) in taken:
-                continue
-            out.setdefault(name_key(got[0]), Found(got[0], line.page, snippet(line, got[1]),
-                                                   f"hint:{kind}"))
+            hint = _hint_at(line, at)
+            if hint is None or any(k in name_key(hint.value) for k in known):
+                continue  # the name of someone already found
+            out.setdefault(name_key(hint.value), dataclasses.replace(hint, rule=f"hint:{kind}"))
     return tuple(out.values())
 
 
