@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import config
+from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.errors import DocagentError
 from agent.ops import pipeline
 from agent.stages import inspection, ocr
@@ -219,6 +220,8 @@ class Tally:
     top3: int = 0
     np_docs: int = 0  # documents that name someone of the directory who is not their patient
     np_filed: int = 0
+    allows_legible: int = 0  # allowed, and the name's page was not read under the OCR bound
+    auto_legible: int = 0
 
     def add(self, other: Tally) -> None:
         for name in self.__dataclass_fields__:
@@ -228,14 +231,20 @@ class Tally:
 @dataclass
 class Scores:
     tallies: dict[tuple[str, str], Tally]  # (form, shape)
-    wrong: list[tuple[Copy, dict[str, Any]]]
-    misses: list[tuple[Copy, dict[str, Any]]]
-    not_top3: list[tuple[Copy, dict[str, Any]]]
+    wrong: list[tuple[Copy, dict[str, Any], str]]
+    misses: list[tuple[Copy, dict[str, Any], str]]  # allowed but not filed, or not in the top 3
+
+
+def legible(copy: Copy) -> bool:
+    """The patient's name (always on page 1 here) was not read under the confidence below
+    which a name never files (README): what is left is the identification's to win."""
+    first = copy.sources[0]["confidence"] if copy.sources else 0.0
+    return first is None or first >= DEFAULT_MIN_NAME_CONFIDENCE
 
 
 def score(copies: list[Copy], results: dict[str, Any]) -> Scores:
     tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
-    scores = Scores(tallies, [], [], [])
+    scores = Scores(tallies, [], [])
     for copy in copies:
         truth = copy.doc.truth
         got = results["docs"][copy.key]
@@ -245,18 +254,24 @@ def score(copies: list[Copy], results: dict[str, Any]) -> Scores:
         right = filed and got["patient_id"] == truth.patient_id
         if filed and not right:
             t.wrong += 1
-            scores.wrong.append((copy, got))
+            scores.wrong.append((copy, got, "WRONG"))
+        missed = []
         if truth.allows:
             t.allows += 1
             t.auto += right
-            if not right and not filed:
-                scores.misses.append((copy, got))
-        if got["outcome"] != "filed" and truth.named and truth.patient_id is not None:
+            if legible(copy):
+                t.allows_legible += 1
+                t.auto_legible += right
+            if not filed:
+                missed.append("allowed, not filed")
+        if not filed and truth.named and truth.patient_id is not None:
             t.named += 1
             if truth.patient_id in got["candidates"][:3]:
                 t.top3 += 1
             else:
-                scores.not_top3.append((copy, got))
+                missed.append("not in top 3")
+        if missed:
+            scores.misses.append((copy, got, ", ".join(missed)))
         if truth.not_patient:
             t.np_docs += 1
             t.np_filed += filed and got["patient_id"] in truth.not_patient
@@ -277,6 +292,10 @@ def cell(t: Tally, totals: bool) -> str:
     return f"{t.wrong:>5}  {auto:>13}  {top3:>13}  {np:>6}"
 
 
+def legible_cell(t: Tally) -> str:
+    return f"{t.auto_legible}/{t.allows_legible} {share(t.auto_legible, t.allows_legible).strip()}"
+
+
 def print_tables(labels: list[str], scores: list[Scores]) -> None:
     shapes = [name for name, _ in SHAPES]
     head = f"{'wrong':>5}  {'auto':>13}  {'top-3':>13}  {'np':>6}"
@@ -292,11 +311,17 @@ def print_tables(labels: list[str], scores: list[Scores]) -> None:
             print(f"{shape:<28}{row[0].docs:>5}" + "".join(f" | {cell(t, False)}" for t in row))
         print(f"{'total':<28}{totals[0].docs:>5}"
               + "".join(f" | {cell(t, True)}" for t in totals))
+        if form == "scan":
+            print(f"{'  auto, name page read >= ' + str(int(DEFAULT_MIN_NAME_CONFIDENCE)):<33}"
+                  + "".join(f" | {'':>5}  {legible_cell(t):>13}  {'':>13}  {'':>6}"
+                            for t in totals))
     print("\nwrong: filed under another patient, or filed when it is no one's (target 0); "
           "auto: filed under its patient / documents whose evidence allows it (target >= "
           "95%); top-3: its patient among the first three candidates / review documents whose "
           "patient is named and in the directory (target >= 90%); np: filed under a directory "
-          "person named on it who is not its patient / documents naming one (target 0)")
+          "person named on it who is not its patient / documents naming one (target 0). "
+          "'name page read >= 70': the scanned copies whose evidence allows filing and whose "
+          "name was not read under the OCR confidence below which nothing files")
 
 
 def short_fields(got: dict[str, Any]) -> str:
@@ -309,20 +334,21 @@ def short_fields(got: dict[str, Any]) -> str:
     return " ".join(parts) or "nothing read"
 
 
-def print_list(title: str, rows: list[tuple[Copy, dict[str, Any]]]) -> None:
+def print_list(title: str, rows: list[tuple[Copy, dict[str, Any], str]]) -> None:
+    """Two lines a document: what it is and what happened; what was read and where it is."""
     print(f"\n  {title}: {len(rows)}")
     if rows:
-        by_code = Counter(got["code"] for _c, got in rows)
+        by_code = Counter(got["code"] for _c, got, _f in rows)
         print("    by reason: " + ", ".join(f"{code} {n}" for code, n in by_code.most_common()))
-    for copy, got in rows:
+    for copy, got, flag in rows:
         truth = copy.doc.truth
-        conf = f", OCR confidence {got['name_confidence']:.0f}" if got["name_confidence"] else ""
+        conf = f" (OCR {got['name_confidence']:.0f})" if got["name_confidence"] else ""
         outcome = f"{got['outcome']} {got['patient_id'] or ''}".strip()
-        print(f"    {copy.doc.id} {copy.form:<7} {copy.doc.shape:<26} {outcome:<14} truth "
-              f"{truth.patient_id or 'none'}: {truth.why}")
-        print(f"      {got['code']}{conf}: {got['reason'][:90]}")
-        print(f"      read: {short_fields(got)}; top-3 {','.join(got['candidates'][:3]) or '-'}"
-              f"; variant {copy.doc.draft.variant!r}; {copy.pdf.relative_to(HERE)}")
+        print(f"    {copy.doc.id} {copy.form:<7} {copy.doc.shape:<26} [{flag}] {outcome}: "
+              f"{got['code']}{conf}; truth {truth.patient_id or 'none'} ({truth.why})")
+        print(f"        read: {short_fields(got)}; top-3 "
+              f"{','.join(got['candidates'][:3]) or '-'}; {copy.doc.draft.variant!r}; "
+              f"{copy.pdf.relative_to(HERE)}")
 
 
 def print_lists(labels: list[str], scores: list[Scores], outcomes: list[dict[str, Any]]
@@ -333,8 +359,8 @@ def print_lists(labels: list[str], scores: list[Scores], outcomes: list[dict[str
             print(f"  every decision the same as {labels[0]}'s: lists above")
             continue
         print_list("wrong files", s.wrong)
-        print_list("allowed but not filed by itself", s.misses)
-        print_list("review, patient named, not in the first three", s.not_top3)
+        print_list("misses (allowed but not filed by itself; review with the patient named and "
+                   "in the directory but not in the first three)", s.misses)
 
 
 def decisions(result: dict[str, Any]) -> dict[str, Any]:
@@ -346,10 +372,12 @@ def summary(scores: Scores) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for form in FORMS:
         total = Tally()
-        for (f, _shape), t in scores.tallies.items():
+        shapes = {}
+        for (f, shape), t in scores.tallies.items():
             if f == form:
                 total.add(t)
-        out[form] = total.__dict__
+                shapes[shape] = t.__dict__
+        out[form] = {"total": total.__dict__, "shapes": shapes}
     return out
 
 
