@@ -1,6 +1,6 @@
 """Identity in the wild (issue 15): whose is each letter and form, and what it costs to find out.
 
-    .venv/bin/python -m bench.identity                              # this checkout alone
+    .venv/bin/python -m bench.identity                              # this checkout (~6 min cold)
     .venv/bin/python -m bench.identity --against /tmp/bench-main    # side by side with another
     .venv/bin/python -m bench.identity --only corpus                # make and read the documents
     .venv/bin/python -m bench.identity --only identify --against DIR
