@@ -51,4 +51,5 @@ def choose(fields: ParsedFields, people: Sequence[NamedPerson]) -> ParsedFields:
         name_key(fields.last_name.value) == name_key(chosen.last.value)
     return dataclasses.replace(fields, last_name=chosen.last, first_name=chosen.first,
                                birth_name=chosen.birth_name or
-                               (fields.birth_name if keep_birth_name else None))
+                               (fields.birth_name if keep_birth_name else None),
+                               birth_date=fields.birth_date or chosen.birth)

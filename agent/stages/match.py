@@ -328,8 +328,10 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
                                                 threshold=min_name_confidence), found)
     rivals = _rivals(fields)
     if rivals:
-        for person in rivals:
-            found.update(_agreeing(store, person.last.value, person.first.value, read.birth))
+        for person in fields.people:
+            if person.role in (roles.PATIENT, roles.UNKNOWN):
+                found.update(_agreeing(store, person.last.value, person.first.value,
+                                       read.birth))
         return result("review", None, Reason.of("several-patients", count=len(rivals) + 1),
                       found)
     elsewhere = _named_elsewhere(fields)
@@ -389,19 +391,21 @@ def _same_person(person: NamedPerson, fields: ParsedFields) -> bool:
     return any({name_key(last.value)} | first <= names for last in lasts)
 
 
-def _rivals(fields: ParsedFields) -> list[NamedPerson]:
-    """Other directory people standing as the patient: those named as patients, and, when
-    the names came from a name found with no cue, those found with none either."""
+def _rivals(fields: ParsedFields) -> list[str]:
+    """Who else stands as the patient: directory people named as patients or with no role
+    (a relative in a family letter is named with none), and name-like words standing as a
+    patient's that are not a misreading of the names read ("et son époux M. Anas DOJONE")."""
     if fields.last_name is None:
         return []
-    chosen = fields.chosen
-    standing = {roles.PATIENT} | ({roles.UNKNOWN} if chosen is not None and
-                                  chosen.role == roles.UNKNOWN else set())
-    rivals: dict[tuple[str, str], NamedPerson] = {}
+    rivals: dict[tuple[str, str], str] = {}
     for person in fields.people:
-        if person.role in standing and not _same_person(person, fields):
+        if person.role in (roles.PATIENT, roles.UNKNOWN) and not _same_person(person, fields):
             rivals.setdefault((name_key(person.last.value), name_key(person.first.value)),
-                              person)
+                              f"{person.last.value} {person.first.value}")
+    read = [f.value for f in (fields.last_name, fields.first_name, fields.birth_name) if f]
+    for hint in fields.hints:
+        if not suggest.same_words(hint.value, read):
+            rivals.setdefault((name_key(hint.value), ""), hint.value)
     return list(rivals.values())
 
 

@@ -66,10 +66,12 @@ class NamedPerson:
     first: Found
     role: str  # patient | clinician | companion | unknown (agent.stages.roles)
     birth_name: Found | None = None  # "Sophie BERNARD née LEFEBVRE"
+    birth: Found | None = None  # the date right after the name: "THOMAS, Ayoub - 13/07/1977"
 
     def as_dict(self) -> dict[str, object]:
         return {"last": self.last.as_dict(), "first": self.first.as_dict(), "role": self.role,
-                "birth_name": self.birth_name.as_dict() if self.birth_name else None}
+                "birth_name": self.birth_name.as_dict() if self.birth_name else None,
+                "birth": self.birth.as_dict() if self.birth else None}
 
 
 @dataclass(frozen=True)
@@ -449,7 +451,7 @@ def _labels(line: Line, staff_context: bool, other_person: bool = False) -> list
 
 # Words that end a name: field labels, titles, staff and places, and the little words of the
 # sentences around a name.
-_STOP = frozenset({
+NAME_STOPS = frozenset({
     "ne", "nee", "epouse", "epse", "ep", "date", "dob", "ddn", "born", "sexe", "sex", "age",
     "ans", "years", "yo", "tel", "telephone", "phone", "adresse", "address", "ipp",
     "nip", "id", "ins", "nir", "nss", "dossier", "file", "ref", "n", "no", "num", "numero",
@@ -515,7 +517,7 @@ def _tokens(line: Line, pos: int, end: int, strict: bool) -> tuple[list[_Tok], i
         if m is None:
             break
         tok = _Tok(text[m.start():m.end()], m.start())
-        if tok.fold in _STOP:
+        if tok.fold in NAME_STOPS:
             break
         if re.match(r"\s*:", text[m.end():end]):  # "Number:" is the next field's label
             break
@@ -698,7 +700,7 @@ def _looks_french(lines: Sequence[Line]) -> bool:
     return french >= english
 
 
-def _surely_french(lines: Sequence[Line]) -> bool:
+def surely_french(lines: Sequence[Line]) -> bool:
     """For dates: only a document that is plainly French writes its dates day first for sure;
     one with no telling words at all may be English, and a date there reads two ways."""
     french, english = _word_counts(lines)
@@ -876,7 +878,8 @@ def _read(lines: Sequence[Line]) -> _Reading:
                 reading.doc_dates.append((2, _found(got[0].isoformat(), line, got[1],
                                                    "label:le")))
     for index, header in roles.table_rows(lines).items():
-        _read_table_birth(lines[index], roles.date_columns(header), reading)
+        if header is not None:
+            _read_table_birth(lines[index], roles.date_columns(header), reading)
     return reading
 
 
@@ -959,6 +962,29 @@ def _names(reading: _Reading) -> tuple[Found | None, Found | None, Found | None]
 def valid_birth_date(iso: str, document_date: str | None, today: date) -> bool:
     """A birth date can be neither in the future nor after the document that states it."""
     return iso <= today.isoformat() and (document_date is None or iso <= document_date)
+
+
+# Between a name and the birth date written right after it: "DUPONT Jean, 12/03/1961",
+# "THOMAS, Ayoub - 13 juillet 1977", a sticker's "F 20/11/1941", "(né le 03/04/1975)".
+_BIRTH_AFTER_NAME = re.compile(
+    r"[\s,;:\-–(]*(?:[fmh]\s+)?(?:(?:nee?\s*(?:\(\s*e\s*\))?\s+le|dob|ddn|born(?:\s+on)?)"
+    r"[\s:.]*)?")
+
+
+def birth_after_name(line: Line, end: int, french: bool) -> Found | None:
+    """The date written right after a name ending at `end` on `line` (0: the name ended the
+    line above): a person named with nothing but a date after the name is born that day."""
+    lead = _BIRTH_AFTER_NAME.match(line.fold, end)
+    got = _date_at(line.fold, lead.end() if lead else end, len(line.fold))
+    if got is None:
+        return None
+    found = _birth_found(got, line, "after-name")
+    today = _today()
+    if not valid_birth_date(found.value, None, today):
+        return None
+    if french or (found.other and not valid_birth_date(found.other, None, today)):
+        found = replace(found, other=None)
+    return found
 
 
 def _birth_found(got: _DateAt, line: Line, rule: str) -> Found:
@@ -1154,7 +1180,7 @@ def _parse(lines: Sequence[Line], today: date) -> ParsedFields:
     last, first, birth_name = names or (None, None, None)
     # Two people named (a child and a parent, two reports in one PDF): a birth date read
     # there might be either one's.
-    birth = _birth_date(reading, _surely_french(lines), today) if names is not None else None
+    birth = _birth_date(reading, surely_french(lines), today) if names is not None else None
     document = _document_date(lines, reading, birth)
     if birth is not None and document is not None:
         # Born after the document was written: a misread, not a fact (or, of a date that

@@ -245,4 +245,5 @@ def _person(raw: Any) -> NamedPerson | None:
     last, first = _found(raw.get("last")), _found(raw.get("first"))
     if last is None or first is None:
         return None
-    return NamedPerson(last, first, str(raw.get("role") or ""), _found(raw.get("birth_name")))
+    return NamedPerson(last, first, str(raw.get("role") or ""), _found(raw.get("birth_name")),
+                       _found(raw.get("birth")))

@@ -89,6 +89,12 @@ PATIENT, CLINICIAN, COMPANION, UNKNOWN = "patient", "clinician", "companion", "u
 CIVILITIES = ("monsieur", "madame", "mademoiselle", "mme", "mlle", "melle", "mrs", "mr", "ms",
               "miss", "m")
 CIVILITY = "|".join(CIVILITIES)
+_CIVILITY_SLIPS = {"mne", "nme", "mrne", "mmc", "mrs.", "mlie", "mile", "mrn", "wr", "nr"}
+
+
+def is_civility(word: str) -> bool:
+    """A civility as printed or as OCR misreads it ("Mne", "Mrne" for "Mme"), folded."""
+    return word in CIVILITIES or word in _CIVILITY_SLIPS
 
 # A title right before a name makes it a clinician's: "Dr Pierre MARTIN", "Pr. EL IDRISSI",
 # "IDE Sophie LEGRAND". Only right before: "à la demande du Dr MARTIN, Mme Fatima EL AMRANI"
@@ -103,10 +109,13 @@ _CUES: tuple[tuple[str, str, str], ...] = (
     (CLINICIAN, "clinician", r"prescripteur|prescriber|prescrit\s+par|prescribed\s+by"
      r"|medecins?(?:\s+(?:traitant|prescripteur|demandeur|referent|correspondant))?"
      r"|biologistes?|radiologues?|radiologist|interne|chef\s+de\s+(?:clinique|service)"
-     r"|(?:signe|valide|redige|dicte|adresse|envoye|demande)e?s?\s+par"
+     r"|(?:signe|valide|redige|dicte|adresse|envoye|demande|effectue|realise|preleve)e?s?"
+     r"\s+par"
      r"|de\s+la\s+part\s+du?|referred\s+by|ordered\s+by|requested\s+by|signed\s+by"
      r"|reported\s+by|dictated\s+by|authori[sz]ed\s+by|consultant|physician|gp|nurse"
-     r"|correspondants?|copie\s+a|cc|confrere|consoeur|colleague|operateur|anesthesiste"
+     # Not "cc:" (a letter is copied to the patient as often as to a doctor), not "cher
+     # confrère" (a greeting, which names nobody).
+     r"|correspondants?|operateur|anesthesiste"
      r"|cardiologue|pediatre|gynecologue|chirurgien|surgeon"),
     (COMPANION, "companion", r"mere|pere|maman|papa|parents?|accompagnee?s?\s+(?:de|par)"
      r"|(?:epouse|epoux|mari|veuve|veuf|fils|fille|frere|soeur)\s+de|conjointe?"
@@ -130,7 +139,8 @@ _CUE_RE = re.compile(
 )
 # Right after a clinician's name, on its line or starting the next: "Pierre MARTIN, MD",
 # "Pierre MARTIN" / "Médecin généraliste".
-_SPECIALTY = (r"md|m\.d\.|phd|frcp|mrcgp|medecin|docteur|generaliste|cardiologue|pediatre"
+_SPECIALTY = (r"md|m\.d\.|phd|frcp|mrcgp|ide|iade|ibode|medecin|docteur|generaliste"
+              r"|cardiologue|pediatre"
               r"|gynecologue|obstetricien|chirurgien|radiologue|biologiste|dermatologue"
               r"|pneumologue|neurologue|rhumatologue|psychiatre|ophtalmologiste|orl"
               r"|gastro[\s-]?enterologue|endocrinologue|nephrologue|urologue|oncologue"
@@ -161,17 +171,19 @@ SIGN_OFF = re.compile(
 # A header row of a table: only column labels, a name among them ("NOM  PRÉNOM  NÉ(E) LE
 # N° DOSSIER"). The row below holds the values.
 _HEADER_NAME = (r"noms?|prenoms?|nom\s+de\s+naissance|nom\s+d'\s?usage|name|surname"
-                r"|(?:first|last|given|family)\s+names?|patiente?|identite")
+                r"|forenames?|(?:first|last|given|family)\s+names?|patiente?|identite")
 _HEADER_BIRTH = (r"nee?\s*(?:[(\[]\s*e\s*[)\]])?\s*le|nee?\s*(?:[(\[]\s*e\s*[)\]])?"
-                 r"|date\s+de\s+naissance|ddn|dob|date\s+of\s+birth|birth\s*date")
+                 r"|date\s+(?:de\s+)?naiss(?:ance|\.)?|naissance|ddn|dob|d\.o\.b\.?"
+                 r"|date\s+of\s+birth|birth\s*date")
 _HEADER_DATE = r"date(?:\s+(?:de\s+|du\s+|d'\s?)?(?:prelevement|examen|edition))?|prelevement"
-_HEADER_OTHER = (r"sexe|sex|age|n\s*°|no\.?|num\.?|numero|dossier|ipp|id|mrn|nip|adresse"
-                 r"|address|tel|telephone|chambre|lit|room|bed|service|ward|examen|code|medecin"
-                 r"|prescripteur|doctor|ins|nir|nss|ref|reference|s")
+_HEADER_OTHER = (r"sexe|sex|gender|age|n\s*°|no\.?|num\.?|numero|dossier|ipp|id|mrn|nip|nhs"
+                 r"|adresse|address|tel|telephone|chambre|lit|room|bed|service|ward|unit|examen"
+                 r"|code|medecin|prescripteur|doctor|hospital|ins|nir|nss|ref|reference|s")
 _HEADER_WORD = re.compile(
     rf"(?<![a-z0-9])(?:(?P<name>{_HEADER_NAME})|(?P<birth>{_HEADER_BIRTH})"
     rf"|(?P<date>{_HEADER_DATE})|{_HEADER_OTHER})(?![a-z0-9])")
 TABLE_ROWS = 12  # rows under a header read as its values, up to a blank line
+HEADER_UNKNOWN_WORDS = 2
 
 
 def cue_before(fold: str, start: int, end: int) -> tuple[str, str] | None:
@@ -219,17 +231,39 @@ def is_table_header(line: Line) -> bool:
     words = list(_HEADER_WORD.finditer(line.fold))
     if len(words) < 2 or not any(m.group("name") for m in words):
         return False
-    rest = _HEADER_WORD.sub(" ", line.fold)
-    return not any(ch.isalnum() for ch in rest)
+    # A column we have no word for ("Analyses", "Service demandeur") is allowed beside three
+    # labels we know, a name's and a birth date's among them.
+    others = re.findall(r"[a-z0-9]+", _HEADER_WORD.sub(" ", line.fold))
+    known_birth = any(m.group("birth") for m in words)
+    return not others or (len(others) <= HEADER_UNKNOWN_WORDS and len(words) >= 3 and known_birth)
 
 
-def table_rows(lines: Sequence[Line]) -> dict[int, Line]:
-    """The value rows of the tables in `lines` (index -> its header row): the lines under a
-    header of column labels, up to a blank line after them, a new page or TABLE_ROWS rows."""
-    rows: dict[int, Line] = {}
+# A row of a list of people: an optional row number, a name's capitalised words, then a date
+# ("1 SAINT CLAIR  Stéphane  13/06/1949  CRP"). Two such lines in a row are a list of people
+# even when its header is not one we know.
+_PERSON_ROW = re.compile(
+    r"^\s*(?:\d{1,3}[.)]?\s+)?(?:[^\W\d_]*[A-ZÀ-ÖØ-Þ][\w'\-]*[\s,/]+){2,6}"
+    r"(?:[fmh]\s+)?\d{1,2}\s?[/.\-]\s?\d{1,2}\s?[/.\-]\s?\d{2,4}(?!\d)")
+PERSON_ROWS = 2
+
+
+def table_rows(lines: Sequence[Line]) -> dict[int, Line | None]:
+    """The value rows of the tables in `lines` (index -> its header row, None for a list of
+    people without a header we know): the lines under a header of column labels, up to a
+    blank line after them, a line without the dates its header announces, a new page or
+    TABLE_ROWS rows; and runs of PERSON_ROWS or more lines that are each a row of a list of
+    people."""
+    rows: dict[int, Line | None] = {}
     header: Line | None = None
     left = 0
+    run: list[Line] = []
     for line in lines:
+        if _PERSON_ROW.match(line.text) and (not run or run[-1].index == line.index - 1):
+            run.append(line)
+        else:
+            if len(run) >= PERSON_ROWS:
+                rows.update((row.index, None) for row in run)
+            run = [line] if _PERSON_ROW.match(line.text) else []
         if header is not None and line.page != header.page:
             header = None
         if not line.text.strip():
@@ -239,8 +273,13 @@ def table_rows(lines: Sequence[Line]) -> dict[int, Line]:
         elif is_table_header(line):
             header, left = line, TABLE_ROWS
         elif header is not None and left:
+            if date_columns(header) and not any(ch.isdigit() for ch in line.text):
+                header = None  # a row of people has its dates: this is the next table's head
+                continue
             rows[line.index] = header
             left -= 1
+    if len(run) >= PERSON_ROWS:
+        rows.update((row.index, None) for row in run)
     return rows
 
 

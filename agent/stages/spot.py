@@ -28,7 +28,13 @@ from itertools import pairwise
 from agent.names import ELIDED_PARTICLES, PARTICLES, name_key
 from agent.stages import roles
 from agent.stages.lines import Line, snippet
-from agent.stages.parse import Found, NamedPerson
+from agent.stages.parse import (
+    NAME_STOPS,
+    Found,
+    NamedPerson,
+    birth_after_name,
+    surely_french,
+)
 
 MAX_LAST_WORDS = 4  # "AIT BEN HADDOU", "DE LA FONTAINE"
 MAX_FIRST_WORDS = 3  # "Jean Pierre Marie"
@@ -40,8 +46,24 @@ _WORD = re.compile(r"[^\W\d_]+")
 _INSIDE = re.compile(r"\s{1,2}|\s?[-']\s?")
 # Between a last name and a first name on one line: spaces (a table's column gap too), a
 # comma or a slash.
-_BETWEEN = re.compile(r"\s*[,/]?\s*")
+_BETWEEN = re.compile(r"\s*[,/]?\s*|\s+-\s+")  # "NOM - PRÉNOM : DUBOIS - Samira"
 _SPACES = re.compile(r"\s{1,3}")  # "Fatima EL AMRANI": first name before, spaces only
+# A capitalised word (or "née") ending the text before a name: in "Mme LEGRAND née " before
+# "LOUBOUHAGAR Imane" they are the same person's names, after that person's civility.
+_NAME_WORD_BEFORE = re.compile(r"(?:[A-ZÀ-ÖØ-Þ][\w'\-]*|n[ée]e),?\s+$")
+NAME_WORDS_BEFORE = 4
+
+
+def _civility_before(text: str) -> bool:
+    """A civility right before the name, or before up to NAME_WORDS_BEFORE of its words."""
+    for _ in range(NAME_WORDS_BEFORE + 1):
+        if _CIVILITY.search(text.casefold()):
+            return True
+        m = _NAME_WORD_BEFORE.search(text)
+        if m is None:
+            return False
+        text = text[:m.start()]
+    return False
 # A civility ending the text before a name ("Mme ", "M. ", OCR's "M, ").
 _CIVILITY = re.compile(rf"(?<![a-z0-9])(?:{roles.CIVILITY})[.,]?\s*$")
 
@@ -165,7 +187,7 @@ class _Roles:
             if roles.SIGN_OFF.match(line.fold):
                 signing = True
 
-    def _next(self, line: Line) -> Line | None:
+    def next_line(self, line: Line) -> Line | None:
         index = line.index + 1
         if index < len(self.lines) and self.lines[index].page == line.page:
             return self.lines[index]
@@ -180,23 +202,28 @@ class _Roles:
                 return other
         return None
 
-    def of(self, first: _Tok, last: _Tok, after_previous: int) -> tuple[str, str]:
-        """(role, cue) of the name from `first` to `last`; `after_previous` is where the
-        stretch of text that may hold its cue starts (the end of the name before it)."""
-        line, fold = first.line, first.line.fold
-        before = _CIVILITY.sub("", fold[:first.start])
+    def of(self, line: Line, start: int, end_line: Line, end: int,
+           after_previous: int = 0) -> tuple[str, str]:
+        """(role, cue) of the name written from `start` on `line` to `end` on `end_line`;
+        `after_previous` is where the stretch of text that may hold its cue starts (the end of
+        the name before it on the line)."""
+        fold = line.fold
+        before = _CIVILITY.sub("", fold[:start])
         title = roles.CLINICIAN_TITLE.search(before)
         if title is not None:
             return roles.CLINICIAN, " ".join(title.group().strip(" ,:.").split())
-        if roles.companion_after(fold, last.end):
+        if roles.companion_after(end_line.fold, end):
             return roles.COMPANION, "after"
-        if roles.clinician_after(last.line.fold, last.end, self._next(last.line)):
+        if roles.clinician_after(end_line.fold, end, self.next_line(end_line)):
             return roles.CLINICIAN, "specialty"
-        cue = roles.cue_before(fold, after_previous, first.start)
+        cue = roles.cue_before(fold, after_previous, start)
         if cue is None and not any(ch.isalnum() for ch in before[after_previous:]) \
                 and line.index not in self.table:
-            above = self._previous(line)  # "Patient :" / "DUPONT Jean"
-            cue = roles.cue_ending(above.fold) if above is not None else None
+            above = self._previous(line)  # "Patient :" / "DUPONT Jean"; "EXAMINÉ MONSIEUR" /
+            if above is not None:        # "HAMZA PELVICHERI"
+                cue = roles.cue_ending(_CIVILITY.sub("", above.fold.rstrip()))
+                if cue is None and _CIVILITY.search(above.fold.rstrip()):
+                    cue = roles.PATIENT, "civility"
         if cue is not None:
             return cue
         context = self.contexts[line.index]
@@ -204,67 +231,86 @@ class _Roles:
             return roles.CLINICIAN, "line"
         if context.other_person:
             return roles.COMPANION, "line"
-        if line.index in self.signed:
-            return roles.CLINICIAN, "signature"
         if line.index in self.table:
             return roles.PATIENT, "table"
-        # "Mme Marie DUPONT" where nothing says she is anyone else: the person the document
-        # is about (a clinician has a title, a parent a word for it).
-        if _CIVILITY.search(fold[:first.start]):
+        # "Mme Marie DUPONT", "Mme LEGRAND née LOUBOUHAGAR Imane", "cc: Mrs Khadija CLARKE":
+        # a civility where nothing says the person is anyone else names the person the
+        # document is about (a clinician has a title, a relative a word for it), even below a
+        # letter's signature.
+        if _civility_before(line.text[:start]):
             return roles.PATIENT, "civility"
+        if line.index in self.signed:
+            return roles.CLINICIAN, "signature"
         return roles.UNKNOWN, ""
 
 
 # A word of a name as OCR may misread it: letters with a digit or two ("AMRAN1").
 _HINT_WORD = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")
+# Words of the sentence around a name, which end it: a name's label (NAME_STOPS), and the
+# little words a letter in capitals writes before one ("EXAMINÉ CE JOUR").
+_HINT_STOPS = NAME_STOPS | {"ce", "cet", "cette", "jour", "ces", "mon", "ma", "mes", "son", "sa",
+                            "ses", "votre", "vos", "notre", "nos", "un", "une", "with", "this",
+                            "today", "que", "qu", "il", "elle", "he", "she", "ans", "year",
+                            "years", "old", "aged", "age", "cher", "chere", "chers", "dear"}
 # A civility before a capital: where a person's name starts.
 _CIVILITY_AT = re.compile(rf"(?<![a-z0-9])(?:{roles.CIVILITY})(?:[.,]\s*|\s+)(?=[^\W\d_])")
 
 
-def _hint_at(line: Line, at: int) -> Found | None:
+def _hint_at(line: Line, at: int) -> tuple[Found, int, int] | None:
     """The name-like words from `at` (a civility skipped): capitalised, or a particle, up to
     HINT_WORDS and to the first thing that is not one."""
     words: list[str] = []
-    start = end = at
+    start = end = stop = at
     for m in _HINT_WORD.finditer(line.text, at):
         gap = line.text[end:m.start()]
-        if gap.strip(" -" if words else " -.,:;"):
+        if gap.strip(" -" if words else " -.,:;)"):
             break
         word, folded = m.group(), line.fold[m.start():m.end()]
         end = m.end()
-        if not words and folded in roles.CIVILITIES:
-            continue
+        if not words and (roles.is_civility(folded) or (at == 0 and word.isdigit())):
+            continue  # a civility, or a row's number, before the name
+        if (folded in _HINT_STOPS and folded not in PARTICLES) or not any(
+                ch.isalpha() for ch in word[:2]):
+            break  # a label, a word of the sentence, a number
         if not (word[0].isupper() or word[0].isdigit() or folded in PARTICLES):
             break
         start = m.start() if not words else start
+        stop = m.end()
         words.append(word)
         if len(words) == HINT_WORDS:
             break
     letters = sum(ch.isalpha() for w in words if w.casefold() not in PARTICLES for ch in w)
     if letters < MIN_HINT_LETTERS:
         return None
-    return Found(" ".join(words), line.page, snippet(line, start), "hint")
+    return Found(" ".join(words), line.page, snippet(line, start), "hint"), start, stop
+
+
+def _word_keys(text: str) -> set[str]:
+    return {name_key(w) for w in _WORD.findall(text)} - {""}
 
 
 def hints(lines: Sequence[Line], people: Sequence[NamedPerson]) -> tuple[Found, ...]:
-    """Name-like words where a patient is named (after a patient cue or a civility, at the
-    start of a table row) that are none of `people`: words to rank suggestions by when the
-    name is misread ("EL AMRAN1 Fatima"), never a name to file by."""
+    """Name-like words standing as the patient's (after a patient cue or a civility, at the
+    start of a table row, and no clinician's or companion's by their context) that are none
+    of `people`: a misread name ("EL AMRAN1 Fatima") or someone not in the directory. They
+    rank the suggestions, and a second one is a second patient; they never file."""
     judge = _Roles(lines)
-    known = {name_key(p.last.value) for p in people}
+    names = [_word_keys(f"{p.last.value} {p.first.value}") for p in people]
     out: dict[str, Found] = {}
     for line in lines:
-        context = judge.contexts[line.index]
         anchors = [(end, "cue") for end in roles.patient_cue_ends(line.fold)]
-        if not context.not_patient and line.index not in judge.signed:
-            anchors += [(m.end(), "civility") for m in _CIVILITY_AT.finditer(line.fold)
-                        if not roles.CLINICIAN_TITLE.search(line.fold[:m.start()])]
+        anchors += [(m.end(), "civility") for m in _CIVILITY_AT.finditer(line.fold)]
         if line.index in judge.table:
             anchors.append((0, "table"))
         for at, kind in anchors:
-            hint = _hint_at(line, at)
-            if hint is None or any(k in name_key(hint.value) for k in known):
-                continue  # the name of someone already found
+            got = _hint_at(line, at)
+            if got is None:
+                continue
+            hint, start, end = got
+            if any(_word_keys(hint.value) <= known for known in names):
+                continue  # the names of someone found, or a part of them
+            if judge.of(line, start, line, end)[0] != roles.PATIENT:
+                continue
             out.setdefault(name_key(hint.value), dataclasses.replace(hint, rule=f"hint:{kind}"))
     return tuple(out.values())
 
@@ -297,14 +343,20 @@ def find(pairs: Mapping[str, frozenset[str]], lines: Sequence[Line]) -> tuple[Na
     toks = [t for line in lines for t in _tokens(line)]
     hits = sorted(_hits(toks, pairs), key=lambda h: (h.start, h.end))
     judge = _Roles(lines)
+    french = surely_french(lines)
     people: list[NamedPerson] = []
     previous_end: dict[int, int] = {}  # line index -> where the last name on it ended
     for hit in hits:
         first, last = toks[hit.start], toks[hit.end - 1]
-        role, cue = judge.of(first, last, previous_end.get(first.line.index, 0))
+        role, cue = judge.of(first.line, first.start, last.line, last.end,
+                             previous_end.get(first.line.index, 0))
         previous_end[last.line.index] = last.end
         how = "table" if cue == "table" else "spotted"
         rule = f"{how}:{role}" + (f":{cue}" if cue and cue != "table" else "")
+        below = judge.next_line(last.line)
+        birth = birth_after_name(last.line, last.end, french) or (
+            birth_after_name(below, 0, french)
+            if below is not None and not last.line.text[last.end:].strip(" ,") else None)
         people.append(NamedPerson(_found(toks, hit.last, rule), _found(toks, hit.first, rule),
-                                  role, _nee(last.line, last.end, rule)))
+                                  role, _nee(last.line, last.end, rule), birth))
     return tuple(people)

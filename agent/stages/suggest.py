@@ -55,6 +55,19 @@ def gather(store: Store, last: str, first: str, birth: str | None) -> list[Patie
     return list(found.values())
 
 
+SAME_WORD = 75.0  # one or two letters misread in a name of six or more
+
+
+def same_words(text: str, names: Iterable[str]) -> bool:
+    """Every word of `text` is one of the words of `names`, or that word misread by a letter
+    or two ("EL AMRAN1" for "EL AMRANI"): the same person written again."""
+    known = {name_key(w) for name in names for w in name.replace("-", " ").split()} - {""}
+    words = {name_key(w) for w in text.replace("-", " ").split()} - {""}
+    return bool(words) and all(
+        w in known or max((fuzz.ratio(w, k) for k in known), default=0.0) >= SAME_WORD
+        for w in words)
+
+
 def _names(patient: Patient) -> list[str]:
     return sorted({k for k, kind in record_keys(patient.last_name, patient.birth_name,
                                                  patient.usage_name) if kind != "loose"})
