@@ -31,13 +31,33 @@ def read_fields(store: Store, pages: Sequence[str]) -> ParsedFields:
 
 
 
+def _words(*names: str) -> set[str]:
+    return {name_key(w) for name in names for w in name.replace("-", " ").split()} - {""}
+
+
+def _split_by_the_directory(fields: ParsedFields) -> ParsedFields:
+    """A label's name cut where the directory cuts it: "Nom / Prénom : GARCIA LOPEZ /
+    Stéphane" is read by the label as GARCIA, LOPEZ; the person found on that line as the
+    patient, whose words are all of those read, says GARCIA LOPEZ, Stéphane."""
+    last, first = fields.last_name, fields.first_name
+    if last is None or first is None:
+        return fields
+    read = _words(last.value, first.value)
+    for person in fields.people:
+        if (person.role == roles.PATIENT and person.last.page == last.page
+                and person.last.snippet == last.snippet
+                and read < _words(person.last.value, person.first.value)):
+            return dataclasses.replace(fields, last_name=person.last, first_name=person.first)
+    return fields
+
+
 def choose(fields: ParsedFields, people: Sequence[NamedPerson]) -> ParsedFields:
     """The fields with `people`, and their names from one of them when no label named the
     patient whole."""
     fields = dataclasses.replace(fields, people=(*fields.people, *people))
     first = fields.first_name
     if fields.last_name is not None and first is not None and not is_initial(first.value):
-        return fields
+        return _split_by_the_directory(fields)
     standing = [p for p in fields.people if p.role == roles.PATIENT] or \
         [p for p in fields.people if p.role == roles.UNKNOWN]
     if fields.last_name is not None:

@@ -8,6 +8,7 @@ position found by a pattern in the folded copy is a position in the printed line
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,11 +27,17 @@ _TRANSLATE = str.maketrans({
 })
 
 
+# Quotes and bars OCR puts before a line's first word ("‘Nom : SSATADI", "| NOM"): blanked,
+# so a label there still opens its line (and positions stay where they were).
+_LEADING_NOISE = re.compile(r"^[\s'\"«»|_~]+")
+
+
 def clean(raw: str) -> str:
-    """The line with one spelling of each apostrophe, hyphen and space, and no control
-    characters."""
+    """The line with one spelling of each apostrophe, hyphen and space, no control
+    characters, and no OCR specks before its first word."""
     text = unicodedata.normalize("NFC", raw).translate(_TRANSLATE)
-    return "".join(ch if ch.isprintable() else " " for ch in text).rstrip()
+    text = "".join(ch if ch.isprintable() else " " for ch in text).rstrip()
+    return _LEADING_NOISE.sub(lambda m: " " * len(m.group()), text)
 
 
 @lru_cache(maxsize=8192)

@@ -326,7 +326,7 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
     if name_confidence is not None and name_confidence < min_name_confidence:
         return result("review", None, Reason.of("low-confidence", confidence=name_confidence,
                                                 threshold=min_name_confidence), found)
-    rivals = _rivals(fields)
+    rivals = _rivals(fields, found)
     if rivals:
         for person in fields.people:
             if person.role in (roles.PATIENT, roles.UNKNOWN):
@@ -391,10 +391,11 @@ def _same_person(person: NamedPerson, fields: ParsedFields) -> bool:
     return any({name_key(last.value)} | first <= names for last in lasts)
 
 
-def _rivals(fields: ParsedFields) -> list[str]:
+def _rivals(fields: ParsedFields, found: Mapping[str, Candidate]) -> list[str]:
     """Who else stands as the patient: directory people named as patients or with no role
     (a relative in a family letter is named with none), and name-like words standing as a
-    patient's that are not a misreading of the names read ("et son époux M. Anas DOJONE")."""
+    patient's that are neither the names read, misread or not, nor another name on record of
+    the person they found ("Mme LE BRIS née ZOULINPEL Khadija" found by her birth name)."""
     if fields.last_name is None:
         return []
     rivals: dict[tuple[str, str], str] = {}
@@ -403,8 +404,11 @@ def _rivals(fields: ParsedFields) -> list[str]:
             rivals.setdefault((name_key(person.last.value), name_key(person.first.value)),
                               f"{person.last.value} {person.first.value}")
     read = [f.value for f in (fields.last_name, fields.first_name, fields.birth_name) if f]
+    records = [[n for n in (c.patient.last_name, c.patient.first_name, c.patient.birth_name,
+                            c.patient.usage_name) if n]
+               for c in found.values() if c.names_agree]
     for hint in fields.hints:
-        if not suggest.same_words(hint.value, read):
+        if not any(suggest.same_words(hint.value, names) for names in (read, *records)):
             rivals.setdefault((name_key(hint.value), ""), hint.value)
     return list(rivals.values())
 

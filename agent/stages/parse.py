@@ -971,6 +971,12 @@ _BIRTH_AFTER_NAME = re.compile(
     r"[\s:.]*)?")
 
 
+def starts_a_date(fold: str, pos: int) -> bool:
+    """A date is written from `pos` ("January 5, 1979", "12 mars 1961", "12/03/1961")."""
+    m = _DATE_RE.match(fold, pos)
+    return m is not None and _to_date(m) is not None
+
+
 def birth_after_name(line: Line, end: int, french: bool) -> Found | None:
     """The date written right after a name ending at `end` on `line` (0: the name ended the
     line above): a person named with nothing but a date after the name is born that day."""

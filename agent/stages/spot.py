@@ -33,12 +33,14 @@ from agent.stages.parse import (
     Found,
     NamedPerson,
     birth_after_name,
+    starts_a_date,
     surely_french,
 )
 
 MAX_LAST_WORDS = 4  # "AIT BEN HADDOU", "DE LA FONTAINE"
 MAX_FIRST_WORDS = 3  # "Jean Pierre Marie"
 HINT_WORDS = 4
+LINES_APART = 2  # a name's two parts on consecutive lines, or with one wordless line between
 MIN_HINT_LETTERS = 4  # fewer is an initial or a speck, not a name to rank by
 
 _WORD = re.compile(r"[^\W\d_]+")
@@ -47,7 +49,8 @@ _INSIDE = re.compile(r"\s{1,2}|\s?[-']\s?")
 # Between a last name and a first name on one line: spaces (a table's column gap too), a
 # comma or a slash.
 _BETWEEN = re.compile(r"\s*[,/]?\s*|\s+-\s+")  # "NOM - PRÉNOM : DUBOIS - Samira"
-_SPACES = re.compile(r"\s{1,3}")  # "Fatima EL AMRANI": first name before, spaces only
+# "Fatima EL AMRANI": a first name before, spaces only (and the period OCR puts after a word).
+_SPACES = re.compile(r"\.?\s{1,3}")
 # A capitalised word (or "née") ending the text before a name: in "Mme LEGRAND née " before
 # "LOUBOUHAGAR Imane" they are the same person's names, after that person's civility.
 _NAME_WORD_BEFORE = re.compile(r"(?:[A-ZÀ-ÖØ-Þ][\w'\-]*|n[ée]e),?\s+$")
@@ -93,8 +96,9 @@ def _joined(a: _Tok, b: _Tok, pattern: re.Pattern[str]) -> bool:
 
 
 def _next_line_joined(a: _Tok, b: _Tok) -> bool:
-    """`a` ends its line and `b` starts the next one: "Mme EL AMRANI" / "Fatima"."""
-    if b.line.index != a.line.index + 1:
+    """`a` ends its line and `b` starts the next one ("Mme EL AMRANI" / "Fatima"), or the one
+    after a line without words (OCR leaves blank lines inside a label's block)."""
+    if b.line.page != a.line.page or not 0 < b.line.index - a.line.index <= LINES_APART:
         return False
     return (not any(ch.isalnum() for ch in a.line.text[a.end:])
             and not any(ch.isalnum() for ch in b.line.text[:b.start]))
@@ -188,9 +192,12 @@ class _Roles:
                 signing = True
 
     def next_line(self, line: Line) -> Line | None:
-        index = line.index + 1
-        if index < len(self.lines) and self.lines[index].page == line.page:
-            return self.lines[index]
+        """The next line with something on it, on the page, at most LINES_APART below."""
+        for index in range(line.index + 1, min(line.index + LINES_APART + 1, len(self.lines))):
+            if self.lines[index].page != line.page:
+                return None
+            if self.lines[index].text.strip():
+                return self.lines[index]
         return None
 
     def _previous(self, line: Line) -> Line | None:
@@ -263,7 +270,7 @@ def _hint_at(line: Line, at: int) -> tuple[Found, int, int] | None:
     start = end = stop = at
     for m in _HINT_WORD.finditer(line.text, at):
         gap = line.text[end:m.start()]
-        if gap.strip(" -" if words else " -.,:;)"):
+        if gap.strip(" -" if words else " -.,:;)") or starts_a_date(line.fold, m.start()):
             break
         word, folded = m.group(), line.fold[m.start():m.end()]
         end = m.end()
