@@ -641,3 +641,44 @@ def test_the_people_found_are_kept_in_the_sidecar_and_read_back(store: Store) ->
     assert any("ZEPHYRIN" in h.value for h in fields.hints)
     again = parsed_fields(json.loads(json.dumps(fields.as_dict())))
     assert again == fields
+
+
+# --- reading as other practices write: cases from a corpus none of these rules was written on
+
+IN_PRACTICE = [
+    pytest.param(text("Dear Dr Brown,", "I saw Mrs Margaret WRIGHT in clinic today.", "",
+                      "Yours sincerely,", "Dr Hugo LEROUX", "Specialty Registrar",
+                      "cc: Mrs Margaret WRIGHT"),
+                 filed("M1", never=["U1"]), id="the-patient-copied-below-the-signature"),
+    pytest.param(text("COMPTE RENDU D'HOSPITALISATION",
+                      "Madame, Monsieur, Cher confrère, nous avons pris en charge Mme EL AMRANI,",
+                      "Fatima du 14/06/2026 au 20/06/2026 pour des palpitations."),
+                 filed("F1"), id="a-greeting-names-nobody"),
+    pytest.param(text("FICHE DE SOINS INFIRMIERS", "LAHLOU", "Samira", "F 14/02/1969",
+                      "IPP 56574655", "IDE : M. Hugo LEROUX"),
+                 filed("L1", never=["L2", "U1"]), id="a-sticker-name-then-birth-date"),
+    pytest.param(text("OBJET : votre patient Mr BERRADA, Youssef - 8 août 1980", "Cher ami,"),
+                 filed("B1", never=["B2"]), id="a-birth-date-right-after-the-name"),
+    pytest.param(text("BORDEREAU D'ENVOI DE PRÉLÈVEMENTS", "N° NOM   Prénom   Né(e) le   Analyses",
+                      "1 ZORRO   Diego   13/06/1949   CRP",
+                      "2 LAHLOU   Samira   14/02/1969   NFS"),
+                 review(never=["L1", "L2"]), id="a-list-whose-other-person-is-not-in-the-directory"),
+    pytest.param(text("Je vous adresse Mme Marie DUPONT et son frère Stéphane DUPONT pour un",
+                      "dépistage."),
+                 review(never=["D3"]), id="a-sibling-not-in-the-directory"),
+    pytest.param(text("Mme BERNARD née LEFEBVRE Sophie", "Échographie pelvienne normale."),
+                 filed("S1"), id="a-civility-before-usage-name-nee-birth-name"),
+    pytest.param(text("FICHE DE RENSEIGNEMENTS", "NOM - PRÉNOM : NACIRI - Hamza",
+                      "DDN : 27.05.01"),
+                 filed("N1", never=["N2"]), id="nom-dash-prenom"),
+    pytest.param(text("FICHE DE RENSEIGNEMENTS", "Nom / Prénom : GARCIA LOPEZ / Lucia",
+                      "DDN : 21/03/1987"),
+                 filed("G1", never=["G2", "G3"]), id="a-label-cut-where-the-directory-cuts"),
+    pytest.param(text("\u2018Nom : LAHLOU", "Prénom : Samira", "Date de naissance : 14/02/1969"),
+                 filed("L1"), id="an-ocr-quote-before-a-label"),
+]
+
+
+@pytest.mark.parametrize(("pages", "expect"), IN_PRACTICE)
+def test_reading_as_other_practices_write(store: Store, pages: str, expect: Expect) -> None:
+    run(store, pages, expect)

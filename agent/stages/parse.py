@@ -979,12 +979,14 @@ def starts_a_date(fold: str, pos: int) -> bool:
 
 def birth_after_name(line: Line, end: int, french: bool) -> Found | None:
     """The date written right after a name ending at `end` on `line` (0: the name ended the
-    line above): a person named with nothing but a date after the name is born that day."""
+    line above): a person named with nothing but a date after the name is born that day.
+    Not "Fatima du 14/06/2026 au …", a stay's dates."""
     lead = _BIRTH_AFTER_NAME.match(line.fold, end)
-    got = _date_at(line.fold, lead.end() if lead else end, len(line.fold))
-    if got is None:
+    m = _DATE_RE.match(line.fold, lead.end() if lead else end)
+    value = _to_date(m) if m else None
+    if m is None or value is None:
         return None
-    found = _birth_found(got, line, "after-name")
+    found = _birth_found(_DateAt(value, m.start(), _month_first(m)), line, "after-name")
     today = _today()
     if not valid_birth_date(found.value, None, today):
         return None

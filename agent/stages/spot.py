@@ -259,6 +259,12 @@ _HINT_STOPS = NAME_STOPS | {"ce", "cet", "cette", "jour", "ces", "mon", "ma", "m
                             "ses", "votre", "vos", "notre", "nos", "un", "une", "with", "this",
                             "today", "que", "qu", "il", "elle", "he", "she", "ans", "year",
                             "years", "old", "aged", "age", "cher", "chere", "chers", "dear"}
+# A relative named beside the patient ("et son frère Stéphane DUPONT"): another person the
+# document may be about, unless a cue makes them a companion ("accompagnée de son époux").
+_RELATIVE_AT = re.compile(
+    r"(?<![a-z0-9])(?:son|sa|ses|his|her|their)\s+(?:frere|soeur|epoux|epouse|mari|femme"
+    r"|conjointe?|fils|fille|enfants?|brother|sister|husband|wife|son|daughter|child)"
+    r"[\s,:]+(?=[^\W\d_])")
 # A civility before a capital: where a person's name starts.
 _CIVILITY_AT = re.compile(rf"(?<![a-z0-9])(?:{roles.CIVILITY})(?:[.,]\s*|\s+)(?=[^\W\d_])")
 
@@ -307,6 +313,7 @@ def hints(lines: Sequence[Line], people: Sequence[NamedPerson]) -> tuple[Found, 
     for line in lines:
         anchors = [(end, "cue") for end in roles.patient_cue_ends(line.fold)]
         anchors += [(m.end(), "civility") for m in _CIVILITY_AT.finditer(line.fold)]
+        anchors += [(m.end(), "relative") for m in _RELATIVE_AT.finditer(line.fold)]
         if line.index in judge.table:
             anchors.append((0, "table"))
         for at, kind in anchors:
