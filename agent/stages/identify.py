@@ -26,8 +26,8 @@ def read_fields(store: Store, pages: Sequence[str]) -> ParsedFields:
     """The fields of each page's text (page 1 first), with the directory's people in it."""
     lines = split_lines(pages)
     fields = parse_lines(lines)
-    people = spot.find(name_pairs(store), lines)
-    return dataclasses.replace(choose(fields, people), hints=spot.hints(lines, people))
+    people, hints = spot.find(name_pairs(store), lines)
+    return dataclasses.replace(choose(fields, people), hints=hints)
 
 
 

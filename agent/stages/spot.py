@@ -13,8 +13,14 @@ A name found is not yet a patient. Its role comes from what surrounds it (`agent
 a title right before it ("Dr", "Pr", "IDE"), the last cue before it on its line (or ending the
 line above), a companion word right after it, the line's own context (a prescriber's line, a
 "MÉDECIN TRAITANT" block, a parent's line), a letter's signature below its closing formula, a
-table row under a header of column labels. Nothing decides here: the matcher applies the rules
-to what is found (`agent.stages.match`).
+table row under a header of column labels (or a list of people), a civility. A date written
+right after a name is that person's birth date ("THOMAS, Ayoub - 13/07/1977", a sticker's
+"F 20/11/1941").
+
+Name-like words where a patient is named that are nobody found (`hints`) are kept too: a misread
+name ranks the suggestions by them, and a second person standing as a patient ("et son frère
+Stéphane DUPONT", a list's other row) keeps the document from being filed under the first.
+Nothing decides here: the matcher applies the rules to what is found (`agent.stages.match`).
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ _INSIDE = re.compile(r"\s{1,2}|\s?[-']\s?")
 _BETWEEN = re.compile(r"\s*[,/]?\s*|\s+-\s+")  # "NOM - PRÉNOM : DUBOIS - Samira"
 # "Fatima EL AMRANI": a first name before, spaces only (and the period OCR puts after a word).
 _SPACES = re.compile(r"\.?\s{1,3}")
+# A civility ending the text before a name ("Mme ", "M. ", OCR's "M, ").
+_CIVILITY = re.compile(rf"(?<![a-z0-9])(?:{roles.CIVILITY})[.,]?\s*$")
 # A capitalised word (or "née") ending the text before a name: in "Mme LEGRAND née " before
 # "LOUBOUHAGAR Imane" they are the same person's names, after that person's civility.
 _NAME_WORD_BEFORE = re.compile(r"(?:[A-ZÀ-ÖØ-Þ][\w'\-]*|n[ée]e),?\s+$")
@@ -67,8 +75,6 @@ def _civility_before(text: str) -> bool:
             return False
         text = text[:m.start()]
     return False
-# A civility ending the text before a name ("Mme ", "M. ", OCR's "M, ").
-_CIVILITY = re.compile(rf"(?<![a-z0-9])(?:{roles.CIVILITY})[.,]?\s*$")
 
 
 @dataclass(frozen=True)
@@ -302,15 +308,14 @@ def _word_keys(text: str) -> set[str]:
     return {name_key(w) for w in _WORD.findall(text)} - {""}
 
 
-def hints(lines: Sequence[Line], people: Sequence[NamedPerson]) -> tuple[Found, ...]:
+def _hints(judge: _Roles, people: Sequence[NamedPerson]) -> tuple[Found, ...]:
     """Name-like words standing as the patient's (after a patient cue or a civility, at the
     start of a table row, and no clinician's or companion's by their context) that are none
     of `people`: a misread name ("EL AMRAN1 Fatima") or someone not in the directory. They
     rank the suggestions, and a second one is a second patient; they never file."""
-    judge = _Roles(lines)
     names = [_word_keys(f"{p.last.value} {p.first.value}") for p in people]
     out: dict[str, Found] = {}
-    for line in lines:
+    for line in judge.lines:
         anchors = [(end, "cue") for end in roles.patient_cue_ends(line.fold)]
         anchors += [(m.end(), "civility") for m in _CIVILITY_AT.finditer(line.fold)]
         anchors += [(m.end(), "relative") for m in _RELATIVE_AT.finditer(line.fold)]
@@ -352,11 +357,19 @@ def _nee(line: Line, end: int, rule: str) -> Found | None:
     return Found(line.text[m.end():stop], line.page, snippet(line, m.end()), rule)
 
 
-def find(pairs: Mapping[str, frozenset[str]], lines: Sequence[Line]) -> tuple[NamedPerson, ...]:
-    """Every directory person named in `lines`, in reading order, each with its role."""
+def find(pairs: Mapping[str, frozenset[str]], lines: Sequence[Line]
+         ) -> tuple[tuple[NamedPerson, ...], tuple[Found, ...]]:
+    """Every directory person named in `lines`, in reading order, each with its role; and the
+    hints (name-like words standing as a patient's that are none of them)."""
+    judge = _Roles(lines)
+    people = _people(judge, pairs)
+    return people, _hints(judge, people)
+
+
+def _people(judge: _Roles, pairs: Mapping[str, frozenset[str]]) -> tuple[NamedPerson, ...]:
+    lines = judge.lines
     toks = [t for line in lines for t in _tokens(line)]
     hits = sorted(_hits(toks, pairs), key=lambda h: (h.start, h.end))
-    judge = _Roles(lines)
     french = surely_french(lines)
     people: list[NamedPerson] = []
     previous_end: dict[int, int] = {}  # line index -> where the last name on it ended
