@@ -68,9 +68,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from rapidfuzz.distance import Levenshtein
+
 from agent import config
 from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.errors import DocagentError
+from agent.names import name_key
 from agent.ops import pipeline
 from agent.stages import inspection, ocr
 from agent.tools import runner
@@ -222,6 +225,8 @@ class Tally:
     np_filed: int = 0
     allows_legible: int = 0  # allowed, and the name's page was not read under the OCR bound
     auto_legible: int = 0
+    named_readable: int = 0  # review documents whose patient's name the text holds, give or
+    top3_readable: int = 0  # take two letters in each part (the issue's "legible")
 
     def add(self, other: Tally) -> None:
         for name in self.__dataclass_fields__:
@@ -240,6 +245,27 @@ def legible(copy: Copy) -> bool:
     which a name never files (README): what is left is the identification's to win."""
     first = copy.sources[0]["confidence"] if copy.sources else 0.0
     return first is None or first >= DEFAULT_MIN_NAME_CONFIDENCE
+
+
+READABLE_EDITS = 2  # "even misread by one or two letters"
+
+
+def name_readable(copy: Copy) -> bool:
+    """The text read holds the patient's last name and first name as printed, each within
+    READABLE_EDITS letters (case, accents, spaces and hyphens aside): the name is there for a
+    person, or a fuzzy suggestion, to recognise."""
+    draft = copy.doc.draft
+    if not draft.shown_last or draft.shown_first is None:
+        return False
+    words = [name_key(w) for w in " ".join(copy.pages).split()]
+    words = [w for w in words if w]
+
+    def near(name: str) -> bool:
+        key, width = name_key(name), len(name.split()) + 1
+        return any(Levenshtein.distance(key, "".join(words[i:i + n])) <= READABLE_EDITS
+                   for n in range(1, width + 1) for i in range(len(words)))
+
+    return any(near(last) for last in draft.shown_last) and near(draft.shown_first)
 
 
 def score(copies: list[Copy], results: dict[str, Any]) -> Scores:
@@ -266,10 +292,13 @@ def score(copies: list[Copy], results: dict[str, Any]) -> Scores:
                 missed.append("allowed, not filed")
         if not filed and truth.named and truth.patient_id is not None:
             t.named += 1
-            if truth.patient_id in got["candidates"][:3]:
-                t.top3 += 1
-            else:
-                missed.append("not in top 3")
+            ranked = truth.patient_id in got["candidates"][:3]
+            t.top3 += ranked
+            readable = name_readable(copy)
+            t.named_readable += readable
+            t.top3_readable += ranked and readable
+            if not ranked:
+                missed.append("not in top 3" + (", its name in the text" if readable else ""))
         if missed:
             scores.misses.append((copy, got, ", ".join(missed)))
         if truth.not_patient:
@@ -296,6 +325,11 @@ def legible_cell(t: Tally) -> str:
     return f"{t.auto_legible}/{t.allows_legible} {share(t.auto_legible, t.allows_legible).strip()}"
 
 
+def readable_cell(t: Tally) -> str:
+    return (f"{t.top3_readable}/{t.named_readable} "
+            f"{share(t.top3_readable, t.named_readable).strip()}")
+
+
 def print_tables(labels: list[str], scores: list[Scores]) -> None:
     shapes = [name for name, _ in SHAPES]
     head = f"{'wrong':>5}  {'auto':>13}  {'top-3':>13}  {'np':>6}"
@@ -315,13 +349,18 @@ def print_tables(labels: list[str], scores: list[Scores]) -> None:
             print(f"{'  auto, name page read >= ' + str(int(DEFAULT_MIN_NAME_CONFIDENCE)):<33}"
                   + "".join(f" | {'':>5}  {legible_cell(t):>13}  {'':>13}  {'':>6}"
                             for t in totals))
+            print(f"{'  top-3, name in the text read':<33}"
+                  + "".join(f" | {'':>5}  {'':>13}  {readable_cell(t):>13}  {'':>6}"
+                            for t in totals))
     print("\nwrong: filed under another patient, or filed when it is no one's (target 0); "
           "auto: filed under its patient / documents whose evidence allows it (target >= "
           "95%); top-3: its patient among the first three candidates / review documents whose "
           "patient is named and in the directory (target >= 90%); np: filed under a directory "
           "person named on it who is not its patient / documents naming one (target 0). "
           "'name page read >= 70': the scanned copies whose evidence allows filing and whose "
-          "name was not read under the OCR confidence below which nothing files")
+          "name was not read under the OCR confidence below which nothing files; 'name in the "
+          "text read': the scanned review copies whose text holds the patient's last and first "
+          f"name within {READABLE_EDITS} letters each")
 
 
 def short_fields(got: dict[str, Any]) -> str:

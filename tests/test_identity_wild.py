@@ -662,7 +662,7 @@ IN_PRACTICE = [
     pytest.param(text("BORDEREAU D'ENVOI DE PRÉLÈVEMENTS", "N° NOM   Prénom   Né(e) le   Analyses",
                       "1 ZORRO   Diego   13/06/1949   CRP",
                       "2 LAHLOU   Samira   14/02/1969   NFS"),
-                 review(never=["L1", "L2"]), id="a-list-whose-other-person-is-not-in-the-directory"),
+                 review(never=["L1", "L2"]), id="a-list-whose-other-row-is-not-in-the-directory"),
     pytest.param(text("Je vous adresse Mme Marie DUPONT et son frère Stéphane DUPONT pour un",
                       "dépistage."),
                  review(never=["D3"]), id="a-sibling-not-in-the-directory"),
@@ -676,6 +676,10 @@ IN_PRACTICE = [
                  filed("G1", never=["G2", "G3"]), id="a-label-cut-where-the-directory-cuts"),
     pytest.param(text("\u2018Nom : LAHLOU", "Prénom : Samira", "Date de naissance : 14/02/1969"),
                  filed("L1"), id="an-ocr-quote-before-a-label"),
+    pytest.param(text("Cher ami,", "Je te confie M. Omar EL IDRISSI pour avis.",
+                      "Je vous prie de croire, cher confrère, à mes sentiments les meilleurs.",
+                      "Pierre MARTIN"),
+                 filed("I1", never=["P1"]), id="je-te-confie-signed-after-je-vous-prie-de-croire"),
 ]
 
 

@@ -443,7 +443,7 @@ def _with_suggestions(store: Store, read: _Read, last: str, found: dict[str, Can
     for hint in hints:
         words = hint.value.split()
         readings += [(" ".join(words[:cut]), " ".join(words[cut:]))
-                     for cut in range(1, len(words))] or [(hint.value, "")]
+                     for cut in range(1, len(words))] + [(hint.value, "")]
     for name, first in readings:
         for patient in suggest.gather(store, name, first, read.birth):
             if patient.id not in pool:

@@ -125,7 +125,7 @@ _CUES: tuple[tuple[str, str, str], ...] = (
     (PATIENT, "patient", r"patiente?s?|nom\s+(?:du|de\s+la)\s+patiente?|identite|enfant|bebe"
      r"|nourrisson|(?:objet|re|ref|subject)\s*:|concerne|concernant|au\s+sujet\s+de|name"
      r"|nom(?:\s*(?:,|/|-|et|&)?\s*prenoms?)?|prenoms?(?:\s*(?:,|/|-|et|&)?\s*nom)?"
-     r"|je\s+vous\s+(?:adresse|confie|envoie|remercie\s+de\s+recevoir)"
+     r"|je\s+(?:vous|te)\s+(?:adresse|confie|envoie|remercie\s+de\s+recevoir)"
      r"|j'\s?ai\s+(?:recu|vu|examine|revu|hospitalise)|(?:vue?|recue?)\s+en\s+consultation"
      r"|(?:votre|notre|mon|ma)\s+(?:jeune\s+)?patiente?|certifie\s+avoir\s+examine"
      r"|atteste\s+avoir\s+examine|certifie\s+que|atteste\s+que|hospitalisation\s+de"
@@ -163,7 +163,8 @@ _COMPANION_AFTER = re.compile(
 # A letter's closing formula: what follows is the signature, a clinician's name.
 SIGN_OFF = re.compile(
     r"^[^a-z0-9]*(?:(?:bien\s+|tres\s+)?confraternellement|(?:bien\s+|tres\s+)?cordialement"
-    r"|amicalement|respectueusement|veuillez\s+agreer|je\s+vous\s+prie\s+d'\s?agreer"
+    r"|amicalement|respectueusement|veuillez\s+agreer"
+    r"|je\s+vous\s+prie\s+(?:d'\s?agreer|de\s+(?:croire|recevoir))"
     r"|bien\s+a\s+vous|avec\s+mes\s+(?:remerciements|salutations|amities)"
     r"|(?:yours\s+)?sincerely|yours\s+(?:faithfully|truly)|(?:kind|best|warm)\s+regards"
     r"|with\s+(?:best\s+|kind\s+)?(?:wishes|regards))(?![a-z0-9])"

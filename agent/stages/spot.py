@@ -53,8 +53,9 @@ _WORD = re.compile(r"[^\W\d_]+")
 # Inside one name: a space, a hyphen or an apostrophe ("GARCIA-LOPEZ", "D'ALEMBERT").
 _INSIDE = re.compile(r"\s{1,2}|\s?[-']\s?")
 # Between a last name and a first name on one line: spaces (a table's column gap too), a
-# comma or a slash.
-_BETWEEN = re.compile(r"\s*[,/]?\s*|\s+-\s+")  # "NOM - PRÉNOM : DUBOIS - Samira"
+# comma, a slash, a spaced dash ("DUBOIS - Samira"), or the bar OCR reads for a table's rule
+# ("DUPONT | HAMZA").
+_BETWEEN = re.compile(r"\s*[,/|]?\s*|\s+-\s+")
 # "Fatima EL AMRANI": a first name before, spaces only (and the period OCR puts after a word).
 _SPACES = re.compile(r"\.?\s{1,3}")
 # A civility ending the text before a name ("Mme ", "M. ", OCR's "M, ").
@@ -257,8 +258,9 @@ class _Roles:
         return roles.UNKNOWN, ""
 
 
-# A word of a name as OCR may misread it: letters with a digit or two ("AMRAN1").
-_HINT_WORD = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*")
+# A word of a name as OCR may misread it: letters with a digit or two ("AMRAN1"), or with
+# the "!" it reads for an I ("EL FASS!").
+_HINT_WORD = re.compile(r"[^\W_]+!?(?:['\-][^\W_]+!?)*")
 # Words of the sentence around a name, which end it: a name's label (NAME_STOPS), and the
 # little words a letter in capitals writes before one ("EXAMINÉ CE JOUR").
 _HINT_STOPS = NAME_STOPS | {"ce", "cet", "cette", "jour", "ces", "mon", "ma", "mes", "son", "sa",
