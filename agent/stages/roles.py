@@ -242,9 +242,11 @@ def is_table_header(line: Line) -> bool:
 # A row of a list of people: an optional row number, a name's capitalised words, then a date
 # ("1 SAINT CLAIR  Stéphane  13/06/1949  CRP"). Two such lines in a row are a list of people
 # even when its header is not one we know.
+# Each word starts with a capital and is separated from the next by what cannot be in it, so
+# the pattern matches in one pass (no backtracking over how to cut the words).
 _PERSON_ROW = re.compile(
-    r"^\s*(?:\d{1,3}[.)]?\s+)?(?:[^\W\d_]*[A-ZÀ-ÖØ-Þ][\w'\-]*[\s,/]+){2,6}"
-    r"(?:[fmh]\s+)?\d{1,2}\s?[/.\-]\s?\d{1,2}\s?[/.\-]\s?\d{2,4}(?!\d)")
+    r"^\s*(?:\d{1,3}[.)]?\s+)?(?:[A-ZÀ-ÖØ-Þ][^\W\d_'\-]*(?:['\-][^\W\d_]+)*[\s,/]+){2,6}"
+    r"(?:[fmhFMH]\s+)?\d{1,2}\s?[/.\-]\s?\d{1,2}\s?[/.\-]\s?\d{2,4}(?!\d)")
 PERSON_ROWS = 2
 
 
@@ -259,12 +261,13 @@ def table_rows(lines: Sequence[Line]) -> dict[int, Line | None]:
     left = 0
     run: list[Line] = []
     for line in lines:
-        if _PERSON_ROW.match(line.text) and (not run or run[-1].index == line.index - 1):
+        person_row = _PERSON_ROW.match(line.text) is not None
+        if person_row and (not run or run[-1].index == line.index - 1):
             run.append(line)
         else:
             if len(run) >= PERSON_ROWS:
                 rows.update((row.index, None) for row in run)
-            run = [line] if _PERSON_ROW.match(line.text) else []
+            run = [line] if person_row else []
         if header is not None and line.page != header.page:
             header = None
         if not line.text.strip():

@@ -64,6 +64,7 @@ _CIVILITY = re.compile(rf"(?<![a-z0-9])(?:{roles.CIVILITY})[.,]?\s*$")
 # "LOUBOUHAGAR Imane" they are the same person's names, after that person's civility.
 _NAME_WORD_BEFORE = re.compile(r"(?:[A-ZÀ-ÖØ-Þ][\w'\-]*|n[ée]e),?\s+$")
 NAME_WORDS_BEFORE = 4
+CIVILITY_REACH = 120  # characters before a name searched for its civility and other names
 
 
 def _civility_before(text: str) -> bool:
@@ -251,7 +252,7 @@ class _Roles:
         # a civility where nothing says the person is anyone else names the person the
         # document is about (a clinician has a title, a relative a word for it), even below a
         # letter's signature.
-        if _civility_before(line.text[:start]):
+        if _civility_before(line.text[max(0, start - CIVILITY_REACH):start]):
             return roles.PATIENT, "civility"
         if line.index in self.signed:
             return roles.CLINICIAN, "signature"
