@@ -33,7 +33,12 @@ from typing import Any, cast
 import agent
 from agent.patients import import_csv
 from agent.stages.match import match
-from agent.stages.parse import Found, ParsedFields, parse_document
+from agent.stages.parse import parse_document
+
+try:  # where the typed reading lives now; a checkout before that kept it in parse
+    from agent.stages.fields import Found, ParsedFields
+except ImportError:
+    from agent.stages.parse import Found, ParsedFields  # type: ignore[attr-defined]
 from agent.stages.record import PageSource, name_confidence
 from agent.store import Store
 

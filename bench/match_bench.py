@@ -30,8 +30,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from agent.patients import import_csv, key_pool
+from agent.stages.fields import Found, ParsedFields
 from agent.stages.match import match
-from agent.stages.parse import Found, ParsedFields
 from agent.store import Store
 
 COMMON_LAST = [

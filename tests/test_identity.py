@@ -13,8 +13,8 @@ from agent import store as store_module
 from agent.audit import EVENTS, entries
 from agent.notify.messages import render
 from agent.spool import get as get_document
+from agent.stages.fields import Found, ParsedFields
 from agent.stages.match import match
-from agent.stages.parse import Found, ParsedFields
 from agent.store import Store
 from tests import pdfgen
 from tests.conftest import Spool

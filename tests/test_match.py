@@ -18,8 +18,9 @@ from agent.names import (
     record_keys,
 )
 from agent.patients import import_csv
+from agent.stages.fields import Found, ParsedFields
 from agent.stages.match import match
-from agent.stages.parse import Found, ParsedFields, parse_document
+from agent.stages.parse import parse_document
 from agent.store import Store
 
 DIRECTORY = """id,last_name,first_name,birth_date,birth_name,usage_name

@@ -12,7 +12,9 @@ from datetime import date
 
 import pytest
 
-from agent.stages.parse import DOCUMENT_TYPES, Found, ParsedFields, parse_date, parse_document
+from agent.stages.dates import parse_date
+from agent.stages.fields import DOCUMENT_TYPES, Found, ParsedFields
+from agent.stages.parse import parse_document
 from agent.stages.record import parsed_fields
 from tests import pdfgen
 

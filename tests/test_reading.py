@@ -15,7 +15,7 @@ from PIL import Image
 from agent.errors import PageTooLarge
 from agent.notify.messages import render
 from agent.stages import ocr
-from agent.stages.parse import Found, ParsedFields
+from agent.stages.fields import Found, ParsedFields
 from agent.stages.record import PageSource, identity_confidence
 from agent.tools import runner
 from tests import pdfgen

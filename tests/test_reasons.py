@@ -11,8 +11,8 @@ from agent.errors import DiskFull, UsageError
 from agent.notify.messages import render
 from agent.patients import import_csv
 from agent.reasons import Reason
+from agent.stages.fields import Found, ParsedFields
 from agent.stages.match import match
-from agent.stages.parse import Found, ParsedFields
 from agent.store import Store
 
 READ = ("ZORRO", "Diego", "1979-06-02", "zorro-diego.pdf")

@@ -24,9 +24,9 @@ from agent.logs import document_context, get_logger
 from agent.patients import get as get_patient
 from agent.spool import FAILED, FILED, REVIEW, Document, Placement, pdf_stem, safe_name
 from agent.stages import inspection, ocr
+from agent.stages.fields import ParsedFields
 from agent.stages.identify import read_fields
 from agent.stages.match import match
-from agent.stages.parse import ParsedFields
 from agent.stages.record import (
     PAGE_BREAK,
     PageSource,

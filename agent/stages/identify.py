@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from agent.names import is_initial, name_key
 from agent.patients import name_pairs
 from agent.stages import roles, spot
+from agent.stages.fields import NamedPerson, ParsedFields
 from agent.stages.lines import split_lines
-from agent.stages.parse import NamedPerson, ParsedFields, parse_lines
+from agent.stages.parse import parse_lines
 from agent.store import Store
 
 

@@ -41,7 +41,8 @@ from agent.names import is_initial, loose_keys, name_key, record_keys
 from agent.patients import Patient, by_keys
 from agent.reasons import Reason
 from agent.stages import roles, suggest
-from agent.stages.parse import Found, NamedPerson, ParsedFields, valid_birth_date
+from agent.stages.dates import valid_birth_date
+from agent.stages.fields import Found, NamedPerson, ParsedFields
 from agent.store import Store
 
 MatchOutcome = Literal["filed", "review"]  # the outcomes a match can decide

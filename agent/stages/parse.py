@@ -16,293 +16,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import NamedTuple
 
 from agent.names import FIRST_NAME_PARTICLES, PARTICLES
 from agent.stages import roles
-from agent.stages.lines import Line, clean, fold_aligned, letters_key, snippet, split_lines
+from agent.stages.dates import (
+    DATE_RE,
+    TODAY,
+    ages_on,
+    birth_found,
+    date_at,
+    date_readings,
+    judged_on,
+    narrowed,
+    to_date,
+    valid_birth_date,
+)
+from agent.stages.doctype import document_type
+from agent.stages.fields import Found, NamedPerson, ParsedFields, found_at
+from agent.stages.lines import Line, fold_aligned, letters_key, split_lines
 from agent.stages.roles import STAFF_WORD
 
-DOCUMENT_TYPES = (
-    "lab-result",
-    "imaging-report",
-    "referral-letter",
-    "prescription",
-    "insurance-form",
-    "other",
-)
-
-MIN_YEAR = 1880
-MAX_YEAR = 2100
 MAX_NAME_WORDS = 8
-
-
-@dataclass(frozen=True)
-class Found:
-    value: str  # normalised value as text (dates as ISO YYYY-MM-DD)
-    page: int  # 1-based
-    snippet: str  # the line it was read from, whitespace collapsed, at most 120 characters
-    rule: str  # which rule read it, e.g. "label:nom", "label:dob", "title:mme"
-    # A birth date that reads two ways: "DOB 12/03/1961" in an English document is 12 March
-    # in the UK (value, day first: 1961-03-12) and 3 December in the US (other: 1961-12-03).
-    other: str | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"value": self.value, "page": self.page,
-                                  "snippet": self.snippet, "rule": self.rule}
-        if self.other is not None:
-            out["other"] = self.other
-        return out
-
-
-@dataclass(frozen=True)
-class NamedPerson:
-    """A directory person's names standing together in the text, and the part they play."""
-
-    last: Found
-    first: Found
-    role: str  # patient | clinician | companion | unknown (agent.stages.roles)
-    birth_name: Found | None = None  # "Sophie BERNARD née LEFEBVRE"
-    birth: Found | None = None  # the date right after the name: "THOMAS, Ayoub - 13/07/1977"
-
-    def as_dict(self) -> dict[str, object]:
-        return {"last": self.last.as_dict(), "first": self.first.as_dict(), "role": self.role,
-                "birth_name": self.birth_name.as_dict() if self.birth_name else None,
-                "birth": self.birth.as_dict() if self.birth else None}
-
-
-@dataclass(frozen=True)
-class ParsedFields:
-    last_name: Found | None
-    first_name: Found | None
-    birth_date: Found | None
-    document_date: Found | None
-    document_type: str  # one of DOCUMENT_TYPES
-    document_type_evidence: str  # the keyword that decided it, "" for "other"
-    birth_name: Found | None = None  # maiden name ("née X") when one was read
-    age: Found | None = None  # the patient's age in years as text ("43"), when stated
-    # The directory's people found in the text, each with the part it plays there (see
-    # agent.stages.spot); the names above are one of them when no label named the patient.
-    people: tuple[NamedPerson, ...] = ()
-    # Name-like words where a patient is named (after "Mme", "je vous adresse", under a
-    # "NOM PRÉNOM" header) that are nobody in the directory: they rank suggestions, no more.
-    hints: tuple[Found, ...] = ()
-
-    @property
-    def chosen(self) -> NamedPerson | None:
-        """The person found in the text whose names these are; None when a label gave them."""
-        return next((p for p in self.people
-                     if p.last == self.last_name and p.first == self.first_name), None)
-
-    def as_dict(self) -> dict[str, object]:
-        def one(found: Found | None) -> dict[str, object] | None:
-            return None if found is None else found.as_dict()
-
-        return {
-            "last_name": one(self.last_name),
-            "first_name": one(self.first_name),
-            "birth_name": one(self.birth_name),
-            "birth_date": one(self.birth_date),
-            "document_date": one(self.document_date),
-            "document_type": self.document_type,
-            "document_type_evidence": self.document_type_evidence,
-            "age": one(self.age),
-            "people": [p.as_dict() for p in self.people],
-            "hints": [h.as_dict() for h in self.hints],
-        }
-
-
-
-# --------------------------------------------------------------------------------------------
-# Dates
-# --------------------------------------------------------------------------------------------
-
-_MONTHS = {
-    "janvier": 1, "janv": 1, "jan": 1, "january": 1,
-    "fevrier": 2, "fevr": 2, "fev": 2, "february": 2, "feb": 2,
-    "mars": 3, "mar": 3, "march": 3,
-    "avril": 4, "avr": 4, "april": 4, "apr": 4,
-    "mai": 5, "may": 5,
-    "juin": 6, "june": 6, "jun": 6,
-    "juillet": 7, "juil": 7, "july": 7, "jul": 7,
-    "aout": 8, "august": 8, "aug": 8,
-    "septembre": 9, "september": 9, "sept": 9, "sep": 9,
-    "octobre": 10, "october": 10, "oct": 10,
-    "novembre": 11, "november": 11, "nov": 11,
-    "decembre": 12, "december": 12, "dec": 12,
-}
-_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
-_DATE_RE = re.compile(
-    r"(?<![0-9])(?:"
-    # 12/03/1961, 12-03-1961, 12.03.61 (day first: French and European practice); the two
-    # separators must agree, so "12/03.1961" is not a date but an OCR accident.
-    r"(?P<d1>[0-9]{1,2}) ?(?P<s1>[/.\-]) ?(?P<m1>[0-9]{1,2}) ?(?P=s1) ?(?P<y1>[0-9]{4}|[0-9]{2})"
-    # 1961-03-12
-    r"|(?P<y2>[0-9]{4})(?P<s2>[-/.])(?P<m2>[0-9]{1,2})(?P=s2)(?P<d2>[0-9]{1,2})"
-    # 12 mars 1961, 1er mars 1961, 12 March 1961, 12-Mar-1961, 1st of March 1961
-    rf"|(?P<d3>[0-9]{{1,2}})(?:er|st|nd|rd|th)?[ \-]+(?:de |of )?(?P<n3>{_MONTH})(?![a-z])\.?"
-    r"[ \-]+(?P<y3>[0-9]{4}|[0-9]{2})"
-    # March 12, 1961
-    rf"|(?P<n4>{_MONTH})(?![a-z])\.? +(?P<d4>[0-9]{{1,2}})(?:st|nd|rd|th)?,? +(?P<y4>[0-9]{{4}})"
-    r")(?![0-9])"
-)
-
-
-# The day parsing is done on: two-digit years and birth dates are judged against it. Tests
-# set it for one call (parse_document(..., today=...)); nothing else does.
-_TODAY: ContextVar[date | None] = ContextVar("docagent_parse_today", default=None)
-
-
-def _today() -> date:
-    return _TODAY.get() or date.today()
-
-
-def two_digit_year(yy: int, month: int, day: int, today: date) -> int:
-    """The only century in which this date is not in the future: "27.05.01" is 2001, and a
-    birth date "05/12/26" read on 2026-12-02 is 1926 (5 December 2026 has not come yet).
-
-    The whole date is judged, not the year alone: a date this century that is still to come
-    belongs to the last one. A document dated ahead of today is rare; a birth date never is.
-    """
-    year = today.year - today.year % 100 + yy
-    return year - 100 if (year, month, day) > (today.year, today.month, today.day) else year
-
-
-def _make_date(day: int, month: int, year_text: str) -> date | None:
-    year = int(year_text)
-    if len(year_text) == 2:
-        year = two_digit_year(year, month, day, _today())
-    if not MIN_YEAR <= year <= MAX_YEAR:
-        return None
-    try:
-        return date(year, month, day)
-    except ValueError:  # 31/02, 00/13: not a date, and never "the nearest" date
-        return None
-
-
-def _to_date(m: re.Match[str]) -> date | None:
-    g = m.groupdict()
-    if g["d1"] is not None:
-        return _make_date(int(g["d1"]), int(g["m1"]), g["y1"])
-    if g["y2"] is not None:
-        return _make_date(int(g["d2"]), int(g["m2"]), g["y2"])
-    if g["d3"] is not None:
-        return _make_date(int(g["d3"]), _MONTHS[g["n3"]], g["y3"])
-    return _make_date(int(g["d4"]), _MONTHS[g["n4"]], g["y4"])
-
-
-def _month_first(m: re.Match[str]) -> date | None:
-    """The other way a numeric date reads when day and month could be either: "12/03/1961"
-    is 3 December month first (the US). None for "25/03/1961", "03/03/1961", "12 mars"."""
-    g = m.groupdict()
-    if g["d1"] is None:
-        return None
-    day, month = int(g["d1"]), int(g["m1"])
-    if day == month or day > 12 or month > 12:
-        return None
-    return _make_date(month, day, g["y1"])
-
-
-def parse_date(text: str, today: date | None = None) -> date | None:
-    """One date expression ("12/03/1961", "1er mars 1961", "March 12, 1961"...) or None.
-
-    The whole text must be the date (surrounding spaces, brackets and punctuation aside):
-    "né le 12/03/1961" is a sentence, not a date expression. `today` (default: the clock)
-    decides the century of a two-digit year.
-    """
-    folded = fold_aligned(clean(text)).strip(" .,;:()[]")
-    m = _DATE_RE.fullmatch(folded)
-    if m is None:
-        return None
-    token = _TODAY.set(today or _TODAY.get())
-    try:
-        return _to_date(m)
-    finally:
-        _TODAY.reset(token)
-
-
-_DATE_LEAD = re.compile(r"[\s:;=.,\-]*(?:(?:le|du|on|the)\s+)?")
-
-
-class _DateAt(NamedTuple):
-    value: date  # day first, as France and the UK write it
-    at: int  # where the date starts on the line
-    other: date | None  # month first, when the numbers read that way too (see _month_first)
-
-
-def _date_at(fold: str, start: int, end: int) -> _DateAt | None:
-    """The date a label's value starts with, and where it starts; None if it starts otherwise."""
-    lead = _DATE_LEAD.match(fold, start, end)
-    pos = lead.end() if lead else start
-    m = _DATE_RE.match(fold, pos, end)
-    if m is None:
-        return None
-    found = _to_date(m)
-    return _DateAt(found, m.start(), _month_first(m)) if found else None
-
-
-# --------------------------------------------------------------------------------------------
-# Ages
-# --------------------------------------------------------------------------------------------
-
-MAX_AGE = 125
-_N = r"(?P<n>[0-9]{1,3})(?![0-9])"
-# An age in months, weeks or days is not one in years: "Âge : 18 mois", "aged 6 months".
-_NOT_YEARS = r"(?!\s*(?:mois|months?|mo|semaines?|sem|weeks?|wks?|jours?|days?|j|d|m)(?![a-z]))"
-_YEARS = r"(?:\s*(?:ans?|years?|yrs?))?"
-# (rule, pattern on folded text). A number followed by "ans" alone is an age only where a
-# sentence sets it apart ("Mme X, 43 ans, pour avis"), never after "depuis", "il y a", "à".
-# "(43 a)" is not read: an "a" after a number is as often a fraction or an arm as a year.
-_AGE_SPECS: tuple[tuple[str, str], ...] = (
-    # Not "à l'âge de 20 ans": that dates an event of the patient's past.
-    ("age:age-de", rf"(?<!l')age(?:e?e?s?|\s*\(\s*e\s*\))\s+de\s+{_N}\s*ans?"),
-    ("age:label", rf"(?<!l')age\s*[:=]?\s*{_N}{_NOT_YEARS}{_YEARS}"),
-    ("age:aged", rf"aged\s+{_N}{_NOT_YEARS}{_YEARS}"),
-    ("age:year-old", rf"{_N}\s*-?\s*(?:years?|yrs?)\s*-?\s*old"),
-    ("age:yo", rf"{_N}\s*(?:yo|y/o|y\.o\.?)"),
-    ("age:ans", rf"(?<=[,(])\s*{_N}\s*ans?(?=\s*(?:[,;.)]|$))"),
-    ("age:person-de", rf"(?:homme|femme|patiente?|enfant|garcon|fillette|fille|nourrisson"
-                      rf"|bebe)\s+de\s+{_N}\s*ans?"),
-)
-_AGE_RES = tuple((rule, re.compile(rf"(?<![a-z0-9]){pattern}(?![a-z0-9/])"))
-                 for rule, pattern in _AGE_SPECS)
-# Someone with the patient, named on the same line before the age ("accompagnée de sa mère,
-# 68 ans"), or right after it ("his 80-year-old mother"): the age is theirs. Lines that are
-# about someone else altogether (_STAFF_LINE, staff blocks, _OTHER_PERSON_LINE) are not read.
-_COMPANION_CUE = re.compile(
-    r"(?<![a-z0-9])(?:mere|pere|fils|sa\s+fille|mari|conjointe?|epou(?:se|x)\s+de|tut(?:eur|rice)"
-    r"|accompagnee?(?:\s*\(\s*e\s*\))?\s+(?:de|par)|parents?|mother|father|daughter"
-    r"|(?:his|her)\s+son|husband|wife|accompanied\s+by|guardian)(?![a-z0-9])"
-)
-_COMPANION_AFTER = re.compile(
-    r"\s*(?:son|daughter|brother|sister|husband|wife|mother|father|grand(?:son|daughter))"
-    r"(?![a-z])"
-)
-
-
-def _ages(line: Line) -> list[Found]:
-    """The ages in years stated on a line that is about the patient (not staff, not a
-    relative: the caller knows), less those a companion named before them is owed."""
-    out: list[Found] = []
-    for rule, pattern in _AGE_RES:
-        for m in pattern.finditer(line.fold):
-            years = int(m.group("n"))
-            # Up to the age's end: "sa fille de 6 ans" is a daughter's age, "fille de 6 ans" not.
-            if not 0 < years <= MAX_AGE or _COMPANION_CUE.search(line.fold, 0, m.end()) \
-                    or _COMPANION_AFTER.match(line.fold, m.end()):
-                continue
-            out.append(_found(str(years), line, m.start("n"), rule))
-    return out
-
-
-def _age(reading: _Reading) -> Found | None:
-    """The patient's age: one, however often stated; two different ages are no answer."""
-    if len({f.value for f in reading.ages}) != 1:
-        return None
-    return reading.ages[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,17 +443,13 @@ def surely_french(lines: Sequence[Line]) -> bool:
     return french > english
 
 
-def _found(value: str, line: Line, at: int, rule: str) -> Found:
-    return Found(value, line.page, snippet(line, at), rule)
-
-
 def _name_found(tokens: Sequence[_Tok], line: Line, rule: str, surname: bool = False
                 ) -> Found | None:
     value = _words(tokens)
     # A surname of one letter is an initial or an OCR speck; it identifies nobody.
     if not value or (surname and len(letters_key(value)) < 2):
         return None
-    return _found(value, line, tokens[0].start, rule)
+    return found_at(value, line, tokens[0].start, rule)
 
 
 def _value_line(lines: Sequence[Line], line: Line) -> Line | None:
@@ -744,9 +476,9 @@ def _read_labels(lines: Sequence[Line], line: Line, labels: list[_Label], french
             reading.birth_lines |= {line.index, source.index}  # the document either
             continue
         if kind in ("dob", "dob-nee", "nee"):
-            got = _date_at(source.fold, start, end)
+            got = date_at(source.fold, start, end)
             if got is not None:
-                reading.births.append(_birth_found(got, source,
+                reading.births.append(birth_found(got, source,
                                                    rule if kind != "nee" else "label:ne-le"))
                 reading.birth_lines |= {line.index, source.index}
                 if label.nee_name is not None:
@@ -759,10 +491,10 @@ def _read_labels(lines: Sequence[Line], line: Line, labels: list[_Label], french
             if kind == "dob":
                 reading.birth_lines |= {line.index, source.index}
         if kind in ("doc1", "doc2"):
-            got = _date_at(source.fold, start, end)
+            got = date_at(source.fold, start, end)
             if got is not None:
                 reading.doc_dates.append((1 if kind == "doc1" else 2,
-                                          _found(got[0].isoformat(), source, got[1], rule)))
+                                          found_at(got[0].isoformat(), source, got[1], rule)))
             continue
         if kind not in _NAME_KINDS and kind not in ("nee", "epouse"):
             continue
@@ -821,7 +553,7 @@ def _read_titles(lines: Sequence[Line], line: Line, labels: list[_Label], french
     if any(label.kind in _NAME_KINDS for label in labels):
         return
     births = [label for label in labels if label.kind in ("dob", "dob-nee", "nee")
-              and _date_at(line.fold, label.value_start, label.value_end) is not None]
+              and date_at(line.fold, label.value_start, label.value_end) is not None]
     birth_end: int | None = births[0].value_end if births else None
     birth_start = births[0].start if births else len(line.fold)
     if birth_end is None:
@@ -832,7 +564,7 @@ def _read_titles(lines: Sequence[Line], line: Line, labels: list[_Label], french
         first = next(iter(_labels(nxt, False)), None)
         if (first is None or first.kind not in ("dob", "nee")
                 or any(ch.isalnum() for ch in nxt.fold[:first.start])
-                or _date_at(nxt.fold, first.value_start, first.value_end) is None):
+                or date_at(nxt.fold, first.value_start, first.value_end) is None):
             return
         birth_end = len(line.fold)
     # Staff words anywhere before the birth date: this line is about a doctor or a place.
@@ -869,13 +601,13 @@ def _read(lines: Sequence[Line]) -> _Reading:
         if not context.staff_led and not context.other_person:
             _read_titles(lines, line, labels, french, reading)
             if not context.staff_block:
-                reading.ages.extend(_ages(line))
+                reading.ages.extend(ages_on(line))
         # "Le 12/03/2024", "Paris, le 12 mars 2024": the date a letter is written.
         m = _DATELINE_LE.match(line.fold)
         if m is not None:
-            got = _date_at(line.fold, m.end(), len(line.fold))
+            got = date_at(line.fold, m.end(), len(line.fold))
             if got is not None and got[1] == m.end():
-                reading.doc_dates.append((2, _found(got[0].isoformat(), line, got[1],
+                reading.doc_dates.append((2, found_at(got[0].isoformat(), line, got[1],
                                                    "label:le")))
     for index, header in roles.table_rows(lines).items():
         if header is not None:
@@ -888,14 +620,14 @@ def _read_table_birth(row: Line, columns: Sequence[bool], reading: _Reading) -> 
     the birth date's column, counted left to right among the header's date columns."""
     if True not in columns:
         return
-    dates = [(m, value) for m in _DATE_RE.finditer(row.fold) if (value := _to_date(m))]
+    dates = [(m, value) for m in DATE_RE.finditer(row.fold) if (value := to_date(m))]
     if len(dates) == len(columns):
         m, value = dates[columns.index(True)]
     elif len(columns) == 1 and len(dates) == 1:
         m, value = dates[0]
     else:
         return  # a date missing or one too many: no telling which is the birth date
-    reading.births.append(_found(value.isoformat(), row, m.start(), "table:dob"))
+    reading.births.append(found_at(value.isoformat(), row, m.start(), "table:dob"))
     reading.birth_lines.add(row.index)
 
 
@@ -959,59 +691,11 @@ def _names(reading: _Reading) -> tuple[Found | None, Found | None, Found | None]
     return last, first, birth
 
 
-def valid_birth_date(iso: str, document_date: str | None, today: date) -> bool:
-    """A birth date can be neither in the future nor after the document that states it."""
-    return iso <= today.isoformat() and (document_date is None or iso <= document_date)
-
-
-# Between a name and the birth date written right after it: "DUPONT Jean, 12/03/1961",
-# "THOMAS, Ayoub - 13 juillet 1977", a sticker's "F 20/11/1941", "(né le 03/04/1975)".
-_BIRTH_AFTER_NAME = re.compile(
-    r"[\s,;:\-–(]*(?:[fmh]\s+)?(?:(?:nee?\s*(?:\(\s*e\s*\))?\s+le|dob|ddn|born(?:\s+on)?)"
-    r"[\s:.]*)?")
-
-
-def starts_a_date(fold: str, pos: int) -> bool:
-    """A date is written from `pos` ("January 5, 1979", "12 mars 1961", "12/03/1961")."""
-    m = _DATE_RE.match(fold, pos)
-    return m is not None and _to_date(m) is not None
-
-
-def birth_after_name(line: Line, end: int, french: bool) -> Found | None:
-    """The date written right after a name ending at `end` on `line` (0: the name ended the
-    line above): a person named with nothing but a date after the name is born that day.
-    Not "Fatima du 14/06/2026 au …", a stay's dates."""
-    lead = _BIRTH_AFTER_NAME.match(line.fold, end)
-    m = _DATE_RE.match(line.fold, lead.end() if lead else end)
-    value = _to_date(m) if m else None
-    if m is None or value is None:
+def _age(reading: _Reading) -> Found | None:
+    """The patient's age: one, however often stated; two different ages are no answer."""
+    if len({f.value for f in reading.ages}) != 1:
         return None
-    found = _birth_found(_DateAt(value, m.start(), _month_first(m)), line, "after-name")
-    today = _today()
-    if not valid_birth_date(found.value, None, today):
-        return None
-    if french or (found.other and not valid_birth_date(found.other, None, today)):
-        found = replace(found, other=None)
-    return found
-
-
-def _birth_found(got: _DateAt, line: Line, rule: str) -> Found:
-    found = _found(got.value.isoformat(), line, got.at, rule)
-    return replace(found, other=got.other.isoformat()) if got.other else found
-
-
-def _readings(found: Found) -> list[str]:
-    """The dates a birth date read may be: one, or two ("12/03/1961" in English), day first."""
-    return [found.value] if found.other is None else [found.value, found.other]
-
-
-def _narrowed(found: Found, readings: Sequence[str]) -> Found | None:
-    """`found` kept to the readings still possible: none, one date, or both as they were."""
-    if not readings:
-        return None
-    if len(readings) == 1:
-        return replace(found, value=readings[0], other=None)
-    return found
+    return reading.ages[0]
 
 
 def _birth_date(reading: _Reading, french: bool, today: date) -> Found | None:
@@ -1026,17 +710,17 @@ def _birth_date(reading: _Reading, french: bool, today: date) -> Found | None:
     for found in reading.births:
         if french:
             found = replace(found, other=None)
-        valid = _narrowed(found, [r for r in _readings(found)
+        valid = narrowed(found, [r for r in date_readings(found)
                                   if valid_birth_date(r, None, today)])
         if valid is not None:
             kept.append(valid)
     if not kept:
         return None
-    common = set(_readings(kept[0])).intersection(*(_readings(f) for f in kept[1:]))
+    common = set(date_readings(kept[0])).intersection(*(date_readings(f) for f in kept[1:]))
     if not common:
         return None
-    plain = next((f for f in kept if set(_readings(f)) == common), None)
-    return plain or _narrowed(kept[0], [r for r in _readings(kept[0]) if r in common])
+    plain = next((f for f in kept if set(date_readings(f)) == common), None)
+    return plain or narrowed(kept[0], [r for r in date_readings(kept[0]) if r in common])
 
 
 def _document_date(lines: Sequence[Line], reading: _Reading,
@@ -1050,115 +734,12 @@ def _document_date(lines: Sequence[Line], reading: _Reading,
     for line in lines:
         if line.index in reading.birth_lines:
             continue
-        for m in _DATE_RE.finditer(line.fold):
-            value = _to_date(m)
+        for m in DATE_RE.finditer(line.fold):
+            value = to_date(m)
             if value is not None and (birth is None or
-                                      value.isoformat() not in _readings(birth)):
-                return _found(value.isoformat(), line, m.start(), "first-date")
+                                      value.isoformat() not in date_readings(birth)):
+                return found_at(value.isoformat(), line, m.start(), "first-date")
     return None
-
-
-# --------------------------------------------------------------------------------------------
-# Document type
-# --------------------------------------------------------------------------------------------
-
-_ADDRESSED = (r"(?:m'avoir|m'avez|avez|ai|a|est|ete)\s+adresse(?:e|s|es)?"
-              r"|adresse(?:e|s|es)?\s+(?:par|pour)")
-_TYPE_KEYWORDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("lab-result", (
-        ("laboratoire", r"laboratoires?"), ("biologie", r"biologie"),
-        ("analyses", r"analyses"), ("hémogramme", r"hemogramme"),
-        ("numération", r"numeration"), ("résultats d'analyses", r"resultats?\s+d'\s?analyses?"),
-        ("lab results", r"lab\s+results?"), ("laboratory", r"laboratory"),
-        ("blood count", r"blood\s+count"), ("glycémie", r"glycemie"), ("bilan", r"bilan"),
-        ("biochimie", r"biochimie"), ("biochemistry", r"biochemistry"),
-        ("hématologie", r"hematologie"), ("haematology", r"ha?ematology"),
-        ("valeurs de référence", r"valeurs?\s+de\s+reference"),
-        ("reference range", r"reference\s+ranges?"), ("prélèvement", r"prelevements?"),
-    )),
-    ("imaging-report", (
-        ("radiologie", r"radiologie"), ("radiology", r"radiology"),
-        ("imagerie", r"imagerie"), ("échographie", r"echographie"), ("scanner", r"scanner"),
-        ("tomodensitométrie", r"tomodensitometrie"),
-        ("IRM", r"irm"), ("radiographie", r"radiographie"),
-        ("mammographie", r"mammographie"), ("mammography", r"mammography"),
-        ("compte rendu d'examen", r"compte[\s-]rendu\s+d'\s?examen"), ("imaging", r"imaging"),
-        ("x-ray", r"x[\s-]?rays?"), ("MRI", r"mri"), ("CT scan", r"ct[\s-]?scan"),
-        ("ultrasound", r"ultrasound"),
-    )),
-    ("referral-letter", (
-        ("lettre", r"lettre"), ("cher confrère", r"chers?\s+confreres?"),
-        ("chère consœur", r"cheres?\s+consoeurs?"), ("adressé", _ADDRESSED),
-        ("je vous adresse", r"je\s+vous\s+adresse"), ("courrier", r"courrier"),
-        ("referral", r"referral"), ("dear colleague", r"dear\s+colleagues?"),
-        ("thank you for seeing", r"thank\s+you\s+for\s+seeing"),
-    )),
-    ("prescription", (
-        ("ordonnance", r"ordonnance"), ("prescription", r"prescription"),
-        ("posologie", r"posologie"), ("renouveler", r"renouveler"), ("rx", r"rx"),
-        ("qsp", r"q\.?s\.?p\.?"), ("faire pratiquer", r"faire\s+pratiquer"),
-    )),
-    ("insurance-form", (
-        ("mutuelle", r"mutuelles?"), ("assurance", r"assurances?"), ("cerfa", r"cerfa"),
-        ("sécurité sociale", r"securite\s+sociale"),
-        ("feuille de soins", r"feuilles?\s+de\s+soins"),
-        ("prise en charge", r"prise\s+en\s+charge"), ("insurance", r"insurance"),
-        ("claim form", r"claim\s+form"),
-    )),
-)
-_TYPE_RES = tuple(
-    (kind, tuple((word, re.compile(rf"(?<![a-z0-9]){pattern}(?![a-z0-9])"))
-                 for word, pattern in words))
-    for kind, words in _TYPE_KEYWORDS
-)
-# Ties go to the type named first here. A prescription is short and names what it orders
-# (an MRI, a blood count), so it wins a tie against what it orders; results and images are
-# more specific than the letter that may carry them; insurance words ("sécurité sociale",
-# "mutuelle") are printed on nearly every French document, so they decide only when nothing
-# else does.
-_TIE_ORDER = ("prescription", "lab-result", "imaging-report", "referral-letter",
-              "insurance-form")
-TITLE_WEIGHT = 3
-EARLY_LINES = 15
-
-
-def _is_title(line: Line, early: bool) -> bool:
-    letters = [ch for ch in line.text if ch.isalpha()]
-    if len(letters) >= 4 and not any(ch.islower() for ch in letters):
-        return True  # a heading in capitals: "COMPTE RENDU D'ANALYSES", "ORDONNANCE"
-    words = line.text.split()
-    return early and 0 < len(words) <= 4 and not re.search(r"[0-9:]", line.text)
-
-
-def _document_type(lines: Sequence[Line]) -> tuple[str, str]:
-    """The type with the most distinct keywords, a keyword in a heading counting three times.
-
-    Counting distinct keywords, not occurrences, keeps one word repeated down a page (each
-    "Prescripteur", each "bilan") from outvoting the document's own heading; headings weigh
-    more because a document says what it is at the top ("ORDONNANCE", "COMPTE RENDU D'IRM").
-    """
-    best: dict[str, dict[str, tuple[int, int]]] = {}
-    early_seen = 0
-    for line in lines:
-        if not line.text.strip():
-            continue
-        early = line.page == 1 and early_seen < EARLY_LINES
-        early_seen += line.page == 1
-        weight = TITLE_WEIGHT if _is_title(line, early) else 1
-        text = line.fold.replace("œ", "oe")
-        for kind, words in _TYPE_RES:
-            for word, pattern in words:
-                if pattern.search(text):
-                    seen = best.setdefault(kind, {})
-                    old = seen.get(word)
-                    if old is None or weight > old[0]:
-                        seen[word] = (weight, old[1] if old else line.index)
-    if not best:
-        return "other", ""
-    kind = max(best, key=lambda k: (sum(w for w, _ in best[k].values()),
-                                    -_TIE_ORDER.index(k)))
-    word = min(best[kind], key=lambda w: (-best[kind][w][0], best[kind][w][1]))
-    return kind, word
 
 
 # --------------------------------------------------------------------------------------------
@@ -1175,11 +756,11 @@ def parse_document(pages: Sequence[str], *, today: date | None = None) -> Parsed
 
 def parse_lines(lines: Sequence[Line], *, today: date | None = None) -> ParsedFields:
     """What the labels and titles of these lines say (`parse_document` on split lines)."""
-    token = _TODAY.set(today or date.today())
+    token = TODAY.set(today or date.today())
     try:
-        return _parse(lines, _today())
+        return _parse(lines, judged_on())
     finally:
-        _TODAY.reset(token)
+        TODAY.reset(token)
 
 
 def _parse(lines: Sequence[Line], today: date) -> ParsedFields:
@@ -1193,9 +774,9 @@ def _parse(lines: Sequence[Line], today: date) -> ParsedFields:
     if birth is not None and document is not None:
         # Born after the document was written: a misread, not a fact (or, of a date that
         # reads two ways, not the reading meant).
-        birth = _narrowed(birth, [r for r in _readings(birth)
+        birth = narrowed(birth, [r for r in date_readings(birth)
                                   if valid_birth_date(r, document.value, today)])
-    kind, evidence = _document_type(lines)
+    kind, evidence = document_type(lines)
     return ParsedFields(
         last_name=last,
         first_name=first,

@@ -19,8 +19,8 @@ from typing import Any
 
 from agent.patients import Patient
 from agent.reasons import Reason, of_payload
+from agent.stages.fields import Found, NamedPerson, ParsedFields
 from agent.stages.match import Candidate, MatchResult
-from agent.stages.parse import Found, NamedPerson, ParsedFields
 
 FAILED = "failed"
 PAGE_BREAK = "\n\f"  # between pages in the text kept beside a document

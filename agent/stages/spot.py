@@ -33,15 +33,10 @@ from itertools import pairwise
 
 from agent.names import ELIDED_PARTICLES, PARTICLES, name_key
 from agent.stages import roles
+from agent.stages.dates import birth_after_name, starts_a_date
+from agent.stages.fields import Found, NamedPerson
 from agent.stages.lines import Line, snippet
-from agent.stages.parse import (
-    NAME_STOPS,
-    Found,
-    NamedPerson,
-    birth_after_name,
-    starts_a_date,
-    surely_french,
-)
+from agent.stages.parse import NAME_STOPS, surely_french
 
 MAX_LAST_WORDS = 4  # "AIT BEN HADDOU", "DE LA FONTAINE"
 MAX_FIRST_WORDS = 3  # "Jean Pierre Marie"
