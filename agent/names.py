@@ -31,6 +31,12 @@ def name_key(text: str) -> str:
     return fold(text).replace(" ", "")
 
 
+def word_keys(*names: str) -> set[str]:
+    """The key of each word of these names: "EL AMRANI Fatima" -> {"el", "amrani", "fatima"};
+    how two writings of one person are compared word by word, in any order."""
+    return {k for name in names for w in fold(name).split() if (k := name_key(w))}
+
+
 def is_initial(first_name: str) -> bool:
     """True for "J", "J.", "J.-P." — a first name that is only initials identifies nobody."""
     words = fold(first_name).split()

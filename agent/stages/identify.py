@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from agent.names import is_initial, name_key
+from agent.names import is_initial, name_key, word_keys
 from agent.patients import name_pairs
 from agent.stages import roles, spot
 from agent.stages.fields import NamedPerson, ParsedFields
@@ -31,11 +31,6 @@ def read_fields(store: Store, pages: Sequence[str]) -> ParsedFields:
     return dataclasses.replace(choose(fields, people), hints=hints)
 
 
-
-def _words(*names: str) -> set[str]:
-    return {name_key(w) for name in names for w in name.replace("-", " ").split()} - {""}
-
-
 def _split_by_the_directory(fields: ParsedFields) -> ParsedFields:
     """A label's name cut where the directory cuts it: "Nom / Prénom : GARCIA LOPEZ /
     Stéphane" is read by the label as GARCIA, LOPEZ; the person found on that line as the
@@ -43,11 +38,11 @@ def _split_by_the_directory(fields: ParsedFields) -> ParsedFields:
     last, first = fields.last_name, fields.first_name
     if last is None or first is None:
         return fields
-    read = _words(last.value, first.value)
+    read = word_keys(last.value, first.value)
     for person in fields.people:
         if (person.role == roles.PATIENT and person.last.page == last.page
                 and person.last.snippet == last.snippet
-                and read < _words(person.last.value, person.first.value)):
+                and read < word_keys(person.last.value, person.first.value)):
             return dataclasses.replace(fields, last_name=person.last, first_name=person.first)
     return fields
 

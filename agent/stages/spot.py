@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from agent.names import ELIDED_PARTICLES, PARTICLES, name_key
+from agent.names import ELIDED_PARTICLES, PARTICLES, name_key, word_keys
 from agent.stages import roles
 from agent.stages.dates import birth_after_name, starts_a_date
 from agent.stages.fields import Found, NamedPerson
@@ -302,16 +302,12 @@ def _hint_at(line: Line, at: int) -> tuple[Found, int, int] | None:
     return Found(" ".join(words), line.page, snippet(line, start), "hint"), start, stop
 
 
-def _word_keys(text: str) -> set[str]:
-    return {name_key(w) for w in _WORD.findall(text)} - {""}
-
-
 def _hints(judge: _Roles, people: Sequence[NamedPerson]) -> tuple[Found, ...]:
     """Name-like words standing as the patient's (after a patient cue or a civility, at the
     start of a table row, and no clinician's or companion's by their context) that are none
     of `people`: a misread name ("EL AMRAN1 Fatima") or someone not in the directory. They
     rank the suggestions, and a second one is a second patient; they never file."""
-    names = [_word_keys(f"{p.last.value} {p.first.value}") for p in people]
+    names = [word_keys(p.last.value, p.first.value) for p in people]
     out: dict[str, Found] = {}
     for line in judge.lines:
         anchors = [(end, "cue") for end in roles.patient_cue_ends(line.fold)]
@@ -324,7 +320,7 @@ def _hints(judge: _Roles, people: Sequence[NamedPerson]) -> tuple[Found, ...]:
             if got is None:
                 continue
             hint, start, end = got
-            if any(_word_keys(hint.value) <= known for known in names):
+            if any(word_keys(hint.value) <= known for known in names):
                 continue  # the names of someone found, or a part of them
             if judge.of(line, start, line, end)[0] != roles.PATIENT:
                 continue

@@ -13,7 +13,7 @@ from datetime import date
 
 from rapidfuzz import fuzz, process
 
-from agent.names import loose_keys, name_key, record_keys
+from agent.names import loose_keys, name_key, record_keys, word_keys
 from agent.patients import Patient, by_birth_dates, key_pool, near_keys
 from agent.store import Store
 
@@ -61,8 +61,7 @@ SAME_WORD = 75.0  # one or two letters misread in a name of six or more
 def same_words(text: str, names: Iterable[str]) -> bool:
     """Every word of `text` is one of the words of `names`, or that word misread by a letter
     or two ("EL AMRAN1" for "EL AMRANI"): the same person written again."""
-    known = {name_key(w) for name in names for w in name.replace("-", " ").split()} - {""}
-    words = {name_key(w) for w in text.replace("-", " ").split()} - {""}
+    known, words = word_keys(*names), word_keys(text)
     return bool(words) and all(
         w in known or max((fuzz.ratio(w, k) for k in known), default=0.0) >= SAME_WORD
         for w in words)
