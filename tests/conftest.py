@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from agent.patients import import_csv
+from agent.store import Store
 
 DOCAGENT = str(Path(sys.executable).with_name("docagent"))
 
@@ -76,6 +80,21 @@ class Spool:
     def files(self, folder: str) -> list[Path]:
         base = self.home / folder
         return sorted(p for p in base.rglob("*") if p.is_file()) if base.exists() else []
+
+
+@contextlib.contextmanager
+def directory_store(root: Path, directory_csv: str, *, patients: int) -> Iterator[Store]:
+    """A state.db under `root` whose directory is `directory_csv`, imported by the real
+    importer: every one of its `patients` rows taken, none rejected."""
+    store = Store(root / "state.db")
+    csv = root / "patients.csv"
+    csv.write_text(directory_csv, encoding="utf-8")
+    report = import_csv(store, csv)
+    assert report.added == patients and not report.rejected, report
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def base_env(root: Path) -> dict[str, str]:

@@ -29,13 +29,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.patients import import_csv
 from agent.stages import ocr
 from agent.stages.identify import read_fields
 from agent.stages.match import MatchResult, match
 from agent.stages.record import PageSource, name_confidence, parsed_fields
 from agent.store import Store
 from tests import pdfgen
+from tests.conftest import directory_store
 
 A4_PT = (595.276, 841.89)
 
@@ -99,14 +99,9 @@ P7,BROWN,Alan,1968-10-14,,
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    root: Path = tmp_path_factory.mktemp("wild")
-    s = Store(root / "state.db")
-    csv = root / "p.csv"
-    csv.write_text(DIRECTORY, encoding="utf-8")
-    report = import_csv(s, csv)
-    assert report.added == DIRECTORY.count("\n") - 1 and not report.rejected
-    yield s
-    s.close()
+    with directory_store(tmp_path_factory.mktemp("wild"), DIRECTORY,
+                         patients=DIRECTORY.count("\n") - 1) as s:
+        yield s
 
 
 def decide(store: Store, *pages: str) -> MatchResult:

@@ -22,6 +22,7 @@ from agent.stages.fields import Found, ParsedFields
 from agent.stages.match import match
 from agent.stages.parse import parse_document
 from agent.store import Store
+from tests.conftest import directory_store
 
 DIRECTORY = """id,last_name,first_name,birth_date,birth_name,usage_name
 A1,DUPONT,Jean,1961-03-12,,
@@ -45,14 +46,8 @@ N1,MARTIN,Claire,1970-02-02,,BERNARD
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    root: Path = tmp_path_factory.mktemp("match")
-    s = Store(root / "state.db")
-    csv = root / "p.csv"
-    csv.write_text(DIRECTORY, encoding="utf-8")
-    report = import_csv(s, csv)
-    assert report.added == 16 and not report.rejected
-    yield s
-    s.close()
+    with directory_store(tmp_path_factory.mktemp("match"), DIRECTORY, patients=16) as s:
+        yield s
 
 
 def fields(last: str | None, first: str | None, birth: str | None,
@@ -262,13 +257,8 @@ K2,KING,Lily,2026-11-03
 
 @pytest.fixture(scope="module")
 def dates_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    root: Path = tmp_path_factory.mktemp("dates")
-    s = Store(root / "state.db")
-    csv = root / "p.csv"
-    csv.write_text(DATES_DIRECTORY, encoding="utf-8")
-    assert import_csv(s, csv).added == 9
-    yield s
-    s.close()
+    with directory_store(tmp_path_factory.mktemp("dates"), DATES_DIRECTORY, patients=9) as s:
+        yield s
 
 
 def two_ways(last: str, first: str, value: str, other: str | None,
@@ -352,13 +342,8 @@ REPORT_DAY = "2026-11-05"  # Ruth ADAMS and the first Sam HILL are 43, the secon
 
 @pytest.fixture(scope="module")
 def ages_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    root: Path = tmp_path_factory.mktemp("ages")
-    s = Store(root / "state.db")
-    csv = root / "p.csv"
-    csv.write_text(AGES_DIRECTORY, encoding="utf-8")
-    assert import_csv(s, csv).added == 4
-    yield s
-    s.close()
+    with directory_store(tmp_path_factory.mktemp("ages"), AGES_DIRECTORY, patients=4) as s:
+        yield s
 
 
 def aged(last: str, first: str, age: str, birth: str | None = None,
