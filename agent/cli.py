@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent import audit, config, modes, privileges, spool
+from agent import audit, config, i18n, modes, privileges, spool
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
@@ -122,6 +122,7 @@ def _main(args: argparse.Namespace) -> int:
         token = privileges.read_token(os.environ)
         privileges.become(user)
     settings = privileges.with_token(config.load(), token)
+    i18n.use(settings.lang)
     args.db_path = settings.db_path  # for the message if SQLite may not write it
     if args.command == "run":
         setup_logging(settings.log_dir, settings.log_level, stream=sys.stdout,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from agent import disclosure
+from agent import disclosure, i18n
 from agent.errors import ConfigError
 from agent.tools.runner import DEFAULT_MEMORY as DEFAULT_CHILD_MEMORY
 from agent.tools.runner import MIN_MEMORY as MIN_CHILD_MEMORY
@@ -76,6 +76,7 @@ class Settings:
     metrics_addr: tuple[str, int] | None = None
     digest_hour: int | None = None
     log_format: str = "text"
+    lang: str = i18n.DEFAULT  # what staff read: Telegram, the digest, the CLI (agent.i18n)
     min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE
     health: HealthLimits = HealthLimits()
     child_memory: int = DEFAULT_CHILD_MEMORY  # address space of each external tool (RLIMIT_AS)
@@ -288,6 +289,7 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
         max_pixels=_int(values, "DOCAGENT_MAX_PIXELS", 50_000_000, low=1_000_000, high=10**9),
         watch=_choice(values, "DOCAGENT_WATCH", "inotify", ("inotify", "polling")),
         phi=_choice(values, "DOCAGENT_PHI", disclosure.FULL, disclosure.SETTINGS),
+        lang=_choice(values, "DOCAGENT_LANG", i18n.DEFAULT, i18n.LANGUAGES),
         stable_seconds=_float(values, "DOCAGENT_STABLE_SECONDS", 2.0, low=0.0),
         incomplete_seconds=_float(values, "DOCAGENT_INCOMPLETE_SECONDS", 600.0, low=1.0),
         rescan_seconds=_float(values, "DOCAGENT_RESCAN_SECONDS", 30.0, low=0.2),

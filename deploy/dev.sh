@@ -11,7 +11,9 @@ RUNTIME_PACKAGES="tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-util
 # systemd (systemd-analyze), systemd-container (systemd-nspawn), debootstrap, zstd and procps
 # (pgrep finds the container's PID 1; minimal images lack it): the unit checks and the boot test
 # in a container (tests/test_units.py, tests/test_systemd_boot.py).
-TEST_PACKAGES="qpdf fonts-dejavu-core systemd systemd-container debootstrap zstd procps"
+# gettext (msgfmt, xgettext, msgcmp): the French catalogue is checked against the code
+# (tests/test_i18n.py).
+TEST_PACKAGES="qpdf fonts-dejavu-core systemd systemd-container debootstrap zstd procps gettext"
 
 say() { printf '%s\n' "dev.sh: $*" >&2; }
 

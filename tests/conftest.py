@@ -97,6 +97,17 @@ def directory_store(root: Path, directory_csv: str, *, patients: int) -> Iterato
         store.close()
 
 
+@pytest.fixture(autouse=True)
+def english_unless_asked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """In-process commands speak the suite's English (see base_env); a test that wants French
+    sets DOCAGENT_LANG=fr itself."""
+    from agent import i18n
+
+    monkeypatch.setenv("DOCAGENT_LANG", "en")
+    yield
+    i18n.use("en")
+
+
 def base_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DOCAGENT_", "TELEGRAM_", "NOTIFY_SOCKET", "JOURNAL_STREAM"))}
@@ -107,6 +118,9 @@ def base_env(root: Path) -> dict[str, str]:
         "DOCAGENT_STABLE_SECONDS": "0.5",
         "DOCAGENT_RESCAN_SECONDS": "1",
         "DOCAGENT_LOG_LEVEL": "DEBUG",
+        # The suite's expectations are written in the code's own English; French is checked
+        # where it is meant (tests/test_i18n.py and the tests that set DOCAGENT_LANG=fr).
+        "DOCAGENT_LANG": "en",
     })
     return env
 
