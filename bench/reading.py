@@ -1,6 +1,6 @@
 """Reading speed, memory and accuracy: docagent beside the tools people would reach for.
 
-    .venv/bin/python -m bench.reading                     # about 15 minutes on 2 cores
+    .venv/bin/python -m bench.reading                     # about 11 minutes on 2 cores
     .venv/bin/python -m bench.reading --rounds 1          # quicker, noisier
     .venv/bin/python -m bench.reading --only throughput   # one section (see SECTIONS)
     .venv/bin/python -m bench.reading --only compare --corpus unseen   # one corpus
@@ -1036,11 +1036,11 @@ def section_compare(run: Run) -> None:
     width = 26
     print(f"1. side by side, {run.rounds} rounds alternated; ratio of the medians [the rounds' "
           "own ratios, lowest - highest]:")
-    print(f"   {'':40s}" + "".join(f"{n + ' (' + str(figures[n]['pages']) + ' pages)':{width}s}"
+    print(f"   {'':42s}" + "".join(f"{n + ' (' + str(figures[n]['pages']) + ' pages)':{width}s}"
                                    for n in names) + "target (issue 16)")
 
     def row(label: str, cell: Callable[[dict[str, Any]], str], target: str) -> None:
-        print(f"   {label:40s}" + "".join(f"{cell(figures[n]):{width}s}" for n in names)
+        print(f"   {label:42s}" + "".join(f"{cell(figures[n]):{width}s}" for n in names)
               + target)
 
     def ratio(key: str) -> Callable[[dict[str, Any]], str]:
