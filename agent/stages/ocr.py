@@ -13,8 +13,9 @@ Choices, measured by `python -m bench.reading` (figures in README "Performance")
   page's inkiest eighth at half resolution (a fraction of a reading's cost): a page upside down
   or on its side is turned back on its bytes (`agent.stages.pgm`) and read once with the
   default layout mode. Reading first and retrying on low confidence, as
-  before, read every turned page twice, the first time slower than an upright page. A page still
-  read with low confidence is read again with `--psm 1` as it was rendered. Always using
+  before, read every turned page twice (the first time slower than an upright page) and every
+  poor upright scan twice for nothing. Only a page whose orientation could not be told and that
+  reads under ORIENTATION_RETRY_CONFIDENCE is read again with `--psm 1`. Always using
   `--psm 1` costs about a quarter more time on every upright page.
 - pdftoppm and tesseract are run directly, not through pdf2image/pytesseract: those reap the
   child with waitpid() and lose its CPU usage, which the cost ledger needs exactly per page; and
@@ -43,7 +44,8 @@ STAGE = "text"
 MIN_WORDS = 5  # fewer real words than this on a page: the text layer is not worth trusting
 MIN_WORD_SHARE = 0.3  # real words must make this share of the layer's non-blank characters
 MIN_DPI = 36
-# A page read under this mean word confidence is read again with `--psm 1`, which finds its
+# A page whose orientation could not be told and that reads under this mean word confidence is
+# read again with `--psm 1`, which finds its
 # orientation (see above). Tesseract's scale, hence the same figure as the name rule's default
 # (DOCAGENT_MIN_NAME_CONFIDENCE), but another rule: that one decides what may file by itself,
 # this one what is worth a second reading, and raising the first must not slow every page.
@@ -237,16 +239,18 @@ def ocr_page(pdf: Path, number: int, page_size_pt: tuple[float, float], options:
         turned: Path | None = None
         try:
             way = _orientation(image, budget, workdir)
+            told = way.confidence >= MIN_ORIENTATION_CONFIDENCE
             read_from = image
-            if way.confidence >= MIN_ORIENTATION_CONFIDENCE and way.rotate in (90, 180, 270):
+            if told and way.rotate in (90, 180, 270):
                 # Turned back on the bytes, exactly, and read once as an upright page.
                 turned = pgm.Pgm.read(image).turned(way.rotate).write(
                     workdir / f"turned-{number}.pgm")
                 read_from = turned
             text, confidence = _tesseract(read_from, 3, options, budget)
-            if confidence is None or confidence < ORIENTATION_RETRY_CONFIDENCE:
-                # Orientation told wrong, or not told: let tesseract find it on the page as
-                # rendered, as a last resort.
+            if not told and (confidence is None or confidence < ORIENTATION_RETRY_CONFIDENCE):
+                # The orientation could not be told and the page reads poorly: let tesseract
+                # find it on the page as rendered. A page told upright that reads poorly is a
+                # poor scan, which a second reading does not mend.
                 again, again_conf = _tesseract(image, 1, options, budget)
                 if (again_conf or 0.0) > (confidence or 0.0):
                     text, confidence = again, again_conf
