@@ -2,8 +2,9 @@
 
 One `pdftotext` run gives every page's text layer (pages end with a form feed). A page whose
 layer is not real text — a scan, or invisible junk left by a bad OCR — is rasterised alone by
-`pdftoppm -gray` to a PGM file (never loaded into Python) and read by tesseract from that file,
-so memory stays flat whatever the page count. Pages of one document are read in parallel, each
+`pdftoppm -gray` to a PGM file and read by tesseract from that file; Python holds one page's
+pixels only while it tells the page's orientation and turns it, so memory stays flat whatever
+the page count. Pages of one document are read in parallel, each
 holding one of the process-wide slots of `agent.tools.runner`.
 
 Choices, measured by `python -m bench.reading` (figures in README "Performance"):
@@ -14,8 +15,9 @@ Choices, measured by `python -m bench.reading` (figures in README "Performance")
   or on its side is turned back on its bytes (`agent.stages.pgm`) and read once with the
   default layout mode. Reading first and retrying on low confidence, as
   before, read every turned page twice (the first time slower than an upright page) and every
-  poor upright scan twice for nothing. Only a page whose orientation could not be told and that
-  reads under ORIENTATION_RETRY_CONFIDENCE is read again with `--psm 1`. Always using
+  poor upright scan twice for nothing. A page is read again with `--psm 1` only when its
+  orientation could not be told and it reads under ORIENTATION_RETRY_CONFIDENCE, or when it
+  reads like junk (JUNK_CONFIDENCE) however it was told. Always using
   `--psm 1` costs about a quarter more time on every upright page.
 - pdftoppm and tesseract are run directly, not through pdf2image/pytesseract: those reap the
   child with waitpid() and lose its CPU usage, which the cost ledger needs exactly per page; and
@@ -45,14 +47,17 @@ MIN_WORDS = 5  # fewer real words than this on a page: the text layer is not wor
 MIN_WORD_SHARE = 0.3  # real words must make this share of the layer's non-blank characters
 MIN_DPI = 36
 # A page whose orientation could not be told and that reads under this mean word confidence is
-# read again with `--psm 1`, which finds its
-# orientation (see above). Tesseract's scale, hence the same figure as the name rule's default
-# (DOCAGENT_MIN_NAME_CONFIDENCE), but another rule: that one decides what may file by itself,
-# this one what is worth a second reading, and raising the first must not slow every page.
+# read again with `--psm 1`, which finds its orientation (see above). Tesseract's scale, hence
+# the same figure as the name rule's default (DOCAGENT_MIN_NAME_CONFIDENCE), but another rule:
+# that one decides what may file by itself, this one what is worth a second reading, and
+# raising the first must not slow every page.
 ORIENTATION_RETRY_CONFIDENCE = 70.0
 # Tesseract's orientation confidence on a page's inkiest band above which the page is turned
 # before its one reading; under it, the page is read as it stands.
 MIN_ORIENTATION_CONFIDENCE = 2.0
+# A page read the wrong way up reads at 35-50 % (junk), a poor upright scan at 55-65 %: under
+# this, a page whose orientation was told is read again all the same, in case it was told wrong.
+JUNK_CONFIDENCE = 50.0
 PDFTOTEXT_TIMEOUT = 120.0
 TextSource = Literal["text-layer", "ocr", "mixed"]
 log = get_logger("ocr")
@@ -214,12 +219,9 @@ def _tesseract(image: Path, psm: int, options: OcrOptions, budget: _Budget,
     return _assemble(read.words)
 
 
-def _orientation(image: Path, budget: _Budget, workdir: Path) -> tesseract.Orientation:
+def _orientation(page: pgm.Pgm, budget: _Budget, workdir: Path) -> tesseract.Orientation:
     """Which way up the page stands, told from its inkiest band at half resolution."""
-    try:
-        band = pgm.Pgm.read(image).inkiest_band().write(workdir / f"band-{budget.number}.pgm")
-    except pgm.NotPgm:
-        return tesseract.Orientation(0, 0.0, 0.0)
+    band = page.inkiest_band().write(workdir / f"band-{budget.number}.pgm")
     try:
         return budget.spend(lambda left: tesseract.orientation(band, timeout=left, stage=STAGE),
                             "tell its orientation")
@@ -238,19 +240,26 @@ def ocr_page(pdf: Path, number: int, page_size_pt: tuple[float, float], options:
         image = _render(pdf, number, dpi, budget, workdir)
         turned: Path | None = None
         try:
-            way = _orientation(image, budget, workdir)
+            try:
+                page: pgm.Pgm | None = pgm.Pgm.read(image)
+            except pgm.NotPgm:
+                page = None
+            way = _orientation(page, budget, workdir) if page is not None else \
+                tesseract.Orientation(0, 0.0, 0.0)
             told = way.confidence >= MIN_ORIENTATION_CONFIDENCE
             read_from = image
-            if told and way.rotate in (90, 180, 270):
+            if page is not None and told and way.rotate in (90, 180, 270):
                 # Turned back on the bytes, exactly, and read once as an upright page.
-                turned = pgm.Pgm.read(image).turned(way.rotate).write(
-                    workdir / f"turned-{number}.pgm")
+                turned = page.turned(way.rotate).write(workdir / f"turned-{number}.pgm")
                 read_from = turned
+            del page  # the pixels are on disk now: not held through the reading
             text, confidence = _tesseract(read_from, 3, options, budget)
-            if not told and (confidence is None or confidence < ORIENTATION_RETRY_CONFIDENCE):
-                # The orientation could not be told and the page reads poorly: let tesseract
-                # find it on the page as rendered. A page told upright that reads poorly is a
-                # poor scan, which a second reading does not mend.
+            if confidence is None or confidence < (
+                    JUNK_CONFIDENCE if told else ORIENTATION_RETRY_CONFIDENCE):
+                # Orientation not told and a poor reading, or told and a reading of junk (a
+                # page read the wrong way up): tesseract finds the orientation on the page as
+                # rendered. A page told its way up that reads poorly is a poor scan, which a
+                # second reading does not mend.
                 again, again_conf = _tesseract(image, 1, options, budget)
                 if (again_conf or 0.0) > (confidence or 0.0):
                     text, confidence = again, again_conf
