@@ -2,9 +2,9 @@
 
 One `pdftotext` run gives every page's text layer (pages end with a form feed). A page whose
 layer is not real text — a scan, or invisible junk left by a bad OCR — is rasterised alone by
-`pdftoppm -gray` to a PGM file and read by tesseract from that file; Python holds one page's
-pixels only while it tells the page's orientation and turns it, so memory stays flat whatever
-the page count. Pages of one document are read in parallel, each
+`pdftoppm -gray` to a PGM file and read by tesseract from that file; Python never holds a
+page's pixels (`agent.stages.pgm` works file to file), so memory stays flat whatever the page
+count. Pages of one document are read in parallel, each
 holding one of the process-wide slots of `agent.tools.runner`.
 
 Choices, measured by `python -m bench.reading` (figures in README "Performance"):
@@ -219,14 +219,16 @@ def _tesseract(image: Path, psm: int, options: OcrOptions, budget: _Budget,
     return _assemble(read.words)
 
 
-def _orientation(page: pgm.Pgm, budget: _Budget, workdir: Path) -> tesseract.Orientation:
+def _orientation(image: Path, budget: _Budget, workdir: Path) -> tesseract.Orientation:
     """Which way up the page stands, told from its inkiest band at half resolution."""
-    band = page.inkiest_band().write(workdir / f"band-{budget.number}.pgm")
+    unknown = tesseract.Orientation(0, 0.0, 0.0)
+    band = workdir / f"band-{budget.number}.pgm"
     try:
+        pgm.inkiest_band(image, band)
         return budget.spend(lambda left: tesseract.orientation(band, timeout=left, stage=STAGE),
                             "tell its orientation")
-    except runner.Failed:
-        return tesseract.Orientation(0, 0.0, 0.0)
+    except (pgm.NotPgm, runner.Failed):
+        return unknown
     finally:
         band.unlink(missing_ok=True)
 
@@ -240,19 +242,13 @@ def ocr_page(pdf: Path, number: int, page_size_pt: tuple[float, float], options:
         image = _render(pdf, number, dpi, budget, workdir)
         turned: Path | None = None
         try:
-            try:
-                page: pgm.Pgm | None = pgm.Pgm.read(image)
-            except pgm.NotPgm:
-                page = None
-            way = _orientation(page, budget, workdir) if page is not None else \
-                tesseract.Orientation(0, 0.0, 0.0)
+            way = _orientation(image, budget, workdir)
             told = way.confidence >= MIN_ORIENTATION_CONFIDENCE
             read_from = image
-            if page is not None and told and way.rotate in (90, 180, 270):
+            if told and way.rotate in (90, 180, 270):
                 # Turned back on the bytes, exactly, and read once as an upright page.
-                turned = page.turned(way.rotate).write(workdir / f"turned-{number}.pgm")
+                turned = pgm.turned(image, way.rotate, workdir / f"turned-{number}.pgm")
                 read_from = turned
-            del page  # the pixels are on disk now: not held through the reading
             text, confidence = _tesseract(read_from, 3, options, budget)
             if confidence is None or confidence < (
                     JUNK_CONFIDENCE if told else ORIENTATION_RETRY_CONFIDENCE):
