@@ -203,3 +203,20 @@ def test_a_page_over_the_pixel_cap_fails_its_document(spool: Spool, tmp_path: Pa
     reason = json.loads((spool.home / "failed" / "poster.pdf.reason.json").read_text())
     assert reason["kind"] == "page-too-large"
     assert "pixel cap" in reason["message"]
+
+
+@pytest.mark.ocr
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_turned_page_is_read_as_an_upright_one(tmp_path: Path, degrees: int) -> None:
+    """A page scanned upside down or on its side (a phone photo, a landscape feed) reads like
+    the same page upright: its orientation is told before it is read."""
+    upright = short_scan("MARTIN", "Hélène", "03/04/1975", seed=14)
+    turned = upright.rotate(degrees, expand=True)
+    pdf = pdfgen.image_pdf([upright, turned], tmp_path / f"turned-{degrees}.pdf")
+    size = (595.276, 841.89)
+    sizes = (size, size if degrees == 180 else size[::-1])
+    first, second = ocr.read_pages(pdf, sizes, ocr.OcrOptions())
+    for page in (first, second):
+        assert "MARTIN" in page.text and "03/04/1975" in page.text, page.text
+        assert page.confidence is not None and page.confidence > 70
+    assert abs(first.confidence - second.confidence) < 5  # type: ignore[operator]

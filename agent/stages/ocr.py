@@ -2,17 +2,23 @@
 
 One `pdftotext` run gives every page's text layer (pages end with a form feed). A page whose
 layer is not real text — a scan, or invisible junk left by a bad OCR — is rasterised alone by
-`pdftoppm -gray` to a PGM file (never loaded into Python) and read by tesseract from that file,
-so memory stays flat whatever the page count. Pages of one document are read in parallel, each
+`pdftoppm -gray` to a PGM file and read by tesseract from that file; Python never holds a
+page's pixels (`agent.stages.pgm` works file to file), so memory stays flat whatever the page
+count. Pages of one document are read in parallel, each
 holding one of the process-wide slots of `agent.tools.runner`.
 
 Choices, measured by `python -m bench.reading` (figures in README "Performance"):
 - PGM, grey, 300 dpi: PNG costs an encode in pdftoppm and a decode in tesseract; colour input
   makes tesseract slower for no gain; 200 dpi loses characters on small print.
-- Orientation: tesseract's default layout mode first; a page read with low confidence (an
-  upside-down or sideways page reads as junk at about 50 % confidence, an upright poor scan at
-  80-90 %) is read again with `--psm 1`, which detects the orientation and turns the page. Always
-  using `--psm 1` costs about a quarter more time on every upright page.
+- Orientation is told before the page is read, by tesseract's orientation detection on the
+  page's inkiest eighth at half resolution (a fraction of a reading's cost): a page upside down
+  or on its side is turned back on its bytes (`agent.stages.pgm`) and read once with the
+  default layout mode. Reading first and retrying on low confidence, as
+  before, read every turned page twice (the first time slower than an upright page) and every
+  poor upright scan twice for nothing. A page is read again with `--psm 1` only when its
+  orientation could not be told and it reads under ORIENTATION_RETRY_CONFIDENCE, or when it
+  reads like junk (JUNK_CONFIDENCE) however it was told. Always using
+  `--psm 1` costs about a quarter more time on every upright page.
 - pdftoppm and tesseract are run directly, not through pdf2image/pytesseract: those reap the
   child with waitpid() and lose its CPU usage, which the cost ledger needs exactly per page; and
   pdf2image runs an extra pdfinfo before every page.
@@ -33,17 +39,25 @@ from typing import Literal, Protocol, TypeVar
 
 from agent.errors import CorruptPdf, OcrTimeout, PageTooLarge, TooComplex, ToolFailed
 from agent.logs import get_logger
+from agent.stages import pgm
 from agent.tools import pdftoppm, pdftotext, runner, tesseract
 
 STAGE = "text"
 MIN_WORDS = 5  # fewer real words than this on a page: the text layer is not worth trusting
 MIN_WORD_SHARE = 0.3  # real words must make this share of the layer's non-blank characters
 MIN_DPI = 36
-# A page read under this mean word confidence is read again with `--psm 1`, which finds its
-# orientation (see above). Tesseract's scale, hence the same figure as the name rule's default
-# (DOCAGENT_MIN_NAME_CONFIDENCE), but another rule: that one decides what may file by itself,
-# this one what is worth a second reading, and raising the first must not slow every page.
+# A page whose orientation could not be told and that reads under this mean word confidence is
+# read again with `--psm 1`, which finds its orientation (see above). Tesseract's scale, hence
+# the same figure as the name rule's default (DOCAGENT_MIN_NAME_CONFIDENCE), but another rule:
+# that one decides what may file by itself, this one what is worth a second reading, and
+# raising the first must not slow every page.
 ORIENTATION_RETRY_CONFIDENCE = 70.0
+# Tesseract's orientation confidence on a page's inkiest band above which the page is turned
+# before its one reading; under it, the page is read as it stands.
+MIN_ORIENTATION_CONFIDENCE = 2.0
+# A page read the wrong way up reads at 35-50 % (junk), a poor upright scan at 55-65 %: under
+# this, a page whose orientation was told is read again all the same, in case it was told wrong.
+JUNK_CONFIDENCE = 50.0
 PDFTOTEXT_TIMEOUT = 120.0
 TextSource = Literal["text-layer", "ocr", "mixed"]
 log = get_logger("ocr")
@@ -205,6 +219,20 @@ def _tesseract(image: Path, psm: int, options: OcrOptions, budget: _Budget,
     return _assemble(read.words)
 
 
+def _orientation(image: Path, budget: _Budget, workdir: Path) -> tesseract.Orientation:
+    """Which way up the page stands, told from its inkiest band at half resolution."""
+    unknown = tesseract.Orientation(0, 0.0, 0.0)
+    band = workdir / f"band-{budget.number}.pgm"
+    try:
+        pgm.inkiest_band(image, band)
+        return budget.spend(lambda left: tesseract.orientation(band, timeout=left, stage=STAGE),
+                            "tell its orientation")
+    except (pgm.NotPgm, runner.Failed):
+        return unknown
+    finally:
+        band.unlink(missing_ok=True)
+
+
 def ocr_page(pdf: Path, number: int, page_size_pt: tuple[float, float], options: OcrOptions,
              workdir: Path) -> PageText:
     dpi = check_size(number, page_size_pt, options)
@@ -212,15 +240,29 @@ def ocr_page(pdf: Path, number: int, page_size_pt: tuple[float, float], options:
         started = time.monotonic()
         budget = _Budget(number, options.timeout)
         image = _render(pdf, number, dpi, budget, workdir)
+        turned: Path | None = None
         try:
-            text, confidence = _tesseract(image, 3, options, budget)
-            if confidence is None or confidence < ORIENTATION_RETRY_CONFIDENCE:
-                # Upside down or sideways reads as junk: let tesseract find the orientation.
-                turned, turned_conf = _tesseract(image, 1, options, budget)
-                if (turned_conf or 0.0) > (confidence or 0.0):
-                    text, confidence = turned, turned_conf
+            way = _orientation(image, budget, workdir)
+            told = way.confidence >= MIN_ORIENTATION_CONFIDENCE
+            read_from = image
+            if told and way.rotate in (90, 180, 270):
+                # Turned back on the bytes, exactly, and read once as an upright page.
+                turned = pgm.turned(image, way.rotate, workdir / f"turned-{number}.pgm")
+                read_from = turned
+            text, confidence = _tesseract(read_from, 3, options, budget)
+            if confidence is None or confidence < (
+                    JUNK_CONFIDENCE if told else ORIENTATION_RETRY_CONFIDENCE):
+                # Orientation not told and a poor reading, or told and a reading of junk (a
+                # page read the wrong way up): tesseract finds the orientation on the page as
+                # rendered. A page told its way up that reads poorly is a poor scan, which a
+                # second reading does not mend.
+                again, again_conf = _tesseract(image, 1, options, budget)
+                if (again_conf or 0.0) > (confidence or 0.0):
+                    text, confidence = again, again_conf
         finally:
             image.unlink(missing_ok=True)
+            if turned is not None:
+                turned.unlink(missing_ok=True)
     return PageText(number, text, "ocr", confidence, dpi, round(time.monotonic() - started, 3),
                     round(budget.cpu, 4))
 

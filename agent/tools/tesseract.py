@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,32 @@ def read(image: Path, *, langs: str, psm: int, timeout: float, stage: str = "") 
                                    detail=said[:500])
         raise runner.Failed(PROGRAM.name, said, done.cpu_seconds)
     return Words(words(done.stdout.decode("utf-8", "replace")), done.cpu_seconds)
+
+
+@dataclass(frozen=True)
+class Orientation:
+    rotate: int  # degrees clockwise to turn the image so its text stands upright: 0, 90, 180, 270
+    confidence: float  # tesseract's orientation confidence; 0 when it could not tell
+    cpu_seconds: float
+
+
+_ROTATE = re.compile(r"^Rotate:\s*(\d+)", re.MULTILINE)
+_CONFIDENCE = re.compile(r"^Orientation confidence:\s*([0-9.]+)", re.MULTILINE)
+
+
+def orientation(image: Path, *, timeout: float, stage: str = "") -> Orientation:
+    """Which way up the text of `image` stands (orientation and script detection, `--psm 0`).
+
+    A page with too few characters to tell is orientation 0 with confidence 0, not an error.
+    Raises whatever `runner.Program.run` raises (ChildTimeout, OverLimit, ToolFailed).
+    """
+    done = PROGRAM.run([PROGRAM.name, str(image), "stdout", "--psm", "0"], timeout=timeout,
+                       stage=stage)
+    said = done.stdout.decode("utf-8", "replace")
+    rotate, confidence = _ROTATE.search(said), _CONFIDENCE.search(said)
+    if done.returncode != 0 or rotate is None or confidence is None:
+        return Orientation(0, 0.0, done.cpu_seconds)
+    return Orientation(int(rotate.group(1)) % 360, float(confidence.group(1)), done.cpu_seconds)
 
 
 def words(tsv: str) -> tuple[Word, ...]:
