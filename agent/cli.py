@@ -20,12 +20,14 @@ from typing import Any
 from agent import audit, config, i18n, modes, privileges, spool
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
+from agent.directory_file import DateProblem, ImportFileError, parse_columns
 from agent.errors import DocagentError, UsageError
+from agent.i18n import _, ngettext
 from agent.logs import escape, escape_json, is_journal, with_priority
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.ops import costs, decisions, health, pipeline, rematch, status
-from agent.patients import ImportFileError, import_csv
+from agent.patients import Patient, import_csv, search
 from agent.spool import FINAL_STATES, QUEUED, Document
 from agent.stages.record import Record
 from agent.store import Store
@@ -79,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     psub = patients.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p = psub.add_parser("import", help="load or update patients from a CSV file")
     p.add_argument("file", type=Path)
+    p.add_argument("--columns", metavar="FIELD=COLUMN,...",
+                   help="which column holds a field, where its header is not one docagent "
+                        "knows: e.g. \"id=N° patient,birth_date=Né le\"")
+    p = psub.add_parser("list", help="the patient directory, or the patients a query finds")
+    p.add_argument("query", nargs="*", metavar="QUERY",
+                   help="a name (accents, hyphens and particles as matching compares them), "
+                        "a birth date or an id")
+    p.add_argument("--json", action="store_true", help="one JSON list")
     return parser
 
 
@@ -114,7 +124,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.command == "process":
         args.opened = [privileges.open_input(Path(p), follow_symlinks=False)
                        for p in args.paths]
-    elif args.command == "patients":
+    elif args.command == "patients" and args.action == "import":
         args.opened = [privileges.open_input(args.file)]
     token = None
     user = privileges.service_user(os.environ)
@@ -301,25 +311,83 @@ def _retry(settings: config.Settings, store: Store, args: argparse.Namespace) ->
 
 def _patients_import(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
     try:
+        columns = parse_columns(args.columns) if args.columns else {}
         with open(args.opened[0].fd, "rb", closefd=False) as handle:
-            report = import_csv(store, handle, name=str(args.file))
+            report = import_csv(store, handle, name=str(args.file), columns=columns)
     except ImportFileError as error:
         raise UsageError(str(error)) from None
-    print(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-          f"{len(report.rejected)} rejected")
+    print(", ".join((
+        ngettext("%(n)d added", "%(n)d added", report.added) % {"n": report.added},
+        ngettext("%(n)d updated", "%(n)d updated", report.updated) % {"n": report.updated},
+        ngettext("%(n)d unchanged", "%(n)d unchanged", report.unchanged)
+        % {"n": report.unchanged},
+        ngettext("%(n)d rejected", "%(n)d rejected", len(report.rejected))
+        % {"n": len(report.rejected)})))
     for line, reason in report.rejected:
-        print(f"  line {line}: {escape(reason)}")
+        print("  " + escape(_("line %(line)d: %(reason)s") % {"line": line, "reason": reason}))
+    if report.rejected:
+        print(_("The rejected lines were not imported (the others were): correct them in the "
+                "file and import it again."))
     if report.changed:
         # A patient just added may be the one a waiting document was about.
         with exclusive(settings) as alone:
             refiled = rematch.rematch_review(settings, store)
             if alone:
                 _drain_to_log(settings, store)
-        print(f"{len(refiled.filed)} of {refiled.examined} document(s) waiting in review "
-              "re-filed")
+        print(_("%(filed)d of %(examined)d document(s) waiting in review re-filed")
+              % {"filed": len(refiled.filed), "examined": refiled.examined})
         for decision in refiled.filed:
-            print(f"  filed {decision.document_id} -> {escape(decision.path)}")
+            print("  " + escape(_("filed %(document)s -> %(path)s")
+                                % {"document": decision.document_id, "path": decision.path}))
     return EXIT_PROBLEM if report.rejected else EXIT_OK
+
+
+def _patients_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    query = " ".join(args.query).strip()
+    try:
+        found = search(store, query)
+    except DateProblem as problem:
+        raise UsageError(problem.message) from None
+    if args.json:
+        print(escape_json(json.dumps([_patient_json(p) for p in found], ensure_ascii=False)))
+        return EXIT_OK
+    if found:
+        print(_table(found))
+    if query:
+        print(ngettext("%(n)d patient matches %(query)s", "%(n)d patients match %(query)s",
+                       len(found)) % {"n": len(found), "query": escape(repr(query))})
+    elif found:
+        print(ngettext("%(n)d patient", "%(n)d patients", len(found)) % {"n": len(found)})
+    else:
+        print(_("The directory is empty: import it with docagent patients import FILE.csv"))
+    return EXIT_OK
+
+
+def _patient_json(patient: Patient) -> dict[str, str | None]:
+    """Every field, null where the directory has none: the same keys for each patient."""
+    return {"id": patient.id, "last_name": patient.last_name,
+            "first_name": patient.first_name, "birth_date": patient.birth_date,
+            "birth_name": patient.birth_name, "usage_name": patient.usage_name}
+
+
+def _table(patients: list[Patient]) -> str:
+    """The patients as aligned columns under translated headers; a column of names nobody
+    has (birth name, usage name) is left out."""
+    columns = [(_("ID"), [p.id for p in patients]),
+               (_("Last name"), [p.last_name for p in patients]),
+               (_("First name"), [p.first_name for p in patients]),
+               (_("Birth date"), [p.birth_date or "" for p in patients]),
+               (_("Birth name"), [p.birth_name or "" for p in patients]),
+               (_("Usage name"), [p.usage_name or "" for p in patients])]
+    shown = [(title, [escape(v) for v in values]) for title, values in columns[:4]]
+    shown += [(title, [escape(v) for v in values]) for title, values in columns[4:]
+              if any(values)]
+    widths = [max(len(title), *(len(v) for v in values)) for title, values in shown]
+    rows = [[title for title, _values in shown],
+            *([values[i] for _title, values in shown] for i in range(len(patients)))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+             for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _audit_verify(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
@@ -396,6 +464,7 @@ _COMMANDS = {
     ("failed", "list"): _failed_list,
     ("retry", None): _retry,
     ("patients", "import"): _patients_import,
+    ("patients", "list"): _patients_list,
     ("audit", "verify"): _audit_verify,
 }
 

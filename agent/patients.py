@@ -1,5 +1,8 @@
 """The practice's patient directory: CSV import and lookups by name key.
 
+`import_csv` is the one reader of a directory file; how an export is written (encoding,
+separator, headers, dates) is `agent.directory_file`'s.
+
 Besides the four required columns, a directory may carry `birth_name` (nom de naissance) and
 `usage_name` (or `married_name`: nom d'usage, nom marital). Every name of a patient is
 searchable: its keys, exact and loose (see `agent.names.record_keys`), are in the indexed
@@ -20,11 +23,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
+from agent import directory_file
+from agent.directory_file import DateProblem, ImportFileError, field_label, read_date
+from agent.i18n import _
 from agent.logs import escape
-from agent.names import name_key, record_keys
+from agent.names import name_key, record_keys, word_keys
 from agent.store import Store, now_iso
 
-REQUIRED = ("id", "last_name", "first_name", "birth_date")
+REQUIRED = directory_file.REQUIRED
+MIN_BIRTH_YEAR = 1880
 # Optional name columns; `married_name` is another word for `usage_name`.
 NAME_COLUMNS = ("birth_name", "usage_name", "married_name")
 DIRECTORY_VERSION = "directory_version"
@@ -80,35 +87,32 @@ class ImportReport:
         return bool(self.added or self.updated)
 
 
-class ImportFileError(Exception):
-    """The file as a whole cannot be read (missing columns, not UTF-8)."""
-
-
-def import_csv(store: Store, source: Path | BinaryIO, *, name: str | None = None) -> ImportReport:
+def import_csv(store: Store, source: Path | BinaryIO, *, name: str | None = None,
+               columns: Mapping[str, str] | None = None) -> ImportReport:
     """Add or update patients by id; rows with a problem are reported with their line.
 
     `source` is a path, or a file already open (the command opens it as its caller before it
-    becomes the service user); `name` is how messages call it (default: the path).
+    becomes the service user); `name` is how messages call it (default: the path); `columns`
+    names the column of a field where the file's header is not one `directory_file` knows
+    (`--columns`). Encoding, separator, headers and dates: see `agent.directory_file`.
     """
     report = ImportReport()
-    path = name or (str(source) if isinstance(source, Path) else "the file")
+    path = name or (str(source) if isinstance(source, Path) else _("the file"))
     raw = source.read_bytes() if isinstance(source, Path) else source.read()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ImportFileError(f"{path} is not UTF-8 text ({error.reason})") from None
+    text = directory_file.decode(raw, path)
+    if not text.strip():
+        raise ImportFileError(_("%(file)s is empty") % {"file": path})
+    shape = directory_file.shape(text)
     # newline="": only CR and LF end a record; str.splitlines would also cut a field at
     # U+2028, U+0085 or \x1c and make the rest of it a row of its own.
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=shape.separator)
     try:
-        header = reader.fieldnames or []
+        for _skipped in range(shape.skip + 1):
+            header = next(reader, [])
     except csv.Error as error:
-        raise ImportFileError(f"{path}: its first line is not readable as CSV ({error})") from None
-    columns = [c.strip().lower() for c in header]
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        raise ImportFileError(f"{path} lacks the column(s): {', '.join(missing)}")
-    reader.fieldnames = columns
+        raise ImportFileError(_("%(file)s: its first line is not readable as CSV (%(error)s)")
+                              % {"file": path, "error": error}) from None
+    layout = directory_file.layout(header, columns or {}, path)
     rows: list[tuple[Patient, dict[str, str]]] = []
     while True:
         try:
@@ -116,21 +120,20 @@ def import_csv(store: Store, source: Path | BinaryIO, *, name: str | None = None
         except StopIteration:
             break
         except csv.Error as error:  # a field over csv's 128 KB limit, among others
-            # DictReader counts lines only on success: its reader knows where it stopped.
-            report.rejected.append((reader.reader.line_num, f"not readable as CSV ({error})"))
+            report.rejected.append((reader.line_num, _("not readable as CSV (%(error)s)")
+                                    % {"error": error}))
             continue
-        line = reader.line_num
-        values = {k: (v or "").strip() for k, v in row.items() if k is not None}
+        if not any(cell.strip() for cell in row):  # a blank line, or Excel's ";;;"
+            continue
+        values = layout.values(row)
         problem = _check(values)
         if problem:
-            report.rejected.append((line, problem))
+            report.rejected.append((reader.line_num, problem))
             continue
-        extra = {k: v for k, v in values.items()
-                 if k not in REQUIRED and k not in NAME_COLUMNS and v}
         usage = values.get("usage_name") or values.get("married_name") or None
         rows.append((Patient(values["id"], values["last_name"], values["first_name"],
                              values["birth_date"] or None, values.get("birth_name") or None,
-                             usage), extra))
+                             usage), layout.others(row)))
 
     with store.write() as conn:
         for patient, extra in rows:
@@ -178,34 +181,42 @@ def _write_keys(conn: sqlite3.Connection, patient: Patient) -> None:
 
 
 def _check(values: dict[str, str]) -> str | None:
+    """What is wrong with a row, in the staff's words; None when it can be taken. Normalises
+    its birth date to ISO on the way."""
     if not values.get("id"):
-        return "missing id"
+        return _("no patient id")
+    shown = repr(values["id"])
     if not _ID.match(values["id"]):
-        return f"id {values['id']!r} may hold only letters, digits, '.', '_' and '-'"
+        return (_("the patient id %(id)s may hold only letters, digits, '.', '_' and '-' "
+                  "(64 at most, not starting with '.')") % {"id": shown})
     if values["id"].lower() in RESERVED_IDS:
-        return (f"id {values['id']!r} is reserved (done/{UNASSIGNED}/ holds the documents "
-                "filed under no patient)")
+        return (_("the patient id %(id)s is reserved (done/%(folder)s/ holds the documents "
+                  "filed under no patient): give this patient another id") %
+                {"id": shown, "folder": UNASSIGNED})
     for column in ("last_name", "first_name", *NAME_COLUMNS):
         text = values.get(column, "")
         if escape(text) != text:  # shown to staff in a terminal and in Telegram
-            return f"{column} {text!r} holds a control character"
-    if not values.get("last_name"):
-        return "missing last_name"
-    if not values.get("first_name"):
-        return "missing first_name"
-    if not name_key(values["last_name"]):
-        return f"last_name {values['last_name']!r} has no letters"
-    for column in NAME_COLUMNS:
+            return (_("%(field)s %(value)s holds a control character") %
+                    {"field": field_label(column), "value": repr(text)})
+    for column in ("last_name", "first_name"):
+        if not values.get(column):
+            return _("%(field)s is empty") % {"field": field_label(column)}
+    for column in ("last_name", *NAME_COLUMNS):
         if values.get(column) and not name_key(values[column]):
-            return f"{column} {values[column]!r} has no letters"
+            return (_("%(field)s %(value)s has no letters") %
+                    {"field": field_label(column), "value": repr(values[column])})
     birth = values.get("birth_date", "")
     if birth:
         try:
-            parsed = date.fromisoformat(birth)
-        except ValueError:
-            return f"bad birth_date {birth!r} (expected YYYY-MM-DD)"
-        if parsed > date.today() or parsed.year < 1880:
-            return f"birth_date {birth} is out of range"
+            parsed = read_date(birth)
+        except DateProblem as problem:
+            return _("the birth date %(problem)s") % {"problem": problem.message}
+        if parsed > date.today():
+            return (_("the birth date %(value)s is in the future") %
+                    {"value": repr(birth)})
+        if parsed.year < MIN_BIRTH_YEAR:
+            return (_("the birth date %(value)s is before %(year)d: check the year") %
+                    {"value": repr(birth), "year": MIN_BIRTH_YEAR})
         values["birth_date"] = parsed.isoformat()
     return None
 
@@ -362,3 +373,35 @@ def _build_name_pairs(store: Store) -> dict[str, frozenset[str]]:
                           " WHERE kind != 'loose'"):
         pairs.setdefault(str(row[0]), set()).add(str(row[1]))
     return {key: frozenset(firsts) for key, firsts in pairs.items()}
+
+
+def search(store: Store, query: str = "") -> list[Patient]:
+    """The directory in name order, or the patients `query` finds: a birth date (as the
+    directory writes one), an id, or names compared as matching compares them: each word
+    of the query is a word of one of the patient's names, or the whole query is one of the
+    patient's keys ("ben ali", "BENALI" and "Ali" all find BEN ALI Mohamed; "helene" finds
+    Hélène). An impossible date raises `DateProblem`: it was meant as a date."""
+    rows = store.read(f"SELECT {_COLUMNS} FROM patients"  # noqa: S608  # nosec B608: constant
+                      " ORDER BY last_key, first_key, birth_date, id")
+    everyone = [Patient.from_row(r) for r in rows]
+    text = query.strip()
+    if not text:
+        return everyone
+    try:
+        born: str | None = read_date(text).isoformat()
+    except DateProblem as problem:
+        if problem.written_as_date:
+            raise
+        born = None
+    if born is not None:
+        return [p for p in everyone if p.birth_date == born]
+    whole, words = name_key(text), word_keys(text)
+    if not whole:
+        return [p for p in everyone if p.id.casefold() == text.casefold()]
+    # The whole query as one of a patient's stored keys (`record_keys`: "BENALI" is BEN ALI,
+    # "fontaine" de la Fontaine): one indexed lookup; then word by word, in any order.
+    keyed = by_keys(store, [whole])
+    return [p for p in everyone if p.id in keyed or p.id.casefold() == text.casefold()
+            or whole == name_key(p.first_name)
+            or words <= word_keys(p.last_name, p.first_name, p.birth_name or "",
+                                  p.usage_name or "")]

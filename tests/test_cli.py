@@ -109,8 +109,9 @@ def test_patients_import_is_idempotent_and_reports_rejections(spool: Spool, tmp_
     done = spool.run("patients", "import", str(csv))
     assert done.returncode == 1
     assert "1 added, 1 updated, 0 unchanged, 3 rejected" in done.stdout
-    assert "line 4: missing id" in done.stdout
-    assert "line 5: bad birth_date" in done.stdout
+    assert "line 4: no patient id" in done.stdout
+    assert "line 5: the birth date '31/02/2001' is impossible: 31 February 2001 does not exist" \
+        in done.stdout
     assert "line 6:" in done.stdout
     again = spool.run("patients", "import", str(csv))
     assert "0 added, 0 updated, 2 unchanged, 3 rejected" in again.stdout
@@ -131,10 +132,10 @@ def test_patients_import_refuses_reserved_ids_and_control_characters(spool: Spoo
     done = spool.run("patients", "import", str(csv))
     assert done.returncode == 1, done.stderr
     assert "1 added, 0 updated, 0 unchanged, 4 rejected" in done.stdout
-    assert "line 2: id 'unassigned' is reserved" in done.stdout
-    assert "line 3: id 'UNASSIGNED' is reserved" in done.stdout
-    assert "line 4: last_name 'ROUGE\\x1b[31m' holds a control character" in done.stdout
-    assert "line 5: last_name 'Lignes\\u2028P9' holds a control character" in done.stdout
+    assert "line 2: the patient id 'unassigned' is reserved" in done.stdout
+    assert "line 3: the patient id 'UNASSIGNED' is reserved" in done.stdout
+    assert "line 4: the last name 'ROUGE\\x1b[31m' holds a control character" in done.stdout
+    assert "line 5: the last name 'Lignes\\u2028P9' holds a control character" in done.stdout
     assert "\x1b" not in done.stdout
     assert json.loads(spool.run("status", "--json").stdout)["patients"] == 8
     # done/unassigned/ stays what `review resolve --none` files into, and nothing else.
