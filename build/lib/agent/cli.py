@@ -1,0 +1,473 @@
+"""The `docagent` command line. Exit codes: 0 ok, 1 ran but something is wrong, 2 bad usage.
+
+A foreseen error prints one line on stderr and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent import audit, config, i18n, modes, privileges, spool
+from agent.daemon import exclusive
+from agent.daemon import run as run_daemon
+from agent.directory_file import DateProblem, ImportFileError, parse_columns
+from agent.errors import DocagentError, UsageError
+from agent.i18n import _, ngettext
+from agent.logs import escape, escape_json, is_journal, with_priority
+from agent.logs import setup as setup_logging
+from agent.notify.outbox import drain, log_sender
+from agent.ops import costs, decisions, health, pipeline, rematch, status
+from agent.patients import Patient, import_csv, search
+from agent.spool import FINAL_STATES, QUEUED, Document
+from agent.stages.record import Record
+from agent.store import Store
+from agent.tools.runner import configure as configure_children
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, like every usage error here
+        self.exit(EXIT_USAGE, f"docagent: {message} (see docagent --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="docagent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("run", help="the daemon: watch incoming/, process, notify")
+    p = sub.add_parser("process", help="run the pipeline now on copies of these files")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON object per line and document")
+    p = sub.add_parser("status", help="counts per outcome, backlog, last activity")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("health", help="check the daemon and what it depends on")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument("--notify", action="store_true",
+                   help="message the staff when health changes (for the timer)")
+    p = sub.add_parser("costs", help="what external calls and OCR cost, by service")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--day", default="yesterday", metavar=costs.DAY_WORDS)
+    when.add_argument("--month", metavar="YYYY-MM")
+    p.add_argument("--json", action="store_true")
+    review = sub.add_parser("review", help="documents waiting for a person's decision")
+    rsub = review.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = rsub.add_parser("list", help="the documents waiting, with what was read")
+    p.add_argument("--json", action="store_true")
+    p = rsub.add_parser("resolve", help="file a waiting document under a patient, or none")
+    p.add_argument("document_id")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("patient_id", nargs="?")
+    group.add_argument("--none", action="store_true", help="file it under done/unassigned/")
+    failed = sub.add_parser("failed", help="the quarantine")
+    fsub = failed.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = fsub.add_parser("list", help="failed documents and why")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("retry", help="put a failed document back in the queue")
+    p.add_argument("document_id")
+    audit = sub.add_parser("audit", help="the audit log of decisions")
+    asub = audit.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    asub.add_parser("verify", help="check the hash chain of every audit file")
+    patients = sub.add_parser("patients", help="the patient directory")
+    psub = patients.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = psub.add_parser("import", help="load or update patients from a CSV file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--columns", metavar="FIELD=COLUMN,...",
+                   help="which column holds a field, where its header is not one docagent "
+                        "knows: e.g. \"id=N° patient,birth_date=Né le\"")
+    p = psub.add_parser("list", help="the patient directory, or the patients a query finds")
+    p.add_argument("query", nargs="*", metavar="QUERY",
+                   help="a name (accents, hyphens and particles as matching compares them), "
+                        "a birth date or an id")
+    p.add_argument("--json", action="store_true", help="one JSON list")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(modes.UMASK)  # a shell's 022 would leave the spool and the logs world-readable
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except PermissionError as error:
+        _refuse(f"docagent: {privileges.explain(error.filename, argv)}")
+        return EXIT_USAGE
+    except sqlite3.OperationalError as error:
+        if not _READ_ONLY.search(str(error)):
+            raise
+        _refuse(f"docagent: {privileges.explain(getattr(args, 'db_path', None), argv)}")
+        return EXIT_USAGE
+    except UsageError as error:
+        _refuse(f"docagent: {error.message}")
+        return EXIT_USAGE
+    except DocagentError as error:
+        _refuse(f"docagent: {error.message}. {error.action}")
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for opened in getattr(args, "opened", ()):
+            os.close(opened.fd)
+
+
+def _main(args: argparse.Namespace) -> int:
+    # Input files are opened as the caller, before root becomes the service user.
+    if args.command == "process":
+        args.opened = [privileges.open_input(Path(p), follow_symlinks=False)
+                       for p in args.paths]
+    elif args.command == "patients" and args.action == "import":
+        args.opened = [privileges.open_input(args.file)]
+    token = None
+    user = privileges.service_user(os.environ)
+    if user is not None:
+        token = privileges.read_token(os.environ)
+        privileges.become(user)
+    settings = privileges.with_token(config.load(), token)
+    i18n.use(settings.lang)
+    args.db_path = settings.db_path  # for the message if SQLite may not write it
+    if args.command == "run":
+        setup_logging(settings.log_dir, settings.log_level, stream=sys.stdout,
+                      json_lines=settings.log_format == "json")
+        return run_daemon(settings)
+    # Other commands keep stdout for their answer; the log gets the details.
+    setup_logging(settings.log_dir, settings.log_level, stream=None,
+                  json_lines=settings.log_format == "json")
+    spool.ensure_folders(settings)
+    store = Store(settings.db_path)
+    handler = _COMMANDS[(args.command, getattr(args, "action", None))]
+    return handler(settings, store, args)
+
+
+# SQLite's words for a database file it may not write or open.
+_READ_ONLY = re.compile(r"readonly database|unable to open database", re.IGNORECASE)
+
+
+def _refuse(line: str) -> None:
+    """One line on stderr; under systemd at error priority, so `journalctl -p err` shows it."""
+    prefix = "<3>" if is_journal(sys.stderr) else ""
+    print(f"{prefix}{line}", file=sys.stderr, flush=True)
+
+
+def _process(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    configure_children(memory=settings.child_memory)
+    code = EXIT_OK
+    with exclusive(settings) as alone:
+        if alone:
+            spool.recover(settings, store)
+        for opened in args.opened:
+            outcome = _process_one(settings, store, opened)
+            if outcome.outcome in ("failed", "deferred"):
+                code = EXIT_PROBLEM
+            if args.json:
+                print(_json(outcome.as_dict()), flush=True)
+            else:
+                where = f" -> {escape(outcome.path)}" if outcome.path else ""
+                print(f"{outcome.outcome:<9} {outcome.document_id}  {escape(outcome.file)}{where}"
+                      f"  ({escape(outcome.reason or 'ok')}; {outcome.duration_ms} ms)",
+                      flush=True)
+        if alone:
+            _drain_to_log(settings, store)
+    return code
+
+
+def _process_one(settings: config.Settings, store: Store,
+                 opened: privileges.Opened) -> pipeline.Outcome:
+    started = time.monotonic()
+    # The bytes come from the descriptor the caller opened, not from the path again.
+    try:
+        claim = spool.claim(settings, store, opened.path, keep_source=True, fd=opened.fd)
+    except spool.NotTaken as error:
+        raise UsageError(f"{opened.path}: {error}") from None
+    if claim.duplicate_of is not None:
+        earlier = claim.duplicate_of
+        return pipeline.Outcome(
+            file=claim.original_name, document_id=earlier.id, outcome="duplicate",
+            reason=f"same content as {earlier.original_name}, taken in {earlier.received_at}",
+            patient_id=earlier.patient_id, pages=earlier.pages, text_source=earlier.text_source,
+            duration_ms=int((time.monotonic() - started) * 1000), path=earlier.path,
+        )
+    doc = spool.start(store, claim.document_id)
+    if doc is not None:
+        return pipeline.process(settings, store, doc)
+    # The running daemon took it first: wait for its verdict rather than race it.
+    while True:
+        current = spool.get(store, claim.document_id)
+        if current is not None and current.state == QUEUED and current.deferrals:
+            return pipeline.Outcome(
+                file=claim.original_name, document_id=current.id, outcome="deferred",
+                reason=f"{current.reason} (retried by itself)", patient_id=None, pages=None,
+                text_source=None, duration_ms=int((time.monotonic() - started) * 1000))
+        if current is not None and current.state in FINAL_STATES:
+            return pipeline.Outcome(
+                file=claim.original_name, document_id=current.id,
+                outcome=current.outcome or current.state, reason=current.reason,
+                patient_id=current.patient_id, pages=current.pages,
+                text_source=current.text_source,
+                duration_ms=int((time.monotonic() - started) * 1000), path=current.path)
+        time.sleep(0.2)
+
+
+def _status(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    figures = status.gather(settings, store)
+    print(json.dumps(figures) if args.json else status.render(figures))
+    return EXIT_OK
+
+
+def _costs(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    if args.month:
+        try:
+            period = costs.month(args.month)
+        except ValueError:
+            raise UsageError(f"--month takes YYYY-MM (got {args.month!r})") from None
+    else:
+        day = costs.named_day(args.day)
+        if day is None:
+            raise UsageError(f"--day takes yesterday, today or YYYY-MM-DD (got {args.day!r})")
+        period = costs.day(day)
+    report = costs.report(settings.log_dir, period)
+    print(json.dumps(report) if args.json else costs.render(report))
+    return EXIT_OK
+
+
+def _brief(doc: Document) -> dict[str, Any]:
+    """A document waiting for a person, or failed, as `review list` and `failed list` give it."""
+    record = Record.from_json(doc.result)
+    read = record.fields.as_dict() if record.fields else {}
+    return {
+        "document_id": doc.id, "file": doc.original_name, "path": doc.path,
+        "reason": doc.reason, "reason_kind": doc.reason_kind,
+        "received_at": doc.received_at,
+        "read": {k: (v or {}).get("value") for k, v in read.items()
+                 if isinstance(v, dict) or v is None},
+        "document_type": record.document_type,
+        "candidates": [c.as_dict() for c in record.candidates],
+        "action": record.failure.action if record.failure else None,
+    }
+
+
+def _review_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    docs = [_brief(d) for d in decisions.review_waiting(store)]
+    if args.json:
+        for d in docs:
+            print(_json(d))
+        return EXIT_OK
+    if not docs:
+        print("nothing waiting for review")
+    for d in docs:
+        read = d["read"]
+        # Read from the document, named by whoever dropped it, typed into the directory:
+        # every text is escaped, so a name cannot move the cursor or recolour the terminal.
+        print(escape(f"{d['document_id']}  {d['file']}  ({d['document_type']})"))
+        print(escape(f"    read: {read.get('last_name') or '?'} {read.get('first_name') or ''}"
+                     f" born {read.get('birth_date') or '?'}   why: {d['reason']}"))
+        for c in d["candidates"][:3]:
+            differs = ", ".join(c.get("disagree") or [])
+            print(escape(
+                f"    candidate {c['id']}: {c['last_name']} {c['first_name']} "
+                f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}"
+                + (f"; differs: {differs}" if differs else "")
+                + "".join(f"; {note}" for note in c.get("notes") or [])))
+    return EXIT_OK
+
+
+def _review_resolve(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    patient = None if args.none else args.patient_id
+    who = f"shell:{_user()}"
+    decision = decisions.resolve(settings, store, args.document_id, patient, who=who)
+    _drain_to_log(settings, store)
+    print(f"filed {decision.document_id} -> {escape(decision.path)}")
+    return EXIT_OK
+
+
+def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    docs = [_brief(d) for d in decisions.failed_documents(store)]
+    if args.json:
+        for d in docs:
+            print(_json(d))
+        return EXIT_OK
+    if not docs:
+        print("no failed documents")
+    for d in docs:
+        print(escape(f"{d['document_id']}  {d['path']}  [{d['reason_kind']}] {d['reason']}"))
+        if d["action"]:
+            print(escape(f"    {d['action']}"))
+    return EXIT_OK
+
+
+def _retry(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    decision = decisions.retry(settings, store, args.document_id, who=f"shell:{_user()}")
+    print(f"queued {decision.document_id} again")
+    return EXIT_OK
+
+
+def _patients_import(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    try:
+        columns = parse_columns(args.columns) if args.columns else {}
+        with open(args.opened[0].fd, "rb", closefd=False) as handle:
+            report = import_csv(store, handle, name=str(args.file), columns=columns)
+    except ImportFileError as error:
+        raise UsageError(str(error)) from None
+    print(", ".join((
+        ngettext("%(n)d added", "%(n)d added", report.added) % {"n": report.added},
+        ngettext("%(n)d updated", "%(n)d updated", report.updated) % {"n": report.updated},
+        ngettext("%(n)d unchanged", "%(n)d unchanged", report.unchanged)
+        % {"n": report.unchanged},
+        ngettext("%(n)d rejected", "%(n)d rejected", len(report.rejected))
+        % {"n": len(report.rejected)})))
+    for line, reason in report.rejected:
+        print("  " + escape(_("line %(line)d: %(reason)s") % {"line": line, "reason": reason}))
+    if report.rejected:
+        print(_("The rejected lines were not imported (the others were): correct them in the "
+                "file and import it again."))
+    if report.changed:
+        # A patient just added may be the one a waiting document was about.
+        with exclusive(settings) as alone:
+            refiled = rematch.rematch_review(settings, store)
+            if alone:
+                _drain_to_log(settings, store)
+        print(_("%(filed)d of %(examined)d document(s) waiting in review re-filed")
+              % {"filed": len(refiled.filed), "examined": refiled.examined})
+        for decision in refiled.filed:
+            print("  " + escape(_("filed %(document)s -> %(path)s")
+                                % {"document": decision.document_id, "path": decision.path}))
+    return EXIT_PROBLEM if report.rejected else EXIT_OK
+
+
+def _patients_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    query = " ".join(args.query).strip()
+    try:
+        found = search(store, query)
+    except DateProblem as problem:
+        raise UsageError(problem.message) from None
+    if args.json:
+        print(escape_json(json.dumps([_patient_json(p) for p in found], ensure_ascii=False)))
+        return EXIT_OK
+    if found:
+        print(_table(found))
+    if query:
+        print(ngettext("%(n)d patient matches %(query)s", "%(n)d patients match %(query)s",
+                       len(found)) % {"n": len(found), "query": escape(repr(query))})
+    elif found:
+        print(ngettext("%(n)d patient", "%(n)d patients", len(found)) % {"n": len(found)})
+    else:
+        print(_("The directory is empty: import it with docagent patients import FILE.csv"))
+    return EXIT_OK
+
+
+def _patient_json(patient: Patient) -> dict[str, str | None]:
+    """Every field, null where the directory has none: the same keys for each patient."""
+    return {"id": patient.id, "last_name": patient.last_name,
+            "first_name": patient.first_name, "birth_date": patient.birth_date,
+            "birth_name": patient.birth_name, "usage_name": patient.usage_name}
+
+
+def _table(patients: list[Patient]) -> str:
+    """The patients as aligned columns under translated headers; a column of names nobody
+    has (birth name, usage name) is left out."""
+    columns = [(_("ID"), [p.id for p in patients]),
+               (_("Last name"), [p.last_name for p in patients]),
+               (_("First name"), [p.first_name for p in patients]),
+               (_("Birth date"), [p.birth_date or "" for p in patients]),
+               (_("Birth name"), [p.birth_name or "" for p in patients]),
+               (_("Usage name"), [p.usage_name or "" for p in patients])]
+    shown = [(title, [escape(v) for v in values]) for title, values in columns[:4]]
+    shown += [(title, [escape(v) for v in values]) for title, values in columns[4:]
+              if any(values)]
+    widths = [max(len(title), *(len(v) for v in values)) for title, values in shown]
+    rows = [[title for title, _values in shown],
+            *([values[i] for _title, values in shown] for i in range(len(patients)))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+             for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _audit_verify(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    result = audit.verify(settings.log_dir, settings.db_path)
+    for line in result.problems:
+        print(f"BROKEN  {line}")
+    for line in result.warnings:
+        print(f"warning {line}")
+    head = result.head
+    if head is None:
+        print(f"warning no head recorded in {settings.db_path} yet (the next entry records "
+              "it): only the chain was checked")
+    else:
+        print(f"head    seq {head.seq}, {head.file} line {head.lines}, recorded {head.at} "
+              "(the journal keeps each head too: journalctl -t docagent-audit)")
+    verdict = "intact" if result.ok else "BROKEN"
+    print(f"audit log {verdict}: {result.entries} entries in {result.files} file(s)")
+    return EXIT_OK if result.ok else EXIT_PROBLEM
+
+
+def _json(record: dict[str, Any]) -> str:
+    """One JSON line, readable accents, and nothing a terminal would obey."""
+    return escape_json(json.dumps(record, ensure_ascii=False))
+
+
+def _drain_to_log(settings: config.Settings, store: Store) -> None:
+    """Without Telegram, a command's notifications are log lines now; with it, they wait in
+    the outbox for the daemon, the only sender to Telegram."""
+    if not settings.telegram_token:
+        drain(store, log_sender, phi=settings.phi)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _health(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    checks = health.run_checks(settings, store)
+    journal = is_journal(sys.stdout)
+    print(health.as_json(checks) if args.json else health.render(checks, journal=journal),
+          flush=True)
+    if args.notify:
+        health.remember_and_alert(store, checks)
+        if settings.telegram_token and settings.telegram_chat_ids \
+                and health.pending_alerts(store):
+            from agent.notify.telegram import (
+                sender as telegram,  # PTB loads slowly: only with an alert to send
+            )
+
+            # Only the daemon sends the outbox: if the lock is free, none runs and the alert
+            # would wait for it. We send it ourselves, holding the lock (a daemon starting
+            # meanwhile waits for us, then finds the alert sent).
+            with exclusive(settings, hold=telegram.ALONE_HOLD) as alone:
+                if alone:
+                    sent, line = telegram.send_alone(settings, store, "health")
+                    level = logging.WARNING if sent else logging.ERROR
+                    print(with_priority(line, level) if journal else line,
+                          file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_PROBLEM
+
+
+_COMMANDS = {
+    ("process", None): _process,
+    ("status", None): _status,
+    ("health", None): _health,
+    ("costs", None): _costs,
+    ("review", "list"): _review_list,
+    ("review", "resolve"): _review_resolve,
+    ("failed", "list"): _failed_list,
+    ("retry", None): _retry,
+    ("patients", "import"): _patients_import,
+    ("patients", "list"): _patients_list,
+    ("audit", "verify"): _audit_verify,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""What a patient's identity becomes in a message, under each DOCAGENT_PHI setting.
+
+Under "full" a chat is told what the server knows: names, birth dates, file names, and the
+first page on request. Under "minimal" the chat may not carry a patient's identity: a person
+is their initials and directory id ("J.D. (#P001)"), a name read is its initials, a file name
+(a scanner or a person often names the file after the patient) is the document's id, and the
+first page is never sent (the scan shows who it is). Every message, button and answer of the
+bot asks this module; what was *read* in a reason is kept out by `agent.reasons`, which asks
+`minimal()` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+FULL = "full"
+MINIMAL = "minimal"
+SETTINGS = (FULL, MINIMAL)
+MAX_BUTTON = 60  # characters of a candidate's button under "full"
+
+
+def minimal(phi: str) -> bool:
+    return phi == MINIMAL
+
+
+def shows_scan(phi: str) -> bool:
+    """Whether the first page may be sent to the chat ("Open")."""
+    return not minimal(phi)
+
+
+def initials(first: object, last: object) -> str:
+    """"J.D." for Jean DUPONT: first name first, whatever was given of the two."""
+    parts = (str(p).strip() for p in (first, last) if p)
+    return "".join(f"{p[:1].upper()}." for p in parts if p)
+
+
+def person(patient: Mapping[str, Any] | None, phi: str) -> str:
+    """A directory record in a message: "DUPONT Jean, born 1961-03-12 (#P001)" or
+    "J.D. (#P001)"."""
+    if not patient:
+        return "?"
+    if minimal(phi):
+        return f"{initials(patient.get('first_name'), patient.get('last_name'))} " \
+               f"(#{patient.get('id')})"
+    birth = f", born {patient['birth_date']}" if patient.get("birth_date") else ""
+    last = str(patient.get("last_name", "")).upper()
+    return f"{last} {patient.get('first_name', '')}{birth} (#{patient.get('id')})"
+
+
+def name_read(fields: Mapping[str, Any], phi: str) -> str:
+    """What a document says about its patient: "DUPONT Jean, born 1961-03-12", or "J.D"."""
+    last = (fields.get("last_name") or {}).get("value")
+    first = (fields.get("first_name") or {}).get("value")
+    birth = (fields.get("birth_date") or {}).get("value")
+    if not last and not first:
+        return "no name read"
+    if minimal(phi):
+        return initials(first, last).rstrip(".")
+    return " ".join(x for x in (str(last or "").upper(), first or "") if x) + (
+        f", born {birth}" if birth else "")
+
+
+def file_name(name: object, phi: str, document_id: object | None) -> str:
+    """A file's name, or under minimal the document it became ("document <id>"); "a file"
+    for one that became no document of its own (a duplicate)."""
+    if not minimal(phi):
+        return str(name)
+    return f"document {document_id}" if document_id is not None else "a file"
+
+
+def button(candidate: Mapping[str, Any], phi: str) -> str:
+    """A candidate's button: "DUPONT Jean, 1961-03-12", or "J.D. #P001"."""
+    last = str(candidate.get("last_name") or "").strip()
+    first = str(candidate.get("first_name") or "").strip()
+    if minimal(phi):
+        return f"{initials(first, last)} #{candidate.get('id')}"
+    birth = candidate.get("birth_date")
+    label = f"{last.upper()} {first}".strip() + (f", {birth}" if birth else "")
+    return label[:MAX_BUTTON]
+
+
+def chosen(candidate: Mapping[str, Any], phi: str) -> str:
+    """The candidate a press filed under, in the answer and the edited message: the button's
+    words, with the directory id that the full button leaves out."""
+    label = button(candidate, phi)
+    return label if minimal(phi) else f"{label} (#{candidate.get('id')})"

@@ -1,0 +1,1 @@
+"""Notifications: the outbox is the only way out; senders drain it in order."""

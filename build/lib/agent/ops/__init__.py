@@ -1,0 +1,2 @@
+"""The use cases: process a document, a person's decisions, re-match, status, health,
+digest, costs."""

@@ -1,0 +1,82 @@
+"""The costs report: what the ledger's lines of a day or a month add up to, by service.
+
+One report for both who ask: `docagent costs` (a table for a terminal, or JSON) and the bot's
+`/costs` (a few short lines for a phone). Days are the server's local days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent import ledger
+
+DAY_WORDS = "yesterday|today|YYYY-MM-DD"
+
+
+@dataclass(frozen=True)
+class Period:
+    key: str  # "day" or "month": the report's JSON names it so
+    label: str  # "2026-12-01", "2026-12"
+    start: str  # UTC stamps: the period is [start, end)
+    end: str
+
+
+def named_day(word: str) -> date | None:
+    """"today", "yesterday" or an ISO date; None for anything else."""
+    if word == "today":
+        return date.today()
+    if word == "yesterday":
+        return date.today() - timedelta(days=1)
+    try:
+        return date.fromisoformat(word)
+    except ValueError:
+        return None
+
+
+def day(when: date) -> Period:
+    return Period("day", when.isoformat(), *ledger.day_bounds(when))
+
+
+def month(text: str) -> Period:
+    """The month "YYYY-MM"; ValueError for anything else."""
+    year, number = (int(part) for part in text.split("-"))
+    start, end = ledger.month_bounds(year, number)
+    return Period("month", f"{year:04d}-{number:02d}", start, end)
+
+
+def report(log_dir: Path, period: Period) -> dict[str, Any]:
+    """The period, its bounds and the ledger's totals: what `docagent costs --json` prints."""
+    return {period.key: period.label, "from": period.start, "to": period.end,
+            **ledger.summarize(ledger.read_range(log_dir, period.start, period.end))}
+
+
+def _units(figures: Mapping[str, Any]) -> str:
+    return ", ".join(f"{unit} {value:g}" for unit, value in figures["units"].items())
+
+
+def render(costs: Mapping[str, Any], *, chat: bool = False) -> str:
+    """A report in words: a table for the terminal, or (`chat`) lines short enough for a
+    phone's screen."""
+    label = costs.get("day") or costs.get("month")
+    currency, total = costs["currency"], costs["total"]
+    if chat:
+        lines = [f"Costs {label}: {total['cost']:.4f} {currency} ({total['calls']} calls, "
+                 f"{total['errors']} errors)"]
+        for name, figures in costs["services"].items():
+            units = _units(figures)
+            lines.append(f"- {name}: {figures['cost']:.4f} — {figures['calls']} calls"
+                         + (f" ({units})" if units else ""))
+        return "\n".join(lines)
+    lines = [f"costs {label}", f"{'service':<10}{'calls':>7}{'errors':>7}{currency:>10}"]
+    for name, figures in costs["services"].items():
+        lines.append(f"{name:<10}{figures['calls']:>7}{figures['errors']:>7}"
+                     f"{figures['cost']:>10.4f}")
+        units = _units(figures)
+        if units:
+            lines.append(f"  {units}")
+    lines.append(f"{'total':<10}{total['calls']:>7}{total['errors']:>7}{total['cost']:>10.4f}")
+    return "\n".join(lines)

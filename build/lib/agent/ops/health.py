@@ -1,0 +1,366 @@
+"""`docagent health`: every check of a working installation, each one line, ok or what is wrong.
+
+Run by hand, or every 15 minutes by docagent-health.timer with `--notify`, which writes a
+"health" message to the outbox only when the set of failing checks changes (a new problem) and
+once when everything is well again; the last verdict is kept in the `meta` table. Only the
+daemon sends the outbox; while it is down, `docagent health --notify` sends its own alert
+(see `cli._health`), or "the daemon is down" would reach nobody until the daemon is back.
+
+Under journald every line carries its priority, a failing check's `err`, and the command exits
+1 when anything fails, so `journalctl -p err` and `systemctl --failed` both see it.
+
+Limits are read with every other setting (`config.load`, `Settings.health`), with defaults that
+suit a small practice:
+`DOCAGENT_HEALTH_HEARTBEAT_MAX` (seconds, 120), `DOCAGENT_HEALTH_MIN_FREE` (bytes, 1G),
+`DOCAGENT_HEALTH_MAX_WAIT` (seconds a file may wait in incoming/, 900),
+`DOCAGENT_HEALTH_MAX_FAILED` (failed documents tolerated in 24 h, 5),
+`DOCAGENT_HEALTH_MAX_OUTBOX_AGE` (seconds, 900), `DOCAGENT_HEALTH_UNITS` (units to ask systemd
+about, space- or comma-separated: the allowlist, and nothing outside it is ever queried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import pwd
+import shutil
+import sqlite3
+import stat
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agent import canary, lock, spool
+from agent.config import UNIT_NAME, HealthLimits, Settings
+from agent.errors import DocagentError, NoAccess, OcrEngineMissing, PopplerMissing, ToolFailed
+from agent.logs import escape, with_priority
+from agent.patients import count as count_patients
+from agent.store import Store
+from agent.tools import pdfinfo, pdftoppm, pdftotext, runner, systemctl, tesseract
+
+CANARY_WAIT = 10.0  # seconds for the daemon to notice the canary (polling sees it in ~2 s)
+STATE_KEY = "health_failing"  # meta: JSON list of the checks failing at the last --notify
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+# --- the checks ---------------------------------------------------------------------------
+
+
+def daemon_holder(settings: Settings) -> lock.Holder | None:
+    """The running daemon, asked of the spool's lock itself (see `agent.lock`); None if none.
+
+    A holder that declared when it lets go is `docagent health` sending its alert: no daemon.
+    Raises PermissionError when this user may not open the lock file.
+    """
+    holder = lock.probe(lock.path_in(settings.home))
+    return holder if holder is not None and holder.until is None else None
+
+
+def check_daemon(settings: Settings, store: Store, limit: float,
+                 holder: lock.Holder | None) -> Check:
+    if holder is None:
+        return Check("daemon", False, f"no `docagent run` holds the lock on {settings.home}: "
+                     "the daemon is not running (systemctl status docagent)")
+    pid = holder.pid if holder.pid is not None else "unknown"
+    beat = store.get_meta("heartbeat")
+    if beat is None:
+        return Check("daemon", False, f"running (pid {pid}) but has never written a heartbeat")
+    age = time.time() - float(beat)
+    if age > limit:
+        return Check("daemon", False, f"running (pid {pid}) but its last heartbeat is {age:.0f} s "
+                     f"old (limit {limit:.0f} s): its loop or a worker is stuck")
+    return Check("daemon", True, f"running (pid {pid}), heartbeat {age:.0f} s ago")
+
+
+def check_watcher(settings: Settings, daemon_alive: bool,
+                  wait: float = CANARY_WAIT) -> Check:
+    if not daemon_alive:
+        return Check("watcher", False, "not tested: no daemon to notice the canary file")
+    try:
+        path = canary.drop(settings.incoming)
+    except OSError as error:
+        return Check("watcher", False, f"cannot write a canary in {settings.incoming}: {error}")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not path.exists():
+            return Check("watcher", True, f"a canary file in {settings.incoming} was noticed")
+        time.sleep(0.1)
+    canary.acknowledge(path)
+    return Check("watcher", False, f"a canary file in {settings.incoming} went unnoticed for "
+                 f"{wait:.0f} s: the watcher sees no events (try DOCAGENT_WATCH=polling)")
+
+
+def check_tesseract(settings: Settings) -> Check:
+    try:
+        have = tesseract.languages()
+    except OcrEngineMissing:
+        return Check("tesseract", False,
+                     f"tesseract is not installed ({OcrEngineMissing.install})")
+    except (OSError, runner.NoResult, ToolFailed):
+        return Check("tesseract", False, "tesseract --list-langs does not run")
+    missing = [lang for lang in settings.ocr_langs.split("+") if lang not in have]
+    if missing:
+        return Check("tesseract", False, f"languages missing: {', '.join(missing)} "
+                     f"({tesseract.install_languages(missing)})")
+    return Check("tesseract", True, f"languages {settings.ocr_langs} present")
+
+
+def check_poppler() -> Check:
+    missing = [tool.name for tool in (pdfinfo.PROGRAM, pdftoppm.PROGRAM, pdftotext.PROGRAM)
+               if not tool.installed()]
+    if missing:
+        return Check("poppler", False, f"{', '.join(missing)} missing "
+                     f"({PopplerMissing.install})")
+    try:
+        version = pdfinfo.version()
+    except (PopplerMissing, OSError, runner.NoResult, ToolFailed):
+        return Check("poppler", False, "pdfinfo -v does not run")
+    return Check("poppler", True, version or "present")
+
+
+def check_database(store: Store) -> Check:
+    try:
+        store.set_meta("health_probe", str(time.time()))
+    except DocagentError as error:
+        return Check("database", False, f"cannot write to the database: {error.message}")
+    return Check("database", True, "opens and is writable")
+
+
+def check_disk(settings: Settings, floor: int) -> Check:
+    free = shutil.disk_usage(settings.home).free
+    text = f"{free / 1024**3:.1f} GiB free under {settings.home}"
+    if free < floor:
+        return Check("disk", False, f"{text}, below the floor of {floor / 1024**3:.1f} GiB")
+    return Check("disk", True, text)
+
+
+def check_incoming(settings: Settings, store: Store, max_wait: float) -> Check:
+    oldest: tuple[float, str] | None = None
+    count = 0
+    refused: list[str] = []
+    left = 0
+    try:
+        with os.scandir(settings.incoming) as entries:
+            for entry in entries:
+                if spool.ignored(entry.name) or not entry.is_file(follow_symlinks=False):
+                    continue
+                doc = spool.taken_before(store, Path(entry.path))
+                if doc is not None:
+                    # Dealt with already: refused as unreadable, or taken and not removable.
+                    if spool.is_refusal(doc):
+                        refused.append(f"'{escape(entry.name)}' ({doc.reason})")
+                    else:
+                        left += 1
+                    continue
+                count += 1
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+                oldest = min(oldest or (mtime, entry.name), (mtime, entry.name))
+    except OSError as error:
+        return Check("incoming", False, f"cannot list {settings.incoming}: {error}")
+    kept = f"; {left} taken but left in place (they could not be removed)" if left else ""
+    if refused:
+        return Check("incoming", False, f"{len(refused)} file(s) docagent may not read: "
+                     f"{', '.join(refused[:3])}. {NoAccess.action}{kept}")
+    if oldest is None:
+        return Check("incoming", True, f"nothing waiting{kept}")
+    age = time.time() - oldest[0]
+    text = f"{count} waiting, the oldest for {age:.0f} s ('{escape(oldest[1])}'){kept}"
+    if age <= max_wait:
+        return Check("incoming", True, text)
+    try:
+        why = unreadable_by_daemon(settings, settings.incoming / oldest[1])
+    except OSError:
+        why = None  # taken meanwhile
+    return Check("incoming", False, f"{text}, over the limit of {max_wait:.0f} s: "
+                 + (why or "files are not being taken (is the daemon running?)"))
+
+
+def unreadable_by_daemon(settings: Settings, path: Path) -> str | None:
+    """Why the daemon's user (the spool's owner) may not read `path`, with the fix; else None.
+
+    Judged from the mode bits, not by trying: health may run as root, who reads everything;
+    and without a daemon running, no one has tried yet.
+    """
+    daemon_uid = settings.home.stat().st_uid
+    info = path.lstat()
+    if daemon_uid == 0:
+        return None
+    try:
+        account = pwd.getpwuid(daemon_uid)
+        user, groups = account.pw_name, set(os.getgrouplist(account.pw_name, account.pw_gid))
+    except KeyError:
+        user, groups = str(daemon_uid), set()
+    if info.st_uid == daemon_uid:
+        allowed = info.st_mode & stat.S_IRUSR
+    elif info.st_gid in groups:
+        allowed = info.st_mode & stat.S_IRGRP
+    else:
+        allowed = info.st_mode & stat.S_IROTH
+    if allowed:
+        return None
+    return (f"docagent (user {user}) may not read it "
+            f"(owner {spool.owner_of(info)}, mode {stat.S_IMODE(info.st_mode):04o}). "
+            f"{NoAccess.action}")
+
+
+def check_patients(store: Store) -> Check:
+    patients = count_patients(store)
+    if not patients:
+        return Check("patients", False, "the patient directory is empty: no document can ever "
+                     "be filed (docagent patients import FILE.csv)")
+    return Check("patients", True, f"{patients} in the directory")
+
+
+def check_failures(store: Store, max_failed: int) -> Check:
+    since = (datetime.now(UTC) - timedelta(hours=24)).isoformat(timespec="milliseconds")
+    failed = len(spool.failed_since(store, since))
+    deferred = spool.deferred_count(store)
+    text = f"{failed} failed in the last 24 h, {deferred} deferred"
+    if deferred:
+        return Check("failures", False, f"{text}: a fault of this machine holds documents back "
+                     "(see journalctl -u docagent -p warning)")
+    if failed > max_failed:
+        return Check("failures", False, f"{text} (more than {max_failed}): docagent failed list")
+    return Check("failures", True, text)
+
+
+def check_outbox(store: Store, max_age: float) -> Check:
+    count, oldest, _ = store.outbox_backlog()
+    if not count or oldest is None:
+        return Check("outbox", True, "every notification sent")
+    age = (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds()
+    text = f"{count} notification(s) waiting, the oldest for {age:.0f} s"
+    if age > max_age:
+        return Check("outbox", False, f"{text} (limit {max_age:.0f} s): they are not going out")
+    return Check("outbox", True, text)
+
+
+def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
+    token = settings.telegram_token
+    if not token:
+        return Check("telegram", True, "not configured: notifications go to the log")
+    from telegram import Bot  # only when configured: the import is slow
+    from telegram.error import InvalidToken, TelegramError
+
+    async def get_me() -> str:
+        # Initialising the bot is the getMe call; it keeps the answer as bot.username.
+        async with Bot(token, base_url=f"{settings.telegram_api_base_url}/bot") as bot:
+            return str(bot.username)
+
+    try:
+        name = asyncio.run(asyncio.wait_for(get_me(), timeout))
+    except (TelegramError, OSError, TimeoutError) as error:
+        text = str(error).replace(token, "<token>") or type(error).__name__
+        where = (f": correct {settings.telegram_token_source}"
+                 if isinstance(error, InvalidToken) and settings.telegram_token_source else "")
+        return Check("telegram", False, f"getMe at {settings.telegram_api_base_url} failed: "
+                     f"{text}{where}")
+    return Check("telegram", True, f"reachable as @{name}")
+
+
+def unit_states(allowlist: Sequence[str], wanted: Sequence[str] | None = None) -> list[Check]:
+    """`systemctl is-active` for units of the allowlist only (all of them, or those wanted)."""
+    checks = []
+    for name in (allowlist if wanted is None else wanted):
+        if name not in allowlist or not UNIT_NAME.match(name):
+            checks.append(Check(f"unit {name}", False, "not in DOCAGENT_HEALTH_UNITS: not asked"))
+            continue
+        state = systemctl.is_active(name)
+        checks.append(Check(f"unit {name}", state == "active", state))
+    return checks
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """A check that cannot run is a failing line, not a traceback that hides the others."""
+    try:
+        return check()
+    except DocagentError as error:
+        return Check(name, False, f"could not check: {error.message}")
+    except (OSError, sqlite3.Error) as error:
+        return Check(name, False, f"could not check: {error}")
+
+
+def run_checks(settings: Settings, store: Store, lim: HealthLimits | None = None,
+               ) -> list[Check]:
+    lim = lim or settings.health
+    try:
+        holder = daemon_holder(settings)
+        daemon = check_daemon(settings, store, lim.heartbeat_max, holder)
+    except OSError as error:
+        holder = None
+        daemon = Check("daemon", False, f"cannot ask the spool's lock whether the daemon runs: "
+                       f"{error.strerror or error} (run as docagent, or as a member of the "
+                       "docagent group)")
+    steps: list[tuple[str, Callable[[], Check]]] = [
+        ("daemon", lambda: daemon),
+        ("watcher", lambda: check_watcher(settings, holder is not None)),
+        ("tesseract", lambda: check_tesseract(settings)),
+        ("poppler", check_poppler),
+        ("database", lambda: check_database(store)),
+        ("patients", lambda: check_patients(store)),
+        ("disk", lambda: check_disk(settings, lim.min_free)),
+        ("incoming", lambda: check_incoming(settings, store, lim.max_wait)),
+        ("failures", lambda: check_failures(store, lim.max_failed)),
+        ("outbox", lambda: check_outbox(store, lim.max_outbox_age)),
+        ("telegram", lambda: check_telegram(settings)),
+    ]
+    return [_guarded(name, step) for name, step in steps] + unit_states(lim.units)
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+def render(checks: Sequence[Check], *, journal: bool = False) -> str:
+    """One line a check; for journald (`journal`) each line carries its priority, a failing
+    check's error, so `journalctl -p err` shows what is wrong."""
+    width = max(len(c.name) for c in checks)
+    lines = [(c.ok, f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}")
+             for c in checks]
+    if journal:
+        return "\n".join(with_priority(line, logging.INFO if ok else logging.ERROR)
+                         for ok, line in lines)
+    return "\n".join(line for _, line in lines)
+
+
+def as_json(checks: Sequence[Check]) -> str:
+    return json.dumps({"healthy": all(c.ok for c in checks),
+                       "checks": [asdict(c) for c in checks]}, ensure_ascii=False)
+
+
+def pending_alerts(store: Store) -> int:
+    """Health messages the outbox still holds (the daemon sends them; while it is down,
+    `docagent health --notify` sends them itself)."""
+    return store.outbox_backlog("health")[0]
+
+
+def remember_and_alert(store: Store, checks: Sequence[Check]) -> str | None:
+    """Queue a "health" message if the failing set changed to a new problem or recovered."""
+    failing = sorted(c.name for c in checks if not c.ok)
+    raw = store.get_meta(STATE_KEY)
+    before: list[str] = json.loads(raw) if raw else []
+    if failing == before:
+        return None
+    if failing:
+        text = "docagent is unhealthy:\n" + "\n".join(
+            f"- {c.name}: {c.detail}" for c in checks if not c.ok)
+    elif before:
+        text = "docagent is healthy again (was failing: " + ", ".join(before) + ")"
+    else:
+        text = None
+    with store.write() as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                     (STATE_KEY, json.dumps(failing)))
+        if text is not None:
+            Store.enqueue(conn, "health", None, {"text": text, "failing": failing})
+    return text

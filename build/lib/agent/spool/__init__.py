@@ -1,0 +1,102 @@
+"""The spool: the one owner of a document's state, the folder it is in and its row in state.db.
+
+A document's state is the folder it is in plus its row in state.db. Each move is ordered so
+that a `kill -9` between any two steps leaves something `recover()` can finish:
+
+claim   1. open the dropped file once (O_NOFOLLOW | O_NONBLOCK), fstat: a regular file
+        2. copy it from that descriptor into processing/.claim-*.tmp, hashing as it goes,
+           fsync                                  (crash: recover() removes the .tmp; the
+                                                   dropped file is still in incoming/)
+        3. row `claiming` + receipt, committed    (crash: recover() drops the row)
+        4. rename the copy to processing/<id>.pdf, fsync
+                                                  (crash: recover() sees the file -> queued)
+        5. row `queued`, committed
+        6. unlink the dropped file                (crash before: it is seen again, and its
+                                                   receipt says it was taken: it is removed
+                                                   without a second document or message)
+place   1. row `filing` with the chosen destination and the whole result, committed
+        2. hard-link the PDF to its destination   (link() never overwrites: a name clash
+                                                   gets a suffix), then the sidecars
+        3. row final + outbox message, one commit (crash before: recover() redoes 2 and 3)
+        4. unlink processing/<id>.pdf             (crash before: recover() unlinks it)
+
+Why a copy and never a rename or link of the dropped file: that inode belongs to whoever
+dropped it. Kept, it would let them write into the archive through a descriptor opened
+before the drop, and Debian's fs.protected_hardlinks refuses link() on another user's file
+the daemon cannot write. A check of the name followed by a rename of the name is also a race
+(a symlink or a FIFO swapped in between); every check and every byte here come from the one
+descriptor. So every file under processing/, done/, review/ and failed/ is docagent's own,
+created with modes.FILE, and the bytes archived are the bytes hashed.
+
+Nothing is ever overwritten, and the PDF's bytes are never changed: the archive holds the
+original content.
+
+The package: `files` (names, durable writes, the one way a dropped file is opened), `rows`
+(the row: states, questions and changes), `claim`, `place` (and the way back for a person's
+decision), `recover`. Nothing outside it writes a document's row or moves its file.
+"""
+
+from agent.spool.claiming import Claim, StillChanging, claim, is_refusal, taken_before
+from agent.spool.files import (
+    FOLDERS,
+    NotRegular,
+    NotTaken,
+    display_name,
+    ensure_folders,
+    ignored,
+    open_dropped,
+    owner_of,
+    pdf_stem,
+    processing_path,
+    safe_name,
+    sidecar,
+)
+from agent.spool.placing import (
+    Placement,
+    companion_files,
+    failure_result,
+    place,
+    requeue,
+    take_back,
+    text_of,
+)
+from agent.spool.recovery import recover
+from agent.spool.rows import (
+    CLAIMING,
+    FAILED,
+    FILED,
+    FILING,
+    FINAL_STATES,
+    PROCESSING,
+    QUEUED,
+    REVIEW,
+    Document,
+    by_state,
+    count_crash,
+    counts_by_state,
+    defer,
+    deferred_count,
+    documents,
+    duplicates,
+    failed_since,
+    find,
+    get,
+    last_filed,
+    last_finished_at,
+    oldest_queued,
+    queued_count,
+    review_backlog,
+    start,
+    start_next,
+)
+
+__all__ = [
+    "CLAIMING", "FAILED", "FILED", "FILING", "FINAL_STATES", "FOLDERS", "PROCESSING", "QUEUED",
+    "REVIEW", "Claim", "Document", "NotRegular", "NotTaken", "Placement", "StillChanging",
+    "by_state", "claim", "companion_files", "count_crash", "counts_by_state", "defer",
+    "deferred_count", "display_name", "documents", "duplicates", "ensure_folders", "failed_since",
+    "failure_result", "find", "get", "ignored", "is_refusal", "last_filed", "last_finished_at",
+    "oldest_queued", "open_dropped", "owner_of", "pdf_stem", "place", "processing_path",
+    "queued_count", "recover", "requeue", "review_backlog", "safe_name", "sidecar", "start",
+    "start_next", "take_back", "taken_before", "text_of",
+]

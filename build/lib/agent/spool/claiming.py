@@ -1,0 +1,282 @@
+"""Claim: a dropped file becomes a document of the spool (incoming/ -> processing/).
+
+See the package's docstring for the order of the steps and why a dropped file is copied from
+one descriptor and never renamed or linked. A file docagent may not read at all is recorded
+once as failed (`no-access`) where it lies, and gives way to the real document once readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.audit import AuditLog
+from agent.config import Settings
+from agent.errors import NoAccess
+from agent.logs import get_logger
+from agent.spool import files, placing, rows
+from agent.spool.files import NotTaken
+from agent.spool.rows import CLAIMING, FAILED, PROCESSING, QUEUED, Document
+from agent.store import Store, now_iso
+
+log = get_logger("spool")
+
+
+class StillChanging(NotTaken):
+    """The file changed while it was copied: its writer is not done."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    document_id: str
+    duplicate_of: Document | None  # set when the same bytes were taken in before
+    original_name: str
+    # This very file (same name, inode, size and time) was taken before: a crash came between
+    # its claim and the unlink, or it could not be removed. Nothing new happened.
+    again: bool = False
+    # Why the dropped file is still in incoming/ (it could not be removed), or None.
+    left: str | None = None
+    # The file could not be read at all: recorded as failed (`no-access`), left where it is.
+    refused: bool = False
+
+
+def source_key(name: str, info: os.stat_result) -> str:
+    """Which file this was, as dropped: a second look at the same file finds the same key."""
+    return f"{name}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}|{info.st_dev}"
+
+
+def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool = False,
+          hold: bool = False, fd: int | None = None) -> Claim:
+    """Take one file into the spool (see the module docstring for the order of steps).
+
+    `keep_source` leaves the original where it is (`docagent process` never touches it).
+    `hold` leaves the document `processing` for the caller instead of queueing it, so no
+    worker can take it in between (the intake uses it to quarantine a file at once). `fd`, an
+    already opened descriptor on the file (the CLI opens its inputs as the caller before it
+    gives up root), is read from and not closed.
+    """
+    name = files.display_name(source.name)
+    if fd is None:
+        try:
+            own_fd = files.open_dropped(source)
+        except PermissionError as error:
+            if keep_source:
+                raise
+            return _refuse(settings, store, source, error)
+    else:
+        own_fd = fd
+    try:
+        info = os.fstat(own_fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise files.NotRegular(f"{name!r} is not a regular file")
+        tmp = settings.processing / f".claim-{uuid.uuid4().hex[:12]}.tmp"
+        sha256, size = files.copy_fd(own_fd, tmp)
+        after = os.fstat(own_fd)
+    finally:
+        if fd is None:
+            os.close(own_fd)
+    try:
+        if (after.st_size, after.st_mtime_ns) != (info.st_size, info.st_mtime_ns) \
+                or size != info.st_size:
+            raise StillChanging(f"{name!r} changed while it was copied")
+        return _claim_copy(settings, store, source, name, info, tmp, sha256, size,
+                           keep_source=keep_source, hold=hold)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _claim_copy(settings: Settings, store: Store, source: Path, name: str,
+                info: os.stat_result, tmp: Path, sha256: str, size: int, *,
+                keep_source: bool, hold: bool) -> Claim:
+    document_id = sha256[:16]
+    key = source_key(name, info)
+    target = files.processing_path(settings, document_id)
+
+    with store.write() as conn:
+        replaced = _forget_refusal(conn, key)
+        row = conn.execute(
+            "SELECT id, state FROM documents WHERE sha256 = ?", (sha256,)
+        ).fetchone()
+        if row is not None and row["state"] != CLAIMING:
+            seen = conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone()
+            if seen is None:
+                _record_duplicate(conn, store, row["id"], name, key)
+            again = seen is not None
+            duplicate = True
+        else:
+            duplicate = again = False
+            if row is None:
+                conn.execute(
+                    "INSERT INTO documents (id, sha256, original_name, size, state, received_at,"
+                    " updated_at, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (document_id, sha256, name, size, CLAIMING, now_iso(), now_iso(),
+                     str(target.relative_to(settings.home))),
+                )
+            conn.execute(
+                "INSERT OR IGNORE INTO receipts (document_id, original_name, received_at, kind,"
+                " source_key) VALUES (?, ?, ?, 'new', ?)",
+                (document_id, name, now_iso(), key),
+            )
+
+    if duplicate:
+        earlier = rows.get(store, document_id)
+        left = None if keep_source else _remove_source(source, info)
+        if not again:
+            AuditLog.of(settings).record("duplicate", document_id=document_id, name=name,
+                                          actor="docagent")
+            log.info("duplicate of %s (%s): %s", document_id,
+                     earlier.original_name if earlier else "?", name)
+        return Claim(document_id, earlier, name, again=again, left=left)
+
+    try:
+        os.rename(tmp, target)
+        files.fsync_dir(target.parent)
+    except OSError as error:
+        raise files.disk_error(error) from error
+
+    with store.write() as conn:
+        if hold:
+            rows.update(conn, document_id, state=PROCESSING, attempts=1, next_attempt_at=0)
+        else:
+            rows.update(conn, document_id, state=QUEUED, next_attempt_at=0)
+    AuditLog.of(settings).record("taken", document_id=document_id, name=name, size=size,
+                                  sha256=sha256, actor="docagent", replaces=replaced)
+    log.info("taken in %s as %s", name, document_id, extra={"doc": document_id})
+    left = None if keep_source else _remove_source(source, info)
+    if left is not None:
+        log.warning("took a copy of %r: the original cannot be removed from %s (%s); it is "
+                    "left there and not taken again", name, source.parent, left,
+                    extra={"doc": document_id})
+    return Claim(document_id, None, name, left=left)
+
+
+def _remove_source(source: Path, taken: os.stat_result) -> str | None:
+    """Unlink the dropped file if its name still refers to the file copied; else say why not.
+
+    A name that now refers to another file (replaced by its owner since the copy) is left for
+    the next look rather than removed unread.
+    """
+    try:
+        now = os.lstat(source)
+    except FileNotFoundError:
+        return None
+    if (now.st_dev, now.st_ino) != (taken.st_dev, taken.st_ino):
+        return "the name now refers to another file, which is taken on its own"
+    try:
+        os.unlink(source)
+        files.fsync_dir(source.parent)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def _record_duplicate(
+    conn: sqlite3.Connection, store: Store, earlier_id: str, name: str, key: str
+) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO receipts (document_id, original_name, received_at, kind,"
+        " source_key) VALUES (?, ?, ?, 'duplicate', ?)",
+        (earlier_id, name, now_iso(), key),
+    )
+    earlier = conn.execute(
+        "SELECT original_name, state, path, deferrals, reason FROM documents WHERE id = ?",
+        (earlier_id,),
+    ).fetchone()
+    # A copy dropped again while the first still waits (deferred by a fault of the machine)
+    # is a person asking to try now: the bytes are safe in processing/, so the copy goes,
+    # and the document waiting is tried again at once.
+    retried = earlier["state"] == QUEUED and earlier["deferrals"] > 0
+    if retried:
+        rows.update(conn, earlier_id, next_attempt_at=0)
+    store.enqueue(conn, "duplicate", earlier_id, {
+        "name": name,
+        "earlier_name": earlier["original_name"],
+        "earlier_state": earlier["state"],
+        "earlier_path": earlier["path"],
+        "earlier_reason": earlier["reason"] if retried else None,
+        "retried_now": retried,
+    })
+
+
+# --- a file docagent may not read ----------------------------------------------------------
+
+
+_NO_ACCESS_PREFIX = "no-access:"
+
+
+def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> Claim:
+    """Record, once, that a dropped file cannot be read: failed (`no-access`), with the owner,
+    the mode and the fix; the file stays where it was dropped, since its bytes cannot be
+    copied, and is taken normally once someone makes it readable."""
+    name = files.display_name(source.name)
+    info = os.lstat(source)
+    key = source_key(name, info)
+    digest = hashlib.sha256((_NO_ACCESS_PREFIX + key).encode("utf-8")).hexdigest()
+    document_id = digest[:16]
+    mode = stat.S_IMODE(info.st_mode)
+    reason = NoAccess(f"docagent may not read this file (owner {files.owner_of(info)}, "
+                      f"mode {mode:04o})", stage="intake", detail=error.strerror or str(error))
+    relative = str(source.relative_to(settings.home)) if source.is_relative_to(settings.home) \
+        else str(source)
+    result = placing.failure_result({"document_id": document_id, "sha256": None,
+                                     "original_name": name, "received_at": now_iso(),
+                                     "attempts": 0}, reason.as_dict(), 0)
+    with store.write() as conn:
+        if conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone():
+            return Claim(document_id, None, name, again=True, refused=True)
+        conn.execute(
+            "INSERT INTO documents (id, sha256, original_name, size, state, received_at,"
+            " updated_at, path, outcome, reason_kind, reason, result_json, finished_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (document_id, _NO_ACCESS_PREFIX + digest, name, info.st_size, FAILED, now_iso(),
+             now_iso(), relative, FAILED, reason.kind, reason.message,
+             json.dumps(result, ensure_ascii=False), now_iso()),
+        )
+        conn.execute(
+            "INSERT INTO receipts (document_id, original_name, received_at, kind, source_key)"
+            " VALUES (?, ?, ?, 'new', ?)", (document_id, name, now_iso(), key),
+        )
+        store.enqueue(conn, "failed", document_id, {**result, "path": relative})
+    AuditLog.of(settings).record("failed", document_id=document_id, actor="docagent",
+                                 outcome=FAILED, kind=reason.kind, reason=reason.message,
+                                 name=name, path=relative)
+    log.error("cannot read %r in %s (owner %s, mode %04o): %s %s", name, source.parent,
+              files.owner_of(info), mode, reason.message, reason.action, extra={"doc": document_id})
+    return Claim(document_id, None, name, refused=True)
+
+
+def _forget_refusal(conn: sqlite3.Connection, key: str) -> str | None:
+    """The file refused as unreadable is readable now: its `no-access` record gives way to the
+    document about to be taken (returns the id it had)."""
+    row = conn.execute(
+        "SELECT d.id FROM receipts r JOIN documents d ON d.id = r.document_id "
+        "WHERE r.source_key = ? AND d.sha256 LIKE ?", (key, _NO_ACCESS_PREFIX + "%"),
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute("DELETE FROM receipts WHERE document_id = ?", (row["id"],))
+    conn.execute("DELETE FROM documents WHERE id = ?", (row["id"],))
+    return str(row["id"])
+
+
+def taken_before(store: Store, path: Path) -> Document | None:
+    """The document this very file (same name, inode, size and time) became when it was taken
+    or refused before, if it was: a file still in incoming/ that is not waiting to be taken."""
+    key = source_key(files.display_name(path.name), os.lstat(path))
+    rows = store.read("SELECT d.* FROM receipts r JOIN documents d ON d.id = r.document_id "
+                      "WHERE r.source_key = ?", (key,))
+    return Document.from_row(rows[0]) if rows else None
+
+
+def is_refusal(doc: Document) -> bool:
+    """A `no-access` record: no bytes were ever taken, the file is where it was dropped."""
+    return doc.sha256.startswith(_NO_ACCESS_PREFIX)
+

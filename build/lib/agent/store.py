@@ -1,0 +1,313 @@
+"""state.db: the database (SQLite, WAL), its schema, the outbox and a few settings kept.
+
+The documents and their arrivals (receipts) are the spool's to read and write (agent.spool);
+the patient directory is agent.patients'.
+
+Only parameterized SQL. Each thread gets its own connection (sqlite3 objects must not cross
+threads); writes run in `BEGIN IMMEDIATE` transactions so that two processes (the daemon and a
+`docagent review resolve` in a shell) serialise cleanly, waiting up to `busy_timeout`. A lock
+held longer than that is the machine's fault, not the document's: it becomes `DatabaseBusy`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent import modes
+from agent.errors import DatabaseBusy, DiskFull
+from agent.names import record_keys
+
+SCHEMA_VERSION = 2
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id              TEXT PRIMARY KEY,
+    sha256          TEXT NOT NULL UNIQUE,
+    original_name   TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    received_at     TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    crashes         INTEGER NOT NULL DEFAULT 0,
+    deferrals       INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    path            TEXT,
+    dest_path       TEXT,
+    outcome         TEXT,
+    patient_id      TEXT,
+    reason_kind     TEXT,
+    reason          TEXT,
+    pages           INTEGER,
+    text_source     TEXT,
+    duration_ms     INTEGER,
+    result_json     TEXT,
+    finished_at     TEXT
+);
+CREATE INDEX IF NOT EXISTS documents_state ON documents(state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS documents_finished ON documents(finished_at);
+
+CREATE TABLE IF NOT EXISTS receipts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id   TEXT NOT NULL,
+    original_name TEXT NOT NULL,
+    received_at   TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    source_key    TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS receipts_document ON receipts(document_id);
+
+CREATE TABLE IF NOT EXISTS patients (
+    id          TEXT PRIMARY KEY,
+    last_name   TEXT NOT NULL,
+    first_name  TEXT NOT NULL,
+    birth_date  TEXT,
+    last_key    TEXT NOT NULL,
+    first_key   TEXT NOT NULL,
+    extra_json  TEXT,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS patients_last_key ON patients(last_key);
+CREATE INDEX IF NOT EXISTS patients_first_key ON patients(first_key);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at  TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    document_id TEXT,
+    payload     TEXT NOT NULL,
+    sent_at     TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(sent_at, id);
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+# Version 2: birth and usage (married) names, and every searchable name key of a patient in
+# one indexed table. Applied in place to a version-1 state.db, keys built from what it holds.
+_SCHEMA_V2 = """
+ALTER TABLE patients ADD COLUMN birth_name TEXT;
+ALTER TABLE patients ADD COLUMN usage_name TEXT;
+CREATE TABLE IF NOT EXISTS patient_keys (
+    key         TEXT NOT NULL,
+    first_key   TEXT NOT NULL,  -- beside the name key: "MARTIN Jean" is one index probe
+    patient_id  TEXT NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    PRIMARY KEY (key, first_key, patient_id, kind)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS patient_keys_patient ON patient_keys(patient_id);
+CREATE INDEX IF NOT EXISTS patients_birth_date ON patients(birth_date);
+"""
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would commit the open transaction first; statements go one by one.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _SCHEMA_V2)
+    rows = conn.execute("SELECT id, last_name, first_key, extra_json FROM patients").fetchall()
+    for row in rows:
+        extra = json.loads(row["extra_json"]) if row["extra_json"] else {}
+        birth = extra.get("birth_name") or None
+        usage = extra.get("usage_name") or extra.get("married_name") or None
+        conn.execute("UPDATE patients SET birth_name = ?, usage_name = ? WHERE id = ?",
+                     (birth, usage, row["id"]))
+        conn.executemany("INSERT OR IGNORE INTO patient_keys (key, first_key, patient_id, kind)"
+                         " VALUES (?, ?, ?, ?)",
+                         [(k, row["first_key"], row["id"], kind) for k, kind in
+                          record_keys(row["last_name"], birth, usage)])
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _translate(error: sqlite3.OperationalError) -> Exception:
+    text = str(error).lower()
+    if "locked" in text or "busy" in text:
+        return DatabaseBusy("the database is held by another program", detail=str(error))
+    if "full" in text:
+        return DiskFull("the disk is full: the database cannot grow", detail=str(error))
+    return error
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite ends the transaction by itself on some errors (a full disk among them): a second
+    # ROLLBACK would raise "no transaction is active" and hide the real error.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        modes.make_folder(path.parent)
+        # SQLite would create the database 0644 & ~umask; its -wal and -shm take the mode of
+        # the database file, so creating it 0640 first closes all three.
+        modes.create_file(path)
+        conn = self.connection()
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                self._upgrade(conn)
+        except sqlite3.OperationalError as error:
+            raise _translate(error) from error
+
+    @staticmethod
+    def _upgrade(conn: sqlite3.Connection) -> None:
+        """Create or upgrade the schema in one transaction.
+
+        A second process doing the same at the same moment waits on BEGIN IMMEDIATE, then
+        reads the version again and finds the work done.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < 1:
+                _run_script(conn, _SCHEMA)
+            if version < 2:
+                _migrate_to_2(conn)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is on disk before we move the file it describes.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE takes the lock up front."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise _translate(error) from error
+        try:
+            yield conn
+        except sqlite3.OperationalError as error:
+            _rollback(conn)
+            translated = _translate(error)
+            if translated is error:
+                raise
+            raise translated from error
+        except BaseException:
+            _rollback(conn)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            _rollback(conn)
+            raise _translate(error) from error
+
+    def read(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.connection().execute(sql, params).fetchall()
+        except sqlite3.OperationalError as error:
+            raise _translate(error) from error
+
+    # --- outbox ------------------------------------------------------------------------
+
+    @staticmethod
+    def enqueue(
+        conn: sqlite3.Connection, kind: str, document_id: str | None, payload: Mapping[str, Any]
+    ) -> None:
+        conn.execute(
+            "INSERT INTO outbox (created_at, kind, document_id, payload) VALUES (?, ?, ?, ?)",
+            (now_iso(), kind, document_id, json.dumps(payload, ensure_ascii=False)),
+        )
+
+    def outbox_backlog(self, kind: str | None = None) -> tuple[int, str | None, int]:
+        """Unsent messages (of `kind`, or all): how many, when the oldest was written, and how
+        many have been tried already."""
+        sql = ("SELECT COUNT(*), MIN(created_at), SUM(attempts > 0) FROM outbox "
+               "WHERE sent_at IS NULL AND (? IS NULL OR kind = ?)")
+        row = self.read(sql, (kind, kind))[0]
+        return int(row[0]), row[1], int(row[2] or 0)
+
+    def given_up_between(self, start: str, end: str) -> int:
+        """Messages Telegram refused for good in [start, end) (they left the queue)."""
+        return int(self.read("SELECT COUNT(*) FROM outbox WHERE sent_at >= ? AND sent_at < ? "
+                             "AND last_error LIKE 'gave up:%'", (start, end))[0][0])
+
+    def pending_messages(self, limit: int = 50) -> list[sqlite3.Row]:
+        return self.read(
+            "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,)
+        )
+
+    def mark_sent(self, message_id: int) -> None:
+        with self.write() as conn:
+            conn.execute("UPDATE outbox SET sent_at = ? WHERE id = ?", (now_iso(), message_id))
+
+    def mark_attempt(self, message_id: int, error: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error[:500], message_id),
+            )
+
+    def mark_sent_together(self, message_ids: list[int]) -> None:
+        """Several rows that went out as one grouped message: sent in one transaction."""
+        with self.write() as conn:
+            conn.executemany("UPDATE outbox SET sent_at = ? WHERE id = ?",
+                             [(now_iso(), i) for i in message_ids])
+
+    def mark_given_up(self, message_id: int, error: str) -> None:
+        """A message Telegram refuses for good (400/403): out of the queue so it cannot block
+        the others, kept with its reason (`last_error` starts with "gave up:")."""
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, sent_at = ?, last_error = ? "
+                "WHERE id = ?", (now_iso(), f"gave up: {error}"[:500], message_id),
+            )
+
+    # --- meta --------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self.read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None
