@@ -62,8 +62,7 @@ def daemon_holder(settings: Settings) -> lock.Holder | None:
     A holder that declared when it lets go is `docagent health` sending its alert: no daemon.
     Raises PermissionError when this user may not open the lock file.
     """
-    holder = lock.probe(lock.path_in(settings.home))
-    return holder if holder is not None and holder.until is None else None
+    return lock.daemon(settings.home)
 
 
 def check_daemon(settings: Settings, store: Store, limit: float,
