@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests import pdfgen
 from tests.conftest import DOCAGENT, Spool
-from tests.daemonproc import one_of_each
+from tests.daemonproc import one_of_each, states
+from tests.pdfgen import report
+from tests.watch import until
 
 
 def piped(spool: Spool, command: list[str], reader: list[str] | None) -> tuple[int, str]:
@@ -91,3 +96,50 @@ def test_the_day_words_are_the_costs_reports() -> None:
     from agent.ops import costs
 
     assert cli.DAY_WORDS == costs.DAY_WORDS
+
+
+# --- process beside a running daemon ------------------------------------------------------
+
+
+@pytest.mark.daemon
+def test_process_beside_a_running_daemon_hands_the_file_to_it(spool: Spool, daemon,
+                                                              tmp_path: Path) -> None:
+    run = daemon()
+    pdf = pdfgen.text_pdf([report("MARTIN", "Hélène", "03/04/1975")], tmp_path / "scan.pdf")
+    done = spool.run("process", "--json", str(pdf))
+    assert done.returncode == 0, done.stderr
+    [out] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert (out["outcome"], out["patient_id"]) == ("filed", "P002")
+    assert (f"scan.pdf: handed to the running daemon as document {out['document_id']}; "
+            "waiting for its verdict") in done.stderr
+    # The daemon read it (its worker's line), not the command.
+    run.wait_for(lambda: f"{out['document_id']}: filed in" in run.own_output(), 30,
+                 "the daemon's line for it")
+    assert pdf.exists()  # the original is never touched
+    assert run.stop() == 0
+
+
+@pytest.mark.daemon
+def test_process_says_deferred_when_the_daemon_goes_away_before_reading_it(
+        spool: Spool, daemon, tmp_path: Path) -> None:
+    run = daemon()
+    run.proc.send_signal(signal.SIGSTOP)  # alive and holding the lock, but reading nothing
+    pdf = pdfgen.text_pdf([report("MARTIN", "Hélène", "03/04/1975")], tmp_path / "scan.pdf")
+    err = tmp_path / "err.txt"
+    with open(err, "w") as stderr:
+        command = subprocess.Popen([DOCAGENT, "process", "--json", str(pdf)], env=spool.env,
+                                   cwd=spool.root, stdout=subprocess.PIPE, stderr=stderr,
+                                   text=True)
+        until(lambda: "handed to the running daemon" in err.read_text(), 30, "the hand-over")
+        time.sleep(1.5)
+        assert command.poll() is None  # waiting for the daemon's verdict
+        run.proc.send_signal(signal.SIGKILL)
+        out, _ = command.communicate(timeout=30)
+    [verdict] = [json.loads(line) for line in out.splitlines()]
+    assert command.returncode == 1
+    assert verdict["outcome"] == "deferred"
+    assert "the daemon stopped before it read the document" in verdict["reason"]
+    assert states(spool) == {"scan.pdf": "queued"}  # still in the queue for the next start
+    run = daemon()
+    run.wait_for(lambda: states(spool) == {"scan.pdf": "filed"}, 30, "the next daemon")
+    assert run.stop() == 0
