@@ -89,8 +89,7 @@ def test_json_log_lines_carry_the_document_id_as_a_field(spool: Spool, tmp_path:
     done = spool.run("process", "--json", str(pdf), env={"DOCAGENT_LOG_FORMAT": "json"},
                      check=True)
     doc = json.loads(done.stdout)["document_id"]
-    lines = [json.loads(x) for x in (spool.logs / "docagent.log").read_text().splitlines()
-             if x.startswith("{")]
+    lines = [json.loads(x) for x in (spool.logs / "docagent.jsonl").read_text().splitlines()]
     mine = [x for x in lines if x["doc"] == doc]
     assert len(mine) >= 2 and all({"ts", "level", "logger", "message"} <= set(x) for x in mine)
     assert any("filed" in x["message"] for x in mine)
