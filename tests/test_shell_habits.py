@@ -187,3 +187,38 @@ def test_each_log_file_holds_one_format_whatever_the_switches(spool: Spool, daem
 
 def states_id(spool: Spool, name: str) -> str:
     return documents(spool.home)[name].id
+
+
+# --- a folder inside incoming/ ----------------------------------------------------------------
+
+
+@pytest.mark.daemon
+def test_a_pdf_in_a_folder_inside_incoming_is_said_once_and_shown_by_health(
+        spool: Spool, daemon, tmp_path: Path) -> None:
+    run = daemon()  # conftest: a full rescan every second
+    folder = spool.home / "incoming" / "2026-12"
+    folder.mkdir()
+    (folder / ".hidden").mkdir()
+    pdf = pdfgen.text_pdf([report("MARTIN", "Hélène", "03/04/1975")], tmp_path / "scan.pdf")
+    drop(pdf, folder)
+    drop(pdf, folder, "again.pdf")
+    said = "file(s) in the folder '2026-12' inside incoming/ are not taken"
+    run.wait_for(lambda: said in run.own_output(), 30, "the warning")
+    time.sleep(3.5)  # several rescans more
+    assert run.own_output().count(said) == 1
+    assert "2 file(s) in the folder '2026-12'" in run.own_output()
+    checks = spool.health()
+    assert not checks["incoming"]["ok"]
+    assert ("2 files inside folders of incoming/ are never taken (only files directly in "
+            "incoming/ are): '2026-12/' (2); move them up into incoming/"
+            in checks["incoming"]["detail"]), checks["incoming"]
+    assert states(spool) == {}  # never taken
+    human = spool.run("health", env={"DOCAGENT_LANG": "fr"}).stdout
+    assert "2 fichiers rangés dans des dossiers de incoming/ ne seront jamais pris" in human
+
+    # Moved up, they are taken, and the folder (empty now) is no longer a problem.
+    for name in ("scan.pdf", "again.pdf"):
+        (folder / name).rename(spool.home / "incoming" / name)
+    run.wait_for(lambda: sorted(states(spool).values()) == ["filed"], 30, "the moved file")
+    assert spool.health()["incoming"]["ok"]
+    assert run.stop() == 0
