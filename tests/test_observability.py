@@ -64,7 +64,7 @@ def test_digest_tells_yesterday_in_one_message(spool: Spool, tmp_path: Path) -> 
     failed = next(line for line in text.splitlines() if line.startswith("  - "))
     assert failed.startswith("  - broken.pdf: ") and failed.endswith("]")
     assert "[None]" not in failed and payload["failures"][0]["document_id"] == ids["failed"]
-    assert "Cost: 0.5000 EUR (telegram 0.5000)." in text
+    assert "Cost: 0.50 EUR (telegram 0.50)." in text
     minimal = render("digest", payload, phi="minimal")
     assert "broken.pdf" not in minimal and f"document {ids['failed']}" in minimal
 

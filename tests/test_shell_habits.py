@@ -222,3 +222,31 @@ def test_a_pdf_in_a_folder_inside_incoming_is_said_once_and_shown_by_health(
     run.wait_for(lambda: sorted(states(spool).values()) == ["filed"], 30, "the moved file")
     assert spool.health()["incoming"]["ok"]
     assert run.stop() == 0
+
+
+# --- costs too small for four decimals ---------------------------------------------------------
+
+
+def test_a_cost_of_millionths_of_a_euro_shows_its_digits(spool: Spool) -> None:
+    from agent.ledger import Ledger
+    from agent.notify.digest_text import render_digest
+    from agent.ops import costs
+
+    page = 4.7e-06  # one OCR page: 1.2 s of a 2-core server at 20 EUR a month
+    ledger = Ledger(spool.logs)
+    ledger.record("ocr", "document", duration_ms=1200, units={"pages": 1}, cost=page)
+    ledger.record("telegram", "sendMessage", duration_ms=90, units={"message": 1}, cost=0.0)
+    shown = spool.run("costs", "--day", "today", check=True).stdout
+    assert "0.0000047" in shown and "0.0000 " not in shown and "0.0000\n" not in shown, shown
+    [ocr] = [line for line in shown.splitlines() if line.startswith("ocr")]
+    assert ocr.split() == ["ocr", "1", "0", "0.0000047"]
+    [total] = [line for line in shown.splitlines() if line.startswith("total")]
+    assert total.split() == ["total", "2", "0", "0.0000047"]
+    report = json.loads(spool.run("costs", "--day", "today", "--json", check=True).stdout)
+    assert report["services"]["ocr"]["cost"] == page  # not rounded away to 0.000005
+    chat = costs.render(report, chat=True)  # what /costs answers on Telegram
+    assert chat.splitlines()[0].startswith(f"Costs {report['day']}: 0.0000047 EUR")
+    assert "- ocr: 0.0000047" in chat and "- telegram: 0.00 " in chat
+    digest = render_digest({"day": report["day"], "counts": {}, "cost": {
+        "total": 1.25 + page, "currency": "EUR", "services": {"ocr": page, "other": 1.25}}})
+    assert "Cost: 1.25 EUR (ocr 0.0000047, other 1.25)." in digest
