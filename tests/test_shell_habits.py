@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,44 @@ def test_a_cost_of_millionths_of_a_euro_shows_its_digits(spool: Spool) -> None:
     digest = render_digest({"day": report["day"], "counts": {}, "cost": {
         "total": 1.25 + page, "currency": "EUR", "services": {"ocr": page, "other": 1.25}}})
     assert "Cost: 1.25 EUR (ocr 0.0000047, other 1.25)." in digest
+
+
+# --- a document date in doubt is marked in the file name ------------------------------------
+
+
+def filed_name(spool: Spool, pdf: Path, **env: str) -> str:
+    done = spool.run("process", "--json", str(pdf), env=env)
+    [out] = [json.loads(line) for line in done.stdout.splitlines()]
+    return Path(str(out["path"])).name
+
+
+def test_the_file_name_says_when_its_date_is_not_the_documents_own(spool: Spool,
+                                                                   tmp_path: Path) -> None:
+    def text(name: str, doc_date: str) -> Path:
+        return pdfgen.text_pdf([pdfgen.lab_report_lines(
+            last="MARTIN", first="Hélène", birth="03/04/1975", doc_date=doc_date)],
+            tmp_path / name)
+
+    # A text layer states its date exactly: the name starts with it, unmarked.
+    assert filed_name(spool, text("read.pdf", "05/11/2026")) == \
+        "2026-11-05_lab-result_read.pdf"
+    # No date read (a misread one reads as none): the day it came in, said to be that.
+    received = date.today().isoformat()
+    assert filed_name(spool, text("none.pdf", "")) == f"{received}-received_lab-result_none.pdf"
+    # A date after the day it came in is a misreading.
+    later = (date.today() + timedelta(days=400)).strftime("%d/%m/%Y")
+    iso = (date.today() + timedelta(days=400)).isoformat()
+    assert filed_name(spool, text("later.pdf", later)) == \
+        f"{iso}-unsure_lab-result_later.pdf"
+
+
+@pytest.mark.ocr
+def test_a_date_read_on_a_poorly_read_page_is_marked_unsure(spool: Spool,
+                                                            tmp_path: Path) -> None:
+    scan = pdfgen.write_sample_scan(tmp_path / "scan.pdf", seed=3)
+    again = tmp_path / "again.pdf"
+    again.write_bytes(scan.read_bytes() + b"\n")  # other bytes, the same page
+    # The page's mean OCR confidence (about 90 here) against the bound names need.
+    assert filed_name(spool, scan) == "2026-11-05_lab-result_scan.pdf"
+    assert filed_name(spool, again, DOCAGENT_MIN_NAME_CONFIDENCE="99") == \
+        "2026-11-05-unsure_lab-result_again.pdf"
