@@ -66,6 +66,10 @@ def test_without_a_daemon_a_command_says_its_messages_wait(spool: Spool,
     assert ("2 messages for the staff wait for the daemon, which is not running"
             in done.stderr), done.stderr
     assert [r["sent_at"] for r in outbox(spool)] == [None, None]
+    french = spool.run("process", str(filed_pdf(tmp_path, "martin.pdf")),
+                       env={"DOCAGENT_LANG": "fr"})
+    assert ("3 messages pour l'équipe attendent le service, qui n'est pas en marche"
+            in french.stderr), french.stderr
     log = spool.logs / "docagent.log"
     assert "notification (" not in log.read_text()
 
@@ -77,4 +81,4 @@ def test_without_a_daemon_a_command_says_its_messages_wait(spool: Spool,
     assert run.stop() == 0
     written = [line for line in log.read_text().splitlines() if "notification (" in line]
     assert [line.split("notification (")[1].split(")")[0] for line in written] == [
-        "review", "resolved"]
+        "review", "resolved", "filed"]
