@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import re
 import sqlite3
@@ -15,24 +14,24 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent import audit, config, i18n, modes, privileges, spool
-from agent.daemon import exclusive
-from agent.daemon import run as run_daemon
-from agent.directory_file import DateProblem, ImportFileError, parse_columns
+from agent import config, i18n, modes, privileges
 from agent.errors import DocagentError, UsageError
 from agent.i18n import _, ngettext
 from agent.logs import escape, escape_json, is_journal, with_priority
 from agent.logs import setup as setup_logging
-from agent.notify.outbox import drain, log_sender
-from agent.ops import costs, decisions, health, pipeline, rematch, status
-from agent.patients import Patient, import_csv, search
-from agent.spool import FINAL_STATES, QUEUED, Document
-from agent.stages.record import Record
-from agent.store import Store
-from agent.tools.runner import configure as configure_children
 
+if TYPE_CHECKING:
+    from agent.ops import pipeline
+    from agent.patients import Patient
+    from agent.spool import Document
+    from agent.store import Store
+
+# What a command needs is imported in its handler: `status` and `costs` start in a fraction of
+# the time the daemon's modules (asyncio, the watcher, Prometheus, every stage) take to load.
+# tests/test_cli.py checks that importing this module loads none of them.
+DAY_WORDS = "yesterday|today|YYYY-MM-DD"  # agent.ops.costs.DAY_WORDS, without importing it
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 
@@ -56,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="message the staff when health changes (for the timer)")
     p = sub.add_parser("costs", help="what external calls and OCR cost, by service")
     when = p.add_mutually_exclusive_group()
-    when.add_argument("--day", default="yesterday", metavar=costs.DAY_WORDS)
+    when.add_argument("--day", default="yesterday", metavar=DAY_WORDS)
     when.add_argument("--month", metavar="YYYY-MM")
     p.add_argument("--json", action="store_true")
     review = sub.add_parser("review", help="documents waiting for a person's decision")
@@ -93,6 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command; a reader that stops early (`docagent review list | head -1`) ends it
+    quietly with exit 0, as Unix tools do, not with a BrokenPipeError traceback."""
+    try:
+        code = _command(argv)
+        sys.stdout.flush()  # here, where the broken pipe can still be caught
+    except BrokenPipeError:
+        # Python's own recipe: what is left in stdout's buffer would fail again at exit, so
+        # stdout becomes /dev/null for that last flush.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
+    return code
+
+
+def _command(argv: Sequence[str] | None) -> int:
     os.umask(modes.UMASK)  # a shell's 022 would leave the spool and the logs world-readable
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -135,13 +150,18 @@ def _main(args: argparse.Namespace) -> int:
     i18n.use(settings.lang)
     args.db_path = settings.db_path  # for the message if SQLite may not write it
     if args.command == "run":
+        from agent.daemon import run as run_daemon
+
         setup_logging(settings.log_dir, settings.log_level, stream=sys.stdout,
                       json_lines=settings.log_format == "json")
         return run_daemon(settings)
+    from agent.spool import ensure_folders
+    from agent.store import Store
+
     # Other commands keep stdout for their answer; the log gets the details.
     setup_logging(settings.log_dir, settings.log_level, stream=None,
                   json_lines=settings.log_format == "json")
-    spool.ensure_folders(settings)
+    ensure_folders(settings)
     store = Store(settings.db_path)
     handler = _COMMANDS[(args.command, getattr(args, "action", None))]
     return handler(settings, store, args)
@@ -158,13 +178,19 @@ def _refuse(line: str) -> None:
 
 
 def _process(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent import spool
+    from agent.lock import exclusive
+    from agent.tools.runner import configure as configure_children
+
     configure_children(memory=settings.child_memory)
     code = EXIT_OK
     with exclusive(settings) as alone:
         if alone:
             spool.recover(settings, store)
         for opened in args.opened:
-            outcome = _process_one(settings, store, opened)
+            # Beside a running daemon the copy is handed to it, as the watcher hands it a
+            # dropped file: one reader of the spool, and its notifications are the daemon's.
+            outcome = _process_one(settings, store, opened, to_daemon=not alone)
             if outcome.outcome in ("failed", "deferred"):
                 code = EXIT_PROBLEM
             if args.json:
@@ -174,13 +200,15 @@ def _process(settings: config.Settings, store: Store, args: argparse.Namespace) 
                 print(f"{outcome.outcome:<9} {outcome.document_id}  {escape(outcome.file)}{where}"
                       f"  ({escape(outcome.reason or 'ok')}; {outcome.duration_ms} ms)",
                       flush=True)
-        if alone:
-            _drain_to_log(settings, store)
+    _say_if_messages_wait(settings, store)
     return code
 
 
-def _process_one(settings: config.Settings, store: Store,
-                 opened: privileges.Opened) -> pipeline.Outcome:
+def _process_one(settings: config.Settings, store: Store, opened: privileges.Opened, *,
+                 to_daemon: bool) -> pipeline.Outcome:
+    from agent import spool
+    from agent.ops import pipeline
+
     started = time.monotonic()
     # The bytes come from the descriptor the caller opened, not from the path again.
     try:
@@ -195,34 +223,79 @@ def _process_one(settings: config.Settings, store: Store,
             patient_id=earlier.patient_id, pages=earlier.pages, text_source=earlier.text_source,
             duration_ms=int((time.monotonic() - started) * 1000), path=earlier.path,
         )
-    doc = spool.start(store, claim.document_id)
-    if doc is not None:
-        return pipeline.process(settings, store, doc)
-    # The running daemon took it first: wait for its verdict rather than race it.
+    if to_daemon:
+        _note(_("%(file)s: handed to the running daemon as document %(id)s; waiting for its "
+                "verdict (Ctrl-C leaves the document with the daemon)")
+              % {"file": escape(claim.original_name), "id": claim.document_id})
+    else:
+        doc = spool.start(store, claim.document_id)
+        if doc is not None:
+            return pipeline.process(settings, store, doc)
+    return _verdict(settings, store, claim.document_id, claim.original_name, started)
+
+
+def _verdict(settings: config.Settings, store: Store, document_id: str, file: str,
+             started: float) -> pipeline.Outcome:
+    """Wait for the daemon to decide a document handed to it, and say what it decided."""
+    from agent import lock, spool
+    from agent.ops import pipeline
+
+    def outcome(doc: Document, state: str, reason: str | None) -> pipeline.Outcome:
+        return pipeline.Outcome(
+            file=file, document_id=doc.id, outcome=state, reason=reason,
+            patient_id=doc.patient_id, pages=doc.pages, text_source=doc.text_source,
+            duration_ms=int((time.monotonic() - started) * 1000), path=doc.path)
+
+    asked_daemon = time.monotonic()
     while True:
-        current = spool.get(store, claim.document_id)
-        if current is not None and current.state == QUEUED and current.deferrals:
-            return pipeline.Outcome(
-                file=claim.original_name, document_id=current.id, outcome="deferred",
-                reason=f"{current.reason} (retried by itself)", patient_id=None, pages=None,
-                text_source=None, duration_ms=int((time.monotonic() - started) * 1000))
-        if current is not None and current.state in FINAL_STATES:
-            return pipeline.Outcome(
-                file=claim.original_name, document_id=current.id,
-                outcome=current.outcome or current.state, reason=current.reason,
-                patient_id=current.patient_id, pages=current.pages,
-                text_source=current.text_source,
-                duration_ms=int((time.monotonic() - started) * 1000), path=current.path)
+        current = spool.get(store, document_id)
+        if current is not None and current.state == spool.QUEUED and current.deferrals:
+            return outcome(current, "deferred", f"{current.reason} (retried by itself)")
+        if current is not None and current.state in spool.FINAL_STATES:
+            return outcome(current, current.outcome or current.state, current.reason)
+        if current is not None and time.monotonic() - asked_daemon >= 1.0:
+            asked_daemon = time.monotonic()
+            if lock.daemon(settings.home) is None:
+                return outcome(current, "deferred", "the daemon stopped before it read the "
+                               "document: it waits in the queue for the daemon's next start")
         time.sleep(0.2)
 
 
+def _note(line: str) -> None:
+    """A word beside the answer (stderr: stdout may be a pipe reading JSON)."""
+    print(f"docagent: {line}", file=sys.stderr, flush=True)
+
+
+def _say_if_messages_wait(settings: config.Settings, store: Store) -> None:
+    """Only the daemon sends the outbox (to Telegram, or to its log without a token): a
+    command leaves its messages there for it. With no daemon running, say so."""
+    from agent import lock
+
+    waiting = store.outbox_backlog()[0]
+    try:
+        running = lock.daemon(settings.home) is not None
+    except OSError:
+        running = True  # cannot tell: say nothing rather than something wrong
+    if waiting and not running:
+        _note(ngettext("%(n)d message for the staff waits for the daemon, which is not "
+                       "running: it is sent when the daemon starts (systemctl start docagent, "
+                       "or docagent run)",
+                       "%(n)d messages for the staff wait for the daemon, which is not "
+                       "running: they are sent when the daemon starts (systemctl start "
+                       "docagent, or docagent run)", waiting) % {"n": waiting})
+
+
 def _status(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.ops import status
+
     figures = status.gather(settings, store)
     print(json.dumps(figures) if args.json else status.render(figures))
     return EXIT_OK
 
 
 def _costs(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.ops import costs
+
     if args.month:
         try:
             period = costs.month(args.month)
@@ -240,6 +313,8 @@ def _costs(settings: config.Settings, store: Store, args: argparse.Namespace) ->
 
 def _brief(doc: Document) -> dict[str, Any]:
     """A document waiting for a person, or failed, as `review list` and `failed list` give it."""
+    from agent.stages.record import Record
+
     record = Record.from_json(doc.result)
     read = record.fields.as_dict() if record.fields else {}
     return {
@@ -255,6 +330,8 @@ def _brief(doc: Document) -> dict[str, Any]:
 
 
 def _review_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.ops import decisions
+
     docs = [_brief(d) for d in decisions.review_waiting(store)]
     if args.json:
         for d in docs:
@@ -280,15 +357,19 @@ def _review_list(settings: config.Settings, store: Store, args: argparse.Namespa
 
 
 def _review_resolve(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.ops import decisions
+
     patient = None if args.none else args.patient_id
     who = f"shell:{_user()}"
     decision = decisions.resolve(settings, store, args.document_id, patient, who=who)
-    _drain_to_log(settings, store)
     print(f"filed {decision.document_id} -> {escape(decision.path)}")
+    _say_if_messages_wait(settings, store)
     return EXIT_OK
 
 
 def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.ops import decisions
+
     docs = [_brief(d) for d in decisions.failed_documents(store)]
     if args.json:
         for d in docs:
@@ -304,12 +385,19 @@ def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespa
 
 
 def _retry(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.ops import decisions
+
     decision = decisions.retry(settings, store, args.document_id, who=f"shell:{_user()}")
     print(f"queued {decision.document_id} again")
     return EXIT_OK
 
 
 def _patients_import(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.directory_file import ImportFileError, parse_columns
+    from agent.lock import exclusive
+    from agent.ops import rematch
+    from agent.patients import import_csv
+
     try:
         columns = parse_columns(args.columns) if args.columns else {}
         with open(args.opened[0].fd, "rb", closefd=False) as handle:
@@ -330,19 +418,22 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
                 "file and import it again."))
     if report.changed:
         # A patient just added may be the one a waiting document was about.
-        with exclusive(settings) as alone:
+        with exclusive(settings):
             refiled = rematch.rematch_review(settings, store)
-            if alone:
-                _drain_to_log(settings, store)
         print(_("%(filed)d of %(examined)d document(s) waiting in review re-filed")
               % {"filed": len(refiled.filed), "examined": refiled.examined})
         for decision in refiled.filed:
             print("  " + escape(_("filed %(document)s -> %(path)s")
                                 % {"document": decision.document_id, "path": decision.path}))
+        if refiled.filed:
+            _say_if_messages_wait(settings, store)
     return EXIT_PROBLEM if report.rejected else EXIT_OK
 
 
 def _patients_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.directory_file import DateProblem
+    from agent.patients import search
+
     query = " ".join(args.query).strip()
     try:
         found = search(store, query)
@@ -391,6 +482,8 @@ def _table(patients: list[Patient]) -> str:
 
 
 def _audit_verify(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent import audit
+
     result = audit.verify(settings.log_dir, settings.db_path)
     for line in result.problems:
         print(f"BROKEN  {line}")
@@ -413,13 +506,6 @@ def _json(record: dict[str, Any]) -> str:
     return escape_json(json.dumps(record, ensure_ascii=False))
 
 
-def _drain_to_log(settings: config.Settings, store: Store) -> None:
-    """Without Telegram, a command's notifications are log lines now; with it, they wait in
-    the outbox for the daemon, the only sender to Telegram."""
-    if not settings.telegram_token:
-        drain(store, log_sender, phi=settings.phi)
-
-
 def _user() -> str:
     import getpass
 
@@ -430,6 +516,11 @@ def _user() -> str:
 
 
 def _health(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    import logging
+
+    from agent.lock import exclusive
+    from agent.ops import health
+
     checks = health.run_checks(settings, store)
     journal = is_journal(sys.stdout)
     print(health.as_json(checks) if args.json else health.render(checks, journal=journal),

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import canary, lock, metrics, modes, spool
+from agent import canary, metrics, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
 from agent.liveness import Liveness, hang_if_asked
+from agent.lock import exclusive
 from agent.logs import get_logger
 from agent.notify.outbox import drain, log_sender
 from agent.ops import digest, pipeline
@@ -39,32 +38,6 @@ TICK = 0.5
 READY_BATCH = 16  # files judged whole per look at incoming/: claims start before all are probed
 DIGEST_CHECK_SECONDS = 60.0
 RUN_STATE = "daemon_run"  # meta: "running" from start-up until a clean stop, then "stopped"
-
-
-@contextlib.contextmanager
-def exclusive(settings: Settings, *, hold: float | None = None) -> Iterator[bool]:
-    """Hold the spool's lock: True if we got it (no daemon running), else False.
-
-    `hold`: we let go within that many seconds and the lock file says so, so a daemon starting
-    meanwhile waits for us rather than refuse to start (see `agent.lock`).
-    """
-    modes.make_folder(settings.home)
-    path = lock.path_in(settings.home)
-    try:
-        fd = lock.open_for_holding(path)
-    except OSError as error:
-        fix = ("; run docagent as the user that owns the spool"
-               if isinstance(error, PermissionError) else "")
-        raise UsageError(f"cannot open the spool's lock {path}: {error.strerror or error}{fix}"
-                         ) from None
-    try:
-        if not lock.acquire(fd):
-            yield False
-            return
-        lock.declare(fd, hold)
-        yield True
-    finally:
-        os.close(fd)
 
 
 class Daemon:

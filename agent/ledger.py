@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +40,7 @@ from agent import modes
 
 FILE_NAME = "api_costs.jsonl"
 CURRENCY = "EUR"
+COST_DECIMALS = 8  # kept in lines and totals: an OCR page costs a few millionths of a euro
 SECONDS_PER_MONTH = 365.25 / 12 * 86400
 _LINEAR_SPAN = 64 * 1024  # below this many bytes, reading beats seeking
 
@@ -104,7 +106,8 @@ class Ledger:
         entry: dict[str, Any] = {
             "service": service, "operation": operation, "duration_ms": int(duration_ms),
             "outcome": outcome, "units": units,
-            "cost": round(self.prices.cost(service, units) if cost is None else cost, 8),
+            "cost": round(self.prices.cost(service, units) if cost is None else cost,
+                          COST_DECIMALS),
             "currency": CURRENCY,
         }
         entry.update({k: v for k, v in details.items() if v is not None})
@@ -229,6 +232,15 @@ def read_range(log_dir: Path, start: str, end: str) -> Iterator[dict[str, Any]]:
                 yield entry
 
 
+def money(amount: float) -> str:
+    """An amount as staff read it: in cents from a cent up ("1.25", "0.03"), and under a cent
+    with two significant digits ("0.0000047"): an OCR page costs millionths of a euro, which
+    four decimals showed as 0.0000, as if it cost nothing. Never a power of ten ("4.7e-06")."""
+    if amount == 0 or abs(amount) >= 0.01:
+        return f"{amount:.2f}"
+    return format(Decimal(f"{amount:.2g}"), "f")
+
+
 def summarize(entries: Iterator[dict[str, Any]]) -> dict[str, Any]:
     """Totals by service and overall: calls, errors, time, units, cost."""
     services: dict[str, dict[str, Any]] = {}
@@ -242,7 +254,7 @@ def summarize(entries: Iterator[dict[str, Any]]) -> dict[str, Any]:
             service["units"][unit] = service["units"].get(unit, 0) + quantity
         service["cost"] += float(entry.get("cost") or 0.0)
     for service in services.values():
-        service["cost"] = round(service["cost"], 6)
+        service["cost"] = round(service["cost"], COST_DECIMALS)
         service["units"] = {k: round(v, 3) for k, v in sorted(service["units"].items())}
     return {
         "currency": CURRENCY,
@@ -250,6 +262,6 @@ def summarize(entries: Iterator[dict[str, Any]]) -> dict[str, Any]:
         "total": {
             "calls": sum(s["calls"] for s in services.values()),
             "errors": sum(s["errors"] for s in services.values()),
-            "cost": round(sum(s["cost"] for s in services.values()), 6),
+            "cost": round(sum(s["cost"] for s in services.values()), COST_DECIMALS),
         },
     }

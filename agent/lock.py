@@ -23,9 +23,13 @@ import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import modes
+from agent.config import Settings
+from agent.errors import UsageError
 from agent.logs import get_logger
 
 NAME = ".docagent.lock"
@@ -83,6 +87,16 @@ def probe(path: Path) -> Holder | None:
         os.close(fd)
 
 
+def daemon(home: Path) -> Holder | None:
+    """The running daemon of the spool at `home`, asked of its lock; None if none runs.
+
+    A holder that declared when it lets go is `docagent health` sending its alert: no daemon.
+    Raises PermissionError when this user may not open the lock file.
+    """
+    holder = probe(path_in(home))
+    return holder if holder is not None and holder.until is None else None
+
+
 def open_for_holding(path: Path) -> int:
     """The descriptor a holder locks (created 0640; an older 0600 file is opened up to 0640)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, MODE)
@@ -130,3 +144,29 @@ def declare(fd: int, hold: float | None = None) -> None:
     text = f"{os.getpid()}\n" + (f"until {time.time() + hold:.3f}\n" if hold else "")
     os.ftruncate(fd, 0)
     os.pwrite(fd, text.encode("ascii"), 0)
+
+
+@contextlib.contextmanager
+def exclusive(settings: Settings, *, hold: float | None = None) -> Iterator[bool]:
+    """Hold the spool's lock: True if we got it (no daemon running), else False.
+
+    `hold`: we let go within that many seconds and the lock file says so, so a daemon starting
+    meanwhile waits for us rather than refuse to start.
+    """
+    modes.make_folder(settings.home)
+    path = path_in(settings.home)
+    try:
+        fd = open_for_holding(path)
+    except OSError as error:
+        fix = ("; run docagent as the user that owns the spool"
+               if isinstance(error, PermissionError) else "")
+        raise UsageError(f"cannot open the spool's lock {path}: {error.strerror or error}{fix}"
+                         ) from None
+    try:
+        if not acquire(fd):
+            yield False
+            return
+        declare(fd, hold)
+        yield True
+    finally:
+        os.close(fd)

@@ -2,6 +2,11 @@
 
 Every line carries the id of the document being worked on (or `-`), taken from a context
 variable the pipeline sets, so `grep DOC_ID docagent.log` tells one document's whole story.
+
+One format per file: text lines go to `docagent.log`, JSON lines (`DOCAGENT_LOG_FORMAT=json`)
+to `docagent.jsonl`. Switching the setting starts the other file, and a command run with a
+setting other than the daemon's writes to its own format's file, so `jq` over the JSON log
+never meets a text line and a text log never holds JSON.
 Under systemd (detected by `JOURNAL_STREAM`) each stdout line starts with its syslog priority,
 `<3>` for errors, so `journalctl -p err -u docagent` finds them.
 
@@ -31,6 +36,8 @@ from urllib.parse import quote
 from agent import modes
 
 LOGGER_NAME = "docagent"
+TEXT_FILE = "docagent.log"
+JSON_FILE = "docagent.jsonl"
 current_document: contextvars.ContextVar[str] = contextvars.ContextVar(
     "current_document", default="-"
 )
@@ -106,7 +113,7 @@ class _EscapeFilter(logging.Filter):
 
 
 class _PrivateFileHandler(logging.handlers.RotatingFileHandler):
-    """Opens docagent.log 0640 whatever the umask (rotated files keep the mode by rename)."""
+    """Opens the log file 0640 whatever the umask (rotated files keep the mode by rename)."""
 
     def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
@@ -164,6 +171,11 @@ def with_priority(line: str, level: int) -> str:
     return f"<{_PRIORITY.get(level, 6)}>{line}"
 
 
+def file_name(json_lines: bool) -> str:
+    """The log file of a format: each format has its own (see the module's docstring)."""
+    return JSON_FILE if json_lines else TEXT_FILE
+
+
 def setup(
     log_dir: Path | None, level: str = "INFO", *, stream: TextIO | None = sys.stdout,
     json_lines: bool = False,
@@ -183,8 +195,8 @@ def setup(
     if log_dir is not None:
         modes.make_folder(log_dir)
         file_handler = _PrivateFileHandler(
-            log_dir / "docagent.log", maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
-        )
+            log_dir / file_name(json_lines), maxBytes=10 * 1024 * 1024, backupCount=5,
+            encoding="utf-8")
         file_handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(fmt))
         file_handler.addFilter(doc_filter)
         file_handler.addFilter(escape_filter)

@@ -32,7 +32,7 @@ from watchdog.observers.polling import PollingObserver
 
 from agent.errors import MachineError
 from agent.logs import get_logger
-from agent.spool import NotRegular, display_name, ignored, open_dropped
+from agent.spool import NotRegular, display_name, files_under, ignored, open_dropped
 from agent.stages.inspection import looks_like_pdf, opens
 
 log = get_logger("watcher")
@@ -118,7 +118,22 @@ class Stabilizer:
             self._warned &= present
             self._passed = {p: i for p, i in self._passed.items() if p in present}
         for entry in entries:
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                self._folder(Path(entry.path))
+                continue
             self.note(Path(entry.path), settled=None)
+
+    def _folder(self, path: Path) -> None:
+        """A folder inside incoming/ is not looked into: say so once while it holds files
+        (again if it is emptied and filled anew); `docagent health` shows it too."""
+        count = files_under(path)
+        if not count:
+            with self._lock:
+                self._warned.discard(path)
+            return
+        self._warn_once(path, f"{count}{'+' if count >= 1000 else ''} file(s) in the folder "
+                              f"{display_name(path.name)!r} inside incoming/ are not taken: "
+                              "only files directly in incoming/ are; move them up into it")
 
     def ready(self, limit: int | None = None) -> list[tuple[Path, Verdict]]:
         """Files to take now, oldest first, at most `limit` of them (so that the first of a

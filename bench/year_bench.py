@@ -3,10 +3,12 @@
 Generates, in a temporary folder, a state.db and an api_costs.jsonl holding 365 days of
 activity (60 documents a day by default: ~70 % read by OCR, a notification each, some
 duplicates, failures and reviews, one digest a day), then times the real commands through
-subprocess, several runs each, and prints the medians. Side by side, the same day's costs
-read by a full scan of the ledger, to show what the bisection saves.
+subprocess, several runs each, and prints the median with the fastest and slowest run (the
+spread a shared machine adds). `--against DIR` times another checkout's code (its `agent/`
+under DIR) too, alternating with this one's run by run, so both meet the same noise. Side by
+side, the same day's costs read by a full scan of the ledger, to show what the bisection saves.
 
-    .venv/bin/python -m bench.year_bench [--per-day 60] [--days 365] [--runs 7]
+    .venv/bin/python -m bench.year_bench [--per-day 60] [--days 365] [--runs 20] [--against DIR]
 """
 
 from __future__ import annotations
@@ -133,22 +135,40 @@ def generate(home: Path, logs: Path, days: int, per_day: int, seed: int = 7) -> 
     return len(documents), len(lines)
 
 
-def _median_run(args: list[str], env: dict[str, str], runs: int) -> tuple[float, str]:
-    timings, out = [], ""
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _timed(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run([DOCAGENT, *args], env=env, capture_output=True, text=True,
+                          check=True)
+    return time.perf_counter() - started, done.stdout
+
+
+def _runs(args: list[str], envs: dict[str, dict[str, str]], runs: int,
+          ) -> tuple[dict[str, list[float]], str]:
+    """Each code's run times of `docagent ARGS`, taking turns run by run."""
+    timings: dict[str, list[float]] = {name: [] for name in envs}
+    out = ""
     for _ in range(runs):
-        started = time.perf_counter()
-        done = subprocess.run([DOCAGENT, *args], env=env, capture_output=True, text=True,
-                              check=True)
-        timings.append(time.perf_counter() - started)
-        out = done.stdout
-    return statistics.median(timings), out
+        for name, env in envs.items():
+            seconds, out = _timed(args, env)
+            timings[name].append(seconds)
+    return timings, out
+
+
+def _spread(values: list[float]) -> str:
+    return (f"{statistics.median(values) * 1000:5.0f} ms [{min(values) * 1000:.0f}-"
+            f"{max(values) * 1000:.0f}]")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--per-day", type=int, default=60)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="another checkout (or a copy of its agent/) to time as well")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docagent-year-") as tmp:
         root = Path(tmp)
@@ -161,14 +181,24 @@ def main() -> None:
               f"{(logs / ledger.FILE_NAME).stat().st_size / 1e6:.1f} MB")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCAGENT_")}
         env.update({"DOCAGENT_HOME": str(home), "DOCAGENT_LOG_DIR": str(logs)})
-        print(f"median of {args.runs} runs, each a fresh process (python start-up included):")
-        baseline, _ = _median_run(["--help"], env, args.runs)
-        print(f"  docagent --help (start-up alone)     {baseline * 1000:7.0f} ms")
-        for command in (["costs", "--day", "yesterday"], ["costs", "--month",
-                                                          date.today().strftime("%Y-%m")],
+        envs = {"this": {**env, "PYTHONPATH": str(ROOT)}}
+        if args.against is not None:
+            envs["against"] = {**env, "PYTHONPATH": str(args.against.resolve())}
+        print(f"median [fastest-slowest] of {args.runs} runs, each a fresh process (python "
+              f"start-up included); {' | '.join(envs)}:")
+        bare = []
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], check=True)
+            bare.append(time.perf_counter() - started)
+        print(f"  {'python -c pass (start-up alone)':<38} {_spread(bare)}")
+        out = ""
+        for command in (["--help"], ["costs", "--day", "yesterday"],
+                        ["costs", "--month", date.today().strftime("%Y-%m")],
                         ["status"], ["status", "--json"]):
-            seconds, out = _median_run(command, env, args.runs)
-            print(f"  docagent {' '.join(command):<28} {seconds * 1000:7.0f} ms")
+            timings, out = _runs(command, envs, args.runs)
+            print(f"  docagent {' '.join(command):<29} "
+                  + " | ".join(_spread(timings[name]) for name in envs))
         print(out.splitlines()[0][:200])
 
         start, end = ledger.day_bounds(date.today() - timedelta(days=1))

@@ -79,8 +79,10 @@ class Swapper:
         self.proc.wait()
 
 
-def bounded(call: Callable[[], object], seconds: float = 20.0) -> object:
-    """Run `call` in a thread; fail if it has not returned after `seconds` (it blocked)."""
+def bounded(call: Callable[[], object], seconds: float = 60.0) -> object:
+    """Run `call` in a thread; fail if it has not returned after `seconds` (it blocked: a FIFO
+    opened for reading waits forever, so the bound need only be far above a loaded machine's
+    slowest claim, a few hundred milliseconds)."""
     box: dict[str, object] = {}
 
     def run() -> None:

@@ -137,7 +137,7 @@ def test_costs_on_an_empty_install_and_by_month(spool: Spool) -> None:
     assert month["services"]["telegram"]["units"] == {"message": 3}
     assert month["total"] == {"calls": 1, "errors": 0, "cost": 1.5}
     human = spool.run("costs", "--day", "today", check=True).stdout
-    assert "telegram" in human and "1.5000" in human
+    assert "telegram" in human and "1.50" in human
     assert spool.run("costs", "--day", "31/12/2026").returncode == 2
     assert spool.run("costs", "--month", "2026-13").returncode == 2
 
@@ -165,8 +165,8 @@ def test_one_report_for_the_shell_and_the_chat(tmp_path: Path) -> None:
     today = date.today().isoformat()
     assert costs.render(report).splitlines() == [
         f"costs {today}", "service     calls errors       EUR",
-        "telegram        1      0    1.5000", "  message 3", "total           1      0    1.5000"]
+        "telegram        1      0      1.50", "  message 3", "total           1      0      1.50"]
     assert costs.render(report, chat=True).splitlines() == [
-        f"Costs {today}: 1.5000 EUR (1 calls, 0 errors)",
-        "- telegram: 1.5000 — 1 calls (message 3)"]
+        f"Costs {today}: 1.50 EUR (1 calls, 0 errors)",
+        "- telegram: 1.50 — 1 calls (message 3)"]
     assert costs.named_day("31/12/2026") is None and costs.month("2026-02").label == "2026-02"

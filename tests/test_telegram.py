@@ -236,7 +236,7 @@ def test_every_command_and_the_open_and_retry_buttons(spool: Spool, botapi: BotA
     assert "- telegram:" in today.text and "message" in today.text
     [yesterday] = ask_bot(botapi, run, "/costs yesterday")
     day = (date.today() - timedelta(days=1)).isoformat()
-    assert yesterday.text == f"Costs {day}: 0.0000 EUR (0 calls, 0 errors)"
+    assert yesterday.text == f"Costs {day}: 0.00 EUR (0 calls, 0 errors)"
 
     [checks] = ask_bot(botapi, run, "/health")
     assert "docagent is" in checks.text and "telegram" in checks.text

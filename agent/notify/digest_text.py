@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent import disclosure, reasons
+from agent.ledger import money
 
 
 def render_digest(payload: Mapping[str, Any], *, phi: str = disclosure.FULL) -> str:
@@ -36,7 +37,7 @@ def render_digest(payload: Mapping[str, Any], *, phi: str = disclosure.FULL) -> 
         if more > 0:
             lines.append(f"  … and {more} more (docagent failed list)")
     cost = payload.get("cost") or {}
-    services = ", ".join(f"{k} {float(v):.4f}" for k, v in (cost.get("services") or {}).items())
-    lines.append(f"Cost: {float(cost.get('total') or 0):.4f} {cost.get('currency', 'EUR')}"
+    services = ", ".join(f"{k} {money(float(v))}" for k, v in (cost.get("services") or {}).items())
+    lines.append(f"Cost: {money(float(cost.get('total') or 0))} {cost.get('currency', 'EUR')}"
                  + (f" ({services})" if services else "") + ".")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import ledger
+from agent.ledger import money
 
 DAY_WORDS = "yesterday|today|YYYY-MM-DD"
 
@@ -64,19 +65,20 @@ def render(costs: Mapping[str, Any], *, chat: bool = False) -> str:
     label = costs.get("day") or costs.get("month")
     currency, total = costs["currency"], costs["total"]
     if chat:
-        lines = [f"Costs {label}: {total['cost']:.4f} {currency} ({total['calls']} calls, "
+        lines = [f"Costs {label}: {money(total['cost'])} {currency} ({total['calls']} calls, "
                  f"{total['errors']} errors)"]
         for name, figures in costs["services"].items():
             units = _units(figures)
-            lines.append(f"- {name}: {figures['cost']:.4f} — {figures['calls']} calls"
+            lines.append(f"- {name}: {money(figures['cost'])} — {figures['calls']} calls"
                          + (f" ({units})" if units else ""))
         return "\n".join(lines)
     lines = [f"costs {label}", f"{'service':<10}{'calls':>7}{'errors':>7}{currency:>10}"]
     for name, figures in costs["services"].items():
         lines.append(f"{name:<10}{figures['calls']:>7}{figures['errors']:>7}"
-                     f"{figures['cost']:>10.4f}")
+                     f"{money(figures['cost']):>10}")
         units = _units(figures)
         if units:
             lines.append(f"  {units}")
-    lines.append(f"{'total':<10}{total['calls']:>7}{total['errors']:>7}{total['cost']:>10.4f}")
+    lines.append(f"{'total':<10}{total['calls']:>7}{total['errors']:>7}"
+                 f"{money(total['cost']):>10}")
     return "\n".join(lines)

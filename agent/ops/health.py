@@ -37,6 +37,7 @@ from pathlib import Path
 from agent import canary, lock, spool
 from agent.config import UNIT_NAME, HealthLimits, Settings
 from agent.errors import DocagentError, NoAccess, OcrEngineMissing, PopplerMissing, ToolFailed
+from agent.i18n import _, ngettext
 from agent.logs import escape, with_priority
 from agent.patients import count as count_patients
 from agent.store import Store
@@ -62,8 +63,7 @@ def daemon_holder(settings: Settings) -> lock.Holder | None:
     A holder that declared when it lets go is `docagent health` sending its alert: no daemon.
     Raises PermissionError when this user may not open the lock file.
     """
-    holder = lock.probe(lock.path_in(settings.home))
-    return holder if holder is not None and holder.until is None else None
+    return lock.daemon(settings.home)
 
 
 def check_daemon(settings: Settings, store: Store, limit: float,
@@ -168,21 +168,39 @@ def check_incoming(settings: Settings, store: Store, max_wait: float) -> Check:
     except OSError as error:
         return Check("incoming", False, f"cannot list {settings.incoming}: {error}")
     kept = f"; {left} taken but left in place (they could not be removed)" if left else ""
+    try:
+        stray = spool.stray_folders(settings.incoming)
+    except OSError:
+        stray = {}  # a folder removed while it was counted: the next run sees it
+    if stray:
+        kept += "; " + _stray(stray)
     if refused:
         return Check("incoming", False, f"{len(refused)} file(s) docagent may not read: "
                      f"{', '.join(refused[:3])}. {NoAccess.action}{kept}")
     if oldest is None:
-        return Check("incoming", True, f"nothing waiting{kept}")
+        return Check("incoming", not stray, f"nothing waiting{kept}")
     age = time.time() - oldest[0]
     text = f"{count} waiting, the oldest for {age:.0f} s ('{escape(oldest[1])}'){kept}"
     if age <= max_wait:
-        return Check("incoming", True, text)
+        return Check("incoming", not stray, text)
     try:
         why = unreadable_by_daemon(settings, settings.incoming / oldest[1])
     except OSError:
         why = None  # taken meanwhile
     return Check("incoming", False, f"{text}, over the limit of {max_wait:.0f} s: "
                  + (why or "files are not being taken (is the daemon running?)"))
+
+
+def _stray(folders: dict[str, int]) -> str:
+    """Files in folders inside incoming/, which are never taken."""
+    total = sum(folders.values())
+    named = ", ".join(f"'{escape(name)}/' ({count})" for name, count in list(folders.items())[:3])
+    more = (" " + _("and %(n)d more") % {"n": len(folders) - 3}) if len(folders) > 3 else ""
+    return (ngettext("%(n)d file inside a folder of incoming/ is never taken (only files "
+                     "directly in incoming/ are)",
+                     "%(n)d files inside folders of incoming/ are never taken (only files "
+                     "directly in incoming/ are)", total) % {"n": total}
+            + f": {named}{more}; " + _("move them up into incoming/"))
 
 
 def unreadable_by_daemon(settings: Settings, path: Path) -> str | None:

@@ -31,6 +31,7 @@ from agent.stages.record import (
     PAGE_BREAK,
     PageSource,
     Record,
+    date_confidence,
     identity_confidence,
     name_confidence,
 )
@@ -107,7 +108,9 @@ def _read(settings: Settings, store: Store, doc: Document) -> Placement:
         identity_confidence=identity_confidence(fields, sources),
     )
     text = PAGE_BREAK.join(p.text for p in pages)
-    stem = f"{_date_part(fields, doc)}_{fields.document_type}_{pdf_stem(doc.original_name)}"
+    dated = _date_part(fields, doc, date_confidence(fields, sources),
+                       settings.min_name_confidence)
+    stem = f"{dated}_{fields.document_type}_{pdf_stem(doc.original_name)}"
     if decision.outcome == FILED and decision.patient_id:
         folder = settings.done / decision.patient_id
         state: str = FILED
@@ -122,10 +125,25 @@ def _read(settings: Settings, store: Store, doc: Document) -> Placement:
     )
 
 
-def _date_part(fields: ParsedFields, doc: Document) -> str:
-    if fields.document_date is not None:
-        return str(fields.document_date.value)
-    return doc.received_at[:10] if doc.received_at else date.today().isoformat()
+UNSURE = "unsure"  # the date read is doubtful: check it against the scan
+RECEIVED = "received"  # no date read: the day the document came in stands in for it
+
+
+def _date_part(fields: ParsedFields, doc: Document, confidence: float | None,
+               min_confidence: float) -> str:
+    """The date a filed name starts with: the document's own, as read; with `-unsure` when it
+    was read on a page OCR read poorly (under the confidence that names need) or lies after
+    the day it came in; the day it came in, with `-received`, when none was read. The date
+    stays first, so a patient's folder still sorts by date."""
+    received = doc.received_at[:10] if doc.received_at else date.today().isoformat()
+    found = fields.document_date
+    if found is None:
+        return f"{received}-{RECEIVED}"
+    # A day of slack: the document's date is local, the day received a UTC one.
+    ahead = date.fromisoformat(found.value) - date.fromisoformat(received)
+    if (confidence is not None and confidence < min_confidence) or ahead.days > 1:
+        return f"{found.value}-{UNSURE}"
+    return str(found.value)
 
 
 def _failed_placement(settings: Settings, doc: Document, error: DocumentError,

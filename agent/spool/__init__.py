@@ -36,67 +36,145 @@ The package: `files` (names, durable writes, the one way a dropped file is opene
 decision), `recover`. Nothing outside it writes a document's row or moves its file.
 """
 
-from agent.spool.claiming import Claim, StillChanging, claim, is_refusal, taken_before
-from agent.spool.files import (
-    FOLDERS,
-    NotRegular,
-    NotTaken,
-    display_name,
-    ensure_folders,
-    ignored,
-    open_dropped,
-    owner_of,
-    pdf_stem,
-    processing_path,
-    safe_name,
-    sidecar,
-)
-from agent.spool.placing import (
-    Placement,
-    companion_files,
-    failure_result,
-    place,
-    requeue,
-    take_back,
-    text_of,
-)
-from agent.spool.recovery import recover
-from agent.spool.rows import (
-    CLAIMING,
-    FAILED,
-    FILED,
-    FILING,
-    FINAL_STATES,
-    PROCESSING,
-    QUEUED,
-    REVIEW,
-    Document,
-    by_state,
-    count_crash,
-    counts_by_state,
-    defer,
-    deferred_count,
-    documents,
-    duplicates,
-    failed_since,
-    find,
-    get,
-    last_filed,
-    last_finished_at,
-    oldest_queued,
-    queued_count,
-    review_backlog,
-    start,
-    start_next,
-)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.spool.claiming import Claim, StillChanging, claim, is_refusal, taken_before
+    from agent.spool.files import (
+        FOLDERS,
+        NotRegular,
+        NotTaken,
+        display_name,
+        ensure_folders,
+        files_under,
+        ignored,
+        open_dropped,
+        owner_of,
+        pdf_stem,
+        processing_path,
+        safe_name,
+        sidecar,
+        stray_folders,
+    )
+    from agent.spool.placing import (
+        Placement,
+        companion_files,
+        failure_result,
+        place,
+        requeue,
+        take_back,
+        text_of,
+    )
+    from agent.spool.recovery import recover
+    from agent.spool.rows import (
+        CLAIMING,
+        FAILED,
+        FILED,
+        FILING,
+        FINAL_STATES,
+        PROCESSING,
+        QUEUED,
+        REVIEW,
+        Document,
+        by_state,
+        count_crash,
+        counts_by_state,
+        defer,
+        deferred_count,
+        documents,
+        duplicates,
+        failed_since,
+        find,
+        get,
+        last_filed,
+        last_finished_at,
+        oldest_queued,
+        queued_count,
+        review_backlog,
+        start,
+        start_next,
+    )
+
+# Each name is imported from its module when first asked for (PEP 562), so that `docagent
+# status`, which reads rows only, does not load the claiming and placing machinery (the
+# stages, the tools, the audit) with every start.
+_HOME = {
+    "Claim": "claiming",
+    "StillChanging": "claiming",
+    "claim": "claiming",
+    "is_refusal": "claiming",
+    "taken_before": "claiming",
+    "FOLDERS": "files",
+    "NotRegular": "files",
+    "NotTaken": "files",
+    "display_name": "files",
+    "ensure_folders": "files",
+    "files_under": "files",
+    "ignored": "files",
+    "open_dropped": "files",
+    "owner_of": "files",
+    "pdf_stem": "files",
+    "processing_path": "files",
+    "safe_name": "files",
+    "sidecar": "files",
+    "stray_folders": "files",
+    "Placement": "placing",
+    "companion_files": "placing",
+    "failure_result": "placing",
+    "place": "placing",
+    "requeue": "placing",
+    "take_back": "placing",
+    "text_of": "placing",
+    "recover": "recovery",
+    "CLAIMING": "rows",
+    "FAILED": "rows",
+    "FILED": "rows",
+    "FILING": "rows",
+    "FINAL_STATES": "rows",
+    "PROCESSING": "rows",
+    "QUEUED": "rows",
+    "REVIEW": "rows",
+    "Document": "rows",
+    "by_state": "rows",
+    "count_crash": "rows",
+    "counts_by_state": "rows",
+    "defer": "rows",
+    "deferred_count": "rows",
+    "documents": "rows",
+    "duplicates": "rows",
+    "failed_since": "rows",
+    "find": "rows",
+    "get": "rows",
+    "last_filed": "rows",
+    "last_finished_at": "rows",
+    "oldest_queued": "rows",
+    "queued_count": "rows",
+    "review_backlog": "rows",
+    "start": "rows",
+    "start_next": "rows",
+}
+
+
+if not TYPE_CHECKING:  # mypy keeps checking every name against the imports above
+    def __getattr__(name: str) -> object:
+        import importlib
+
+        module = _HOME.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value
+        return value
+
 
 __all__ = [
     "CLAIMING", "FAILED", "FILED", "FILING", "FINAL_STATES", "FOLDERS", "PROCESSING", "QUEUED",
     "REVIEW", "Claim", "Document", "NotRegular", "NotTaken", "Placement", "StillChanging",
     "by_state", "claim", "companion_files", "count_crash", "counts_by_state", "defer",
-    "deferred_count", "display_name", "documents", "duplicates", "ensure_folders", "failed_since",
-    "failure_result", "find", "get", "ignored", "is_refusal", "last_filed", "last_finished_at",
-    "oldest_queued", "open_dropped", "owner_of", "pdf_stem", "place", "processing_path",
-    "queued_count", "recover", "requeue", "review_backlog", "safe_name", "sidecar", "start",
-    "start_next", "take_back", "taken_before", "text_of",
+    "deferred_count", "display_name", "documents", "duplicates", "ensure_folders",
+    "failed_since", "failure_result", "files_under", "find", "get", "ignored", "is_refusal",
+    "last_filed", "last_finished_at", "oldest_queued", "open_dropped", "owner_of", "pdf_stem",
+    "place", "processing_path", "queued_count", "recover", "requeue", "review_backlog",
+    "safe_name", "sidecar", "start", "start_next", "stray_folders", "take_back", "taken_before",
+    "text_of",
 ]

@@ -48,6 +48,30 @@ def ignored(name: str) -> bool:
     return name.startswith(".") or name.lower().endswith(IGNORED_SUFFIXES)
 
 
+def files_under(folder: Path, limit: int = 1000) -> int:
+    """Files a folder inside incoming/ holds, at any depth (counted up to `limit`): none of
+    them is ever taken, only files directly in incoming/ are. Symlinks are not followed."""
+    count = 0
+    for _, dirs, names in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        count += sum(not ignored(name) for name in names)
+        if count >= limit:
+            return limit
+    return count
+
+
+def stray_folders(incoming: Path) -> dict[str, int]:
+    """The folders inside incoming/ that hold files, by name, with how many (`files_under`)."""
+    found: dict[str, int] = {}
+    with os.scandir(incoming) as entries:
+        for entry in entries:
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                count = files_under(Path(entry.path))
+                if count:
+                    found[entry.name] = count
+    return dict(sorted(found.items()))
+
+
 def ensure_folders(settings: Settings) -> None:
     """Create what is missing; an existing folder keeps its mode (install.sh sets incoming/'s)."""
     for name in FOLDERS:

@@ -65,6 +65,16 @@ def identity_confidence(fields: ParsedFields, pages: Iterable[PageSource]) -> fl
     return min(scores) if scores else None
 
 
+def date_confidence(fields: ParsedFields, pages: Iterable[PageSource]) -> float | None:
+    """The OCR confidence of the page the document's date was read on; None when it came
+    from a text layer (or no date was read)."""
+    found = fields.document_date
+    if found is None:
+        return None
+    return next((float(p.confidence) for p in pages
+                 if p.page == found.page and p.confidence is not None), None)
+
+
 @dataclass(frozen=True)
 class Failure:
     """Why a document could not be read (a fault of the document, see agent.errors)."""

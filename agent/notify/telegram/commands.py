@@ -25,13 +25,16 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    MessageHandler,
     TypeHandler,
+    filters,
 )
 
 from agent import disclosure, reasons, spool
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DiskFull, DocagentError, PopplerMissing, ToolFailed
+from agent.i18n import _
 from agent.logs import get_logger
 from agent.notify.messages import fit, render
 from agent.notify.telegram.keyboards import (
@@ -141,6 +144,8 @@ class Commands:
                               ("costs", self.costs), ("health", self.health),
                               ("help", self.help), ("start", self.help)):
             app.add_handler(CommandHandler(name, handler))
+        # Last of its group: a command none of the above took (`/foo`) gets the list.
+        app.add_handler(MessageHandler(filters.COMMAND, self.unknown))
         app.add_handler(CallbackQueryHandler(self.press))
         app.add_error_handler(self.error)
 
@@ -183,9 +188,21 @@ class Commands:
                                             parse_mode="HTML" if pre else None,
                                             reply_markup=markup)
 
+    def _help(self) -> str:
+        return HELP + OPEN_HELP if disclosure.shows_scan(self.settings.phi) else HELP
+
     async def help(self, update: Update, context: Context) -> None:
-        shows = disclosure.shows_scan(self.settings.phi)
-        await self._reply(update, HELP + OPEN_HELP if shows else HELP)
+        await self._reply(update, self._help())
+
+    async def unknown(self, update: Update, context: Context) -> None:
+        """A command that is not one of ours: say so, with the list (`admit` has let only
+        staff through)."""
+        text = update.message.text if update.message and update.message.text else ""
+        name, _at, addressee = (text.split() or ["/"])[0].removeprefix("/").partition("@")
+        if addressee and addressee.lower() != (context.bot.username or "").lower():
+            return  # another bot's command, in a group several bots share
+        await self._reply(update, _("I do not know the command /%(command)s.")
+                          % {"command": name[:32]} + "\n\n" + self._help())
 
     async def status(self, update: Update, context: Context) -> None:
         figures = await asyncio.to_thread(status.gather, self.settings, self.store)
