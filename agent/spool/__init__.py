@@ -88,6 +88,8 @@ from agent.spool.rows import (
     review_backlog,
     start,
     start_next,
+    state_term,
+    state_word,
 )
 
 __all__ = [
@@ -98,5 +100,5 @@ __all__ = [
     "failure_result", "find", "get", "ignored", "is_refusal", "last_filed", "last_finished_at",
     "oldest_queued", "open_dropped", "owner_of", "pdf_stem", "place", "processing_path",
     "queued_count", "recover", "requeue", "review_backlog", "safe_name", "sidecar", "start",
-    "start_next", "take_back", "taken_before", "text_of",
+    "start_next", "state_term", "state_word", "take_back", "taken_before", "text_of",
 ]
