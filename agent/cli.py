@@ -17,16 +17,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent import audit, config, i18n, modes, privileges, spool
+from agent import (
+    audit,
+    config,
+    disclosure,
+    errors,
+    evidence,
+    i18n,
+    modes,
+    privileges,
+    reasons,
+    spool,
+)
 from agent.daemon import exclusive
 from agent.daemon import run as run_daemon
 from agent.errors import DocagentError, UsageError
+from agent.i18n import N_, _, ngettext, pgettext, translate
 from agent.logs import escape, escape_json, is_journal, with_priority
 from agent.logs import setup as setup_logging
 from agent.notify.outbox import drain, log_sender
 from agent.ops import costs, decisions, health, pipeline, rematch, status
 from agent.patients import ImportFileError, import_csv
 from agent.spool import FINAL_STATES, QUEUED, Document
+from agent.stages.doctype import in_words
 from agent.stages.record import Record
 from agent.store import Store
 from agent.tools.runner import configure as configure_children
@@ -97,10 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse(f"docagent: {privileges.explain(getattr(args, 'db_path', None), argv)}")
         return EXIT_USAGE
     except UsageError as error:
-        _refuse(f"docagent: {error.message}")
+        _refuse(f"docagent: {error.said}")
         return EXIT_USAGE
     except DocagentError as error:
-        _refuse(f"docagent: {error.message}. {error.action}")
+        _refuse(f"docagent: {error.said}. {error.advice}")
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130
@@ -160,13 +173,25 @@ def _process(settings: config.Settings, store: Store, args: argparse.Namespace) 
             if args.json:
                 print(_json(outcome.as_dict()), flush=True)
             else:
-                where = f" -> {escape(outcome.path)}" if outcome.path else ""
-                print(f"{outcome.outcome:<9} {outcome.document_id}  {escape(outcome.file)}{where}"
-                      f"  ({escape(outcome.reason or 'ok')}; {outcome.duration_ms} ms)",
-                      flush=True)
+                print(_process_line(outcome), flush=True)
         if alone:
             _drain_to_log(settings, store)
     return code
+
+
+def _process_line(outcome: pipeline.Outcome) -> str:
+    """One document as `process` tells a person: what became of it, where, and why."""
+    where = f" -> {escape(outcome.path)}" if outcome.path else ""
+    # A column's word: the outcome's own in English, short in French too.
+    word = {"filed": pgettext("process line", "filed"),
+            "review": pgettext("process line", "review"),
+            "failed": pgettext("process line", "failed"),
+            "duplicate": pgettext("process line", "duplicate"),
+            "deferred": pgettext("process line", "deferred")}.get(outcome.outcome,
+                                                                   outcome.outcome)
+    why = outcome.said or outcome.reason or _("ok")
+    return (f"{word:<9} {outcome.document_id}  {escape(outcome.file)}{where}  ("
+            + _("%(why)s; %(ms)d ms") % {"why": escape(why), "ms": outcome.duration_ms} + ")")
 
 
 def _process_one(settings: config.Settings, store: Store,
@@ -184,6 +209,8 @@ def _process_one(settings: config.Settings, store: Store,
             reason=f"same content as {earlier.original_name}, taken in {earlier.received_at}",
             patient_id=earlier.patient_id, pages=earlier.pages, text_source=earlier.text_source,
             duration_ms=int((time.monotonic() - started) * 1000), path=earlier.path,
+            said=_("same content as %(file)s, taken in %(when)s") % {
+                "file": earlier.original_name, "when": earlier.received_at},
         )
     doc = spool.start(store, claim.document_id)
     if doc is not None:
@@ -195,14 +222,17 @@ def _process_one(settings: config.Settings, store: Store,
             return pipeline.Outcome(
                 file=claim.original_name, document_id=current.id, outcome="deferred",
                 reason=f"{current.reason} (retried by itself)", patient_id=None, pages=None,
-                text_source=None, duration_ms=int((time.monotonic() - started) * 1000))
+                text_source=None, duration_ms=int((time.monotonic() - started) * 1000),
+                said=_("%(reason)s (retried by itself)") % {"reason": translate(
+                    current.reason or "")})
         if current is not None and current.state in FINAL_STATES:
             return pipeline.Outcome(
                 file=claim.original_name, document_id=current.id,
                 outcome=current.outcome or current.state, reason=current.reason,
                 patient_id=current.patient_id, pages=current.pages,
                 text_source=current.text_source,
-                duration_ms=int((time.monotonic() - started) * 1000), path=current.path)
+                duration_ms=int((time.monotonic() - started) * 1000), path=current.path,
+                said=reasons.of_payload(current.result).text())
         time.sleep(0.2)
 
 
@@ -217,11 +247,12 @@ def _costs(settings: config.Settings, store: Store, args: argparse.Namespace) ->
         try:
             period = costs.month(args.month)
         except ValueError:
-            raise UsageError(f"--month takes YYYY-MM (got {args.month!r})") from None
+            raise UsageError(N_("--month takes YYYY-MM (got %(got)r)"), got=args.month) from None
     else:
         day = costs.named_day(args.day)
         if day is None:
-            raise UsageError(f"--day takes yesterday, today or YYYY-MM-DD (got {args.day!r})")
+            raise UsageError(N_("--day takes yesterday, today or YYYY-MM-DD (got %(got)r)"),
+                             got=args.day)
         period = costs.day(day)
     report = costs.report(settings.log_dir, period)
     print(json.dumps(report) if args.json else costs.render(report))
@@ -245,27 +276,29 @@ def _brief(doc: Document) -> dict[str, Any]:
 
 
 def _review_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
-    docs = [_brief(d) for d in decisions.review_waiting(store)]
+    waiting = decisions.review_waiting(store)
     if args.json:
-        for d in docs:
-            print(_json(d))
+        for doc in waiting:
+            print(_json(_brief(doc)))
         return EXIT_OK
-    if not docs:
-        print("nothing waiting for review")
-    for d in docs:
-        read = d["read"]
+    if not waiting:
+        print(_("nothing waiting for review"))
+    for doc in waiting:
+        record = Record.from_json(doc.result)
+        read = record.fields.as_dict() if record.fields else {}
         # Read from the document, named by whoever dropped it, typed into the directory:
         # every text is escaped, so a name cannot move the cursor or recolour the terminal.
-        print(escape(f"{d['document_id']}  {d['file']}  ({d['document_type']})"))
-        print(escape(f"    read: {read.get('last_name') or '?'} {read.get('first_name') or ''}"
-                     f" born {read.get('birth_date') or '?'}   why: {d['reason']}"))
-        for c in d["candidates"][:3]:
-            differs = ", ".join(c.get("disagree") or [])
-            print(escape(
-                f"    candidate {c['id']}: {c['last_name']} {c['first_name']} "
-                f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}"
-                + (f"; differs: {differs}" if differs else "")
-                + "".join(f"; {note}" for note in c.get("notes") or [])))
+        print(escape(f"{doc.id}  {doc.original_name}  ({in_words(record.document_type)})"))
+        print(escape("    " + _("read: %(read)s   why: %(reason)s") % {
+            "read": disclosure.name_read(read, disclosure.FULL),
+            "reason": reasons.of_payload(doc.result).text()}))
+        for candidate in record.candidates[:3]:
+            said = evidence.in_words(candidate.evidence(), disclosure.FULL)
+            print(escape("    " + _("candidate %(id)s: %(patient)s — %(evidence)s") % {
+                "id": candidate.patient.id, "evidence": said or _("nothing agrees"),
+                "patient": disclosure.person(candidate.patient.as_dict(), disclosure.FULL)}))
+    if waiting:
+        print(_("To decide: docagent review resolve DOC_ID PATIENT_ID (or --none)"))
     return EXIT_OK
 
 
@@ -274,28 +307,32 @@ def _review_resolve(settings: config.Settings, store: Store, args: argparse.Name
     who = f"shell:{_user()}"
     decision = decisions.resolve(settings, store, args.document_id, patient, who=who)
     _drain_to_log(settings, store)
-    print(f"filed {decision.document_id} -> {escape(decision.path)}")
+    print(_("filed %(id)s -> %(path)s") % {"id": decision.document_id,
+                                            "path": escape(decision.path)})
     return EXIT_OK
 
 
 def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
-    docs = [_brief(d) for d in decisions.failed_documents(store)]
+    failed = decisions.failed_documents(store)
     if args.json:
-        for d in docs:
-            print(_json(d))
+        for doc in failed:
+            print(_json(_brief(doc)))
         return EXIT_OK
-    if not docs:
-        print("no failed documents")
-    for d in docs:
-        print(escape(f"{d['document_id']}  {d['path']}  [{d['reason_kind']}] {d['reason']}"))
-        if d["action"]:
-            print(escape(f"    {d['action']}"))
+    if not failed:
+        print(_("no failed documents"))
+    for doc in failed:
+        why = reasons.of_payload({"outcome": "failed", **doc.result}).text()
+        print(escape(f"{doc.id}  {doc.path}  [{doc.reason_kind}] {why}"))
+        kind = errors.kind_class(doc.reason_kind or "")
+        action = errors.advice(kind) if kind is not None else doc.result.get("action")
+        if action:
+            print(escape(f"    {action}"))
     return EXIT_OK
 
 
 def _retry(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
     decision = decisions.retry(settings, store, args.document_id, who=f"shell:{_user()}")
-    print(f"queued {decision.document_id} again")
+    print(_("queued %(id)s again") % {"id": decision.document_id})
     return EXIT_OK
 
 
@@ -305,20 +342,23 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
             report = import_csv(store, handle, name=str(args.file))
     except ImportFileError as error:
         raise UsageError(str(error)) from None
-    print(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-          f"{len(report.rejected)} rejected")
+    print(_("%(added)d added, %(updated)d updated, %(unchanged)d unchanged, %(rejected)d "
+            "rejected") % {"added": report.added, "updated": report.updated,
+                           "unchanged": report.unchanged, "rejected": len(report.rejected)})
     for line, reason in report.rejected:
-        print(f"  line {line}: {escape(reason)}")
+        print("  " + _("line %(line)d: %(reason)s") % {"line": line, "reason": escape(reason)})
     if report.changed:
         # A patient just added may be the one a waiting document was about.
         with exclusive(settings) as alone:
             refiled = rematch.rematch_review(settings, store)
             if alone:
                 _drain_to_log(settings, store)
-        print(f"{len(refiled.filed)} of {refiled.examined} document(s) waiting in review "
-              "re-filed")
+        print(ngettext("%(filed)d of %(n)d document waiting in review re-filed",
+                       "%(filed)d of %(n)d documents waiting in review re-filed",
+                       refiled.examined) % {"filed": len(refiled.filed), "n": refiled.examined})
         for decision in refiled.filed:
-            print(f"  filed {decision.document_id} -> {escape(decision.path)}")
+            print("  " + _("filed %(id)s -> %(path)s") % {"id": decision.document_id,
+                                                         "path": escape(decision.path)})
     return EXIT_PROBLEM if report.rejected else EXIT_OK
 
 
