@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import config, i18n, modes, privileges
 from agent.errors import DocagentError, UsageError
-from agent.i18n import _, ngettext
+from agent.i18n import N_, _, ngettext, pgettext, translate
 from agent.logs import escape, escape_json, is_journal, with_priority
 from agent.logs import setup as setup_logging
 
@@ -122,10 +122,10 @@ def _command(argv: Sequence[str] | None) -> int:
         _refuse(f"docagent: {privileges.explain(getattr(args, 'db_path', None), argv)}")
         return EXIT_USAGE
     except UsageError as error:
-        _refuse(f"docagent: {error.message}")
+        _refuse(f"docagent: {error.said}")
         return EXIT_USAGE
     except DocagentError as error:
-        _refuse(f"docagent: {error.message}. {error.action}")
+        _refuse(f"docagent: {error.said}. {error.advice}")
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130
@@ -196,12 +196,24 @@ def _process(settings: config.Settings, store: Store, args: argparse.Namespace) 
             if args.json:
                 print(_json(outcome.as_dict()), flush=True)
             else:
-                where = f" -> {escape(outcome.path)}" if outcome.path else ""
-                print(f"{outcome.outcome:<9} {outcome.document_id}  {escape(outcome.file)}{where}"
-                      f"  ({escape(outcome.reason or 'ok')}; {outcome.duration_ms} ms)",
-                      flush=True)
+                print(_process_line(outcome), flush=True)
     _say_if_messages_wait(settings, store)
     return code
+
+
+def _process_line(outcome: pipeline.Outcome) -> str:
+    """One document as `process` tells a person: what became of it, where, and why."""
+    where = f" -> {escape(outcome.path)}" if outcome.path else ""
+    # A column's word: the outcome's own in English, short in French too.
+    word = {"filed": pgettext("process line", "filed"),
+            "review": pgettext("process line", "review"),
+            "failed": pgettext("process line", "failed"),
+            "duplicate": pgettext("process line", "duplicate"),
+            "deferred": pgettext("process line", "deferred")}.get(outcome.outcome,
+                                                                   outcome.outcome)
+    why = outcome.said or outcome.reason or _("ok")
+    return (f"{word:<9} {outcome.document_id}  {escape(outcome.file)}{where}  ("
+            + _("%(why)s; %(ms)d ms") % {"why": escape(why), "ms": outcome.duration_ms} + ")")
 
 
 def _process_one(settings: config.Settings, store: Store, opened: privileges.Opened, *,
@@ -222,6 +234,8 @@ def _process_one(settings: config.Settings, store: Store, opened: privileges.Ope
             reason=f"same content as {earlier.original_name}, taken in {earlier.received_at}",
             patient_id=earlier.patient_id, pages=earlier.pages, text_source=earlier.text_source,
             duration_ms=int((time.monotonic() - started) * 1000), path=earlier.path,
+            said=_("same content as %(file)s, taken in %(when)s") % {
+                "file": earlier.original_name, "when": earlier.received_at},
         )
     if to_daemon:
         _note(_("%(file)s: handed to the running daemon as document %(id)s; waiting for its "
@@ -237,27 +251,32 @@ def _process_one(settings: config.Settings, store: Store, opened: privileges.Ope
 def _verdict(settings: config.Settings, store: Store, document_id: str, file: str,
              started: float) -> pipeline.Outcome:
     """Wait for the daemon to decide a document handed to it, and say what it decided."""
-    from agent import lock, spool
+    from agent import lock, reasons, spool
     from agent.ops import pipeline
 
-    def outcome(doc: Document, state: str, reason: str | None) -> pipeline.Outcome:
+    def outcome(doc: Document, state: str, reason: str | None, said: str) -> pipeline.Outcome:
         return pipeline.Outcome(
             file=file, document_id=doc.id, outcome=state, reason=reason,
             patient_id=doc.patient_id, pages=doc.pages, text_source=doc.text_source,
-            duration_ms=int((time.monotonic() - started) * 1000), path=doc.path)
+            duration_ms=int((time.monotonic() - started) * 1000), path=doc.path, said=said)
 
     asked_daemon = time.monotonic()
     while True:
         current = spool.get(store, document_id)
         if current is not None and current.state == spool.QUEUED and current.deferrals:
-            return outcome(current, "deferred", f"{current.reason} (retried by itself)")
+            return outcome(current, "deferred", f"{current.reason} (retried by itself)",
+                           _("%(reason)s (retried by itself)")
+                           % {"reason": translate(current.reason or "")})
         if current is not None and current.state in spool.FINAL_STATES:
-            return outcome(current, current.outcome or current.state, current.reason)
+            return outcome(current, current.outcome or current.state, current.reason,
+                           reasons.of_payload(current.result).text())
         if current is not None and time.monotonic() - asked_daemon >= 1.0:
             asked_daemon = time.monotonic()
             if lock.daemon(settings.home) is None:
                 return outcome(current, "deferred", "the daemon stopped before it read the "
-                               "document: it waits in the queue for the daemon's next start")
+                               "document: it waits in the queue for the daemon's next start",
+                               _("the daemon stopped before it read the document: it waits "
+                                 "in the queue for the daemon's next start"))
         time.sleep(0.2)
 
 
@@ -300,11 +319,12 @@ def _costs(settings: config.Settings, store: Store, args: argparse.Namespace) ->
         try:
             period = costs.month(args.month)
         except ValueError:
-            raise UsageError(f"--month takes YYYY-MM (got {args.month!r})") from None
+            raise UsageError(N_("--month takes YYYY-MM (got %(got)r)"), got=args.month) from None
     else:
         day = costs.named_day(args.day)
         if day is None:
-            raise UsageError(f"--day takes yesterday, today or YYYY-MM-DD (got {args.day!r})")
+            raise UsageError(N_("--day takes yesterday, today or YYYY-MM-DD (got %(got)r)"),
+                             got=args.day)
         period = costs.day(day)
     report = costs.report(settings.log_dir, period)
     print(json.dumps(report) if args.json else costs.render(report))
@@ -330,29 +350,34 @@ def _brief(doc: Document) -> dict[str, Any]:
 
 
 def _review_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent import disclosure, evidence, reasons
     from agent.ops import decisions
+    from agent.stages.doctype import in_words
+    from agent.stages.record import Record
 
-    docs = [_brief(d) for d in decisions.review_waiting(store)]
+    waiting = decisions.review_waiting(store)
     if args.json:
-        for d in docs:
-            print(_json(d))
+        for doc in waiting:
+            print(_json(_brief(doc)))
         return EXIT_OK
-    if not docs:
-        print("nothing waiting for review")
-    for d in docs:
-        read = d["read"]
+    if not waiting:
+        print(_("nothing waiting for review"))
+    for doc in waiting:
+        record = Record.from_json(doc.result)
+        read = record.fields.as_dict() if record.fields else {}
         # Read from the document, named by whoever dropped it, typed into the directory:
         # every text is escaped, so a name cannot move the cursor or recolour the terminal.
-        print(escape(f"{d['document_id']}  {d['file']}  ({d['document_type']})"))
-        print(escape(f"    read: {read.get('last_name') or '?'} {read.get('first_name') or ''}"
-                     f" born {read.get('birth_date') or '?'}   why: {d['reason']}"))
-        for c in d["candidates"][:3]:
-            differs = ", ".join(c.get("disagree") or [])
-            print(escape(
-                f"    candidate {c['id']}: {c['last_name']} {c['first_name']} "
-                f"born {c['birth_date'] or '?'}  agrees on {', '.join(c['agree']) or 'nothing'}"
-                + (f"; differs: {differs}" if differs else "")
-                + "".join(f"; {note}" for note in c.get("notes") or [])))
+        print(escape(f"{doc.id}  {doc.original_name}  ({in_words(record.document_type)})"))
+        print(escape("    " + _("read: %(read)s   why: %(reason)s") % {
+            "read": disclosure.name_read(read, disclosure.FULL),
+            "reason": reasons.of_payload(doc.result).text()}))
+        for candidate in record.candidates[:3]:
+            said = evidence.in_words(candidate.evidence(), disclosure.FULL)
+            print(escape("    " + _("candidate %(id)s: %(patient)s — %(evidence)s") % {
+                "id": candidate.patient.id, "evidence": said or _("nothing agrees"),
+                "patient": disclosure.person(candidate.patient.as_dict(), disclosure.FULL)}))
+    if waiting:
+        print(_("To decide: docagent review resolve DOC_ID PATIENT_ID (or --none)"))
     return EXIT_OK
 
 
@@ -362,25 +387,30 @@ def _review_resolve(settings: config.Settings, store: Store, args: argparse.Name
     patient = None if args.none else args.patient_id
     who = f"shell:{_user()}"
     decision = decisions.resolve(settings, store, args.document_id, patient, who=who)
-    print(f"filed {decision.document_id} -> {escape(decision.path)}")
+    print(_("filed %(id)s -> %(path)s") % {"id": decision.document_id,
+                                            "path": escape(decision.path)})
     _say_if_messages_wait(settings, store)
     return EXIT_OK
 
 
 def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent import errors, reasons
     from agent.ops import decisions
 
-    docs = [_brief(d) for d in decisions.failed_documents(store)]
+    failed = decisions.failed_documents(store)
     if args.json:
-        for d in docs:
-            print(_json(d))
+        for doc in failed:
+            print(_json(_brief(doc)))
         return EXIT_OK
-    if not docs:
-        print("no failed documents")
-    for d in docs:
-        print(escape(f"{d['document_id']}  {d['path']}  [{d['reason_kind']}] {d['reason']}"))
-        if d["action"]:
-            print(escape(f"    {d['action']}"))
+    if not failed:
+        print(_("no failed documents"))
+    for doc in failed:
+        why = reasons.of_payload({"outcome": "failed", **doc.result}).text()
+        print(escape(f"{doc.id}  {doc.path}  [{doc.reason_kind}] {why}"))
+        kind = errors.kind_class(doc.reason_kind or "")
+        action = errors.advice(kind) if kind is not None else doc.result.get("action")
+        if action:
+            print(escape(f"    {action}"))
     return EXIT_OK
 
 
@@ -388,7 +418,7 @@ def _retry(settings: config.Settings, store: Store, args: argparse.Namespace) ->
     from agent.ops import decisions
 
     decision = decisions.retry(settings, store, args.document_id, who=f"shell:{_user()}")
-    print(f"queued {decision.document_id} again")
+    print(_("queued %(id)s again") % {"id": decision.document_id})
     return EXIT_OK
 
 
@@ -420,11 +450,12 @@ def _patients_import(settings: config.Settings, store: Store, args: argparse.Nam
         # A patient just added may be the one a waiting document was about.
         with exclusive(settings):
             refiled = rematch.rematch_review(settings, store)
-        print(_("%(filed)d of %(examined)d document(s) waiting in review re-filed")
-              % {"filed": len(refiled.filed), "examined": refiled.examined})
+        print(ngettext("%(filed)d of %(n)d document waiting in review re-filed",
+                       "%(filed)d of %(n)d documents waiting in review re-filed",
+                       refiled.examined) % {"filed": len(refiled.filed), "n": refiled.examined})
         for decision in refiled.filed:
-            print("  " + escape(_("filed %(document)s -> %(path)s")
-                                % {"document": decision.document_id, "path": decision.path}))
+            print("  " + _("filed %(id)s -> %(path)s") % {"id": decision.document_id,
+                                                         "path": escape(decision.path)})
         if refiled.filed:
             _say_if_messages_wait(settings, store)
     return EXIT_PROBLEM if report.rejected else EXIT_OK

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent import canary, metrics, spool
+from agent import canary, i18n, metrics, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
+from agent.i18n import N_
 from agent.liveness import Liveness, hang_if_asked
 from agent.lock import exclusive
 from agent.logs import get_logger
@@ -118,8 +119,8 @@ class Daemon:
         if verdict == "incomplete":
             doc = await asyncio.to_thread(spool.get, self.store, claim.document_id)
             if doc is not None:
-                reason = Incomplete("the file stopped changing but never opened as a whole PDF: "
-                                    "the copy was cut short, or the file is damaged",
+                reason = Incomplete(N_("the file stopped changing but never opened as a whole "
+                                       "PDF: the copy was cut short, or the file is damaged"),
                                     stage="intake")
                 await asyncio.to_thread(pipeline.quarantine, self.settings, self.store, doc,
                                         reason)
@@ -328,6 +329,9 @@ def _summary(actions: list[str], limit: int = 10) -> str:
 
 
 def run(settings: Settings) -> int:
+    # What the daemon sends is rendered as it is sent (the outbox keeps figures, not words), so
+    # it speaks the language of the settings it runs with, whoever started it.
+    i18n.use(settings.lang)
     runner.configure(memory=settings.child_memory)
     spool.ensure_folders(settings)
     with exclusive(settings) as got_lock:

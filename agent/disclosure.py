@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agent.i18n import _, day
+
 FULL = "full"
 MINIMAL = "minimal"
 SETTINGS = (FULL, MINIMAL)
@@ -35,6 +37,13 @@ def initials(first: object, last: object) -> str:
     return "".join(f"{p[:1].upper()}." for p in parts if p)
 
 
+def _born(name: str, birth: object) -> str:
+    """"DUPONT Jean, born 1961-03-12" ("né(e) le 12/03/1961" in French)."""
+    if not birth:
+        return name
+    return _("%(name)s, born %(date)s") % {"name": name, "date": day(str(birth))}
+
+
 def person(patient: Mapping[str, Any] | None, phi: str) -> str:
     """A directory record in a message: "DUPONT Jean, born 1961-03-12 (#P001)" or
     "J.D. (#P001)"."""
@@ -43,22 +52,20 @@ def person(patient: Mapping[str, Any] | None, phi: str) -> str:
     if minimal(phi):
         return f"{initials(patient.get('first_name'), patient.get('last_name'))} " \
                f"(#{patient.get('id')})"
-    birth = f", born {patient['birth_date']}" if patient.get("birth_date") else ""
-    last = str(patient.get("last_name", "")).upper()
-    return f"{last} {patient.get('first_name', '')}{birth} (#{patient.get('id')})"
+    name = f"{str(patient.get('last_name', '')).upper()} {patient.get('first_name', '')}"
+    return f"{_born(name, patient.get('birth_date'))} (#{patient.get('id')})"
 
 
 def name_read(fields: Mapping[str, Any], phi: str) -> str:
-    """What a document says about its patient: "DUPONT Jean, born 1961-03-12", or "J.D"."""
+    """What a document says about its patient: "DUPONT Jean, born 1961-03-12", or "J.D."."""
     last = (fields.get("last_name") or {}).get("value")
     first = (fields.get("first_name") or {}).get("value")
     birth = (fields.get("birth_date") or {}).get("value")
     if not last and not first:
-        return "no name read"
+        return _("no name read")
     if minimal(phi):
-        return initials(first, last).rstrip(".")
-    return " ".join(x for x in (str(last or "").upper(), first or "") if x) + (
-        f", born {birth}" if birth else "")
+        return initials(first, last)
+    return _born(" ".join(x for x in (str(last or "").upper(), first or "") if x), birth)
 
 
 def file_name(name: object, phi: str, document_id: object | None) -> str:
@@ -66,7 +73,9 @@ def file_name(name: object, phi: str, document_id: object | None) -> str:
     for one that became no document of its own (a duplicate)."""
     if not minimal(phi):
         return str(name)
-    return f"document {document_id}" if document_id is not None else "a file"
+    if document_id is None:
+        return _("a file")
+    return _("document %(id)s") % {"id": document_id}
 
 
 def button(candidate: Mapping[str, Any], phi: str) -> str:
@@ -76,7 +85,7 @@ def button(candidate: Mapping[str, Any], phi: str) -> str:
     if minimal(phi):
         return f"{initials(first, last)} #{candidate.get('id')}"
     birth = candidate.get("birth_date")
-    label = f"{last.upper()} {first}".strip() + (f", {birth}" if birth else "")
+    label = f"{last.upper()} {first}".strip() + (f", {day(str(birth))}" if birth else "")
     return label[:MAX_BUTTON]
 
 

@@ -196,7 +196,7 @@ def test_without_prlimit_nothing_runs_unbounded(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(runner, "SYSTEM_PATH", str(tmp_path))
     with pytest.raises(LimiterMissing) as raised:
         runner.run(["env"], timeout=10)
-    assert "util-linux" in raised.value.action
+    assert "util-linux" in raised.value.advice
 
 
 # --- descriptors --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def test_minimal_says_initials_and_ids_only() -> None:
             disclosure.file_name("dupont-jean.pdf", MINIMAL, "d1"),
             disclosure.file_name("dupont-jean.pdf", MINIMAL, None),
             disclosure.button(RECORD, MINIMAL), disclosure.chosen(RECORD, MINIMAL)]
-    assert said == ["J.D. (#P001)", "J.D", "document d1", "a file", "J.D. #P001", "J.D. #P001"]
+    assert said == ["J.D. (#P001)", "J.D.", "document d1", "a file", "J.D. #P001", "J.D. #P001"]
     assert not any(word in " ".join(said).lower() for word in ("dupont", "jean", "1961"))
     assert not disclosure.shows_scan(MINIMAL)
 

@@ -144,7 +144,7 @@ def test_an_old_unsent_notification_fails_the_outbox_check(spool: Spool) -> None
         conn.execute("INSERT INTO outbox (created_at, kind, payload) VALUES (?, 'filed', '{}')",
                      ("2020-01-01T00:00:00.000+00:00",))
     check = health.check_outbox(store, 900)
-    assert not check.ok and "1 notification(s) waiting" in check.detail
+    assert not check.ok and "1 notification waiting" in check.detail
 
 
 # --- Telegram getMe against a tiny Bot API stand-in -----------------------------------------
@@ -377,7 +377,7 @@ def test_files_already_dealt_with_are_not_counted_as_waiting(spool: Spool, monke
     monkeypatch.undo()
     check = health.check_incoming(settings, store, 60)
     assert not check.ok
-    assert check.detail.startswith("1 file(s) docagent may not read: 'private.pdf' (docagent "
+    assert check.detail.startswith("1 file docagent may not read: 'private.pdf' (docagent "
                                    "may not read this file (owner root:")
     assert "chmod 644" in check.detail
     assert "1 taken but left in place" in check.detail

@@ -41,7 +41,7 @@ def test_import_that_adds_the_patient_files_the_waiting_document(spool: Spool,
     done = spool.run("patients", "import", str(csv))
     assert done.returncode == 0, done.stderr
     assert "1 added, 0 updated, 0 unchanged, 0 rejected" in done.stdout
-    assert "1 of 2 document(s) waiting in review re-filed" in done.stdout
+    assert "1 of 2 documents waiting in review re-filed" in done.stdout
     assert f"filed {new_id} -> done/P100/" in done.stdout
 
     [pdf] = [p for p in spool.files("done/P100") if p.suffix == ".pdf"]
@@ -80,7 +80,7 @@ def test_an_update_that_adds_a_birth_name_files_the_nee_document(spool: Spool,
     csv.write_text("id,last_name,first_name,birth_date,birth_name\n"
                    "P200,BERNARD,Sophie,1980-01-15,LEFEBVRE\n", encoding="utf-8")
     done = spool.run("patients", "import", str(csv))
-    assert "1 of 1 document(s) waiting in review re-filed" in done.stdout, done.stdout
+    assert "1 of 1 document waiting in review re-filed" in done.stdout, done.stdout
     [pdf_filed] = [p for p in spool.files("done/P200") if p.suffix == ".pdf"]
     sidecar = json.loads(pdf_filed.with_suffix(".json").read_text())
     [chosen] = [c for c in sidecar["match"]["candidates"] if c["id"] == "P200"]
@@ -97,7 +97,7 @@ def test_resolve_is_audited_with_who_and_the_evidence(spool: Spool, tmp_path: Pa
     # The mistyped month (10 for 09) is the closest birth date: P007 is suggested first.
     assert review["candidates"][0]["id"] == "P007"
     human = spool.run("review", "list").stdout
-    assert "candidate P007" in human and "differs: birth_date" in human
+    assert "candidate P007" in human and "birth date differs" in human
     spool.run("review", "resolve", doc, "P007", check=True)
     [resolved] = [e for e in entries(spool.logs, doc) if e["event"] == "resolved"]
     assert resolved["actor"].startswith("shell:") and resolved["patient_id"] == "P007"
@@ -125,15 +125,15 @@ def test_notifications_carry_the_evidence(tmp_path: Path) -> None:
     filed = match(store, read("1961-03-12"))
     text = render("filed", _payload({"match": filed.as_dict(), "patient_id": "A1",
                                      "patient": filed.candidates[0].patient.as_dict()}, "filed"))
-    assert "Evidence: agrees: last_name, first_name, birth_date" in text
+    assert "(#A1). Last name, first name and birth date agree. [abcd1234]" in text
     review = match(store, read("1961-12-03"))
     text = render("review", _payload({"match": review.as_dict(), "reason": review.reason},
                                      "review"))
-    assert "candidate: DUPONT Jean, born 1961-03-12 (#A1) — agrees: last_name, first_name; " \
-           "differs: birth_date; birth date has day and month exchanged" in text
+    assert "candidate: DUPONT Jean, born 1961-03-12 (#A1) — last name and first name agree; " \
+           "birth date differs; birth date has day and month exchanged" in text
     minimal = render("review", _payload({"match": review.as_dict(), "reason": review.reason},
                                         "review"), phi="minimal")
-    assert "DUPONT" not in minimal and "1961" not in minimal and "differs: birth_date" in minimal
+    assert "DUPONT" not in minimal and "1961" not in minimal and "birth date differs" in minimal
     store.close()
 
 

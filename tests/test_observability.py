@@ -58,8 +58,8 @@ def test_digest_tells_yesterday_in_one_message(spool: Spool, tmp_path: Path) -> 
     assert payload["pending_review"] == 1
     assert payload["cost"]["total"] == 0.5
     text = render("digest", payload)
-    assert f"Daily summary for {date.today().isoformat()}: 4 document(s)" in text
-    assert "1 filed, 1 review, 1 failed, 1 duplicate" in text
+    assert f"Daily summary for {date.today().isoformat()}: 4 documents" in text
+    assert "1 filed, 1 to decide, 1 failed, 1 duplicate." in text
     assert "Waiting for a decision: 1" in text
     failed = next(line for line in text.splitlines() if line.startswith("  - "))
     assert failed.startswith("  - broken.pdf: ") and failed.endswith("]")

@@ -28,7 +28,9 @@ SENTENCES = [
     (Reason.of("no-such-patient", last_name="ZORRO", first_name="Diego"),
      "no patient named ZORRO Diego in the directory"),
     (Reason.of("fields-differ", fields=["birth_date"]),
-     "no record agrees on both names and birth date (birth_date differ)"),
+     "no record agrees on both names and birth date (birth date differs)"),
+    (Reason.of("fields-differ", fields=["first_name", "birth_date"]),
+     "no record agrees on both names and birth date (first name and birth date differ)"),
     (Reason.of("fields-differ", fields=[]), "no record agrees on both names and birth date"),
     (Reason.of("several-agree", count=2), "2 patients agree with what was read"),
     (Reason.of("swapped-unconfirmed"),
@@ -36,11 +38,11 @@ SENTENCES = [
     (Reason.of("homonyms", count=3),
      "3 patients share this name and the birth date does not tell them apart"),
     (Reason.of("one-agrees", fields=["last_name", "first_name", "birth_date"]),
-     "one patient agrees on last_name, first_name, birth_date"),
+     "one patient agrees on last name, first name and birth date"),
     (Reason.of("filed-by", who="telegram:42"), "filed by telegram:42"),
     (Reason.of("unassigned-by", who="shell:anne"), "kept unassigned by shell:anne"),
     (Reason.of("rematched", match={"code": "one-agrees", "fields": ["last_name"]}),
-     "one patient agrees on last_name (matched again after the directory changed)"),
+     "one patient agrees on last name (matched again after the directory changed)"),
     (reasons.failure("not-pdf", "the file zorro-diego.pdf is not a PDF"),
      "the file zorro-diego.pdf is not a PDF"),
 ]
@@ -104,8 +106,8 @@ def test_messages_render_the_code_and_payloads_from_before_codes_leak_nothing() 
               "kind": "not-pdf", "message": "the file zorro-diego.pdf is not a PDF",
               "action": "Only PDF files are taken."}
     assert render("failed", failed, phi="minimal") == (
-        "Failed: document abcd1234 — the file is not a PDF. Only PDF files are taken. "
-        "[abcd1234]")
+        "Failed: document abcd1234 — the file is not a PDF. Only PDF files are taken: save or "
+        "scan the document as a PDF. [abcd1234]")
     assert "zorro-diego.pdf is not a PDF" in render("failed", failed)
     # A kind this renderer does not know: under minimal, not its payload.
     assert leaked(render("someday", _review(), phi="minimal")) == []

@@ -137,7 +137,7 @@ def test_none_of_them_files_it_unassigned(spool: Spool, botapi: BotApi, tg,
     run.wait_for(lambda: states(spool).get("x.pdf") == "filed", 30, "the decision")
     assert [p.suffix for p in spool.files("done/unassigned")] == [".json", ".pdf", ".txt"]
     run.wait_for(lambda: ask.edits, 30, "the edit")
-    assert "✔ Filed under unassigned by Claire" in (ask.text or "")
+    assert "✔ Filed as unassigned by Claire" in (ask.text or "")
     assert run.stop() == 0
 
 

@@ -65,7 +65,7 @@ def test_long_texts_are_trimmed_to_telegrams_limit() -> None:
     group = render_filed_group(payloads)
     assert len(group) <= MAX_TEXT and group.startswith("200 documents filed:")
     listed = group.count("\n- ")
-    assert 10 < listed < 200 and group.endswith(f"… and {200 - listed} more (docagent status)")
+    assert 10 < listed < 200 and group.endswith(f"… and {200 - listed} more (/status)")
 
 
 def _rows(kinds: list[str]) -> list[sqlite3.Row]:

@@ -113,7 +113,7 @@ def test_pdfinfo_not_installed(born: Path, nothing_installed: None) -> None:
         pdfinfo.info(born, timeout=30, stage="inspect")
     assert missing.value.message == "pdfinfo (poppler) is not installed"
     assert missing.value.stage == "inspect"
-    assert PopplerMissing.install in missing.value.action
+    assert PopplerMissing.install in missing.value.advice
 
 
 # --- pdftotext -------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_tesseract_not_installed(scan_page: Path, nothing_installed: None) -> No
     assert not tesseract.PROGRAM.installed()
     with pytest.raises(OcrEngineMissing, match=r"^tesseract is not installed$") as missing:
         tesseract.read(scan_page, langs="eng", psm=3, timeout=60)
-    assert OcrEngineMissing.install in missing.value.action
+    assert OcrEngineMissing.install in missing.value.advice
     with pytest.raises(OcrEngineMissing):
         tesseract.languages()
 

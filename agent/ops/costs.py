@@ -12,7 +12,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import ledger
+from agent import i18n, ledger
+from agent.i18n import _, ngettext
 from agent.ledger import money
 
 DAY_WORDS = "yesterday|today|YYYY-MM-DD"
@@ -63,22 +64,36 @@ def render(costs: Mapping[str, Any], *, chat: bool = False) -> str:
     """A report in words: a table for the terminal, or (`chat`) lines short enough for a
     phone's screen."""
     label = costs.get("day") or costs.get("month")
+    label = i18n.day(label) if costs.get("day") else label
     currency, total = costs["currency"], costs["total"]
     if chat:
-        lines = [f"Costs {label}: {money(total['cost'])} {currency} ({total['calls']} calls, "
-                 f"{total['errors']} errors)"]
+        lines = [_("Costs %(period)s: %(cost)s %(currency)s (%(calls)s, %(errors)s)") % {
+            "period": label, "cost": money(total['cost']), "currency": currency,
+            "calls": _calls(total["calls"]), "errors": _errors(total["errors"])}]
         for name, figures in costs["services"].items():
             units = _units(figures)
-            lines.append(f"- {name}: {money(figures['cost'])} — {figures['calls']} calls"
-                         + (f" ({units})" if units else ""))
+            lines.append("- " + _("%(service)s: %(cost)s — %(calls)s") % {
+                "service": name, "cost": money(figures['cost']),
+                "calls": _calls(figures["calls"])} + (f" ({units})" if units else ""))
         return "\n".join(lines)
-    lines = [f"costs {label}", f"{'service':<10}{'calls':>7}{'errors':>7}{currency:>10}"]
+    service, calls, errors = _("service"), _("calls"), _("errors")
+    lines = [_("costs %(period)s") % {"period": label},
+             f"{service:<10}{calls:>7} {errors:>6}{currency:>10}"]
     for name, figures in costs["services"].items():
         lines.append(f"{name:<10}{figures['calls']:>7}{figures['errors']:>7}"
                      f"{money(figures['cost']):>10}")
         units = _units(figures)
         if units:
             lines.append(f"  {units}")
-    lines.append(f"{'total':<10}{total['calls']:>7}{total['errors']:>7}"
+    sum_word = _("total")
+    lines.append(f"{sum_word:<10}{total['calls']:>7}{total['errors']:>7}"
                  f"{money(total['cost']):>10}")
     return "\n".join(lines)
+
+
+def _calls(n: int) -> str:
+    return ngettext("%(n)d call", "%(n)d calls", n) % {"n": n}
+
+
+def _errors(n: int) -> str:
+    return ngettext("%(n)d error", "%(n)d errors", n) % {"n": n}

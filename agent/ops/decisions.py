@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent import spool
+from agent import reasons, spool
 from agent.config import Settings
 from agent.errors import UsageError
+from agent.i18n import N_
 from agent.logs import document_context, get_logger
 from agent.patients import UNASSIGNED, Patient
 from agent.patients import get as get_patient
@@ -35,12 +36,13 @@ def find_one(store: Store, prefix: str) -> Document:
     """The document a person means by an id or its first characters."""
     prefix = prefix.strip().lower()
     if len(prefix) < 4:
-        raise UsageError("give at least the first 4 characters of the document id")
+        raise UsageError(N_("give at least the first 4 characters of the document id"))
     matches = spool.find(store, prefix)
     if not matches:
-        raise UsageError(f"no document with id {prefix}")
+        raise UsageError(N_("no document with id %(id)s"), id=prefix)
     if len(matches) > 1:
-        raise UsageError(f"{len(matches)} documents start with {prefix}: give more characters")
+        raise UsageError(N_("%(count)d documents start with %(id)s: give more characters"),
+                         count=len(matches), id=prefix)
     return matches[0]
 
 
@@ -50,12 +52,14 @@ def resolve(settings: Settings, store: Store, prefix: str, patient_id: str | Non
     doc = find_one(store, prefix)
     with document_context(doc.id):
         if doc.state != REVIEW:
-            raise UsageError(f"document {doc.id} is not waiting for review (it is {doc.state})")
+            raise UsageError(N_("document %(id)s is not waiting for review (it is %(state)s)"),
+                             id=doc.id, state=spool.state_term(doc.state))
         patient = None
         if patient_id is not None:
             patient = get_patient(store, patient_id)
             if patient is None:
-                raise UsageError(f"no patient with id {patient_id} in the directory")
+                raise UsageError(N_("no patient with id %(id)s in the directory"),
+                                 id=patient_id)
         why = Reason.of("filed-by" if patient else "unassigned-by", who=who)
         return file_from_review(settings, store, doc, patient, who=who, why=why,
                                 message_kind="resolved")
@@ -88,10 +92,12 @@ def retry(settings: Settings, store: Store, prefix: str, *, who: str) -> Decisio
     doc = find_one(store, prefix)
     with document_context(doc.id):
         if doc.state != FAILED:
-            raise UsageError(f"document {doc.id} has not failed (it is {doc.state})")
+            raise UsageError(N_("document %(id)s has not failed (it is %(state)s)"), id=doc.id,
+                             state=spool.state_term(doc.state))
         if spool.is_refusal(doc):
-            raise UsageError(f"document {doc.id} was never taken: {doc.reason}. Once docagent "
-                             f"may read {doc.path}, it is taken by itself")
+            raise UsageError(N_("document %(id)s was never taken: %(reason)s. Once docagent may "
+                                "read %(path)s, it is taken by itself"), id=doc.id,
+                             reason=reasons.of_payload(doc.result).text(), path=doc.path)
         source = spool.requeue(settings, store, doc, who=who)
         log.info("retry asked by %s", who)
         return Decision(doc.id, QUEUED, None, str(source.relative_to(settings.home)))

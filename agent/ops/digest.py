@@ -37,8 +37,9 @@ def build(settings: Settings, store: Store, day: date) -> dict[str, Any]:
         "pending_review": pending_review,
         "oldest_review_since": oldest_review,
         "deferred_now": deferred,
-        "failures": [{"document_id": d.id, "name": d.original_name,
-                      "kind": d.reason_kind, "reason": d.reason} for d in failures],
+        "failures": [{"document_id": d.id, "name": d.original_name, "kind": d.reason_kind,
+                      "reason": d.reason, "reason_code": d.result.get("reason_code")}
+                     for d in failures],
         "failures_total": by_state.get("failed", 0),
         "cost": {"total": costs["total"]["cost"], "currency": costs["currency"],
                  "services": {k: v["cost"] for k, v in costs["services"].items()}},

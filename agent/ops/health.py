@@ -34,9 +34,16 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import canary, lock, spool
+from agent import canary, lock, reasons, spool
 from agent.config import UNIT_NAME, HealthLimits, Settings
-from agent.errors import DocagentError, NoAccess, OcrEngineMissing, PopplerMissing, ToolFailed
+from agent.errors import (
+    DocagentError,
+    NoAccess,
+    OcrEngineMissing,
+    PopplerMissing,
+    ToolFailed,
+    advice,
+)
 from agent.i18n import _, ngettext
 from agent.logs import escape, with_priority
 from agent.patients import count as count_patients
@@ -69,78 +76,90 @@ def daemon_holder(settings: Settings) -> lock.Holder | None:
 def check_daemon(settings: Settings, store: Store, limit: float,
                  holder: lock.Holder | None) -> Check:
     if holder is None:
-        return Check("daemon", False, f"no `docagent run` holds the lock on {settings.home}: "
-                     "the daemon is not running (systemctl status docagent)")
-    pid = holder.pid if holder.pid is not None else "unknown"
+        return Check("daemon", False, _("no `docagent run` holds the lock on %(home)s: the "
+                                        "daemon is not running (systemctl status docagent)")
+                     % {"home": settings.home})
+    pid = holder.pid if holder.pid is not None else "?"
     beat = store.get_meta("heartbeat")
     if beat is None:
-        return Check("daemon", False, f"running (pid {pid}) but has never written a heartbeat")
+        return Check("daemon", False, _("running (pid %(pid)s) but has never written a "
+                                        "heartbeat") % {"pid": pid})
     age = time.time() - float(beat)
     if age > limit:
-        return Check("daemon", False, f"running (pid {pid}) but its last heartbeat is {age:.0f} s "
-                     f"old (limit {limit:.0f} s): its loop or a worker is stuck")
-    return Check("daemon", True, f"running (pid {pid}), heartbeat {age:.0f} s ago")
+        return Check("daemon", False, _("running (pid %(pid)s) but its last heartbeat is "
+                                        "%(age).0f s old (limit %(limit).0f s): its loop or a "
+                                        "worker is stuck") % {"pid": pid, "age": age,
+                                                              "limit": limit})
+    return Check("daemon", True, _("running (pid %(pid)s), heartbeat %(age).0f s ago")
+                 % {"pid": pid, "age": age})
 
 
 def check_watcher(settings: Settings, daemon_alive: bool,
                   wait: float = CANARY_WAIT) -> Check:
     if not daemon_alive:
-        return Check("watcher", False, "not tested: no daemon to notice the canary file")
+        return Check("watcher", False, _("not tested: no daemon to notice the canary file"))
+    where = {"folder": settings.incoming, "wait": wait}
     try:
         path = canary.drop(settings.incoming)
     except OSError as error:
-        return Check("watcher", False, f"cannot write a canary in {settings.incoming}: {error}")
+        return Check("watcher", False, _("cannot write a canary in %(folder)s: %(error)s")
+                     % {**where, "error": error})
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if not path.exists():
-            return Check("watcher", True, f"a canary file in {settings.incoming} was noticed")
+            return Check("watcher", True, _("a canary file in %(folder)s was noticed") % where)
         time.sleep(0.1)
     canary.acknowledge(path)
-    return Check("watcher", False, f"a canary file in {settings.incoming} went unnoticed for "
-                 f"{wait:.0f} s: the watcher sees no events (try DOCAGENT_WATCH=polling)")
+    return Check("watcher", False, _("a canary file in %(folder)s went unnoticed for %(wait).0f "
+                                     "s: the watcher sees no events (try "
+                                     "DOCAGENT_WATCH=polling)") % where)
 
 
 def check_tesseract(settings: Settings) -> Check:
     try:
         have = tesseract.languages()
     except OcrEngineMissing:
-        return Check("tesseract", False,
-                     f"tesseract is not installed ({OcrEngineMissing.install})")
+        return Check("tesseract", False, _("tesseract is not installed (%(install)s)")
+                     % {"install": OcrEngineMissing.install})
     except (OSError, runner.NoResult, ToolFailed):
-        return Check("tesseract", False, "tesseract --list-langs does not run")
+        return Check("tesseract", False, _("tesseract --list-langs does not run"))
     missing = [lang for lang in settings.ocr_langs.split("+") if lang not in have]
     if missing:
-        return Check("tesseract", False, f"languages missing: {', '.join(missing)} "
-                     f"({tesseract.install_languages(missing)})")
-    return Check("tesseract", True, f"languages {settings.ocr_langs} present")
+        return Check("tesseract", False, _("languages missing: %(langs)s (%(install)s)") % {
+            "langs": ", ".join(missing), "install": tesseract.install_languages(missing)})
+    return Check("tesseract", True, _("languages %(langs)s present")
+                 % {"langs": settings.ocr_langs})
 
 
 def check_poppler() -> Check:
     missing = [tool.name for tool in (pdfinfo.PROGRAM, pdftoppm.PROGRAM, pdftotext.PROGRAM)
                if not tool.installed()]
     if missing:
-        return Check("poppler", False, f"{', '.join(missing)} missing "
-                     f"({PopplerMissing.install})")
+        return Check("poppler", False, _("%(tools)s missing (%(install)s)") % {
+            "tools": ", ".join(missing), "install": PopplerMissing.install})
     try:
         version = pdfinfo.version()
     except (PopplerMissing, OSError, runner.NoResult, ToolFailed):
-        return Check("poppler", False, "pdfinfo -v does not run")
-    return Check("poppler", True, version or "present")
+        return Check("poppler", False, _("pdfinfo -v does not run"))
+    return Check("poppler", True, version or _("present"))
 
 
 def check_database(store: Store) -> Check:
     try:
         store.set_meta("health_probe", str(time.time()))
     except DocagentError as error:
-        return Check("database", False, f"cannot write to the database: {error.message}")
-    return Check("database", True, "opens and is writable")
+        return Check("database", False, _("cannot write to the database: %(reason)s")
+                     % {"reason": error.said})
+    return Check("database", True, _("opens and is writable"))
 
 
 def check_disk(settings: Settings, floor: int) -> Check:
     free = shutil.disk_usage(settings.home).free
-    text = f"{free / 1024**3:.1f} GiB free under {settings.home}"
+    text = _("%(free).1f GiB free under %(home)s") % {"free": free / 1024**3,
+                                                      "home": settings.home}
     if free < floor:
-        return Check("disk", False, f"{text}, below the floor of {floor / 1024**3:.1f} GiB")
+        return Check("disk", False, _("%(text)s, below the floor of %(floor).1f GiB")
+                     % {"text": text, "floor": floor / 1024**3})
     return Check("disk", True, text)
 
 
@@ -158,7 +177,8 @@ def check_incoming(settings: Settings, store: Store, max_wait: float) -> Check:
                 if doc is not None:
                     # Dealt with already: refused as unreadable, or taken and not removable.
                     if spool.is_refusal(doc):
-                        refused.append(f"'{escape(entry.name)}' ({doc.reason})")
+                        said = reasons.of_payload(doc.result).text()
+                        refused.append(f"'{escape(entry.name)}' ({said})")
                     else:
                         left += 1
                     continue
@@ -166,8 +186,11 @@ def check_incoming(settings: Settings, store: Store, max_wait: float) -> Check:
                 mtime = entry.stat(follow_symlinks=False).st_mtime
                 oldest = min(oldest or (mtime, entry.name), (mtime, entry.name))
     except OSError as error:
-        return Check("incoming", False, f"cannot list {settings.incoming}: {error}")
-    kept = f"; {left} taken but left in place (they could not be removed)" if left else ""
+        return Check("incoming", False, _("cannot list %(folder)s: %(error)s")
+                     % {"folder": settings.incoming, "error": error})
+    kept = "; " + ngettext("%(n)d taken but left in place (it could not be removed)",
+                           "%(n)d taken but left in place (they could not be removed)",
+                           left) % {"n": left} if left else ""
     try:
         stray = spool.stray_folders(settings.incoming)
     except OSError:
@@ -175,20 +198,26 @@ def check_incoming(settings: Settings, store: Store, max_wait: float) -> Check:
     if stray:
         kept += "; " + _stray(stray)
     if refused:
-        return Check("incoming", False, f"{len(refused)} file(s) docagent may not read: "
-                     f"{', '.join(refused[:3])}. {NoAccess.action}{kept}")
+        return Check("incoming", False, ngettext(
+            "%(n)d file docagent may not read: %(files)s. %(action)s%(kept)s",
+            "%(n)d files docagent may not read: %(files)s. %(action)s%(kept)s", len(refused))
+            % {"n": len(refused), "files": ", ".join(refused[:3]),
+               "action": advice(NoAccess), "kept": kept})
     if oldest is None:
-        return Check("incoming", not stray, f"nothing waiting{kept}")
+        return Check("incoming", not stray, _("nothing waiting%(kept)s") % {"kept": kept})
     age = time.time() - oldest[0]
-    text = f"{count} waiting, the oldest for {age:.0f} s ('{escape(oldest[1])}'){kept}"
+    text = ngettext("%(n)d waiting, the oldest for %(age).0f s ('%(file)s')%(kept)s",
+                    "%(n)d waiting, the oldest for %(age).0f s ('%(file)s')%(kept)s", count) % {
+        "n": count, "age": age, "file": escape(oldest[1]), "kept": kept}
     if age <= max_wait:
         return Check("incoming", not stray, text)
     try:
         why = unreadable_by_daemon(settings, settings.incoming / oldest[1])
     except OSError:
         why = None  # taken meanwhile
-    return Check("incoming", False, f"{text}, over the limit of {max_wait:.0f} s: "
-                 + (why or "files are not being taken (is the daemon running?)"))
+    return Check("incoming", False, _("%(text)s, over the limit of %(limit).0f s: %(why)s") % {
+        "text": text, "limit": max_wait,
+        "why": why or _("files are not being taken (is the daemon running?)")})
 
 
 def _stray(folders: dict[str, int]) -> str:
@@ -226,47 +255,54 @@ def unreadable_by_daemon(settings: Settings, path: Path) -> str | None:
         allowed = info.st_mode & stat.S_IROTH
     if allowed:
         return None
-    return (f"docagent (user {user}) may not read it "
-            f"(owner {spool.owner_of(info)}, mode {stat.S_IMODE(info.st_mode):04o}). "
-            f"{NoAccess.action}")
+    return _("docagent (user %(user)s) may not read it (owner %(owner)s, mode %(mode)s). "
+             "%(action)s") % {"user": user, "owner": spool.owner_of(info),
+                              "mode": f"{stat.S_IMODE(info.st_mode):04o}",
+                              "action": advice(NoAccess)}
 
 
 def check_patients(store: Store) -> Check:
     patients = count_patients(store)
     if not patients:
-        return Check("patients", False, "the patient directory is empty: no document can ever "
-                     "be filed (docagent patients import FILE.csv)")
-    return Check("patients", True, f"{patients} in the directory")
+        return Check("patients", False, _("the patient directory is empty: no document can "
+                                          "ever be filed (docagent patients import FILE.csv)"))
+    return Check("patients", True, _("%(n)d in the directory") % {"n": patients})
 
 
 def check_failures(store: Store, max_failed: int) -> Check:
     since = (datetime.now(UTC) - timedelta(hours=24)).isoformat(timespec="milliseconds")
     failed = len(spool.failed_since(store, since))
     deferred = spool.deferred_count(store)
-    text = f"{failed} failed in the last 24 h, {deferred} deferred"
+    text = _("%(failed)d failed in the last 24 h, %(deferred)d deferred") % {
+        "failed": failed, "deferred": deferred}
     if deferred:
-        return Check("failures", False, f"{text}: a fault of this machine holds documents back "
-                     "(see journalctl -u docagent -p warning)")
+        return Check("failures", False, _("%(text)s: a fault of this machine holds documents "
+                                          "back (see journalctl -u docagent -p warning)")
+                     % {"text": text})
     if failed > max_failed:
-        return Check("failures", False, f"{text} (more than {max_failed}): docagent failed list")
+        return Check("failures", False, _("%(text)s (more than %(max)d): docagent failed list")
+                     % {"text": text, "max": max_failed})
     return Check("failures", True, text)
 
 
 def check_outbox(store: Store, max_age: float) -> Check:
-    count, oldest, _ = store.outbox_backlog()
+    count, oldest, _retrying = store.outbox_backlog()
     if not count or oldest is None:
-        return Check("outbox", True, "every notification sent")
+        return Check("outbox", True, _("every notification sent"))
     age = (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds()
-    text = f"{count} notification(s) waiting, the oldest for {age:.0f} s"
+    text = ngettext("%(n)d notification waiting, the oldest for %(age).0f s",
+                    "%(n)d notifications waiting, the oldest for %(age).0f s", count) % {
+        "n": count, "age": age}
     if age > max_age:
-        return Check("outbox", False, f"{text} (limit {max_age:.0f} s): they are not going out")
+        return Check("outbox", False, _("%(text)s (limit %(limit).0f s): they are not going "
+                                        "out") % {"text": text, "limit": max_age})
     return Check("outbox", True, text)
 
 
 def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
     token = settings.telegram_token
     if not token:
-        return Check("telegram", True, "not configured: notifications go to the log")
+        return Check("telegram", True, _("not configured: notifications go to the log"))
     from telegram import Bot  # only when configured: the import is slow
     from telegram.error import InvalidToken, TelegramError
 
@@ -279,11 +315,11 @@ def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
         name = asyncio.run(asyncio.wait_for(get_me(), timeout))
     except (TelegramError, OSError, TimeoutError) as error:
         text = str(error).replace(token, "<token>") or type(error).__name__
-        where = (f": correct {settings.telegram_token_source}"
+        where = (_(": correct %(source)s") % {"source": settings.telegram_token_source}
                  if isinstance(error, InvalidToken) and settings.telegram_token_source else "")
-        return Check("telegram", False, f"getMe at {settings.telegram_api_base_url} failed: "
-                     f"{text}{where}")
-    return Check("telegram", True, f"reachable as @{name}")
+        return Check("telegram", False, _("getMe at %(url)s failed: %(error)s%(where)s") % {
+            "url": settings.telegram_api_base_url, "error": text, "where": where})
+    return Check("telegram", True, _("reachable as @%(name)s") % {"name": name})
 
 
 def unit_states(allowlist: Sequence[str], wanted: Sequence[str] | None = None) -> list[Check]:
@@ -291,7 +327,8 @@ def unit_states(allowlist: Sequence[str], wanted: Sequence[str] | None = None) -
     checks = []
     for name in (allowlist if wanted is None else wanted):
         if name not in allowlist or not UNIT_NAME.match(name):
-            checks.append(Check(f"unit {name}", False, "not in DOCAGENT_HEALTH_UNITS: not asked"))
+            checks.append(Check(f"unit {name}", False,
+                                _("not in DOCAGENT_HEALTH_UNITS: not asked")))
             continue
         state = systemctl.is_active(name)
         checks.append(Check(f"unit {name}", state == "active", state))
@@ -303,9 +340,9 @@ def _guarded(name: str, check: Callable[[], Check]) -> Check:
     try:
         return check()
     except DocagentError as error:
-        return Check(name, False, f"could not check: {error.message}")
+        return Check(name, False, _("could not check: %(reason)s") % {"reason": error.said})
     except (OSError, sqlite3.Error) as error:
-        return Check(name, False, f"could not check: {error}")
+        return Check(name, False, _("could not check: %(reason)s") % {"reason": error})
 
 
 def run_checks(settings: Settings, store: Store, lim: HealthLimits | None = None,
@@ -316,9 +353,10 @@ def run_checks(settings: Settings, store: Store, lim: HealthLimits | None = None
         daemon = check_daemon(settings, store, lim.heartbeat_max, holder)
     except OSError as error:
         holder = None
-        daemon = Check("daemon", False, f"cannot ask the spool's lock whether the daemon runs: "
-                       f"{error.strerror or error} (run as docagent, or as a member of the "
-                       "docagent group)")
+        daemon = Check("daemon", False, _("cannot ask the spool's lock whether the daemon "
+                                          "runs: %(error)s (run as docagent, or as a member of "
+                                          "the docagent group)")
+                       % {"error": error.strerror or error})
     steps: list[tuple[str, Callable[[], Check]]] = [
         ("daemon", lambda: daemon),
         ("watcher", lambda: check_watcher(settings, holder is not None)),
@@ -342,7 +380,9 @@ def render(checks: Sequence[Check], *, journal: bool = False) -> str:
     """One line a check; for journald (`journal`) each line carries its priority, a failing
     check's error, so `journalctl -p err` shows what is wrong."""
     width = max(len(c.name) for c in checks)
-    lines = [(c.ok, f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}")
+    ok, fail = _("ok"), _("FAIL")
+    verdict = max(len(ok), len(fail))
+    lines = [(c.ok, f"{ok if c.ok else fail:<{verdict}}  {c.name:<{width}}  {c.detail}")
              for c in checks]
     if journal:
         return "\n".join(with_priority(line, logging.INFO if ok else logging.ERROR)
@@ -369,10 +409,11 @@ def remember_and_alert(store: Store, checks: Sequence[Check]) -> str | None:
     if failing == before:
         return None
     if failing:
-        text = "docagent is unhealthy:\n" + "\n".join(
+        text = _("docagent is unhealthy:") + "\n" + "\n".join(
             f"- {c.name}: {c.detail}" for c in checks if not c.ok)
     elif before:
-        text = "docagent is healthy again (was failing: " + ", ".join(before) + ")"
+        text = _("docagent is healthy again (was failing: %(checks)s)") % {
+            "checks": ", ".join(before)}
     else:
         text = None
     with store.write() as conn:

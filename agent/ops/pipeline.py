@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from agent import metrics, spool
+from agent import metrics, reasons, spool
 from agent.config import Settings
 from agent.errors import DiskFull, DocumentError, MachineError, PoisonPill, Unreadable
+from agent.i18n import N_, _
 from agent.ledger import Ledger, prices_from
 from agent.logs import document_context, get_logger
 from agent.patients import get as get_patient
@@ -56,9 +57,10 @@ class Outcome:
     text_source: str | None
     duration_ms: int
     path: str | None = None
+    said: str | None = None  # the reason in the staff's language, for the human line only
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "said"}
 
 
 def defer_delay(deferrals: int) -> float:
@@ -88,7 +90,7 @@ def _read(settings: Settings, store: Store, doc: Document) -> Placement:
     pages = ocr.read_pages(pdf, info.page_sizes_pt, _options(settings))
     timer.lap("text")
     if sum(ocr.letters(p.text) for p in pages) < MIN_DOCUMENT_LETTERS:
-        raise Unreadable("no text could be read on any page", stage="text")
+        raise Unreadable(N_("no text could be read on any page"), stage="text")
     fields = read_fields(store, [p.text for p in pages])
     timer.lap("parse")
     sources = tuple(PageSource(p.number, p.source, p.confidence, p.dpi, p.seconds,
@@ -148,7 +150,7 @@ def _date_part(fields: ParsedFields, doc: Document, confidence: float | None,
 
 def _failed_placement(settings: Settings, doc: Document, error: DocumentError,
                       duration_ms: int) -> Placement:
-    result = spool.failure_result(_base_result(doc), error.as_dict(), duration_ms)
+    result = spool.failure_result(_base_result(doc), error, duration_ms)
     name = safe_name(doc.original_name)
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem or len(ext) > 10:
@@ -177,8 +179,8 @@ def process(settings: Settings, store: Store, doc: Document) -> Outcome:
     with document_context(doc.id):
         try:
             if doc.crashes >= settings.max_crashes:
-                raise PoisonPill(f"the service stopped {doc.crashes} times while reading this "
-                                 "file", stage="recover")
+                raise PoisonPill(N_("the service stopped %(crashes)d times while reading this "
+                                    "file"), crashes=doc.crashes, stage="recover")
             placement = _read(settings, store, doc)
             _account_ocr(settings, doc, placement.result)
             placement = _timed(placement, _elapsed(started))
@@ -225,6 +227,7 @@ def process(settings: Settings, store: Store, doc: Document) -> Outcome:
             reason=placement.reason, patient_id=placement.patient_id,
             pages=placement.result.get("pages"), text_source=placement.result.get("text_source"),
             duration_ms=_elapsed(started), path=relative,
+            said=reasons.of_payload(placement.result).text(),
         )
 
 
@@ -249,10 +252,11 @@ def _deferred(store: Store, doc: Document, error: MachineError, started: float) 
         delay = 0.0  # the database itself is the fault: the row stays `processing`,
         # and recovery at the next start requeues it.
     log.warning("deferred (%s): %s; retry in %.0f s — %s", error.kind, error.message, delay,
-                error.action)
+                error.advice_in_english)
     return Outcome(file=doc.original_name, document_id=doc.id, outcome="deferred",
                    reason=f"{error.message} (retried by itself)", patient_id=None, pages=None,
-                   text_source=None, duration_ms=_elapsed(started))
+                   text_source=None, duration_ms=_elapsed(started),
+                   said=_("%(reason)s (retried by itself)") % {"reason": error.said})
 
 
 def _unexpected(settings: Settings, store: Store, doc: Document, error: BaseException,
@@ -277,4 +281,5 @@ def quarantine(settings: Settings, store: Store, doc: Document, error: DocumentE
         log.error("failed at %s: %s (%s)", error.stage, error.message, error.kind)
         return Outcome(file=doc.original_name, document_id=doc.id, outcome=FAILED,
                        reason=error.message, patient_id=None, pages=None, text_source=None,
-                       duration_ms=_elapsed(started), path=str(dest.relative_to(settings.home)))
+                       duration_ms=_elapsed(started), path=str(dest.relative_to(settings.home)),
+                       said=error.said)

@@ -23,6 +23,7 @@ from typing import Any
 
 from agent import spool
 from agent.config import Settings
+from agent.i18n import N_, _, day, ngettext, pgettext, translate
 from agent.ledger import day_bounds, read_range
 from agent.patients import count as count_patients
 from agent.store import Store
@@ -117,46 +118,65 @@ def _duration(seconds: int | None) -> str:
     if seconds is None:
         return "-"
     if seconds < 120:
-        return f"{seconds} s"
+        return _("%(n)d s") % {"n": seconds}
     if seconds < 7200:
-        return f"{seconds // 60} min"
+        return _("%(n)d min") % {"n": seconds // 60}
     if seconds < 172800:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
+        return _("%(n)d h") % {"n": seconds // 3600}
+    return ngettext("%(n)d day", "%(n)d days", seconds // 86400) % {"n": seconds // 86400}
 
 
 def _local(stamp: str | None) -> str:
     if not stamp:
-        return "never"
+        return _("never")
     moment = datetime.fromisoformat(stamp).astimezone()
     if moment.date() == date.today():
         return moment.strftime("%H:%M")
-    return moment.strftime("%Y-%m-%d %H:%M")
+    return f"{day(moment.date().isoformat())} {moment.strftime('%H:%M')}"
+
+
+_WHERE = {"incoming": N_("in incoming/"), "queue": N_("in the queue")}
+
+
+def _row(label: str, *figures: object) -> str:
+    return f"{label:<12}" + "".join(f"{f:>9}" for f in figures)
 
 
 def render(status: dict[str, Any]) -> str:
     """A table 34 columns wide: it fits a phone's terminal as well as a desktop one."""
-    lines = [f"{'':<12}{'today':>9}{'total':>9}"]
+    lines = [_row("", pgettext("status table", "today"), pgettext("status table", "total"))]
+    # A table's words: "classés" in French, where a document is "classé".
+    rows = {"filed": pgettext("status table", "filed"),
+            "review": pgettext("status table", "review"),
+            "failed": pgettext("status table", "failed"),
+            "duplicate": pgettext("status table", "duplicate")}
     for outcome in OUTCOMES:
         figures = status["outcomes"][outcome]
-        lines.append(f"{outcome:<12}{figures['today']:>9}{figures['total']:>9}")
+        lines.append(_row(rows[outcome], figures["today"], figures["total"]))
     backlog = status["incoming"] + status["queued"]
-    lines.append(f"{'backlog':<12}{backlog:>9}")
-    lines.append(f"  {status['incoming']} incoming, {status['queued']} queued,")
-    lines.append(f"  {status['deferred']} deferred, {status['in_progress']} in progress")
+    lines.append(_row(pgettext("status table", "backlog"), backlog))
+    lines.append("  " + _("%(incoming)d incoming, %(queued)d queued,") % status)
+    lines.append("  " + _("%(deferred)d deferred, %(in_progress)d in progress") % status)
     oldest = status["oldest_waiting"]
     if oldest:
-        lines.append(f"oldest wait {_duration(oldest['seconds'])} ({oldest['where']})")
+        where = _WHERE.get(oldest["where"])
+        lines.append(_("oldest wait %(time)s (%(where)s)") % {
+            "time": _duration(oldest["seconds"]),
+            "where": translate(where) if where else oldest["where"]})
     last = status["last_filed"]
-    lines.append(f"last filed  {_local(last['at']) if last else 'never'}"
+    lines.append(_("last filed  %(when)s") % {"when": _local(last["at"]) if last else _("never")}
                  + (f" {last['document_id'][:8]}" if last else ""))
     ocr = status["ocr_today"]
-    median_text = f", median {ocr['median_seconds']} s" if ocr["pages"] else ""
-    lines.append(f"OCR today   {ocr['pages']} pages{median_text}")
-    retrying = f" ({status['outbox_retrying']} retrying)" if status["outbox_retrying"] else ""
+    pages = ngettext("%(n)d page", "%(n)d pages", ocr["pages"]) % {"n": ocr["pages"]}
+    lines.append(_("OCR today   %(pages)s") % {"pages": pages} + (
+        _(", median %(seconds)s s") % {"seconds": ocr["median_seconds"]} if ocr["pages"] else ""))
     given_up = status.get("outbox_given_up_today")
-    lines.append(f"outbox      {status['outbox_pending']} pending{retrying}")
+    pending = {"n": status["outbox_pending"], "retrying": status["outbox_retrying"]}
+    lines.append((_("outbox      %(n)d pending (%(retrying)d retrying)") if pending["retrying"]
+                  else _("outbox      %(n)d pending")) % pending)
     if given_up:
-        lines.append(f"  {given_up} refused by Telegram today (see the log)")
-    lines.append(f"patients    {status['patients']}")
+        lines.append("  " + ngettext("%(n)d refused by Telegram today (see the log)",
+                                     "%(n)d refused by Telegram today (see the log)", given_up)
+                     % {"n": given_up})
+    lines.append(_("patients    %(n)d") % {"n": status["patients"]})
     return "\n".join(lines)

@@ -93,6 +93,8 @@ if TYPE_CHECKING:
         review_backlog,
         start,
         start_next,
+        state_term,
+        state_word,
     )
 
 # Each name is imported from its module when first asked for (PEP 562), so that `docagent
@@ -152,6 +154,8 @@ _HOME = {
     "review_backlog": "rows",
     "start": "rows",
     "start_next": "rows",
+    "state_term": "rows",
+    "state_word": "rows",
 }
 
 
@@ -175,6 +179,7 @@ __all__ = [
     "failed_since", "failure_result", "files_under", "find", "get", "ignored", "is_refusal",
     "last_filed", "last_finished_at", "oldest_queued", "open_dropped", "owner_of", "pdf_stem",
     "place", "processing_path", "queued_count", "recover", "requeue", "review_backlog",
-    "safe_name", "sidecar", "start", "start_next", "stray_folders", "take_back", "taken_before",
+    "safe_name", "sidecar", "start", "start_next", "state_term", "state_word",
+    "stray_folders", "take_back", "taken_before",
     "text_of",
 ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import NoAccess
+from agent.i18n import N_
 from agent.logs import get_logger
 from agent.spool import files, placing, rows
 from agent.spool.files import NotTaken
@@ -222,13 +223,14 @@ def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> C
     digest = hashlib.sha256((_NO_ACCESS_PREFIX + key).encode("utf-8")).hexdigest()
     document_id = digest[:16]
     mode = stat.S_IMODE(info.st_mode)
-    reason = NoAccess(f"docagent may not read this file (owner {files.owner_of(info)}, "
-                      f"mode {mode:04o})", stage="intake", detail=error.strerror or str(error))
+    reason = NoAccess(N_("docagent may not read this file (owner %(owner)s, mode %(mode)s)"),
+                      owner=files.owner_of(info), mode=f"{mode:04o}", stage="intake",
+                      detail=error.strerror or str(error))
     relative = str(source.relative_to(settings.home)) if source.is_relative_to(settings.home) \
         else str(source)
     result = placing.failure_result({"document_id": document_id, "sha256": None,
                                      "original_name": name, "received_at": now_iso(),
-                                     "attempts": 0}, reason.as_dict(), 0)
+                                     "attempts": 0}, reason, 0)
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone():
             return Claim(document_id, None, name, again=True, refused=True)
@@ -249,7 +251,8 @@ def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> C
                                  outcome=FAILED, kind=reason.kind, reason=reason.message,
                                  name=name, path=relative)
     log.error("cannot read %r in %s (owner %s, mode %04o): %s %s", name, source.parent,
-              files.owner_of(info), mode, reason.message, reason.action, extra={"doc": document_id})
+              files.owner_of(info), mode, reason.message, reason.advice_in_english,
+              extra={"doc": document_id})
     return Claim(document_id, None, name, refused=True)
 
 

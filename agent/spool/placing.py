@@ -20,6 +20,7 @@ from typing import Any
 from agent import modes, reasons
 from agent.audit import AuditLog
 from agent.config import Settings
+from agent.errors import DocagentError
 from agent.spool import files, rows
 from agent.spool.rows import FAILED, FILING, QUEUED, Document
 from agent.store import Store, now_iso
@@ -87,14 +88,17 @@ def text_of(settings: Settings, doc: Document) -> bytes:
     return text[0].read_bytes() if text else b""
 
 
-def failure_result(base: Mapping[str, Any], failure: Mapping[str, str],
+def failure_result(base: Mapping[str, Any], error: DocagentError,
                    duration_ms: int | None, time: str | None = None) -> dict[str, Any]:
     """A failure's JSON form (the reason file, the row, the outbox), the one for every failure:
-    `base` says which document, `failure` is the error's kind, stage, message, action, detail."""
-    return {**base, "outcome": FAILED, "reason": failure["message"],
-            "reason_code": reasons.failure(failure["kind"], failure["message"]).as_dict(),
+    `base` says which document; the error gives its kind, stage, message, action and detail.
+    `message` and `action` are in the staff's language (the reason file is read by people);
+    `reason` is the English sentence the database and the audit line keep, and `reason_code`
+    says it again in any language."""
+    return {**base, "outcome": FAILED, "reason": error.message,
+            "reason_code": reasons.of_error(error).as_dict(),
             "patient_id": None, "time": time or now_iso(), "duration_ms": duration_ms,
-            "pages": None, "text_source": None, **failure}
+            "pages": None, "text_source": None, **error.as_dict()}
 
 
 def candidate_names(stem: str, suffix: str) -> Iterator[str]:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from agent.i18n import N_, Term, translate
 from agent.store import Store, now_iso
 
 # Document states. `claiming` and `filing` are the two in-between states that recovery
@@ -21,6 +22,23 @@ from agent.store import Store, now_iso
 CLAIMING, QUEUED, PROCESSING, FILING = "claiming", "queued", "processing", "filing"
 FILED, REVIEW, FAILED = "filed", "review", "failed"
 FINAL_STATES = (FILED, REVIEW, FAILED)
+# A state, or an outcome, in a sentence for the staff: "it is %(state)s".
+STATE_WORDS = {
+    CLAIMING: N_("being taken in"), QUEUED: N_("waiting to be read"),
+    PROCESSING: N_("being read"), FILING: N_("being filed"), FILED: N_("filed"),
+    REVIEW: N_("waiting for a decision"), FAILED: N_("failed"), "duplicate": N_("a duplicate"),
+    "deferred": N_("deferred"),
+}
+
+
+def state_term(state: str) -> Term:
+    """A state as a message's value, said in the staff's language where the message is."""
+    return Term(STATE_WORDS.get(state, state))
+
+
+def state_word(state: str) -> str:
+    """A state in the staff's language."""
+    return translate(state_term(state))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from agent.i18n import N_, translate
 from agent.stages.lines import Line
 
 _ADDRESSED = (r"(?:m'avoir|m'avez|avez|ai|a|est|ete)\s+adresse(?:e|s|es)?"
@@ -55,6 +56,25 @@ _TYPE_KEYWORDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("claim form", r"claim\s+form"),
     )),
 )
+OTHER = "other"  # nothing said what the document is
+TYPES = (*(kind for kind, _words in _TYPE_KEYWORDS), OTHER)
+# A type as the staff call it; the code stays in JSON, the database and file names.
+WORDS = {
+    "lab-result": N_("lab result"),
+    "imaging-report": N_("imaging report"),
+    "referral-letter": N_("referral letter"),
+    "prescription": N_("prescription"),
+    "insurance-form": N_("insurance form"),
+    OTHER: N_("other document"),
+}
+
+
+def in_words(kind: str | None) -> str:
+    """"lab result" for lab-result; a type this version does not know, as it is."""
+    kind = kind or OTHER
+    return translate(WORDS[kind]) if kind in WORDS else kind
+
+
 _TYPE_RES = tuple(
     (kind, tuple((word, re.compile(rf"(?<![a-z0-9]){pattern}(?![a-z0-9])"))
                  for word, pattern in words))
@@ -103,7 +123,7 @@ def document_type(lines: Sequence[Line]) -> tuple[str, str]:
                     if old is None or weight > old[0]:
                         seen[word] = (weight, old[1] if old else line.index)
     if not best:
-        return "other", ""
+        return OTHER, ""
     kind = max(best, key=lambda k: (sum(w for w, _ in best[k].values()),
                                     -_TIE_ORDER.index(k)))
     word = min(best[kind], key=lambda w: (-best[kind][w][0], best[kind][w][1]))

@@ -25,6 +25,7 @@ from agent.errors import (
     TooLarge,
     TooManyPages,
 )
+from agent.i18n import N_
 from agent.tools import pdfinfo, runner
 
 STAGE = "inspect"
@@ -56,11 +57,14 @@ def _pdfinfo(path: Path, *, first: int | None = None, last: int | None = None,
         return pdfinfo.info(path, first=first, last=last, timeout=timeout, stage=STAGE,
                             pass_fds=pass_fds)
     except runner.ChildTimeout:
-        raise CorruptPdf("the PDF could not be opened in time: it is probably damaged",
+        raise CorruptPdf(N_("the PDF could not be opened in time: it is probably damaged"),
                          stage=STAGE, detail=f"pdfinfo ran over {timeout:.0f} s") from None
     except runner.OverLimit as over:
-        raise TooComplex(f"the PDF is too complex to open: its structure needs more than the "
-                         f"{over.limit} allowed", stage=STAGE, detail=over.complaint) from None
+        raise TooComplex(over.choose(
+            N_("the PDF is too complex to open: its structure needs more than the %(mib)d MiB "
+               "of memory allowed"),
+            N_("the PDF is too complex to open: its structure needs more than the processor "
+               "time allowed")), mib=over.mib, stage=STAGE, detail=over.complaint) from None
 
 
 def page_count(path: Path, *, pass_fds: Sequence[int] = ()) -> int | None:
@@ -95,16 +99,14 @@ def opens(path: Path, *, pass_fds: Sequence[int] = ()) -> bool:
 def inspect(path: Path, *, max_bytes: int, max_pages: int) -> PdfInfo:
     size = path.stat().st_size
     if size == 0:
-        raise EmptyFile("the file is empty (0 bytes)", stage=STAGE)
+        raise EmptyFile(N_("the file is empty (0 bytes)"), stage=STAGE)
     if size > max_bytes:
-        raise TooLarge(f"the file is {size / 1024**2:.1f} MB, over the limit of "
-                       f"{max_bytes / 1024**2:.1f} MB", stage=STAGE)
+        raise TooLarge(N_("the file is %(size).1f MB, over the limit of %(limit).1f MB"),
+                       size=size / 1024**2, limit=max_bytes / 1024**2, stage=STAGE)
     with open(path, "rb") as handle:
         head = handle.read(1024)
     if not looks_like_pdf(head):
-        kind = _sniff(head)
-        raise NotPdf(f"the file is not a PDF{f' (it looks like {kind})' if kind else ''}",
-                     stage=STAGE)
+        raise NotPdf(_sniff(head), stage=STAGE)
 
     # One run for the counts, the encryption and every page's size: -l beyond the last page is
     # clamped by pdfinfo, and a file over the limit prints no more sizes than the limit.
@@ -113,10 +115,10 @@ def inspect(path: Path, *, max_bytes: int, max_pages: int) -> PdfInfo:
     except pdfinfo.Refused as refused:
         raise _refusal(refused) from None
     if info.pages == 0:
-        raise NoPages("the PDF has no pages", stage=STAGE)
+        raise NoPages(N_("the PDF has no pages"), stage=STAGE)
     if info.pages > max_pages:
-        raise TooManyPages(f"the PDF has {info.pages} pages, over the limit of {max_pages}",
-                           stage=STAGE)
+        raise TooManyPages(N_("the PDF has %(pages)d pages, over the limit of %(limit)d"),
+                           pages=info.pages, limit=max_pages, stage=STAGE)
     page_sizes = tuple(info.page_sizes_pt.get(n, A4_PT) for n in range(1, info.pages + 1))
     return PdfInfo(pages=info.pages, encrypted=info.encrypted, page_sizes_pt=page_sizes)
 
@@ -124,29 +126,32 @@ def inspect(path: Path, *, max_bytes: int, max_pages: int) -> PdfInfo:
 def _refusal(refused: pdfinfo.Refused) -> DocagentError:
     """What pdfinfo's refusal means for the person who dropped the file."""
     if refused.why == "password":
-        return Encrypted("the PDF is password-protected", stage=STAGE, detail=refused.said)
+        return Encrypted(N_("the PDF is password-protected"), stage=STAGE,
+                         detail=refused.said)
     if refused.why == "no-pages":
-        return NoPages("the PDF has no pages", stage=STAGE, detail=refused.said[:500])
+        return NoPages(N_("the PDF has no pages"), stage=STAGE, detail=refused.said[:500])
     if refused.why == "no-page-count":
-        return CorruptPdf("the PDF is damaged: its page count cannot be read", stage=STAGE,
+        return CorruptPdf(N_("the PDF is damaged: its page count cannot be read"), stage=STAGE,
                           detail=refused.said[:500])
-    return CorruptPdf("the PDF is damaged and cannot be opened", stage=STAGE,
+    return CorruptPdf(N_("the PDF is damaged and cannot be opened"), stage=STAGE,
                       detail=refused.said[:500])
 
 
 def _sniff(head: bytes) -> str:
+    """Why a file is not a PDF, saying what it looks like when that can be told (a sentence
+    each, for the staff's language)."""
     signatures = {
-        b"\xff\xd8\xff": "a JPEG image",
-        b"\x89PNG": "a PNG image",
-        b"II*\x00": "a TIFF image",
-        b"MM\x00*": "a TIFF image",
-        b"PK\x03\x04": "a ZIP or Office document",
-        b"\xd0\xcf\x11\xe0": "an old Office document",
-        b"GIF8": "a GIF image",
+        b"\xff\xd8\xff": N_("the file is not a PDF (it looks like a JPEG image)"),
+        b"\x89PNG": N_("the file is not a PDF (it looks like a PNG image)"),
+        b"II*\x00": N_("the file is not a PDF (it looks like a TIFF image)"),
+        b"MM\x00*": N_("the file is not a PDF (it looks like a TIFF image)"),
+        b"PK\x03\x04": N_("the file is not a PDF (it looks like a ZIP or Office document)"),
+        b"\xd0\xcf\x11\xe0": N_("the file is not a PDF (it looks like an old Office document)"),
+        b"GIF8": N_("the file is not a PDF (it looks like a GIF image)"),
     }
-    for magic, kind in signatures.items():
+    for magic, said in signatures.items():
         if head.startswith(magic):
-            return kind
+            return said
     if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
-        return "a web page"
-    return ""
+        return N_("the file is not a PDF (it looks like a web page)")
+    return N_("the file is not a PDF")

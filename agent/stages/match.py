@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal
 
-from agent import reasons
+from agent import evidence, reasons
 from agent.config import DEFAULT_MIN_NAME_CONFIDENCE
 from agent.names import is_initial, loose_keys, name_key, record_keys
 from agent.patients import Patient, by_keys
@@ -92,7 +92,7 @@ class MatchResult:
 
     @property
     def reason(self) -> str:
-        return self.why.text()
+        return self.why.kept()
 
     def as_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "patient_id": self.patient_id, "reason": self.reason,
@@ -147,14 +147,13 @@ def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
         agree.append("last_name")
         kinds = {own[k] for k in hits}
         if "last" not in kinds:
-            which = "birth name" if "birth" in kinds else "usage (married) name"
-            notes.append(f"last name agrees with the {which} on record")
+            notes.append(evidence.BIRTH_NAME if "birth" in kinds else evidence.USAGE_NAME)
     else:
         disagree.append("last_name")
         loose = set().union(*(loose_keys(n) for n in (patient.last_name, patient.birth_name,
                                                        patient.usage_name) if n))
         if read.last_keys & loose or read.last_loose & (own.keys() | loose):
-            notes.append("last name differs only by a particle or a part of a compound name")
+            notes.append(evidence.PARTICLE)
     if read.birth_name and patient.birth_name:
         if name_key(read.birth_name) == name_key(patient.birth_name):
             agree.append("birth_name")
@@ -181,15 +180,15 @@ def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
     else:
         disagree.append("birth_date")
         if suggest.swapped_day_month(read.birth) == patient.birth_date:
-            notes.append("birth date has day and month exchanged")
+            notes.append(evidence.DAY_MONTH)
     if read.birth_note:
         notes.append(read.birth_note)
     years = _years(patient.birth_date, read.on) if read.age is not None else None
     if read.age is not None and years is not None and abs(years - read.age) > AGE_TOLERANCE:
         disagree.append("age")
-        notes.append(f"age {read.age} on the document, {years} from the record")
+        notes.append(evidence.note(evidence.AGE, age=read.age, years=years))
     if swapped:
-        notes.append("names agree only in the other order (first name read as last name)")
+        notes.append(evidence.SWAPPED)
     return Candidate(patient, tuple(agree), tuple(disagree), tuple(missing), swapped,
                      tuple(notes))
 
@@ -245,12 +244,12 @@ def _which_reading(readings: Sequence[str], named: Sequence[Patient]) -> tuple[s
         printed = readings[0]
     on_record = [r for r in readings if r in {p.birth_date for p in named}]
     if len(on_record) == 1:
-        way = "day first (UK)" if on_record[0] == readings[0] else "month first (US)"
-        return on_record[0], f"birth date {printed} read {way}"
+        way = evidence.READ_DAY_FIRST if on_record[0] == readings[0] else \
+            evidence.READ_MONTH_FIRST
+        return on_record[0], evidence.note(way, date=printed)
     if on_record:
-        return None, (f"birth date {printed} reads two ways and namesakes were born on each: "
-                      "it decides nothing")
-    return readings[0], f"birth date {printed} reads two ways and neither is on record"
+        return None, evidence.note(evidence.BOTH_READINGS, date=printed)
+    return readings[0], evidence.note(evidence.NEITHER_READING, date=printed)
 
 
 def _candidates(store: Store, read: _Read, last: str) -> dict[str, Candidate]:
@@ -366,19 +365,12 @@ def how_found(name: Found | None) -> str | None:
         return None
     how, _, rest = name.rule.partition(":")
     role, _, cue = rest.partition(":")
-    where = f"on page {name.page}"
-    if how == "label":
-        return f"names read after a label {where}"
-    if how == "title":
-        return f"names read after a title, with a birth date, {where}"
-    if how == "table":
-        return f"names read in a table row, under its header, {where}"
-    if how == "spotted" and role == roles.UNKNOWN:
-        return f"names found in the text, with nothing saying whose they are, {where}"
+    template = {"label": evidence.AFTER_LABEL, "title": evidence.AFTER_TITLE,
+                "table": evidence.IN_TABLE}.get(how)
     if how == "spotted":
-        return f"names found in the text after \u00ab{cue}\u00bb {where}" if cue not in (
-            "", "civility") else f"names found in the text after a civility {where}"
-    return None
+        template = evidence.SPOTTED if role == roles.UNKNOWN else \
+            evidence.AFTER_CIVILITY if cue in ("", "civility") else evidence.AFTER_CUE
+    return evidence.note(template, page=name.page, cue=cue) if template else None
 
 
 def _same_person(person: NamedPerson, fields: ParsedFields) -> bool:

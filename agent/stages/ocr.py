@@ -38,6 +38,7 @@ from statistics import fmean
 from typing import Literal, Protocol, TypeVar
 
 from agent.errors import CorruptPdf, OcrTimeout, PageTooLarge, TooComplex, ToolFailed
+from agent.i18n import N_
 from agent.logs import get_logger
 from agent.stages import pgm
 from agent.tools import pdftoppm, pdftotext, runner, tesseract
@@ -112,13 +113,16 @@ def text_layers(pdf: Path, pages: int) -> tuple[list[str], float]:
     try:
         found = pdftotext.layers(pdf, pages=pages, timeout=PDFTOTEXT_TIMEOUT, stage=STAGE)
     except runner.ChildTimeout:
-        raise TooComplex(f"the PDF holds far more text than a document: extracting it took "
-                         f"more than {PDFTOTEXT_TIMEOUT:.0f} s", stage=STAGE,
+        raise TooComplex(N_("the PDF holds far more text than a document: extracting it took "
+                            "more than %(seconds).0f s"), seconds=PDFTOTEXT_TIMEOUT, stage=STAGE,
                          detail=f"pdftotext ran over {PDFTOTEXT_TIMEOUT:.0f} s") from None
     except runner.OverLimit as over:
-        raise TooComplex(f"the PDF holds far more text than a document: extracting it needed "
-                         f"more than the {over.limit} allowed", stage=STAGE,
-                         detail=over.complaint) from None
+        raise TooComplex(over.choose(
+            N_("the PDF holds far more text than a document: extracting it needed more than "
+               "the %(mib)d MiB of memory allowed"),
+            N_("the PDF holds far more text than a document: extracting it needed more than "
+               "the processor time allowed")), mib=over.mib, stage=STAGE,
+            detail=over.complaint) from None
     except runner.Failed as failed:
         return [""] * pages, failed.cpu_seconds  # no layer it can read: every page is OCR'd
     return list(found.pages), found.cpu_seconds
@@ -139,8 +143,9 @@ def check_size(number: int, page_size_pt: tuple[float, float], options: OcrOptio
     if pixels > options.max_pixels:
         w_cm, h_cm = (round(x / 72 * 2.54) for x in page_size_pt)
         raise PageTooLarge(
-            f"page {number} is too large to read ({w_cm} x {h_cm} cm: over the pixel cap of "
-            f"{options.max_pixels:,} even at {MIN_DPI} dpi)", stage=STAGE)
+            N_("page %(page)d is too large to read (%(width)d x %(height)d cm: over the pixel "
+               "cap of %(cap)s even at %(dpi)d dpi)"), page=number, width=w_cm, height=h_cm,
+            cap=f"{options.max_pixels:,}", dpi=MIN_DPI, stage=STAGE)
     return dpi
 
 
@@ -187,12 +192,24 @@ class _Budget:
             done = step(self.left())
         except runner.ChildTimeout as error:
             self.cpu += error.cpu_seconds
-            raise OcrTimeout(f"page {self.number} took more than {self.timeout:g} s to {what} "
-                             "(the per-page OCR time limit)", stage=STAGE) from None
+            template = N_("page %(page)d took more than %(seconds)g s to render (the per-page "
+                          "OCR time limit)") if what == "render" else \
+                N_("page %(page)d took more than %(seconds)g s to read (the per-page OCR time "
+                   "limit)")
+            raise OcrTimeout(template, page=self.number, seconds=self.timeout,
+                             stage=STAGE) from None
         except runner.OverLimit as over:
             self.cpu += over.cpu_seconds
-            raise TooComplex(f"page {self.number} is too complex to {what}: it needed more "
-                             f"than the {over.limit} allowed", stage=STAGE,
+            template = over.choose(
+                N_("page %(page)d is too complex to render: it needed more than the %(mib)d "
+                   "MiB of memory allowed"),
+                N_("page %(page)d is too complex to render: it needed more than the processor "
+                   "time allowed")) if what == "render" else over.choose(
+                N_("page %(page)d is too complex to read: it needed more than the %(mib)d MiB "
+                   "of memory allowed"),
+                N_("page %(page)d is too complex to read: it needed more than the processor "
+                   "time allowed"))
+            raise TooComplex(template, page=self.number, mib=over.mib, stage=STAGE,
                              detail=over.complaint) from None
         self.cpu += done.cpu_seconds
         return done
@@ -204,7 +221,8 @@ def _render(pdf: Path, number: int, dpi: int, budget: _Budget, workdir: Path) ->
             pdf, number, dpi=dpi, base=workdir / f"page-{number}", fmt="pgm", timeout=left,
             stage=STAGE), "render").path
     except runner.Failed as failed:
-        raise CorruptPdf(f"page {number} of the PDF is damaged and cannot be rendered",
+        raise CorruptPdf(N_("page %(page)d of the PDF is damaged and cannot be rendered"),
+                         page=number,
                          stage=STAGE, detail=failed.said[:500]) from None
 
 

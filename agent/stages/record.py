@@ -155,7 +155,7 @@ class Record:
                 match: MatchResult | None = None) -> Record:
         """This record filed by a person (or a re-match) under `patient`, or under none."""
         return dataclasses.replace(
-            self, outcome="filed", why=why, reason=why.text(),
+            self, outcome="filed", why=why, reason=why.kept(),
             patient_id=patient.id if patient else None, patient=patient,
             match=match or self.match,
             decision=PersonDecision(by, at, patient.id if patient else None, self.reason))

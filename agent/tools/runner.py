@@ -139,8 +139,15 @@ class ChildTimeout(NoResult):
 class OverLimit(NoResult):
     """Our memory or CPU limit stopped the child, or spoilt its output (see `_OUT_OF_MEMORY`)."""
 
+    def choose(self, memory: str, cpu: str) -> str:
+        """The message for the limit that stopped it: one that says the memory (%(mib)d), or
+        one that says the processor time (a sentence each, for the staff's language)."""
+        return memory if self.memory else cpu
+
     def __init__(self, program: str, done: Finished) -> None:
         self.limit = describe_limit(done.over_limit)  # the limit in force when it ran
+        self.memory = done.over_limit == "memory"
+        self.mib = round(_memory / 2**20)  # the memory limit, for a message's %(mib)d
         self.complaint = done.complaint()
         super().__init__(f"{program} needed more than the {self.limit} allowed",
                          done.cpu_seconds)

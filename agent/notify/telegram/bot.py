@@ -20,6 +20,7 @@ from telegram.ext import Application, ApplicationBuilder, ExtBot
 
 from agent import logs
 from agent.config import Settings
+from agent.i18n import translate
 from agent.ledger import Ledger, prices_from
 from agent.logs import get_logger
 from agent.notify.telegram.commands import COMMANDS, Commands
@@ -120,7 +121,8 @@ class TelegramBot:
                                         allowed_updates=["message", "callback_query"],
                                         error_callback=self._poll_error)
         try:
-            await self.app.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
+            await self.app.bot.set_my_commands([BotCommand(n, translate(d))
+                                                 for n, d in COMMANDS])
         except TelegramError as error:
             log.warning("could not register the command menu: %s", error)
 

@@ -34,7 +34,7 @@ from agent import disclosure, reasons, spool
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DiskFull, DocagentError, PopplerMissing, ToolFailed
-from agent.i18n import _
+from agent.i18n import N_, _, ngettext, translate
 from agent.logs import get_logger
 from agent.notify.messages import fit, render
 from agent.notify.telegram.keyboards import (
@@ -48,14 +48,14 @@ from agent.notify.telegram.keyboards import (
     review_keyboard,
 )
 from agent.ops import costs, decisions, health, status
-from agent.spool import FAILED, REVIEW, Document
+from agent.spool import FAILED, FILED, REVIEW, Document
 from agent.store import Store
 from agent.tools import pdftoppm, runner
 
 log = get_logger("telegram")
 Context = ContextTypes.DEFAULT_TYPE
 LIST_LIMIT = 10  # documents listed by /review and /failed, each with its buttons
-HELP = """docagent — what I answer:
+HELP = N_("""docagent — what I answer:
 /status — counts, backlog, last activity
 /review — documents waiting for a decision, with their buttons
 /failed — documents that failed, with a Retry button
@@ -64,21 +64,22 @@ HELP = """docagent — what I answer:
 /health — every health check
 /help — this text
 Buttons under a review request file the document under that patient ("None of them" files it
-as unassigned)."""
-OPEN_HELP = ' "Open" sends its first page.'
+as unassigned).""")
+OPEN_HELP = N_(' "Open" sends its first page.')
 # Open puts the scan in the chat: never where names must stay out of it, and only for a
 # document a person is asked about (a crafted press can carry any document's id).
-OPEN_REFUSED_MINIMAL = ("Not sent: with DOCAGENT_PHI=minimal the first page stays out of the "
-                        "chat (it shows who the patient is).")
-OPEN_REFUSED_STATE = ("Not sent: the first page is only sent for a document waiting for a "
-                      "decision (this one is {state}).")
-COMMANDS = [("status", "counts, backlog, last activity"),
-            ("review", "documents waiting for a decision"),
-            ("failed", "documents that failed"),
-            ("retry", "DOC_ID: put a failed document back in the queue"),
-            ("costs", "[yesterday]: what external calls cost"),
-            ("health", "every health check"),
-            ("help", "what I answer")]
+OPEN_REFUSED_MINIMAL = N_("Not sent: with DOCAGENT_PHI=minimal the first page stays out of the "
+                          "chat (it shows who the patient is).")
+OPEN_REFUSED_STATE = N_("Not sent: the first page is only sent for a document waiting for a "
+                        "decision (this one is %(state)s).")
+# The bot's menu of commands, each with what it does (translated where the menu is set).
+COMMANDS = [("status", N_("counts, backlog, last activity")),
+            ("review", N_("documents waiting for a decision")),
+            ("failed", N_("documents that failed")),
+            ("retry", N_("DOC_ID: put a failed document back in the queue")),
+            ("costs", N_("[yesterday]: what external calls cost")),
+            ("health", N_("every health check")),
+            ("help", N_("what I answer"))]
 
 
 def _name(update: Update) -> str:
@@ -104,9 +105,15 @@ def document_payload(doc: Document) -> dict[str, Any]:
 
 def describe_decision(doc: Document) -> str:
     decision = doc.result.get("decision") or {}
-    where = f" under #{doc.patient_id}" if doc.patient_id else ""
-    by = f" by {decision['by']}" if decision.get("by") else ""
-    return f"already decided: {doc.state}{where}{by}"
+    values = {"id": doc.patient_id, "by": decision.get("by"),
+              "state": spool.state_word(doc.state)}
+    if doc.state != FILED:
+        return _("already handled: it is %(state)s now") % values
+    if doc.patient_id:
+        return (_("already decided: filed under #%(id)s by %(by)s") if values["by"] else
+                _("already decided: filed under #%(id)s")) % values
+    return (_("already decided: filed as unassigned by %(by)s") if values["by"] else
+            _("already decided: filed as unassigned")) % values
 
 
 def first_page_png(pdf: Path, timeout: float = 60.0) -> bytes | None:
@@ -123,9 +130,9 @@ def first_page_png(pdf: Path, timeout: float = 60.0) -> bytes | None:
 def open_refusal(doc: Document, phi: str) -> str | None:
     """Why Open may not send this document's first page, or None when it may."""
     if not disclosure.shows_scan(phi):
-        return OPEN_REFUSED_MINIMAL
+        return translate(OPEN_REFUSED_MINIMAL)
     if doc.state != REVIEW:
-        return OPEN_REFUSED_STATE.format(state=doc.state)
+        return translate(OPEN_REFUSED_STATE) % {"state": spool.state_word(doc.state)}
     return None
 
 
@@ -189,7 +196,8 @@ class Commands:
                                             reply_markup=markup)
 
     def _help(self) -> str:
-        return HELP + OPEN_HELP if disclosure.shows_scan(self.settings.phi) else HELP
+        shows = disclosure.shows_scan(self.settings.phi)
+        return translate(HELP) + (translate(OPEN_HELP) if shows else "")
 
     async def help(self, update: Update, context: Context) -> None:
         await self._reply(update, self._help())
@@ -211,14 +219,15 @@ class Commands:
     async def health(self, update: Update, context: Context) -> None:
         def run() -> str:
             checks = health.run_checks(self.settings, self.store)
-            verdict = "healthy" if all(c.ok for c in checks) else "NOT healthy"
-            return f"docagent is {verdict}\n" + health.render(checks)
+            verdict = _("docagent is healthy") if all(c.ok for c in checks) else \
+                _("docagent is NOT healthy")
+            return f"{verdict}\n" + health.render(checks)
         await self._reply(update, await asyncio.to_thread(run), pre=True)
 
     async def costs(self, update: Update, context: Context) -> None:
         day = costs.named_day((context.args or ["today"])[0].lower())
         if day is None:
-            await self._reply(update, f"usage: /costs [{costs.DAY_WORDS}]")
+            await self._reply(update, _("usage: /costs [%(days)s]") % {"days": costs.DAY_WORDS})
             return
         report = await asyncio.to_thread(costs.report, self.settings.log_dir, costs.day(day))
         await self._reply(update, costs.render(report, chat=True))
@@ -231,8 +240,11 @@ class Commands:
             return (render("review", payload, phi=self.settings.phi),
                     review_keyboard(payload, self.settings.phi))
 
-        await self._send_list(update, docs, one, "Nothing waiting for a decision.",
-                              "more waiting (docagent review list shows them all).")
+        await self._send_list(update, docs, one, _("Nothing waiting for a decision."),
+                              lambda n: ngettext(
+                                  "… and %(n)d more waiting: /review again once these are "
+                                  "decided.", "… and %(n)d more waiting: /review again once "
+                                  "these are decided.", n) % {"n": n})
 
     async def failed(self, update: Update, context: Context) -> None:
         docs = await asyncio.to_thread(decisions.failed_documents, self.store)
@@ -241,12 +253,15 @@ class Commands:
             return (render("failed", document_payload(doc), phi=self.settings.phi),
                     failed_keyboard(doc.id))
 
-        await self._send_list(update, docs, one, "No failed documents.",
-                              "more (docagent failed list shows them all).")
+        await self._send_list(update, docs, one, _("No failed documents."),
+                              lambda n: ngettext(
+                                  "… and %(n)d more: /failed again once these are handled.",
+                                  "… and %(n)d more: /failed again once these are handled.",
+                                  n) % {"n": n})
 
     async def _send_list(self, update: Update, docs: list[Document],
                          one: Callable[[Document], tuple[str, Any]], empty: str,
-                         more: str) -> None:
+                         more: Callable[[int], str]) -> None:
         """A message with its buttons per document, the first LIST_LIMIT of them."""
         if not docs:
             await self._reply(update, empty)
@@ -255,23 +270,23 @@ class Commands:
             text, markup = one(doc)
             await self._reply(update, text, markup=markup)
         if len(docs) > LIST_LIMIT:
-            await self._reply(update, f"… and {len(docs) - LIST_LIMIT} {more}")
+            await self._reply(update, more(len(docs) - LIST_LIMIT))
 
     async def retry(self, update: Update, context: Context) -> None:
         if not context.args:
-            await self._reply(update, "usage: /retry DOC_ID (the id in brackets, or its first "
-                                      "characters)")
+            await self._reply(update, _("usage: /retry DOC_ID (the id in brackets, or its "
+                                        "first characters)"))
             return
         try:
             async with self.deciding:
                 decision = await asyncio.to_thread(decisions.retry, self.settings, self.store,
                                                    context.args[0], who=_who(update))
         except DocagentError as error:
-            await self._reply(update, f"Not retried: {self._said(error)}")
+            await self._reply(update, _("Not retried: %(reason)s") % {"reason": self._said(error)})
             return
         self.wake()
-        await self._reply(update, f"Queued {decision.document_id} again (asked by "
-                                  f"{_name(update)}).")
+        await self._reply(update, _("Queued %(id)s again (asked by %(who)s).") % {
+            "id": decision.document_id, "who": _name(update)})
 
     # --- buttons ------------------------------------------------------------------------
 
@@ -281,11 +296,11 @@ class Commands:
             return
         press = decode(query.data)
         if press is None:
-            await query.answer("This button is not one of mine.")
+            await query.answer(_("This button is not one of mine."))
             return
         doc = await asyncio.to_thread(spool.get, self.store, press.document_id)
         if doc is None:
-            await query.answer("No such document.")
+            await query.answer(_("No such document."))
             return
         if press.action == OPEN:
             refusal = open_refusal(doc, self.settings.phi)
@@ -311,7 +326,7 @@ class Commands:
             if press.action == FILE:
                 candidates = (current.result.get("match") or {}).get("candidates") or []
                 if press.candidate is None or press.candidate >= len(candidates):
-                    await query.answer("This button is out of date: use /review.")
+                    await query.answer(_("This button is out of date: use /review."))
                     return
                 patient_id = str(candidates[press.candidate]["id"])
             try:
@@ -319,33 +334,39 @@ class Commands:
                                                    self.store, doc.id, patient_id,
                                                    who=_who(update))
             except DocagentError as error:  # a race lost, or the machine (disk, database)
-                await query.answer(fit(f"Not done: {self._said(error)}", 190), show_alert=True)
+                await query.answer(fit(self._not_done(error), 190), show_alert=True)
                 return
         self.wake()
-        where = f"#{decision.patient_id}" if decision.patient_id else "unassigned"
+        values = {"patient": f"#{decision.patient_id}", "who": _name(update),
+                  "id": _who(update)}
         if decision.patient_id:
             chosen = (current.result.get("match") or {}).get("candidates", [])[press.candidate or 0]
-            where = disclosure.chosen(chosen, self.settings.phi)
-        await query.answer(f"Filed under {where}."[:190])
-        await self._edit(query.message, f"✔ Filed under {where} by {_name(update)} "
-                                        f"({_who(update)}).")
+            values["patient"] = disclosure.chosen(chosen, self.settings.phi)
+            await query.answer((_("Filed under %(patient)s.") % values)[:190])
+            await self._edit(query.message, _("✔ Filed under %(patient)s by %(who)s (%(id)s).")
+                             % values)
+        else:
+            await query.answer(_("Filed as unassigned."))
+            await self._edit(query.message, _("✔ Filed as unassigned by %(who)s (%(id)s).")
+                             % values)
 
     async def retry_press(self, update: Update, query: CallbackQuery, doc: Document) -> None:
         async with self.deciding:
             current = await asyncio.to_thread(spool.get, self.store, doc.id) or doc
             if current.state != FAILED:
-                await query.answer(f"Already handled: it is {current.state} now.")
+                await query.answer(_("Already handled: it is %(state)s now.") % {
+                    "state": spool.state_word(current.state)})
                 return
             try:
                 await asyncio.to_thread(decisions.retry, self.settings, self.store, doc.id,
                                         who=_who(update))
             except DocagentError as error:
-                await query.answer(fit(f"Not done: {self._said(error)}", 190), show_alert=True)
+                await query.answer(fit(self._not_done(error), 190), show_alert=True)
                 return
         self.wake()
-        await query.answer("Back in the queue.")
-        await self._edit(query.message, f"↻ Retry asked by {_name(update)} ({_who(update)}): "
-                                        "back in the queue.")
+        await query.answer(_("Back in the queue."))
+        await self._edit(query.message, _("↻ Retry asked by %(who)s (%(id)s): back in the "
+                                          "queue.") % {"who": _name(update), "id": _who(update)})
 
     async def _edit(self, message: Any, note: str) -> None:
         if not isinstance(message, Message):
@@ -358,16 +379,19 @@ class Commands:
     def _said(self, error: DocagentError) -> str:
         return reasons.error_text(error, self.settings.phi)
 
+    def _not_done(self, error: DocagentError) -> str:
+        return _("Not done: %(reason)s") % {"reason": self._said(error)}
+
     async def open(self, update: Update, query: CallbackQuery, doc: Document) -> None:
         if update.effective_chat is None:
             return
         pdf = self.settings.home / (doc.path or "")
         if not doc.path or not pdf.is_file():
-            await query.answer("The file is not there any more.")
+            await query.answer(_("The file is not there any more."))
             return
-        await query.answer("Sending the first page…")
+        await query.answer(_("Sending the first page…"))
         shown = disclosure.file_name(doc.original_name, self.settings.phi, doc.id)
-        caption = f"First page of {shown} [{doc.id}]"[:1000]
+        caption = (_("First page of %(file)s [%(id)s]") % {"file": shown, "id": doc.id})[:1000]
         png = await asyncio.to_thread(first_page_png, pdf)
         bot, chat = update.get_bot(), update.effective_chat.id
         if png is not None:
@@ -382,12 +406,13 @@ class Commands:
             said = self._said(error)
         else:
             log.error("a Telegram command failed: %r", error, exc_info=error)
-            said = "an unexpected error; the log has the details"
+            said = _("an unexpected error; the log has the details")
         # Staff who asked get an answer rather than silence; nobody else learns anything.
         if (isinstance(update, Update) and update.effective_chat is not None
                 and update.effective_user is not None
                 and update.effective_chat.id in self.settings.telegram_chat_ids
                 and update.effective_user.id in self.settings.telegram_allowed_user_ids):
             with contextlib.suppress(TelegramError):
-                await self._reply(update, f"That did not work: {said}. Try again in a moment.")
+                await self._reply(update, _("That did not work: %(reason)s. Try again in a "
+                                            "moment.") % {"reason": said})
 

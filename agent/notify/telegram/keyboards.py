@@ -14,6 +14,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from agent import disclosure
+from agent.i18n import _
 
 MAX_DATA = 64
 MAX_CANDIDATE_BUTTONS = 3  # the candidates the message text shows
@@ -59,15 +60,15 @@ def review_keyboard(payload: Mapping[str, Any], phi: str) -> InlineKeyboardMarku
     rows = [[InlineKeyboardButton(disclosure.button(c, phi),
                                   callback_data=encode(FILE, doc, i))]
             for i, c in enumerate(candidates[:MAX_CANDIDATE_BUTTONS])]
-    last = [InlineKeyboardButton("None of them", callback_data=encode(NONE, doc))]
+    last = [InlineKeyboardButton(_("None of them"), callback_data=encode(NONE, doc))]
     if disclosure.shows_scan(phi):
-        last.append(InlineKeyboardButton("Open", callback_data=encode(OPEN, doc)))
+        last.append(InlineKeyboardButton(_("Open"), callback_data=encode(OPEN, doc)))
     rows.append(last)
     return InlineKeyboardMarkup(rows)
 
 
 def failed_keyboard(document_id: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton("Retry",
+    return InlineKeyboardMarkup([[InlineKeyboardButton(_("Retry"),
                                                        callback_data=encode(RETRY, document_id))]])
 
 
