@@ -140,7 +140,7 @@ def test_the_digest_in_french(french: None) -> None:
         "En attente de décision : 2 (le plus ancien depuis le 03/11/2026).",
         "En échec :",
         "  - scan.pdf : le fichier n'est pas un PDF [not-pdf]",
-        "Coût : 0.5000 EUR (telegram 0.5000)."]
+        "Coût : 0.50 EUR (telegram 0.50)."]
 
 
 def test_status_in_french(local_site: tuple[Any, Any], french: None) -> None:

@@ -167,6 +167,6 @@ def test_one_report_for_the_shell_and_the_chat(tmp_path: Path) -> None:
         f"costs {today}", "service     calls errors       EUR",
         "telegram        1      0      1.50", "  message 3", "total           1      0      1.50"]
     assert costs.render(report, chat=True).splitlines() == [
-        f"Costs {today}: 1.50 EUR (1 calls, 0 errors)",
-        "- telegram: 1.50 — 1 calls (message 3)"]
+        f"Costs {today}: 1.50 EUR (1 call, 0 errors)",
+        "- telegram: 1.50 — 1 call (message 3)"]
     assert costs.named_day("31/12/2026") is None and costs.month("2026-02").label == "2026-02"
