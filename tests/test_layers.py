@@ -5,7 +5,7 @@
     stages      stages/*
     the spool   spool/*
     base        store, patients, tools/*, config, errors, logs, modes, lock, audit, ledger,
-                names, reasons, disclosure, canary, metrics
+                names, reasons, disclosure, canary, metrics, i18n
 
 A module may import modules of its own layer and of the layers below it, never above; nothing
 imports `cli` or `daemon` (the two ways in). Checked on the source, so a new module that fits no
@@ -24,7 +24,8 @@ FRONT = {"agent.cli", "agent.daemon", "agent.watcher", "agent.privileges", "agen
          "agent.sdnotify"}
 BASE = {"agent.store", "agent.patients", "agent.config", "agent.errors", "agent.logs",
         "agent.modes", "agent.lock", "agent.audit", "agent.ledger", "agent.names",
-        "agent.reasons", "agent.disclosure", "agent.canary", "agent.metrics", "agent"}
+        "agent.reasons", "agent.disclosure", "agent.canary", "agent.metrics", "agent.i18n",
+        "agent"}
 PACKAGES = {"agent.tools": "base", "agent.spool": "spool", "agent.stages": "stages",
             "agent.ops": "ops", "agent.notify": "front"}
 ENTRY_POINTS = {"agent.cli", "agent.daemon"}

@@ -123,3 +123,9 @@ def render_filed_group(payloads: list[Mapping[str, Any]], *, phi: str = disclosu
             break
         lines.append(line)
     return "\n".join(lines)
+
+
+def evidence_words(evidence: Mapping[str, list[str]]) -> str:
+    """A candidate's evidence as the review message writes it, for other messages that show
+    a patient against what was read (a search's answer)."""
+    return _evidence(evidence)

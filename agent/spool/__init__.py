@@ -52,6 +52,7 @@ from agent.spool.files import (
     sidecar,
 )
 from agent.spool.placing import (
+    DECIDED,
     Placement,
     companion_files,
     failure_result,
@@ -91,8 +92,8 @@ from agent.spool.rows import (
 )
 
 __all__ = [
-    "CLAIMING", "FAILED", "FILED", "FILING", "FINAL_STATES", "FOLDERS", "PROCESSING", "QUEUED",
-    "REVIEW", "Claim", "Document", "NotRegular", "NotTaken", "Placement", "StillChanging",
+    "CLAIMING", "DECIDED", "FAILED", "FILED", "FILING", "FINAL_STATES", "FOLDERS", "PROCESSING",
+    "QUEUED", "REVIEW", "Claim", "Document", "NotRegular", "NotTaken", "Placement", "StillChanging",
     "by_state", "claim", "companion_files", "count_crash", "counts_by_state", "defer",
     "deferred_count", "display_name", "documents", "duplicates", "ensure_folders", "failed_since",
     "failure_result", "find", "get", "ignored", "is_refusal", "last_filed", "last_finished_at",
