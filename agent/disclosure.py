@@ -2,7 +2,8 @@
 
 Under "full" a chat is told what the server knows: names, birth dates, file names, and the
 first page on request. Under "minimal" the chat may not carry a patient's identity: a person
-is their initials and directory id ("J.D. (#P001)"), a name read is its initials, a file name
+is their initials and directory id ("J.D. (#P001)"; a button adds the birth year, "J.D. 1961
+#P001", so that namesakes can be told apart), a name read is its initials, a file name
 (a scanner or a person often names the file after the patient) is the document's id, and the
 first page is never sent (the scan shows who it is). Every message, button and answer of the
 bot asks this module; what was *read* in a reason is kept out by `agent.reasons`, which asks
@@ -12,6 +13,7 @@ bot asks this module; what was *read* in a reason is kept out by `agent.reasons`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from agent.i18n import _, day
@@ -78,12 +80,29 @@ def file_name(name: object, phi: str, document_id: object | None) -> str:
     return _("document %(id)s") % {"id": document_id}
 
 
+OLDEST_YEAR_SHOWN = 89  # HIPAA's Safe Harbor: an age over 89 is only "90 or older"
+
+
+def birth_year(birth_date: object, today: date | None = None) -> str:
+    """What minimal shows of a birth date: its year ("1961"), "90+" for someone 90 or
+    older (a year that old singles a person out), "" when there is none."""
+    try:
+        born = date.fromisoformat(str(birth_date))
+    except ValueError:
+        return ""
+    today = today or date.today()
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return "90+" if age > OLDEST_YEAR_SHOWN else str(born.year)
+
+
 def button(candidate: Mapping[str, Any], phi: str) -> str:
-    """A candidate's button: "DUPONT Jean, 1961-03-12", or "J.D. #P001"."""
+    """A candidate's button: "DUPONT Jean, 1961-03-12", or "J.D. 1961 #P001" (two namesakes
+    are told apart by their birth year and the practice's own id, never by a name)."""
     last = str(candidate.get("last_name") or "").strip()
     first = str(candidate.get("first_name") or "").strip()
     if minimal(phi):
-        return f"{initials(first, last)} #{candidate.get('id')}"
+        year = birth_year(candidate.get("birth_date"))
+        return " ".join(x for x in (initials(first, last), year, f"#{candidate.get('id')}") if x)
     birth = candidate.get("birth_date")
     label = f"{last.upper()} {first}".strip() + (f", {day(str(birth))}" if birth else "")
     return label[:MAX_BUTTON]

@@ -24,7 +24,7 @@ from agent import modes
 from agent.errors import DatabaseBusy, DiskFull
 from agent.names import record_keys
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
@@ -114,6 +114,26 @@ CREATE INDEX IF NOT EXISTS patients_birth_date ON patients(birth_date);
 """
 
 
+# Version 3: the Telegram messages sent about each document, so that a reply to one finds its
+# document, a button under one can be checked against what it offered, and a decision made
+# anywhere finds every message whose buttons must go (agent.notify.telegram.threads).
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS telegram_messages (
+    chat_id     INTEGER NOT NULL,
+    message_id  INTEGER NOT NULL,
+    document_id TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    text        TEXT,  -- as sent, while its buttons are live: the edit appends the decision
+    options     TEXT,  -- a search answer: the patient ids its buttons offer, as JSON
+    sent_at     TEXT NOT NULL,
+    closed_at   TEXT,  -- its buttons taken away (or it never had any)
+    PRIMARY KEY (chat_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS telegram_messages_open ON telegram_messages(document_id)
+    WHERE closed_at IS NULL;
+"""
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit the open transaction first; statements go one by one.
     for statement in script.split(";"):
@@ -185,6 +205,8 @@ class Store:
                 _run_script(conn, _SCHEMA)
             if version < 2:
                 _migrate_to_2(conn)
+            if version < 3:
+                _run_script(conn, _SCHEMA_V3)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -17,8 +17,9 @@ multipart bodies, answers `{"ok": true, "result": ...}` or `{"ok": false, "error
   outage starts is answered 502.
 
 Test side (Python, or HTTP under `/test/...`): `inject_message()` / `press()` queue a user's
-command or button press for `getUpdates` (`press(..., forged=True)`: a press on a button the
-message does not carry, as a crafted client could send); `sent()` lists what the bot sent
+command, message (`reply_to=`: a reply to one of the bot's) or button press for `getUpdates`
+(`press(..., forged=True)`: a press on a button the message does not carry, as a crafted
+client could send); `sent()` lists what the bot sent
 (messages with their edits, photos, documents), `answers` the callback answers, `calls` every
 method called, `received` every Bot API request as it came (raw body, and parsed).
 
@@ -93,7 +94,8 @@ class Sent:
             message["text"] = self.text
         if self.caption is not None:
             message["caption"] = self.caption
-        if self.reply_markup:
+        if self.reply_markup and "inline_keyboard" in self.reply_markup:
+            # As Telegram: a message shows only an inline keyboard (not a ForceReply).
             message["reply_markup"] = self.reply_markup
         if self.edits:
             message["edit_date"] = int(time.time())
@@ -168,12 +170,19 @@ class BotApi:
             self.lock.notify_all()
             return update_id
 
-    def inject_message(self, chat_id: int, user_id: int, text: str) -> int:
-        """A user writes `text` (a command if it starts with /) in a chat."""
+    def inject_message(self, chat_id: int, user_id: int, text: str, *,
+                       reply_to: int | None = None) -> int:
+        """A user writes `text` (a command if it starts with /) in a chat; `reply_to`: as a
+        reply to that message of the bot's (Telegram then sends the whole message replied to,
+        as the chat shows it now)."""
         chat = self.chats.get(chat_id) or {"id": chat_id, "type": "group", "title": "?"}
         message: dict[str, Any] = {"message_id": self._new_message_id(chat_id),
                                    "date": int(time.time()), "chat": chat,
                                    "from": self.user(user_id), "text": text}
+        if reply_to is not None:
+            with self.lock:
+                message["reply_to_message"] = self.find(chat_id, reply_to).as_message(
+                    chat, self.bot)
         if text.startswith("/"):
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
@@ -557,8 +566,10 @@ def _int(value: Any) -> int | None:
 
 def _test_endpoint(api: BotApi, path: str, params: Mapping[str, Any]) -> Any:
     if path == "/test/message":
+        reply_to = params.get("reply_to")
         return api.inject_message(int(params["chat_id"]), int(params["user_id"]),
-                                  str(params["text"]))
+                                  str(params["text"]),
+                                  reply_to=int(reply_to) if reply_to else None)
     if path == "/test/press":
         return api.press(int(params["chat_id"]), int(params["message_id"]),
                          str(params["data"]), int(params["user_id"]),

@@ -379,7 +379,7 @@ def test_the_daemon_speaks_french_on_telegram(spool: Spool, botapi: BotApi, tg,
     assert "docagent" not in ask.text
     assert [b["text"] for b in ask.buttons] == ["LEGRAND Paul, 05/05/1970",
                                                 "LEGRAND Paul, 14/09/1982", "Aucun de ceux-ci",
-                                                "Ouvrir"]
+                                                "Ouvrir", "Autre patient…"]
 
     [answer] = ask_bot(botapi, run, "/status")
     assert "du jour" in (answer.text or "") and "à décider" in (answer.text or "")

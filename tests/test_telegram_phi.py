@@ -316,6 +316,20 @@ def test_minimal_phi_no_read_identity_reaches_the_bot_api(
     spool.run("review", "resolve", doc_id(spool, asked["homonyms"][0].name), "Q004",
               check=True, env=shell)
 
+    # A patient who is not among the buttons, from the phone: a name and a birth date typed
+    # are not searched (nor repeated), a directory id is; the pick edits the request.
+    initial = doc_id(spool, asked["initial"][0].name)
+    [asking] = message_about(api, initial, CHAT)
+    for typed, answer in (("QUINTANILLA Honorine 23/06/1958", "No patient has that"),
+                          ("Q001", "1 patient found")):
+        api.inject_message(CHAT, STAFF, typed, reply_to=asking.message_id)
+        [found] = run.wait_for(lambda a=answer: [m for m in api.sent(CHAT) if (
+            m.text or "").startswith(a)], 30, "the search's answer")
+    assert [b["text"] for b in found.buttons] == ["1. H.Q. 1958 #Q001"]
+    press(api, run, found, found.buttons[0]["callback_data"])
+    run.wait_for(lambda: states(spool)[asked["initial"][0].name] == "filed", 30, "the pick")
+    run.wait_for(lambda: asking.edits, 30, "the request edited with the pick")
+
     # Open, forged: refused under minimal, for a filed document and for one in review.
     before = len(api.received)
     refused = []
@@ -352,7 +366,7 @@ def test_minimal_phi_no_read_identity_reaches_the_bot_api(
     with sqlite3.connect(spool.home / "state.db") as db:
         kinds = {k for (k,) in db.execute("SELECT DISTINCT kind FROM outbox")}
     assert kinds == {"filed", "review", "failed", "duplicate", "resolved", "rematched",
-                     "health", "digest"}, kinds
+                     "decided", "health", "digest"}, kinds
     texts = [m.text or "" for m in api.sent(CHAT)]
     assert any(t.startswith(f"Daily summary for {date.today().isoformat()}") for t in texts)
     assert [a for a in audit_lines(spool) if a["event"] == "rematched"]

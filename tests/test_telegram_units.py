@@ -29,11 +29,13 @@ DOC = "0123456789abcdef"
 
 
 def test_callback_data_round_trips_and_stays_small() -> None:
-    for action, candidate in (("f", 0), ("f", 4), ("n", None), ("o", None), ("r", None)):
+    for action, candidate in (("f", 0), ("f", 4), ("n", None), ("o", None), ("r", None),
+                              ("s", None), ("p", 0), ("p", 4)):
         data = keyboards.encode(action, DOC, candidate)
         assert len(data.encode()) <= 64
         assert keyboards.decode(data) == keyboards.Press(action, DOC, candidate)
-    for junk in (None, "", "x:abc", "f:abc", "n:abc:1", "f:abc:x", "f:a-b:1", "o:abc:1:2"):
+    for junk in (None, "", "x:abc", "f:abc", "n:abc:1", "f:abc:x", "f:a-b:1", "o:abc:1:2",
+                 "p:abc", "s:abc:1", "p:abc:-1", "p:abc:1000", "p:abc:P0042"):
         assert keyboards.decode(junk) is None
     with pytest.raises(ValueError):
         keyboards.encode("f", "x" * 70, 1)
@@ -45,12 +47,13 @@ def test_review_keyboard_carries_ids_not_names() -> None:
         {"id": "P007", "last_name": "LEGRAND", "first_name": "Paul", "birth_date": None}]}}
     full = keyboards.review_keyboard(payload, "full").to_dict()["inline_keyboard"]
     assert [[b["text"] for b in row] for row in full] == [
-        ["LEGRAND Paul, 1970-05-05"], ["LEGRAND Paul"], ["None of them", "Open"]]
+        ["LEGRAND Paul, 1970-05-05"], ["LEGRAND Paul"], ["None of them", "Open"],
+        ["Another patient…"]]
     assert [b["callback_data"] for row in full for b in row] == [
-        f"f:{DOC}:0", f"f:{DOC}:1", f"n:{DOC}", f"o:{DOC}"]
+        f"f:{DOC}:0", f"f:{DOC}:1", f"n:{DOC}", f"o:{DOC}", f"s:{DOC}"]
     minimal = keyboards.review_keyboard(payload, "minimal").to_dict()["inline_keyboard"]
     assert [[b["text"] for b in row] for row in minimal] == [
-        ["P.L. #P006"], ["P.L. #P007"], ["None of them"]]
+        ["P.L. 1970 #P006"], ["P.L. #P007"], ["None of them"], ["Another patient…"]]
 
 
 def test_long_texts_are_trimmed_to_telegrams_limit() -> None:

@@ -142,3 +142,4 @@ def render_filed_group(payloads: list[Mapping[str, Any]], *, phi: str = disclosu
             break
         lines.append(line)
     return "\n".join(lines)
+

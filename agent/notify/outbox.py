@@ -8,6 +8,7 @@ from collections.abc import Callable
 from agent.disclosure import FULL
 from agent.logs import get_logger
 from agent.notify.messages import render
+from agent.spool import DECIDED
 from agent.store import Store
 
 log = get_logger("notify")
@@ -23,6 +24,9 @@ def drain(store: Store, send: Sender, *, phi: str = FULL, limit: int = 50) -> in
     """Send pending messages oldest first; stop at the first failure to keep the order."""
     sent = 0
     for row in store.pending_messages(limit):
+        if row["kind"] == DECIDED:  # edits of Telegram messages: none were sent without it
+            store.mark_sent(row["id"])
+            continue
         payload = json.loads(row["payload"])
         payload.setdefault("document_id", row["document_id"])
         text = render(row["kind"], payload, phi=phi)

@@ -6,7 +6,7 @@ made, moved and recorded the same way whoever makes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agent import reasons, spool
 from agent.config import Settings
@@ -17,8 +17,8 @@ from agent.patients import UNASSIGNED, Patient
 from agent.patients import get as get_patient
 from agent.reasons import Reason
 from agent.spool import FAILED, FILED, QUEUED, REVIEW, Document, Placement
-from agent.stages.match import MatchResult
-from agent.stages.record import Record
+from agent.stages.match import MatchResult, compare
+from agent.stages.record import Record, parsed_fields
 from agent.store import Store, now_iso
 
 log = get_logger("decisions")
@@ -62,7 +62,19 @@ def resolve(settings: Settings, store: Store, prefix: str, patient_id: str | Non
                                  id=patient_id)
         why = Reason.of("filed-by" if patient else "unassigned-by", who=who)
         return file_from_review(settings, store, doc, patient, who=who, why=why,
-                                message_kind="resolved")
+                                message_kind="resolved", match=_with_chosen(doc, patient))
+
+
+def _with_chosen(doc: Document, patient: Patient | None) -> MatchResult | None:
+    """The document's match with the chosen patient among its candidates, compared with what
+    was read, when a person chose someone it had not put forward (found by a search, or typed
+    in the shell): the audit line and the announcement then say what agreed and what did not,
+    as they do for a candidate."""
+    record = Record.from_json(doc.result)
+    if patient is None or record.match is None or record.match.evidence(patient.id):
+        return None
+    chosen = compare(patient, record.fields or parsed_fields({}))
+    return replace(record.match, candidates=(*record.match.candidates, chosen))
 
 
 def file_from_review(settings: Settings, store: Store, doc: Document, patient: Patient | None,

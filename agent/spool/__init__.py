@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         stray_folders,
     )
     from agent.spool.placing import (
+        DECIDED,
         Placement,
         companion_files,
         failure_result,
@@ -120,6 +121,7 @@ _HOME = {
     "safe_name": "files",
     "sidecar": "files",
     "stray_folders": "files",
+    "DECIDED": "placing",
     "Placement": "placing",
     "companion_files": "placing",
     "failure_result": "placing",
@@ -172,8 +174,8 @@ if not TYPE_CHECKING:  # mypy keeps checking every name against the imports abov
 
 
 __all__ = [
-    "CLAIMING", "FAILED", "FILED", "FILING", "FINAL_STATES", "FOLDERS", "PROCESSING", "QUEUED",
-    "REVIEW", "Claim", "Document", "NotRegular", "NotTaken", "Placement", "StillChanging",
+    "CLAIMING", "DECIDED", "FAILED", "FILED", "FILING", "FINAL_STATES", "FOLDERS", "PROCESSING",
+    "QUEUED", "REVIEW", "Claim", "Document", "NotRegular", "NotTaken", "Placement", "StillChanging",
     "by_state", "claim", "companion_files", "count_crash", "counts_by_state", "defer",
     "deferred_count", "display_name", "documents", "duplicates", "ensure_folders",
     "failed_since", "failure_result", "files_under", "find", "get", "ignored", "is_refusal",

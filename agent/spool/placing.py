@@ -25,6 +25,11 @@ from agent.spool import files, rows
 from agent.spool.rows import FAILED, FILING, QUEUED, Document
 from agent.store import Store, now_iso
 
+# A person's decision, or a re-match, is followed by a `decided` row in the same transaction:
+# the daemon then edits every Telegram message about the document that still has buttons
+# (agent.notify.telegram.follow), whoever decided and from wherever.
+DECIDED = "decided"
+DECIDING_KINDS = frozenset({"resolved", "rematched"})
 
 @dataclass(frozen=True)
 class Placement:
@@ -180,6 +185,9 @@ def finish(settings: Settings, store: Store, document_id: str, source: Path, des
         if placement.message_kind:
             store.enqueue(conn, placement.message_kind, document_id,
                           {**placement.result, "path": relative})
+        if placement.message_kind in DECIDING_KINDS:
+            store.enqueue(conn, DECIDED, document_id,
+                          {k: placement.result.get(k) for k in ("patient", "decision")})
     source.unlink(missing_ok=True)
     source.with_suffix(".txt").unlink(missing_ok=True)
     files.fsync_dir(source.parent)

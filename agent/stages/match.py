@@ -143,7 +143,9 @@ def _compare(patient: Patient, read: _Read, swapped: bool) -> Candidate:
     own = {k: kind for k, kind in record_keys(patient.last_name, patient.birth_name,
                                                patient.usage_name) if kind != "loose"}
     hits = read.last_keys & own.keys()
-    if hits:
+    if not read.last_keys:  # no name read (suggested from a hint, or searched by a person)
+        missing.append("last_name")
+    elif hits:
         agree.append("last_name")
         kinds = {own[k] for k in hits}
         if "last" not in kinds:
@@ -274,6 +276,47 @@ def _candidates(store: Store, read: _Read, last: str) -> dict[str, Candidate]:
     return found
 
 
+def _reading(fields: ParsedFields, today: date) -> tuple[_Read, list[str]]:
+    """What the document says of its patient, as compared; and the readings of its birth
+    date (two for a date that reads both ways)."""
+    last = fields.last_name.value if fields.last_name else ""
+    first = fields.first_name.value if fields.first_name else ""
+    births = _birth_readings(fields.birth_date, fields.document_date, today)
+    birth_name = fields.birth_name.value if fields.birth_name else None
+    keys = {name_key(last)} | ({name_key(birth_name)} if birth_name else set())
+    age = fields.age.value if fields.age else ""
+    read = _Read(frozenset(keys - {""}), first, births[0] if births else None, birth_name,
+                 last if birth_name else None,
+                 frozenset(loose_keys(last) | (loose_keys(birth_name) if birth_name else set())),
+                 age=int(age) if age.isdigit() else None,
+                 on=_day(fields.document_date) or today)
+    return read, births
+
+
+def compare(patient: Patient, fields: ParsedFields, *, today: date | None = None) -> Candidate:
+    """The evidence for one record a person names (searched for, or given to `review
+    resolve`) against what the document read: the match's own comparison, names the other
+    way round when only that way they agree, a birth date that reads two ways taken the way
+    this record can tell. Evidence only: it decides nothing."""
+    read, births = _reading(fields, today or date.today())
+    if len(births) == 2:
+        birth, note = _which_reading(births, [patient])
+        read = replace(read, birth=birth, birth_note=note)
+    candidate = _compare(patient, read, swapped=False)
+    if "last_name" not in candidate.agree and read.first and fields.last_name is not None:
+        last = fields.last_name.value
+        crossed = replace(read, last_keys=frozenset({name_key(read.first)}), first=last,
+                          birth_name=None, usage_name=None,
+                          last_loose=frozenset(loose_keys(read.first)))
+        other = _compare(patient, crossed, swapped=True)
+        if other.names_agree:
+            candidate = other
+    how = how_found(fields.last_name)
+    if how and candidate.names_agree:
+        candidate = replace(candidate, notes=(*candidate.notes, how))
+    return candidate
+
+
 def match(store: Store, fields: ParsedFields, *, name_confidence: float | None = None,
           min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE,
           today: date | None = None) -> MatchResult:
@@ -296,18 +339,9 @@ def match(store: Store, fields: ParsedFields, *, name_confidence: float | None =
         read = _Read(frozenset(), "", None, None)
         last = ""
         return result("review", None, Reason.of("no-name"), {})
-    today = today or date.today()
     last = fields.last_name.value
     first = fields.first_name.value if fields.first_name else ""
-    births = _birth_readings(fields.birth_date, fields.document_date, today)
-    birth_name = fields.birth_name.value if fields.birth_name else None
-    keys = {name_key(last)} | ({name_key(birth_name)} if birth_name else set())
-    age = fields.age.value if fields.age else ""
-    read = _Read(frozenset(keys - {""}), first, births[0] if births else None, birth_name,
-                 last if birth_name else None,
-                 frozenset(loose_keys(last) | (loose_keys(birth_name) if birth_name else set())),
-                 age=int(age) if age.isdigit() else None,
-                 on=_day(fields.document_date) or today)
+    read, births = _reading(fields, today or date.today())
 
     found: dict[str, Candidate] = {}
     if first and not is_initial(first):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from telegram import CallbackQuery, Message, Update
+from telegram import CallbackQuery, ForceReply, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -36,19 +36,25 @@ from agent.config import Settings
 from agent.errors import DiskFull, DocagentError, PopplerMissing, ToolFailed
 from agent.i18n import N_, _, ngettext, translate
 from agent.logs import get_logger
+from agent.notify import decided_text, search_text
 from agent.notify.messages import fit, render
+from agent.notify.telegram import threads
 from agent.notify.telegram.keyboards import (
     FILE,
     NONE,
     OPEN,
+    PICK,
     RETRY,
+    SEARCH,
     Press,
     decode,
     failed_keyboard,
     review_keyboard,
+    search_keyboard,
 )
-from agent.ops import costs, decisions, health, status
+from agent.ops import costs, decisions, health, lookup, status
 from agent.spool import FAILED, FILED, REVIEW, Document
+from agent.stages.record import Record, parsed_fields
 from agent.store import Store
 from agent.tools import pdftoppm, runner
 
@@ -103,6 +109,25 @@ def document_payload(doc: Document) -> dict[str, Any]:
             "message": doc.result.get("message") or doc.reason}
 
 
+def _replied_to_me(update: Update) -> int | None:
+    """The id of the bot's message this update replies to, if it is one."""
+    message = update.message
+    replied = message.reply_to_message if message else None
+    author = replied.from_user if replied else None
+    if replied is None or author is None or author.id != update.get_bot().id:
+        return None
+    return replied.message_id
+
+
+def _picked(kept: threads.Kept | None, document_id: str, index: int | None) -> str | None:
+    """The patient a search answer's button stands for; None unless the press came from a
+    search answer about this very document, on one of the buttons it carried."""
+    if kept is None or kept.kind != threads.SEARCH or kept.document_id != document_id \
+            or index is None or index >= len(kept.options):
+        return None
+    return kept.options[index]
+
+
 def describe_decision(doc: Document) -> str:
     decision = doc.result.get("decision") or {}
     values = {"id": doc.patient_id, "by": decision.get("by"),
@@ -154,6 +179,8 @@ class Commands:
         # Last of its group: a command none of the above took (`/foo`) gets the list.
         app.add_handler(MessageHandler(filters.COMMAND, self.unknown))
         app.add_handler(CallbackQueryHandler(self.press))
+        app.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND,
+                                       self.search_reply))
         app.add_error_handler(self.error)
 
     # --- who may ------------------------------------------------------------------------
@@ -169,12 +196,15 @@ class Commands:
         command = message.text if message and message.text and message.text.startswith("/") \
             else None
         query = update.callback_query
-        if command is None and query is None:
+        reply = _replied_to_me(update)
+        if command is None and query is None and reply is None:
             raise ApplicationHandlerStop  # ordinary talk in the group: not for us
         if self.allowed(update):
             return
         user, chat = update.effective_user, update.effective_chat
-        what = (command or "")[:64] if query is None else f"button {(query.data or '')[:64]}"
+        # A reply's text may be a patient's name: the log says what it answered, not what.
+        what = (command or f"reply to message {reply}")[:64] if query is None \
+            else f"button {(query.data or '')[:64]}"
         log.warning("rejected %s from Telegram user %s (%s) in chat %s: to allow it, the user id "
                     "goes in TELEGRAM_ALLOWED_USER_IDS and the chat id in TELEGRAM_CHAT_IDS",
                     what, user.id if user else "?", _name(update), chat.id if chat else "?")
@@ -187,17 +217,41 @@ class Commands:
     # --- commands -----------------------------------------------------------------------
 
     async def _reply(self, update: Update, text: str, *, pre: bool = False,
-                     markup: Any = None) -> None:
+                     markup: Any = None) -> Message | None:
         if update.effective_chat is None:
-            return
+            return None
         body = _pre(fit(text, 4000)) if pre else fit(text)
-        await update.get_bot().send_message(update.effective_chat.id, body,
-                                            parse_mode="HTML" if pre else None,
-                                            reply_markup=markup)
+        sent: Message = await update.get_bot().send_message(
+            update.effective_chat.id, body, parse_mode="HTML" if pre else None,
+            reply_markup=markup)
+        return sent
+
+    async def _reply_about(self, update: Update, document_id: str, kind: str, text: str,
+                           markup: Any = None, options: tuple[str, ...] = ()) -> None:
+        """A message about a document, kept (`threads`) so that a reply to it finds the
+        document and a decision made anywhere edits it."""
+        sent = await self._reply(update, text, markup=markup)
+        if sent is None:
+            return
+        buttons = markup is not None and kind != threads.PROMPT
+        try:
+            await asyncio.to_thread(threads.record, self.store, sent.chat_id, sent.message_id,
+                                    document_id, kind, fit(text), buttons=buttons,
+                                    options=options)
+            doc = await asyncio.to_thread(spool.get, self.store, document_id)
+            # Decided while this was on its way (the decision's edits may be done already):
+            # this one follows now.
+            if buttons and doc is not None and doc.state == FILED and await asyncio.to_thread(
+                    threads.close, self.store, sent.chat_id, sent.message_id):
+                await self._edit(sent, decided_text.note(doc.result, self.settings.phi))
+        except DocagentError as error:
+            log.warning("message %d about document %s not kept (%s): it keeps its buttons "
+                        "after the decision", sent.message_id, document_id, error)
 
     def _help(self) -> str:
         shows = disclosure.shows_scan(self.settings.phi)
-        return translate(HELP) + (translate(OPEN_HELP) if shows else "")
+        text = translate(HELP) + (translate(OPEN_HELP) if shows else "")
+        return f"{text}\n{search_text.help_line(self.settings.phi)}"
 
     async def help(self, update: Update, context: Context) -> None:
         await self._reply(update, self._help())
@@ -244,7 +298,8 @@ class Commands:
                               lambda n: ngettext(
                                   "… and %(n)d more waiting: /review again once these are "
                                   "decided.", "… and %(n)d more waiting: /review again once "
-                                  "these are decided.", n) % {"n": n})
+                                  "these are decided.", n) % {"n": n},
+                              kept=threads.REVIEW)
 
     async def failed(self, update: Update, context: Context) -> None:
         docs = await asyncio.to_thread(decisions.failed_documents, self.store)
@@ -261,14 +316,18 @@ class Commands:
 
     async def _send_list(self, update: Update, docs: list[Document],
                          one: Callable[[Document], tuple[str, Any]], empty: str,
-                         more: Callable[[int], str]) -> None:
-        """A message with its buttons per document, the first LIST_LIMIT of them."""
+                         more: Callable[[int], str], kept: str | None = None) -> None:
+        """A message with its buttons per document, the first LIST_LIMIT of them (each
+        kept as a message of kind `kept`, when given)."""
         if not docs:
             await self._reply(update, empty)
             return
         for doc in docs[:LIST_LIMIT]:
             text, markup = one(doc)
-            await self._reply(update, text, markup=markup)
+            if kept is None:
+                await self._reply(update, text, markup=markup)
+            else:
+                await self._reply_about(update, doc.id, kept, text, markup)
         if len(docs) > LIST_LIMIT:
             await self._reply(update, more(len(docs) - LIST_LIMIT))
 
@@ -310,13 +369,17 @@ class Commands:
             log.warning("refused Open of document %s from %s: %s", doc.id, _who(update),
                         refusal, extra={"doc": doc.id})
             await query.answer(refusal)
-        elif press.action in (FILE, NONE):
+        elif press.action in (FILE, NONE, PICK):
             await self.decide(update, query, doc, press)
         elif press.action == RETRY:
             await self.retry_press(update, query, doc)
+        elif press.action == SEARCH:
+            await self.search_press(update, query, doc)
 
     async def decide(self, update: Update, query: CallbackQuery, doc: Document,
                      press: Press) -> None:
+        """A candidate's button, "None of them", or a patient a search found: the same
+        decision as `docagent review resolve`, by this user."""
         async with self.deciding:
             current = await asyncio.to_thread(spool.get, self.store, doc.id) or doc
             if current.state != REVIEW:
@@ -329,26 +392,38 @@ class Commands:
                     await query.answer(_("This button is out of date: use /review."))
                     return
                 patient_id = str(candidates[press.candidate]["id"])
+            kept = await asyncio.to_thread(self._kept, query.message)
+            if press.action == PICK:
+                patient_id = _picked(kept, doc.id, press.candidate)
+                if patient_id is None:  # not a search answer about this document: forged
+                    log.warning("refused a pick for document %s from %s: no answer of mine "
+                                "offered it", doc.id, _who(update), extra={"doc": doc.id})
+                    await query.answer(_("This button is out of date: use /review."))
+                    return
+            # This message is edited here and now; the decision's outbox row edits the others.
+            mine = kept is not None and kept.open and await asyncio.to_thread(
+                threads.close, self.store, kept.chat_id, kept.message_id)
             try:
-                decision = await asyncio.to_thread(decisions.resolve, self.settings,
-                                                   self.store, doc.id, patient_id,
-                                                   who=_who(update))
+                await asyncio.to_thread(decisions.resolve, self.settings, self.store, doc.id,
+                                        patient_id, who=_who(update))
             except DocagentError as error:  # a race lost, or the machine (disk, database)
+                if mine and kept is not None:
+                    await asyncio.to_thread(threads.reopen, self.store, kept)
                 await query.answer(fit(self._not_done(error), 190), show_alert=True)
                 return
+            decided = await asyncio.to_thread(spool.get, self.store, doc.id) or current
         self.wake()
-        values = {"patient": f"#{decision.patient_id}", "who": _name(update),
-                  "id": _who(update)}
-        if decision.patient_id:
-            chosen = (current.result.get("match") or {}).get("candidates", [])[press.candidate or 0]
-            values["patient"] = disclosure.chosen(chosen, self.settings.phi)
-            await query.answer((_("Filed under %(patient)s.") % values)[:190])
-            await self._edit(query.message, _("✔ Filed under %(patient)s by %(who)s (%(id)s).")
-                             % values)
-        else:
-            await query.answer(_("Filed as unassigned."))
-            await self._edit(query.message, _("✔ Filed as unassigned by %(who)s (%(id)s).")
-                             % values)
+        where = decided_text.where(decided.result, self.settings.phi)
+        await query.answer((_("Filed under %(patient)s.") % {"patient": where} if where
+                            else _("Filed as unassigned."))[:190])
+        await self._edit(query.message, decided_text.note(decided.result, self.settings.phi,
+                                                          name=_name(update)))
+
+    def _kept(self, message: object) -> threads.Kept | None:
+        """What the bot kept of the message a button was pressed under."""
+        if not isinstance(message, Message):
+            return None
+        return threads.find(self.store, message.chat_id, message.message_id)
 
     async def retry_press(self, update: Update, query: CallbackQuery, doc: Document) -> None:
         async with self.deciding:
@@ -381,6 +456,50 @@ class Commands:
 
     def _not_done(self, error: DocagentError) -> str:
         return _("Not done: %(reason)s") % {"reason": self._said(error)}
+
+    # --- a patient who is not among the buttons ----------------------------------------
+
+    async def search_press(self, update: Update, query: CallbackQuery, doc: Document) -> None:
+        """"Another patient…": a message to reply to with a name, a birth date or an id."""
+        if doc.state != REVIEW:
+            await query.answer(fit(describe_decision(doc), 190))
+            return
+        phi = self.settings.phi
+        shown = disclosure.file_name(doc.original_name, phi, doc.id)
+        await query.answer(search_text.press_answer(phi)[:190])
+        await self._reply_about(update, doc.id, threads.PROMPT,
+                                search_text.prompt(shown, doc.id, phi),
+                                ForceReply(input_field_placeholder=search_text.placeholder(phi)))
+
+    async def search_reply(self, update: Update, context: Context) -> None:
+        """A reply to a message about a document in review: search the directory with it."""
+        message, chat = update.message, update.effective_chat
+        replied = message.reply_to_message if message else None
+        if message is None or replied is None or chat is None or not message.text:
+            return
+        kept = await asyncio.to_thread(threads.find, self.store, chat.id, replied.message_id)
+        if kept is None:
+            await self._reply(update, search_text.not_about_a_document())
+            return
+        doc = await asyncio.to_thread(spool.get, self.store, kept.document_id)
+        if doc is None or doc.state != REVIEW:
+            await self._reply(update, describe_decision(doc) if doc else _("No such document."))
+            return
+        phi = self.settings.phi
+        fields = Record.from_json(doc.result).fields or parsed_fields({})
+        found = await asyncio.to_thread(lookup.find, self.store, message.text, fields,
+                                        names=not disclosure.minimal(phi))
+        log.info("search for the patient of document %s by %s: %s, %d found", doc.id,
+                 _who(update), found.by, len(found.hits) + found.more, extra={"doc": doc.id})
+        shown = disclosure.file_name(doc.original_name, phi, doc.id)
+        text = search_text.answer(found, message.text, shown, doc.id, phi)
+        if not found.hits:
+            # Replying to this answer searches again: it is kept, without buttons.
+            await self._reply_about(update, doc.id, threads.PROMPT, text)
+            return
+        await self._reply_about(update, doc.id, threads.SEARCH, text,
+                                search_keyboard(doc.id, found.hits, phi),
+                                options=tuple(hit.patient.id for hit in found.hits))
 
     async def open(self, update: Update, query: CallbackQuery, doc: Document) -> None:
         if update.effective_chat is None:

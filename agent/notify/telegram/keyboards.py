@@ -2,7 +2,9 @@
 
 Callback data is at most 64 bytes and travels through Telegram's servers, so it carries no
 name: an action letter, the document id (16 hex characters) and, for a candidate, its index in
-the candidates the document was put to a person with ("f:0123456789abcdef:1", 20 bytes).
+the candidates the document was put to a person with ("f:0123456789abcdef:1", 20 bytes); for a
+patient found by a search, its index in the patients that answer offered, which the bot kept
+(`agent.notify.telegram.threads`) and checks the press against ("p:0123456789abcdef:0").
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from agent import disclosure
 from agent.i18n import _
+from agent.stages.match import Candidate
 
 MAX_DATA = 64
 MAX_CANDIDATE_BUTTONS = 3  # the candidates the message text shows
 FILE, NONE, OPEN, RETRY = "f", "n", "o", "r"
-_ACTIONS = (FILE, NONE, OPEN, RETRY)
+SEARCH, PICK = "s", "p"  # "Another patient…", and a patient a search found
+_ACTIONS = (FILE, NONE, OPEN, RETRY, SEARCH, PICK)
+_INDEXED = (FILE, PICK)  # the actions whose data carries an index
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,10 @@ def decode(data: str | None) -> Press | None:
     if len(parts) not in (2, 3) or parts[0] not in _ACTIONS or not parts[1].isalnum():
         return None
     if len(parts) == 3:
-        if parts[0] != FILE or not parts[2].isdigit():
+        if parts[0] not in _INDEXED or not parts[2].isdigit() or len(parts[2]) > 3:
             return None
-        return Press(FILE, parts[1], int(parts[2]))
-    if parts[0] == FILE:
+        return Press(parts[0], parts[1], int(parts[2]))
+    if parts[0] in _INDEXED:
         return None
     return Press(parts[0], parts[1])
 
@@ -64,7 +69,22 @@ def review_keyboard(payload: Mapping[str, Any], phi: str) -> InlineKeyboardMarku
     if disclosure.shows_scan(phi):
         last.append(InlineKeyboardButton(_("Open"), callback_data=encode(OPEN, doc)))
     rows.append(last)
+    rows.append([search_button(doc)])
     return InlineKeyboardMarkup(rows)
+
+
+def search_button(document_id: str) -> InlineKeyboardButton:
+    """Choose a patient who is not among the buttons: the bot asks for a name to search."""
+    return InlineKeyboardButton(_("Another patient…"), callback_data=encode(SEARCH, document_id))
+
+
+def search_keyboard(document_id: str, hits: tuple[Candidate, ...],
+                    phi: str) -> InlineKeyboardMarkup:
+    """One button per patient a search found, as a candidate's (`agent.disclosure.button`)."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(f"{number}. {disclosure.button(hit.as_dict(), phi)}",
+                               callback_data=encode(PICK, document_id, number - 1))]
+         for number, hit in enumerate(hits, 1)])
 
 
 def failed_keyboard(document_id: str) -> InlineKeyboardMarkup:

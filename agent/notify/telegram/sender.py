@@ -52,9 +52,12 @@ from agent.config import Settings
 from agent.errors import DocagentError
 from agent.ledger import Ledger, prices_from
 from agent.logs import get_logger
+from agent.notify import decided_text
 from agent.notify.messages import fit, render, render_filed_group
+from agent.notify.telegram import follow, threads
 from agent.notify.telegram.keyboards import keyboard_for
 from agent.notify.telegram.transport import BACKGROUND, LedgerRequest, PacedRateLimiter
+from agent.spool import DECIDED
 from agent.store import Store
 
 log = get_logger("telegram")
@@ -125,6 +128,8 @@ def batches(rows: list[sqlite3.Row], phi: str) -> list[Batch]:
 
 def _single(row: sqlite3.Row, phi: str) -> Batch:
     payload = _payload(row)
+    if row["kind"] == DECIDED:  # no message of its own: the note the others are edited with
+        return Batch([row], DECIDED, decided_text.note(payload, phi), None)
     return Batch([row], row["kind"], render(row["kind"], payload, phi=phi),
                  keyboard_for(row["kind"], payload, phi))
 
@@ -262,11 +267,14 @@ class TelegramSender:
     async def _deliver(self, bot: ExtBot[Any], batch: Batch) -> None:
         """One try per chat that lacks it; a transient error is raised for the caller to retry,
         a refusal for good is logged with what to fix and the row leaves the queue."""
+        if batch.kind == DECIDED:
+            await self._follow(bot, batch)
+            return
         for chat in self.chats:
             if chat in self.refused or all((i, chat) in self.delivered for i in batch.ids):
                 continue
             try:
-                await asyncio.wait_for(
+                sent = await asyncio.wait_for(
                     bot.send_message(chat, fit(batch.text), reply_markup=batch.markup,
                                      rate_limit_args=BACKGROUND),
                     SEND_TIMEOUT)
@@ -284,6 +292,8 @@ class TelegramSender:
                           extra={"doc": batch.document_id})
             else:
                 self.delivered.update((i, chat) for i in batch.ids)
+                if batch.kind == "review" and batch.markup is not None:
+                    await self._keep(chat, sent.message_id, batch)
             self.partial = set(batch.ids)
 
         reasons = "; ".join(self.refused.values())
@@ -303,6 +313,24 @@ class TelegramSender:
                      batch.kind, extra={"doc": batch.document_id})
         self.delivered.difference_update((i, c) for i in batch.ids for c in self.chats)
         self.partial, self.refused = set(), {}
+
+    async def _keep(self, chat: int, message_id: int, batch: Batch) -> None:
+        """A review request just sent: kept, so that a decision anywhere edits it."""
+        if not await self._write(lambda: threads.record(
+                self.store, chat, message_id, batch.document_id, threads.REVIEW,
+                fit(batch.text), buttons=True)):
+            log.warning("review request %d in chat %d not kept: it will keep its buttons "
+                        "after the decision", message_id, chat,
+                        extra={"doc": batch.document_id})
+
+    async def _follow(self, bot: ExtBot[Any], batch: Batch) -> None:
+        """A `decided` row: the messages about the document follow the decision."""
+        edited = await follow.close_all(bot, self.store, batch.document_id, batch.text)
+        if not await self._write(lambda: self.store.mark_sent_together(batch.ids)):
+            raise _NotRecorded
+        if edited:
+            log.info("%d message(s) about the decided document edited", edited,
+                     extra={"doc": batch.document_id})
 
     async def _sleep(self, seconds: float) -> None:
         try:
