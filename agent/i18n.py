@@ -126,3 +126,10 @@ def day(iso: str | None) -> str:
         return text
     return _("%(year)s-%(month)s-%(day)s") % dict(zip(("year", "month", "day"), parts,
                                                        strict=True))
+
+
+def decimal(text: str) -> str:
+    """A number written with a decimal point ("0.50") as the staff write it: "0,50" in
+    French (the mark is the catalogue's, so `english()` keeps the point)."""
+    mark = pgettext("decimal mark", ".")
+    return text if mark == "." else text.replace(".", mark)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent import modes
+from agent.i18n import decimal
 
 FILE_NAME = "api_costs.jsonl"
 CURRENCY = "EUR"
@@ -235,10 +236,11 @@ def read_range(log_dir: Path, start: str, end: str) -> Iterator[dict[str, Any]]:
 def money(amount: float) -> str:
     """An amount as staff read it: in cents from a cent up ("1.25", "0.03"), and under a cent
     with two significant digits ("0.0000047"): an OCR page costs millionths of a euro, which
-    four decimals showed as 0.0000, as if it cost nothing. Never a power of ten ("4.7e-06")."""
+    four decimals showed as 0.0000, as if it cost nothing. Never a power of ten ("4.7e-06").
+    With the staff's decimal mark: "1,25" in French."""
     if amount == 0 or abs(amount) >= 0.01:
-        return f"{amount:.2f}"
-    return format(Decimal(f"{amount:.2g}"), "f")
+        return decimal(f"{amount:.2f}")
+    return decimal(format(Decimal(f"{amount:.2g}"), "f"))
 
 
 def summarize(entries: Iterator[dict[str, Any]]) -> dict[str, Any]:

@@ -140,7 +140,7 @@ def test_the_digest_in_french(french: None) -> None:
         "En attente de décision : 2 (le plus ancien depuis le 03/11/2026).",
         "En échec :",
         "  - scan.pdf : le fichier n'est pas un PDF [not-pdf]",
-        "Coût : 0.50 EUR (telegram 0.50)."]
+        "Coût : 0,50 EUR (telegram 0,50)."]
 
 
 def test_status_in_french(local_site: tuple[Any, Any], french: None) -> None:
@@ -383,3 +383,14 @@ def test_the_daemon_speaks_french_on_telegram(spool: Spool, botapi: BotApi, tg,
 
     [answer] = ask_bot(botapi, run, "/status")
     assert "du jour" in (answer.text or "") and "à décider" in (answer.text or "")
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("fr", ["1,25", "0,03", "0,0000047", "0,00"]), ("en", ["1.25", "0.03", "0.0000047", "0.00"])])
+def test_amounts_in_the_staffs_decimal_mark(language: str, expected: list[str]) -> None:
+    from agent.ledger import money
+
+    i18n.use(language)
+    assert [money(a) for a in (1.25, 0.03, 4.7e-06, 0.0)] == expected
+    with i18n.english():  # what is kept (records, logs) keeps the point
+        assert money(1.25) == "1.25"
