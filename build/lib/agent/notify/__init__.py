@@ -1,1 +1,0 @@
-"""Notifications: the outbox is the only way out; senders drain it in order."""

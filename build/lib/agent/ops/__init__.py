@@ -1,2 +1,0 @@
-"""The use cases: process a document, a person's decisions, re-match, status, health,
-digest, costs."""
