@@ -77,7 +77,8 @@ class Site:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "DOCAGENT_HOME": str(self.home),
                "DOCAGENT_LOG_DIR": str(self.logs), "CONFIGURATION_DIRECTORY": str(self.conf),
-               "DOCAGENT_SERVICE_USER": self.users.service, "DOCAGENT_WORKERS": "1"}
+               "DOCAGENT_SERVICE_USER": self.users.service, "DOCAGENT_WORKERS": "1",
+               "DOCAGENT_LANG": "en"}  # the suite reads English (tests/conftest.py)
         return {**env, **extra}
 
     def docagent(self, *args: str, user: str | None = None, cwd: Path | None = None,
