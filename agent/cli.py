@@ -289,8 +289,10 @@ def _say_if_messages_wait(settings: config.Settings, store: Store) -> None:
     """Only the daemon sends the outbox (to Telegram, or to its log without a token): a
     command leaves its messages there for it. With no daemon running, say so."""
     from agent import lock
+    from agent.spool import DECIDED
 
-    waiting = store.outbox_backlog()[0]
+    # New messages only: a decision's edit of messages already sent is not one more to read.
+    waiting = store.outbox_backlog()[0] - store.outbox_backlog(DECIDED)[0]
     try:
         running = lock.daemon(settings.home) is not None
     except OSError:

@@ -42,7 +42,8 @@ def test_a_decision_from_a_shell_without_the_token_loses_no_message(
     assert done.stdout.startswith(f"filed {review} -> done/P006/")
     assert "wait" not in done.stderr  # a daemon runs: it sends them, nothing to say
     pending = [r for r in outbox(spool) if r["sent_at"] is None]
-    assert sorted(r["kind"] for r in pending) == ["filed", "resolved"]  # left for the daemon
+    # Left for the daemon: both messages, and the edit of the review request to say it is decided.
+    assert sorted(r["kind"] for r in pending) == ["decided", "filed", "resolved"]
     assert "notification (" not in (spool.logs / "docagent.log").read_text()
 
     botapi.outage(None)
@@ -65,7 +66,8 @@ def test_without_a_daemon_a_command_says_its_messages_wait(spool: Spool,
     done = spool.run("review", "resolve", str(out["document_id"]), "--none", check=True)
     assert ("2 messages for the staff wait for the daemon, which is not running"
             in done.stderr), done.stderr
-    assert [r["sent_at"] for r in outbox(spool)] == [None, None]
+    # The two messages and the decision's edit of the first, all left for the daemon.
+    assert [r["sent_at"] for r in outbox(spool)] == [None, None, None]
     french = spool.run("process", str(filed_pdf(tmp_path, "martin.pdf")),
                        env={"DOCAGENT_LANG": "fr"})
     assert ("3 messages pour l'équipe attendent le service, qui n'est pas en marche"
