@@ -170,12 +170,17 @@ def flattened(image: Image.Image) -> Image.Image:
     return flat
 
 
+# zlib level 3: on a 12-megapixel photo (a HEIC decoded), 1.1 s and 14.2 MB where the default
+# level 6 takes 3.0 s for 14.6 MB, and level 1 0.8 s for 15.3 MB (bench.photo's photo).
+PNG_LEVEL = 3
+
+
 def png_bytes(image: Image.Image, exif: Image.Exif | None = None) -> bytes:
     out = io.BytesIO()
     if exif is not None and len(exif):
-        image.save(out, format="PNG", exif=exif)
+        image.save(out, format="PNG", exif=exif, compress_level=PNG_LEVEL)
     else:
-        image.save(out, format="PNG")
+        image.save(out, format="PNG", compress_level=PNG_LEVEL)
     return out.getvalue()
 
 
