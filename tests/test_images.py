@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -320,6 +321,37 @@ def test_a_photo_dropped_into_incoming_is_filed_by_the_daemon(
     original = spool.home / "done" / "P001" / "2026-11-05_lab-result_IMG_3001.original.jpg"
     assert original.read_bytes() == data
     assert list((spool.home / "incoming").iterdir()) == []
+    assert run.stop() == 0
+
+
+@pytest.mark.daemon
+def test_an_image_deferred_after_its_conversion_is_filed_from_its_original(
+        spool: Spool, tmp_path: Path, daemon: Callable[..., Any]) -> None:
+    # Poppler but no tesseract: converted, then deferred (the machine's fault) with the PDF
+    # and the original both in processing/.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("pdfinfo", "pdftotext", "pdftoppm"):
+        (tools / tool).symlink_to(str(shutil.which(tool)))
+    data = jpeg(page())
+    photo = write(tmp_path, "photo.jpg", data)
+    done = spool.run("process", "--json", str(photo), env={"PATH": str(tools)})
+    [out] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert out["outcome"] == "deferred", out
+    waiting = spool.home / "processing"
+    doc_id = str(out["document_id"])
+    assert (waiting / f"{doc_id}.pdf").read_bytes().startswith(b"%PDF-")
+    assert (waiting / f"{doc_id}.original").read_bytes() == data
+    # The same photo dropped again asks for it now: converted again from the original, read,
+    # filed, the original beside the PDF, nothing left behind.
+    run = daemon()
+    drop(photo, spool.home / "incoming", "photo-again.jpg")
+    run.wait_for(lambda: states(spool).get("photo.jpg") == "filed", 120, "the photo filed")
+    [pdf] = [p for p in spool.files("done/P001") if p.suffix == ".pdf"]
+    record = json.loads(pdf.with_suffix(".json").read_text(encoding="utf-8"))
+    assert pdf.with_name(record["original"]["file"]).read_bytes() == data
+    assert record["sha256"] == sha256(data)
+    assert spool.files("processing") == []
     assert run.stop() == 0
 
 
