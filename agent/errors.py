@@ -112,13 +112,26 @@ class EmptyFile(DocumentError):
 
 
 class NotPdf(DocumentError):
+    """Not a document docagent reads (neither a PDF nor an image it converts); the kind keeps
+    the name it had when only PDFs were taken."""
+
     kind = "not-pdf"
-    action = N_("Only PDF files are taken: save or scan the document as a PDF.")
+    action = N_("Only PDF files and images (JPEG, PNG, TIFF, HEIC) are taken: save or scan the "
+                "document as a PDF.")
 
 
 class CorruptPdf(DocumentError):
     kind = "corrupt"
     action = N_("The file is damaged: export or scan the document again.")
+
+
+class CorruptImage(DocumentError):
+    """An image (JPEG, PNG, TIFF, HEIC) that cannot be decoded whole: cut short, a checksum
+    that does not match, or a file named as an image that is not one."""
+
+    kind = "corrupt-image"
+    action = N_("The image is damaged or cut short: send the photo again, or scan the document "
+                "again.")
 
 
 class Incomplete(DocumentError):

@@ -172,7 +172,8 @@ _MINIMAL: dict[str, str] = {
     LEGACY: N_("the reason is on the server (/review shows the documents waiting)"),
     # Failures, by kind: what the file is, never what it says or what it is called.
     "empty": N_("the file is empty"),
-    "not-pdf": N_("the file is not a PDF"),
+    "not-pdf": N_("the file is not a document docagent reads"),
+    "corrupt-image": N_("the image is damaged"),
     "corrupt": N_("the PDF is damaged and cannot be read"),
     "incomplete": N_("the file never arrived whole"),
     "encrypted": N_("the PDF is password-protected"),

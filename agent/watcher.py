@@ -10,7 +10,11 @@ taken as soon as it is stable: waiting would not make it one.
 A file whose writer said it is done -- renamed into incoming/, or closed after writing
 (inotify IN_MOVED_TO / IN_CLOSE_WRITE) -- skips the stability wait when it also ends with
 `%%EOF` and opens: that is how a born-digital document goes from drop to filed in tens of
-milliseconds. Any later write takes the fast path away again.
+milliseconds. An image does the same when its bytes say it ended (a JPEG's end-of-image
+marker, a PNG's IEND chunk: `agent.stages.images.whole`); a TIFF or a HEIC, which say nothing
+at their end, and a JPEG with data after its marker (a motion photo) wait for their size to
+settle, and the conversion then finds one cut short. Any later write takes the fast path away
+again.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from watchdog.observers.polling import PollingObserver
 from agent.errors import MachineError
 from agent.logs import get_logger
 from agent.spool import NotRegular, display_name, files_under, ignored, open_dropped
+from agent.stages import images
 from agent.stages.inspection import looks_like_pdf, opens
 
 log = get_logger("watcher")
@@ -185,7 +190,7 @@ class Stabilizer:
             return None
         try:
             size = os.fstat(fd).st_size
-            fast = cand.settled and _ends_with_eof(fd, size)
+            fast = cand.settled and _ends_whole(fd, size)
             if not (waited or overdue or fast):
                 return None
             if size == 0:
@@ -272,9 +277,11 @@ def start_observer(folder: Path, mode: str, notify: Callable[[Path, bool], None]
     return observer
 
 
-def _ends_with_eof(fd: int, size: int) -> bool:
-    """True when the file's last bytes hold `%%EOF`: a copy cut short almost never does."""
+def _ends_whole(fd: int, size: int) -> bool:
+    """True when the file's last bytes hold `%%EOF`, or an image's end (see above): a copy cut
+    short almost never does."""
     try:
-        return b"%%EOF" in os.pread(fd, EOF_TAIL, max(0, size - EOF_TAIL))
+        tail = os.pread(fd, EOF_TAIL, max(0, size - EOF_TAIL))
+        return b"%%EOF" in tail or images.whole(os.pread(fd, images.HEAD, 0), tail)
     except OSError:
         return False

@@ -6,6 +6,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# Images (JPEG, PNG, TIFF, HEIC) need no Debian package: Pillow, pillow-heif (with libheif) and
+# img2pdf come as wheels through pyproject.toml's dependencies.
 RUNTIME_PACKAGES="tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils"
 # qpdf makes the encrypted-PDF fixtures; DejaVu renders the accented text of the fake scans.
 # systemd (systemd-analyze), systemd-container (systemd-nspawn), debootstrap, zstd and procps

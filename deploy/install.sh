@@ -14,6 +14,8 @@ LOGS=/var/log/docagent
 UNITS=/etc/systemd/system
 LOG=/var/log/docagent-install.log
 DROP_GROUP=docagent-drop
+# Images (JPEG, PNG, TIFF, HEIC) need no Debian package: Pillow, pillow-heif (with libheif) and
+# img2pdf come as wheels through pyproject.toml's dependencies.
 PACKAGES="python3 python3-venv tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils"
 
 say() { printf '%s\n' "install.sh: $*" >&2; }

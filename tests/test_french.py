@@ -321,13 +321,13 @@ def test_the_command_line_and_a_reason_file_in_french(spool: Spool, tmp_path: Pa
     fr = {"DOCAGENT_LANG": "fr"}
     review = pdfgen.text_pdf([report("LEGRAND", "Paul", "01/02/1976")], tmp_path / "lg.pdf")
     bad = tmp_path / "scan.pdf"
-    bad.write_bytes(b"\xff\xd8\xff\xe0 a JPEG named .pdf\n" * 10)
+    bad.write_bytes(b"PK\x03\x04 an Office document named .pdf\n" * 10)
     done = spool.run("process", str(review), str(bad), env=fr)
     first, second = done.stdout.splitlines()
     assert first.startswith("à décider ") and "(aucun dossier ne concorde à la fois sur les " \
         "noms et la date de naissance (date de naissance diffère) ; " in first
-    assert second.startswith("échec ") and "(le fichier n'est pas un PDF (il ressemble à une " \
-        "image JPEG) ; " in second
+    assert second.startswith("échec ") and "(le fichier n'est pas un document que docagent " \
+        "sait lire (il ressemble à une archive ZIP ou à un document Office) ; " in second
 
     listing = spool.run("review", "list", env=fr, check=True).stdout.splitlines()
     assert listing[0].endswith("  lg.pdf  (résultat de laboratoire)")
@@ -342,16 +342,19 @@ def test_the_command_line_and_a_reason_file_in_french(spool: Spool, tmp_path: Pa
 
     [reason_file] = [p for p in spool.files("failed") if p.name.endswith(".reason.json")]
     reason = json.loads(reason_file.read_text(encoding="utf-8"))
-    assert reason["message"] == "le fichier n'est pas un PDF (il ressemble à une image JPEG)"
-    assert reason["action"] == ("Seuls les fichiers PDF sont pris en charge : enregistrez ou "
-                                "numérisez le document en PDF.")
+    assert reason["message"] == ("le fichier n'est pas un document que docagent sait lire (il "
+                                 "ressemble à une archive ZIP ou à un document Office)")
+    assert reason["action"] == ("Seuls les fichiers PDF et les images (JPEG, PNG, TIFF, HEIC) "
+                                "sont pris en charge : enregistrez ou numérisez le document en "
+                                "PDF.")
     # The keys and the machine's words stay English.
     assert reason["kind"] == "not-pdf" and reason["outcome"] == "failed"
-    assert reason["reason"] == "the file is not a PDF (it looks like a JPEG image)"
+    assert reason["reason"] == ("the file is not a document docagent reads (it looks like a ZIP "
+                                "archive or an Office document)")
     assert reason["reason_code"]["code"] == "not-pdf"
     # The same document, in English when asked.
     failed = spool.run("failed", "list", env={"DOCAGENT_LANG": "en"}).stdout
-    assert "[not-pdf] the file is not a PDF (it looks like a JPEG image)" in failed
+    assert "[not-pdf] the file is not a document docagent reads (it looks like a ZIP" in failed
     wrong = spool.run("retry", "zz", env=fr)
     assert wrong.returncode == 2 and wrong.stderr == (
         "docagent: donnez au moins les 4 premiers caractères de l'identifiant du document\n")

@@ -99,22 +99,25 @@ def test_name_clash_gets_a_suffix_never_an_overwrite(spool: Spool, tmp_path: Pat
 
 
 BAD_INPUTS = {
-    "zero-bytes.pdf": ("empty", lambda d: (d / "zero-bytes.pdf").write_bytes(b"")),
-    "photo.pdf": ("not-pdf",
+    "zero-bytes.pdf": ("empty", "inspect", lambda d: (d / "zero-bytes.pdf").write_bytes(b"")),
+    # A JPEG's first bytes and nothing of an image after them: converted as the image it says
+    # it is, it fails as a damaged one (tests/test_images.py has the real photos).
+    "photo.pdf": ("corrupt-image", "convert",
                   lambda d: (d / "photo.pdf").write_bytes(b"\xff\xd8\xff\xe0JFIF" + b"\0" * 500)),
-    "notes.pdf": ("not-pdf", lambda d: (d / "notes.pdf").write_text("just some text\n" * 50)),
+    "notes.pdf": ("not-pdf", "inspect",
+                  lambda d: (d / "notes.pdf").write_text("just some text\n" * 50)),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
 def test_bad_files_fail_with_a_reason_file(spool: Spool, tmp_path: Path, name: str) -> None:
-    kind, make = BAD_INPUTS[name]
+    kind, stage, make = BAD_INPUTS[name]
     make(tmp_path)
     [out] = spool.process_json(tmp_path / name)
     assert out["outcome"] == "failed" and out["reason"]
     reason = json.loads((spool.home / "failed" / f"{name}.reason.json").read_text())
     assert reason["kind"] == kind and reason["message"] and reason["action"]
-    assert reason["sha256"] and reason["stage"] == "inspect"
+    assert reason["sha256"] and reason["stage"] == stage
     assert (spool.home / "failed" / name).exists()
 
 

@@ -77,7 +77,8 @@ def build_batch(tmp_path: Path, incoming: Path) -> tuple[Expect, dict[str, Path]
         "javascript.pdf": (hostile.with_javascript_and_attachment(tagged("c"), src / "js.pdf"),
                            "filed:P002"),
         "archive-pdfa.pdf": (hostile.pdfa(tagged("d"), src / "pdfa.pdf"), "filed:P002"),
-        "photo.pdf": (hostile.jpeg(src / "photo.jpg"), "failed:not-pdf"),
+        # A real photo saved as .pdf: converted like any image (issue 17); nothing on it to read.
+        "photo.pdf": (hostile.jpeg(src / "photo.jpg"), "failed:unreadable"),
     }
     for name, (path, want) in cases.items():
         stage(path.read_bytes(), incoming, name.encode())

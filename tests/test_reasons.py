@@ -106,8 +106,9 @@ def test_messages_render_the_code_and_payloads_from_before_codes_leak_nothing() 
               "kind": "not-pdf", "message": "the file zorro-diego.pdf is not a PDF",
               "action": "Only PDF files are taken."}
     assert render("failed", failed, phi="minimal") == (
-        "Failed: document abcd1234 — the file is not a PDF. Only PDF files are taken: save or "
-        "scan the document as a PDF. [abcd1234]")
+        "Failed: document abcd1234 — the file is not a document docagent reads. Only PDF files "
+        "and images (JPEG, PNG, TIFF, HEIC) are taken: save or scan the document as a PDF. "
+        "[abcd1234]")
     assert "zorro-diego.pdf is not a PDF" in render("failed", failed)
     # A kind this renderer does not know: under minimal, not its payload.
     assert leaked(render("someday", _review(), phi="minimal")) == []

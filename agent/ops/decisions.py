@@ -93,6 +93,7 @@ def file_from_review(settings: Settings, store: Store, doc: Document, patient: P
         stem=pdf.name[: -len(pdf.suffix) or None], suffix=".pdf", result=record.to_json(),
         text=text, patient_id=record.patient_id, reason=record.reason,
         message_kind=message_kind, audit=record.audit_details(),
+        original=record.original.extension if record.original else None,
     )
     dest = spool.place(settings, store, doc, placement)
     log.info("%s (%s): %s", record.reason, who, dest.relative_to(settings.home))

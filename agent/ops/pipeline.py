@@ -1,4 +1,5 @@
-"""One document, start to end: inspect -> text -> parse -> match -> file (or quarantine).
+"""One document, start to end: (convert) -> inspect -> text -> parse -> match -> file (or
+quarantine). `convert` runs for an image only: the PDF made from it is what the rest reads.
 
 Each stage is a plain function; this module only runs them in order and owns the one
 try/finally that decides where the file goes. Whatever happens, the file leaves processing/:
@@ -24,12 +25,13 @@ from agent.ledger import Ledger, prices_from
 from agent.logs import document_context, get_logger
 from agent.patients import get as get_patient
 from agent.spool import FAILED, FILED, REVIEW, Document, Placement, pdf_stem, safe_name
-from agent.stages import inspection, ocr
+from agent.stages import images, inspection, ocr
 from agent.stages.fields import ParsedFields
 from agent.stages.identify import read_fields
 from agent.stages.match import match
 from agent.stages.record import (
     PAGE_BREAK,
+    Original,
     PageSource,
     Record,
     date_confidence,
@@ -82,10 +84,43 @@ def _base_result(doc: Document) -> dict[str, Any]:
             "received_at": doc.received_at, "attempts": doc.attempts}
 
 
+def _convert(settings: Settings, doc: Document) -> Original | None:
+    """An image: the PDF made from it replaces the claimed copy, which stays as the original
+    (the order is the spool's: see `agent.spool`). None for anything else, left to inspect.
+
+    Started again from the original after a crash or on a retry: the conversion is the same."""
+    kept = spool.original_path(settings, doc.id)
+    source = kept if kept.exists() else spool.processing_path(settings, doc.id)
+    with open(source, "rb") as handle:
+        head = handle.read(1024)
+    kind = images.identify(head, doc.original_name)
+    if kind is None:
+        return None
+    original = spool.keep_original(settings, doc.id)
+    made = spool.conversion_path(settings, doc.id)
+    made.unlink(missing_ok=True)
+    try:
+        converted = images.convert(original, made, kind, max_bytes=settings.max_bytes,
+                                   max_pixels=settings.max_pixels,
+                                   max_pages=settings.max_pages, timeout=settings.ocr_timeout)
+        spool.swap_in_pdf(settings, doc.id, made)
+    finally:
+        made.unlink(missing_ok=True)
+    log.info("converted the %s image into a PDF of %d page(s) (%s)", kind.name,
+             converted.pages, converted.embedded)
+    return converted
+
+
 def _read(settings: Settings, store: Store, doc: Document) -> Placement:
     pdf = spool.processing_path(settings, doc.id)
     timer = metrics.StageTimer()
-    info = inspection.inspect(pdf, max_bytes=settings.max_bytes, max_pages=settings.max_pages)
+    original = _convert(settings, doc)
+    if original is not None:
+        timer.lap("convert")
+    # The byte limit is the received file's, checked by convert for an image: the PDF made
+    # from it is docagent's own.
+    info = inspection.inspect(pdf, max_bytes=None if original else settings.max_bytes,
+                              max_pages=settings.max_pages)
     timer.lap("inspect")
     pages = ocr.read_pages(pdf, info.page_sizes_pt, _options(settings))
     timer.lap("text")
@@ -107,12 +142,15 @@ def _read(settings: Settings, store: Store, doc: Document) -> Placement:
         document_date=fields.document_date.value if fields.document_date else None,
         fields=fields, match=decision, pages=info.pages, encrypted=info.encrypted,
         text_source=ocr.text_source(pages), page_sources=sources,
-        identity_confidence=identity_confidence(fields, sources),
+        identity_confidence=identity_confidence(fields, sources), original=original,
     )
     text = PAGE_BREAK.join(p.text for p in pages)
     dated = _date_part(fields, doc, date_confidence(fields, sources),
                        settings.min_name_confidence)
-    stem = f"{dated}_{fields.document_type}_{pdf_stem(doc.original_name)}"
+    name = pdf_stem(doc.original_name)
+    if original is not None:
+        name = images.without_suffix(name)
+    stem = f"{dated}_{fields.document_type}_{name}"
     if decision.outcome == FILED and decision.patient_id:
         folder = settings.done / decision.patient_id
         state: str = FILED
@@ -124,6 +162,7 @@ def _read(settings: Settings, store: Store, doc: Document) -> Placement:
         state=state, folder=folder, stem=stem, suffix=".pdf", result=record.to_json(),
         text=text.encode("utf-8"), patient_id=decision.patient_id, reason=decision.reason,
         message_kind=kind, audit=record.audit_details(),
+        original=original.extension if original else None,
     )
 
 

@@ -14,11 +14,18 @@ claim   1. open the dropped file once (O_NOFOLLOW | O_NONBLOCK), fstat: a regula
         6. unlink the dropped file                (crash before: it is seen again, and its
                                                    receipt says it was taken: it is removed
                                                    without a second document or message)
+convert (an image: the pipeline makes the PDF it reads from the claimed copy)
+        1. link processing/<id>.pdf as processing/<id>.original, fsync
+                                                  (crash: the original is the claimed copy)
+        2. the PDF written to processing/.convert-<id>.tmp, fsync'd, renamed over
+           processing/<id>.pdf                    (crash before: the .tmp is removed, and the
+                                                   conversion starts again from the original)
 place   1. row `filing` with the chosen destination and the whole result, committed
         2. hard-link the PDF to its destination   (link() never overwrites: a name clash
-                                                   gets a suffix), then the sidecars
+                                                   gets a suffix), then the original beside
+                                                   it (an image), then the sidecars
         3. row final + outbox message, one commit (crash before: recover() redoes 2 and 3)
-        4. unlink processing/<id>.pdf             (crash before: recover() unlinks it)
+        4. unlink processing/<id>.pdf (and .original) (crash before: recover() unlinks them)
 
 Why a copy and never a rename or link of the dropped file: that inode belongs to whoever
 dropped it. Kept, it would let them write into the archive through a descriptor opened
@@ -28,8 +35,9 @@ the daemon cannot write. A check of the name followed by a rename of the name is
 descriptor. So every file under processing/, done/, review/ and failed/ is docagent's own,
 created with modes.FILE, and the bytes archived are the bytes hashed.
 
-Nothing is ever overwritten, and the PDF's bytes are never changed: the archive holds the
-original content.
+Nothing is ever overwritten, and the bytes received are never changed: the archive holds the
+original content (for an image, beside the PDF made from it; a failed image is kept as it
+came). The row's sha256 is always that of the bytes received, so duplicates are judged on them.
 
 The package: `files` (names, durable writes, the one way a dropped file is opened), `rows`
 (the row: states, questions and changes), `claim`, `place` (and the way back for a person's
@@ -44,17 +52,21 @@ if TYPE_CHECKING:
         FOLDERS,
         NotRegular,
         NotTaken,
+        conversion_path,
         display_name,
         ensure_folders,
         files_under,
         ignored,
+        keep_original,
         open_dropped,
+        original_path,
         owner_of,
         pdf_stem,
         processing_path,
         safe_name,
         sidecar,
         stray_folders,
+        swap_in_pdf,
     )
     from agent.spool.placing import (
         DECIDED,
@@ -113,14 +125,18 @@ _HOME = {
     "display_name": "files",
     "ensure_folders": "files",
     "files_under": "files",
+    "conversion_path": "files",
     "ignored": "files",
+    "keep_original": "files",
     "open_dropped": "files",
+    "original_path": "files",
     "owner_of": "files",
     "pdf_stem": "files",
     "processing_path": "files",
     "safe_name": "files",
     "sidecar": "files",
     "stray_folders": "files",
+    "swap_in_pdf": "files",
     "DECIDED": "placing",
     "Placement": "placing",
     "companion_files": "placing",
@@ -176,12 +192,13 @@ if not TYPE_CHECKING:  # mypy keeps checking every name against the imports abov
 __all__ = [
     "CLAIMING", "DECIDED", "FAILED", "FILED", "FILING", "FINAL_STATES", "FOLDERS", "PROCESSING",
     "QUEUED", "REVIEW", "Claim", "Document", "NotRegular", "NotTaken", "Placement", "StillChanging",
-    "by_state", "claim", "companion_files", "count_crash", "counts_by_state", "defer",
-    "deferred_count", "display_name", "documents", "duplicates", "ensure_folders",
-    "failed_since", "failure_result", "files_under", "find", "get", "ignored", "is_refusal",
-    "last_filed", "last_finished_at", "oldest_queued", "open_dropped", "owner_of", "pdf_stem",
-    "place", "processing_path", "queued_count", "recover", "requeue", "review_backlog",
-    "safe_name", "sidecar", "start", "start_next", "state_term", "state_word",
-    "stray_folders", "take_back", "taken_before",
+    "by_state", "claim", "companion_files", "conversion_path", "count_crash",
+    "counts_by_state", "defer", "deferred_count", "display_name", "documents", "duplicates",
+    "ensure_folders", "failed_since", "failure_result", "files_under", "find", "get", "ignored",
+    "is_refusal", "keep_original", "last_filed", "last_finished_at", "oldest_queued",
+    "open_dropped", "original_path", "owner_of", "pdf_stem", "place", "processing_path",
+    "queued_count", "recover", "requeue", "review_backlog", "safe_name", "sidecar", "start",
+    "start_next", "state_term", "state_word", "stray_folders", "swap_in_pdf", "take_back",
+    "taken_before",
     "text_of",
 ]

@@ -82,6 +82,41 @@ def processing_path(settings: Settings, document_id: str) -> Path:
     return settings.processing / f"{document_id}.pdf"
 
 
+def original_path(settings: Settings, document_id: str) -> Path:
+    """Where the bytes received stay while `processing_path` holds the PDF made from them (an
+    image): a second link to the claimed copy, made before the PDF replaces it."""
+    return settings.processing / f"{document_id}.original"
+
+
+def conversion_path(settings: Settings, document_id: str) -> Path:
+    """Where the PDF made from an image is written before it replaces the claimed copy (a
+    hidden .tmp: recovery removes one a crash left)."""
+    return settings.processing / f".convert-{document_id}.tmp"
+
+
+def keep_original(settings: Settings, document_id: str) -> Path:
+    """Link the claimed copy as the original, once, before anything replaces it; returns it.
+    Already there (a crash, a retry), it is the bytes received and is left as it is."""
+    original = original_path(settings, document_id)
+    if not original.exists():
+        try:
+            os.link(processing_path(settings, document_id), original)
+            fsync_dir(original.parent)
+        except OSError as error:
+            raise disk_error(error) from error
+    return original
+
+
+def swap_in_pdf(settings: Settings, document_id: str, made: Path) -> None:
+    """The PDF made from the original (written and fsync'd at `made`) becomes the document's
+    PDF: one rename, so a crash leaves either the claimed copy or the PDF, and the original."""
+    try:
+        os.rename(made, processing_path(settings, document_id))
+        fsync_dir(made.parent)
+    except OSError as error:
+        raise disk_error(error) from error
+
+
 def display_name(raw: str) -> str:
     """A name that can be stored, logged and shown: undecodable bytes become U+FFFD."""
     return os.fsencode(raw).decode("utf-8", "replace")

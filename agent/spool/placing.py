@@ -1,8 +1,11 @@
 """Place: a document leaves processing/ for done/, review/ or failed/, with its companions;
 and the way back (take_back, requeue) for a person's decision.
 
-Beside a placed PDF: `<stem>.json` (what was read and decided) and `<stem>.txt` (the text), or
-for a failure `<name>.reason.json` (why). `companion_paths` is the one rule for those names.
+Beside a placed PDF: `<stem>.json` (what was read and decided) and `<stem>.txt` (the text), and
+when the PDF was made from an image, `<stem>.original<ext>` (the bytes received, a link to the
+claimed copy); or for a failure `<name>.reason.json` (why). A failed document is kept as it
+was received: for an image, the original, not the PDF made from it. `companion_paths` is the
+one rule for those names.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ class Placement:
     # What the audit line says of the decision besides its outcome (actor, evidence,
     # candidates, name_confidence): the caller knows what was read, the spool does not.
     audit: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # The extension (".jpg") of the original kept in processing/ (`files.original_path`) when
+    # the PDF was made from an image: placed beside the PDF, and named in the sidecar's
+    # `original.file`. None for a PDF, and for a failure (which places the original itself).
+    original: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class Plan:
     stem: str
     suffix: str
     message_kind: str
+    original: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -68,15 +76,33 @@ class Plan:
     @classmethod
     def from_json(cls, raw: str) -> Plan:
         data = json.loads(raw)  # a plan written by an older version may hold more keys
-        return cls(data["folder"], data["stem"], data["suffix"], data.get("message_kind", ""))
+        return cls(data["folder"], data["stem"], data["suffix"], data.get("message_kind", ""),
+                   data.get("original"))
 
 
-def companion_paths(pdf: Path, *, failed: bool) -> list[Path]:
-    """The files beside a placed PDF: the sidecar then the text, or a failure's reason file."""
+def companion_paths(pdf: Path, *, failed: bool, original: str | None = None) -> list[Path]:
+    """The files beside a placed PDF: the sidecar, the text, then the original it was made
+    from (an image whose extension is `original`), or a failure's reason file."""
     if failed:
         return [pdf.with_name(f"{pdf.name}.reason.json")]
     stem = pdf.name[: -len(pdf.suffix) or None]
-    return [pdf.with_name(f"{stem}.json"), pdf.with_name(f"{stem}.txt")]
+    paths = [pdf.with_name(f"{stem}.json"), pdf.with_name(f"{stem}.txt")]
+    if original:
+        paths.append(original_beside(pdf, original))
+    return paths
+
+
+def original_beside(pdf: Path, extension: str) -> Path:
+    """Where the original an image's PDF was made from is kept: `<stem>.original<ext>`."""
+    stem = pdf.name[: -len(pdf.suffix) or None]
+    return pdf.with_name(f"{stem}.original{extension}")
+
+
+def original_extension(result: Mapping[str, Any]) -> str | None:
+    """The extension of the original kept beside a placed document's PDF, if it has one."""
+    original = result.get("original")
+    extension = original.get("extension") if isinstance(original, Mapping) else None
+    return str(extension) if extension else None
 
 
 def companion_files(settings: Settings, doc: Document) -> list[Path]:
@@ -84,7 +110,9 @@ def companion_files(settings: Settings, doc: Document) -> list[Path]:
     if not doc.path:
         return []
     pdf = settings.home / doc.path
-    return [pdf, *companion_paths(pdf, failed=doc.state == FAILED)]
+    failed = doc.state == FAILED
+    return [pdf, *companion_paths(pdf, failed=failed,
+                                  original=None if failed else original_extension(doc.result))]
 
 
 def text_of(settings: Settings, doc: Document) -> bytes:
@@ -113,18 +141,62 @@ def candidate_names(stem: str, suffix: str) -> Iterator[str]:
 
 
 def _companions(placement: Placement, dest: Path) -> list[tuple[Path, bytes]]:
-    """Each file to write beside `dest`, with its content."""
+    """Each file to write beside `dest`, with its content (the original, linked, is not one)."""
     paths = companion_paths(dest, failed=placement.state == FAILED)
-    contents = [files.sidecar(placement.result), placement.text]
+    contents = [files.sidecar(_result_at(placement, dest)), placement.text]
     return [(path, content) for path, content in zip(paths, contents, strict=False)
             if content is not None]
+
+
+def _original_at(placement: Placement, dest: Path) -> Path | None:
+    if placement.original is None or placement.state == FAILED:
+        return None
+    return original_beside(dest, placement.original)
+
+
+def _result_at(placement: Placement, dest: Path) -> Mapping[str, Any]:
+    """The result as kept once `dest` is known: the sidecar says where the original is."""
+    beside = _original_at(placement, dest)
+    original = placement.result.get("original")
+    if beside is None or not isinstance(original, Mapping):
+        return placement.result
+    return {**placement.result, "original": {**original, "file": beside.name}}
+
+
+def placed_source(settings: Settings, document_id: str, state: str) -> Path:
+    """What goes into the folder: the document's PDF in processing/, or for a failure the
+    bytes received when a PDF was made from them (an image is failed as it came)."""
+    original = files.original_path(settings, document_id)
+    if state == FAILED and original.exists():
+        return original
+    return files.processing_path(settings, document_id)
+
+
+def _link_original(settings: Settings, document_id: str, placement: Placement,
+                   dest: Path) -> None:
+    """The original beside the PDF: a link to the claimed copy (a copy on another
+    filesystem); one already there from before a crash is that same link."""
+    beside = _original_at(placement, dest)
+    if beside is None:
+        return
+    original = files.original_path(settings, document_id)
+    if beside.exists() and (not original.exists() or os.path.samefile(original, beside)):
+        return
+    try:
+        os.link(original, beside)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise files.disk_error(error) from error
+        files.copy_durably(original, beside)
 
 
 def link_unique(src: Path, placement: Placement) -> Path:
     folder = placement.folder
     for name in candidate_names(placement.stem, placement.suffix):
         dest = folder / name
-        if any(path.exists() for path, _ in _companions(placement, dest)):
+        beside = _original_at(placement, dest)
+        if any(path.exists() for path, _ in _companions(placement, dest)) or (
+                beside is not None and beside.exists()):
             continue
         try:
             os.link(src, dest)
@@ -149,14 +221,15 @@ def link_unique(src: Path, placement: Placement) -> Path:
 def place(settings: Settings, store: Store, document: Document, placement: Placement) -> Path:
     """Move a processed document to its final folder; returns the PDF's new path."""
     modes.make_folder(placement.folder)
-    source = files.processing_path(settings, document.id)
+    source = placed_source(settings, document.id, placement.state)
     if placement.text is not None:
-        files.write_file(source.with_suffix(".txt"), placement.text)
+        files.write_file(files.processing_path(settings, document.id).with_suffix(".txt"),
+                         placement.text)
     # Audited before the commit that makes the decision: a crash in between repeats the line
     # when the document is processed again (at least once), it never loses it.
     _audit_decision(settings, document, placement)
     plan = Plan(str(placement.folder.relative_to(settings.home)), placement.stem,
-                placement.suffix, placement.message_kind)
+                placement.suffix, placement.message_kind, placement.original)
     with store.write() as conn:
         rows.update(
             conn, document.id, state=FILING, outcome=placement.state,
@@ -173,23 +246,29 @@ def place(settings: Settings, store: Store, document: Document, placement: Place
 def finish(settings: Settings, store: Store, document_id: str, source: Path, dest: Path,
            placement: Placement) -> Path:
     """The PDF is in place: its companions, the final commit with its message, then the
-    processing copy goes (recovery redoes this when a crash comes in the middle)."""
+    processing copies go (recovery redoes this when a crash comes in the middle)."""
     files.fsync_dir(placement.folder)
+    _link_original(settings, document_id, placement, dest)
     for path, content in _companions(placement, dest):
         files.write_file(path, content)
     files.fsync_dir(placement.folder)
     relative = str(dest.relative_to(settings.home))
+    result = _result_at(placement, dest)
     with store.write() as conn:
+        changes: dict[str, Any] = {"result_json": json.dumps(result, ensure_ascii=False)} \
+            if result is not placement.result else {}
         rows.update(conn, document_id, state=placement.state, path=relative,
-                    dest_path=None, finished_at=now_iso())
+                    dest_path=None, finished_at=now_iso(), **changes)
         if placement.message_kind:
             store.enqueue(conn, placement.message_kind, document_id,
-                          {**placement.result, "path": relative})
+                          {**result, "path": relative})
         if placement.message_kind in DECIDING_KINDS:
             store.enqueue(conn, DECIDED, document_id,
-                          {k: placement.result.get(k) for k in ("patient", "decision")})
-    source.unlink(missing_ok=True)
-    source.with_suffix(".txt").unlink(missing_ok=True)
+                          {k: result.get(k) for k in ("patient", "decision")})
+    pdf = files.processing_path(settings, document_id)
+    for leftover in (source, pdf, pdf.with_suffix(".txt"),
+                     files.original_path(settings, document_id)):
+        leftover.unlink(missing_ok=True)
     files.fsync_dir(source.parent)
     return dest
 
@@ -220,6 +299,12 @@ def take_back(settings: Settings, doc: Document) -> Path:
     text = [f for f in placed if f.suffix == ".txt" and f.exists()]
     if text:
         files.write_file(source.with_suffix(".txt"), text[0].read_bytes())
+    extension = None if doc.state == FAILED else original_extension(doc.result)
+    if extension is not None:
+        beside = original_beside(placed[0], extension)
+        original = files.original_path(settings, doc.id)
+        if beside.exists() and not original.exists():
+            os.link(beside, original)
     files.fsync_dir(source.parent)
     for path in placed:
         path.unlink(missing_ok=True)

@@ -66,7 +66,7 @@ def recover(settings: Settings, store: Store) -> list[str]:
                 log.exception("%s: interrupted move could not be rolled back", doc.id)
                 actions.append(f"{doc.id}: interrupted move not rolled back ({error})")
 
-    for stray in settings.processing.glob("*.txt"):
+    for stray in [*settings.processing.glob("*.txt"), *settings.processing.glob("*.original")]:
         doc_row = rows.get(store, stray.stem)
         if doc_row is None or doc_row.state in (FILED, REVIEW, FAILED):
             stray.unlink()
@@ -75,18 +75,18 @@ def recover(settings: Settings, store: Store) -> list[str]:
 
 def _recover_filing(settings: Settings, store: Store, doc: Document) -> str:
     plan = placing.Plan.from_json(doc.dest_path or "{}")
-    source = files.processing_path(settings, doc.id)
+    state = doc.outcome or REVIEW
+    source = placing.placed_source(settings, doc.id, state)
     folder = settings.home / plan.folder
     # A kill in the middle of writing a sidecar leaves its temporary file beside the PDF.
     for leftover in folder.glob(glob.escape(f".{plan.stem}") + "*.tmp"):
         leftover.unlink(missing_ok=True)
-    state = doc.outcome or REVIEW
-    text_file = source.with_suffix(".txt")
+    text_file = files.processing_path(settings, doc.id).with_suffix(".txt")
     text = text_file.read_bytes() if state != FAILED and text_file.exists() else None
     placement = placing.Placement(
         state=state, folder=folder, stem=plan.stem, suffix=plan.suffix, result=doc.result,
         text=text, patient_id=doc.patient_id, reason_kind=doc.reason_kind, reason=doc.reason,
-        message_kind=plan.message_kind,
+        message_kind=plan.message_kind, original=plan.original,
     )
     if not source.exists():
         # Unreachable with the order in place(): the source is unlinked only after the commit.
@@ -119,7 +119,14 @@ def _roll_back(settings: Settings, doc: Document) -> str:
                              contents, strict=False):
         if content is not None:
             files.write_file(path, content)
+    original = files.original_path(settings, doc.id)
+    extension = placing.original_extension(doc.result)
+    if extension and doc.state != FAILED and original.exists():
+        beside = placing.original_beside(previous, extension)
+        if not beside.exists():
+            os.link(original, beside)
     files.fsync_dir(previous.parent)
     source.unlink()
+    original.unlink(missing_ok=True)
     return f"{doc.id}: interrupted move rolled back to {doc.path}"
 

@@ -96,11 +96,12 @@ def opens(path: Path, *, pass_fds: Sequence[int] = ()) -> bool:
     return True
 
 
-def inspect(path: Path, *, max_bytes: int, max_pages: int) -> PdfInfo:
+def inspect(path: Path, *, max_bytes: int | None, max_pages: int) -> PdfInfo:
+    """`max_bytes` None: no byte limit (a PDF made from an image, whose limit was the image's)."""
     size = path.stat().st_size
     if size == 0:
         raise EmptyFile(N_("the file is empty (0 bytes)"), stage=STAGE)
-    if size > max_bytes:
+    if max_bytes is not None and size > max_bytes:
         raise TooLarge(N_("the file is %(size).1f MB, over the limit of %(limit).1f MB"),
                        size=size / 1024**2, limit=max_bytes / 1024**2, stage=STAGE)
     with open(path, "rb") as handle:
@@ -138,20 +139,33 @@ def _refusal(refused: pdfinfo.Refused) -> DocagentError:
 
 
 def _sniff(head: bytes) -> str:
-    """Why a file is not a PDF, saying what it looks like when that can be told (a sentence
-    each, for the staff's language)."""
+    """Why a file is not a document docagent reads, saying what it looks like when that can be
+    told (a sentence each, for the staff's language). An image it converts (JPEG, PNG, TIFF,
+    HEIC) never gets here: `agent.stages.images` took it."""
     signatures = {
-        b"\xff\xd8\xff": N_("the file is not a PDF (it looks like a JPEG image)"),
-        b"\x89PNG": N_("the file is not a PDF (it looks like a PNG image)"),
-        b"II*\x00": N_("the file is not a PDF (it looks like a TIFF image)"),
-        b"MM\x00*": N_("the file is not a PDF (it looks like a TIFF image)"),
-        b"PK\x03\x04": N_("the file is not a PDF (it looks like a ZIP or Office document)"),
-        b"\xd0\xcf\x11\xe0": N_("the file is not a PDF (it looks like an old Office document)"),
-        b"GIF8": N_("the file is not a PDF (it looks like a GIF image)"),
+        b"PK\x03\x04": N_("the file is not a document docagent reads (it looks like a ZIP "
+                           "archive or an Office document)"),
+        b"\xd0\xcf\x11\xe0": N_("the file is not a document docagent reads (it looks like an "
+                                "old Office document)"),
+        b"GIF8": N_("the file is not a document docagent reads (it looks like a GIF image)"),
     }
     for magic, said in signatures.items():
         if head.startswith(magic):
             return said
     if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
-        return N_("the file is not a PDF (it looks like a web page)")
-    return N_("the file is not a PDF")
+        return N_("the file is not a document docagent reads (it looks like a web page)")
+    return N_("the file is not a document docagent reads")
+
+
+# What this refusal said before images were taken: records kept from then are still said in
+# the staff's language (their message is kept, and looked up in the catalogue).
+FORMER_SENTENCES = (
+    N_("the file is not a PDF"),
+    N_("the file is not a PDF (it looks like a JPEG image)"),
+    N_("the file is not a PDF (it looks like a PNG image)"),
+    N_("the file is not a PDF (it looks like a TIFF image)"),
+    N_("the file is not a PDF (it looks like a ZIP or Office document)"),
+    N_("the file is not a PDF (it looks like an old Office document)"),
+    N_("the file is not a PDF (it looks like a GIF image)"),
+    N_("the file is not a PDF (it looks like a web page)"),
+)

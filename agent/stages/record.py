@@ -76,6 +76,37 @@ def date_confidence(fields: ParsedFields, pages: Iterable[PageSource]) -> float 
 
 
 @dataclass(frozen=True)
+class Original:
+    """The file as it was received, when docagent made the PDF it reads and files from it (an
+    image): kept beside that PDF, byte for byte, as `file` (named once it is placed). The
+    record's `sha256` is this file's: duplicates are judged on what was received."""
+
+    format: str  # JPEG | PNG | TIFF | HEIC
+    media_type: str
+    extension: str  # of the file kept beside the PDF: ".jpg"
+    size: int
+    pages: int
+    rotations: tuple[int, ...] = ()  # each page's turn, clockwise, from its EXIF orientation
+    flattened: bool = False  # transparency flattened onto white
+    embedded: str = ""  # how the pixels went into the PDF: as-is, lossless, decoded-lossless...
+    file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["rotations"] = list(self.rotations)
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Original:
+        return cls(str(raw.get("format") or ""), str(raw.get("media_type") or ""),
+                   str(raw.get("extension") or ""), int(raw.get("size") or 0),
+                   int(raw.get("pages") or 0),
+                   tuple(int(r) for r in raw.get("rotations") or []),
+                   bool(raw.get("flattened")), str(raw.get("embedded") or ""),
+                   str(raw["file"]) if raw.get("file") else None)
+
+
+@dataclass(frozen=True)
 class Failure:
     """Why a document could not be read (a fault of the document, see agent.errors)."""
 
@@ -122,6 +153,7 @@ class Record:
     decision: PersonDecision | None = None
     duration_ms: int | None = None
     processed_at: str | None = None
+    original: Original | None = None  # the image the PDF was made from, kept beside it
 
     # --- derived, once -----------------------------------------------------------------
 
@@ -192,6 +224,8 @@ class Record:
                 out["processed_at"] = self.processed_at
         if self.decision is not None:
             out["decision"] = dataclasses.asdict(self.decision)
+        if self.original is not None:
+            out["original"] = self.original.to_json()
         return out
 
     @classmethod
@@ -202,6 +236,7 @@ class Record:
                               str(raw.get("message") or ""), str(raw.get("action") or ""),
                               str(raw.get("detail") or ""), str(raw.get("time") or ""))
         decision = raw.get("decision")
+        original = raw.get("original")
         patient = raw.get("patient")
         fields = raw.get("fields")
         matched = raw.get("match")
@@ -226,6 +261,7 @@ class Record:
                                     decision.get("patient_id"), decision.get("previous_reason"))
             if isinstance(decision, Mapping) else None,
             duration_ms=raw.get("duration_ms"), processed_at=raw.get("processed_at"),
+            original=Original.from_json(original) if isinstance(original, Mapping) else None,
         )
 
 
