@@ -141,12 +141,12 @@ def _main(args: argparse.Namespace) -> int:
                        for p in args.paths]
     elif args.command == "patients" and args.action == "import":
         args.opened = [privileges.open_input(args.file)]
-    token = None
+    secrets: dict[str, str] = {}
     user = privileges.service_user(os.environ)
     if user is not None:
-        token = privileges.read_token(os.environ)
+        secrets = privileges.read_secrets(os.environ)
         privileges.become(user)
-    settings = privileges.with_token(config.load(), token)
+    settings = privileges.with_secrets(config.load(), secrets)
     i18n.use(settings.lang)
     args.db_path = settings.db_path  # for the message if SQLite may not write it
     if args.command == "run":
