@@ -406,7 +406,8 @@ def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespa
         print(_("no failed documents"))
     for doc in failed:
         why = reasons.of_payload({"outcome": "failed", **doc.result}).text()
-        print(escape(f"{doc.id}  {doc.path}  [{doc.reason_kind}] {why}"))
+        where = doc.path or f"mail {doc.origin.get('sender') or ''}".strip()
+        print(escape(f"{doc.id}  {where}  [{doc.reason_kind}] {why}"))
         kind = errors.kind_class(doc.reason_kind or "")
         action = errors.advice(kind) if kind is not None else doc.result.get("action")
         if action:
