@@ -37,7 +37,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import spool
 from agent.audit import AuditLog
@@ -45,9 +45,11 @@ from agent.config import MailSettings, Settings
 from agent.errors import AttachmentTooLarge
 from agent.i18n import N_
 from agent.logs import get_logger
-from agent.mailbox import Mailbox, Part, Summary, decoded_size_at_least
 from agent.origin import Origin
 from agent.store import Store, now_iso
+
+if TYPE_CHECKING:  # `docagent status` reads this module's records without loading IMAP
+    from agent.mailbox import Mailbox, Part, Summary
 
 log = get_logger("mail")
 
@@ -189,6 +191,8 @@ class Reader:
         if earlier is not None:
             # Taken at an earlier look, which ended before the message was marked.
             return spool.Claim(earlier.id, None, name, again=True)
+        from agent.mailbox import decoded_size_at_least
+
         limit = self.settings.max_bytes
         if decoded_size_at_least(part) > limit:
             return self._too_large(summary, part, name, pkey, origin,
