@@ -147,6 +147,7 @@ class Mailbox:
                 raise MailboxProblem(f"the mailbox {settings.mailbox!r} cannot be opened: "
                                      f"{_answer(error)}") from None
             self.uidvalidity = int(selected.get(b"UIDVALIDITY", 0))
+            self._news()  # the count SELECT reported is no news
             if settings.mark == "move":
                 self._ensure_taken_folder()
             else:
@@ -238,6 +239,8 @@ class Mailbox:
         """Until the server says the mailbox changed (IDLE), `seconds` pass, or `stop` is set.
         Without IDLE (not offered, or DOCAGENT_MAIL_IDLE=no) it waits `seconds`, then asks the
         server for news (NOOP), which also proves the connection alive."""
+        if self._news():
+            return  # a message came while the last look was under way: look again now
         if not (self.idle_offered and self.settings.idle):
             stop.wait(seconds)
             if not stop.is_set():
@@ -261,6 +264,15 @@ class Mailbox:
                         break  # the socket woke with nothing to read: closed; DONE will say
             finally:
                 self._client.idle_done()
+
+    def _news(self) -> bool:
+        """Whether the server said, in answer to any command since the last call, that a
+        message came (EXISTS, RECENT). imaplib keeps such unsolicited answers aside, and
+        IMAPClient's FETCH and SEARCH do not return them: without this, a message delivered
+        during a look would wait for the next IDLE renewal."""
+        pending = self._client._imap.untagged_responses
+        came = [pending.pop(name, None) for name in ("EXISTS", "RECENT")]
+        return any(came)
 
     @property
     def uses_idle(self) -> bool:
@@ -318,7 +330,14 @@ def _connect(settings: MailSettings, timeout: float) -> Any:
         raise TlsRefused(f"the certificate of {where} is not trusted: "
                          f"{error.verify_message or error} (DOCAGENT_MAIL_CA_FILE names a "
                          "certificate to trust for a server of your own)") from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as error:
+        # Cut during the handshake: the server (or something on the way) went away.
+        raise Unreachable(f"{where} closed the connection before TLS was set up: "
+                          f"{error.reason or error}") from None
     except ssl.SSLError as error:
+        if "EOF" in str(error.reason or ""):
+            raise Unreachable(f"{where} closed the connection before TLS was set up: "
+                              f"{error.reason}") from None
         raise TlsRefused(f"no TLS connection with {where}: {error.reason or error} (is "
                          f"DOCAGENT_MAIL_SECURITY={settings.security} right for port "
                          f"{settings.port}?)") from None
