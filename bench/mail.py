@@ -15,6 +15,7 @@ run` reading it over IMAPS, on a spool of its own in a temporary folder:
   daemon's peak with an empty mailbox.
 
     PYTHONPATH=$PWD .venv/bin/python -m bench.mail [--rounds 20] [--poll 5] [--waiting 200]
+        [--pad-kib 512] [--only latency|memory]
 
 Public tools only: Dovecot, openssl, the docagent command. Not part of the test suite.
 """
@@ -87,11 +88,16 @@ class Site:
         return {name: datetime.fromisoformat(at).timestamp() for name, at in rows}
 
 
-def report(folder: Path, n: int) -> bytes:
+def report(folder: Path, n: int, pad_kib: int = 0) -> bytes:
+    """A born-digital lab report; `pad_kib` adds that much of a comment after its end (hex
+    text, which poppler passes over), for attachments of a realistic scan's size."""
     last, first, birth = PATIENTS[n % len(PATIENTS)]
     path = folder / f"report-{n}.pdf"
-    return pdfgen.text_pdf([pdfgen.report(last, first, birth, tag=f"bench {n}")],
+    data = pdfgen.text_pdf([pdfgen.report(last, first, birth, tag=f"bench {n}")],
                            path).read_bytes()
+    if pad_kib:
+        data += b"%" + os.urandom(pad_kib * 512).hex().encode() + b"\n"
+    return data
 
 
 def latency(work: Path, rounds: int, *, idle: bool, poll: float, seed: int) -> list[float]:
@@ -120,7 +126,7 @@ def latency(work: Path, rounds: int, *, idle: bool, poll: float, seed: int) -> l
     return seconds
 
 
-def memory(work: Path, waiting: int) -> dict[str, Any]:
+def memory(work: Path, waiting: int, pad_kib: int = 0) -> dict[str, Any]:
     with imapserver.running() as server:
         empty = Site(work / "empty", server)
         empty.start()
@@ -140,7 +146,8 @@ def memory(work: Path, waiting: int) -> dict[str, Any]:
                 name = f"wait-{n}.pdf"
                 names.append(name)
                 batch.append(imapserver.message(LAB, subject=f"Résultats {n}",
-                                                attachments=[(name, report(work, 1000 + n))]))
+                                                attachments=[(name, report(work, 1000 + n,
+                                                                           pad_kib))]))
             server.deliver(*batch)
         mailbox_bytes = sum(p.stat().st_size for p in (server.dir / "mail").rglob("*")
                             if p.is_file())
@@ -174,6 +181,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--poll", type=float, default=5.0, help="DOCAGENT_MAIL_POLL_SECONDS")
     parser.add_argument("--waiting", type=int, default=200)
+    parser.add_argument("--pad-kib", type=int, default=0,
+                        help="make each waiting mail's attachment this much larger")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--only", choices=("latency", "memory"))
     args = parser.parse_args()
@@ -193,7 +202,8 @@ def main() -> int:
             print(f"delivery -> filed, polling every {args.poll:g} s:", out["polling"],
                   flush=True)
         if args.only in (None, "memory"):
-            out["memory"] = memory(work, args.waiting)
+            out["memory"] = {**memory(work, args.waiting, args.pad_kib),
+                             "attachment_padding_kib": args.pad_kib}
             print("memory while mails wait:", out["memory"], flush=True)
     target = Path(__file__).parent / "out"
     target.mkdir(exist_ok=True)

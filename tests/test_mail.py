@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import time
@@ -329,6 +330,30 @@ def test_a_wrong_password_fails_health_with_its_reason_and_the_folder_still_work
     assert running.proc.poll() is None
     for path in [*spool.logs.iterdir(), spool.root / "daemon.out"]:
         assert wrong not in path.read_text(errors="replace"), path
+
+
+def test_the_password_reaches_no_tool_the_daemon_runs(
+        spool: Spool, daemon: Callable[..., Running], dovecot: Dovecot, tmp_path: Path) -> None:
+    """A mail's document read by the real daemon, its password in the daemon's environment:
+    pdfinfo and pdftotext are wrapped by scripts that write down the environment they got."""
+    bindir, seen = tmp_path / "bin", tmp_path / "seen"
+    bindir.mkdir()
+    seen.mkdir()
+    for tool in ("pdfinfo", "pdftotext"):
+        real = shutil.which(tool)
+        assert real, f"{tool} is needed for this test"
+        script = bindir / tool
+        script.write_text(f'#!/bin/sh\nenv > "{seen}/{tool}.$$"\nexec {real} "$@"\n')
+        script.chmod(0o755)
+    running = daemon(**mail_env(dovecot), PATH=f"{bindir}:{os.environ['PATH']}")
+    dovecot.deliver(message(LAB, attachments=[
+        ("martin.pdf", report_pdf(tmp_path, "MARTIN", "Hélène", "03/04/1975"))]))
+    running.wait_for(settled(spool, 1), 60, "the attachment to be read")
+    dumps = sorted(seen.iterdir())
+    assert {d.name.split(".")[0] for d in dumps} == {"pdfinfo", "pdftotext"}, dumps
+    for dump in dumps:
+        text = dump.read_text()
+        assert imapserver.PASSWORD not in text and "DOCAGENT_" not in text, dump
 
 
 # --- settings -----------------------------------------------------------------------------------
