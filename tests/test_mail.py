@@ -167,6 +167,27 @@ def test_a_second_delivery_of_the_same_bytes_is_a_duplicate(
     assert "Duplicate: martin (2).pdf" in running.output()
 
 
+def test_flagged_rather_than_moved_the_message_stays_and_is_taken_once(
+        spool: Spool, daemon: Callable[..., Running], dovecot: Dovecot, tmp_path: Path) -> None:
+    env = mail_env(dovecot, DOCAGENT_MAIL_MARK="flag", DOCAGENT_MAIL_IDLE="no",
+                   DOCAGENT_MAIL_POLL_SECONDS="1")
+    running = daemon(**env)
+    dovecot.deliver(message(LAB, attachments=[
+        ("martin.pdf", report_pdf(tmp_path, "MARTIN", "Hélène", "03/04/1975"))]))
+    running.wait_for(settled(spool, 1), 60, "the attachment to be filed")
+
+    def checked() -> str:
+        return str(json.loads(spool.run("status", "--json", env=env).stdout)["mail"]
+                   ["checked_at"])
+    first = checked()
+    running.wait_for(lambda: checked() > first, 15, "another look at the mailbox")
+    [kept] = dovecot.messages()
+    assert "$DocagentTaken" in kept["X-Test-Flags"] and "\\Seen" not in kept["X-Test-Flags"]
+    assert dovecot.uids("docagent-taken") == []  # no folder made or used
+    assert len(rows(spool.home, "SELECT 1 FROM receipts")) == 1
+    assert len(audit(spool, "mail-taken")) == 1
+
+
 # --- left ---------------------------------------------------------------------------------------
 
 

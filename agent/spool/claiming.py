@@ -99,10 +99,15 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
                 or size != info.st_size:
             raise StillChanging(f"{name!r} changed while it was copied")
         remove = None if keep_source else (lambda: _remove_source(source, info))
-        return _claim_copy(settings, store, name, source_key(name, info), tmp, sha256, size,
-                           hold=hold, origin=Origin(), remove=remove)
+        claimed = _claim_copy(settings, store, name, source_key(name, info), tmp, sha256, size,
+                              hold=hold, origin=Origin(), remove=remove)
     finally:
         tmp.unlink(missing_ok=True)
+    if claimed.left is not None and claimed.duplicate_of is None:
+        log.warning("took a copy of %r: the original cannot be removed from %s (%s); it is "
+                    "left there and not taken again", name, source.parent, claimed.left,
+                    extra={"doc": claimed.document_id})
+    return claimed
 
 
 def claim_stream(settings: Settings, store: Store, chunks: Iterable[bytes], name: str, *,
@@ -188,9 +193,6 @@ def _claim_copy(settings: Settings, store: Store, name: str, key: str, tmp: Path
     log.info("taken in %s as %s%s", name, document_id, _from(origin),
              extra={"doc": document_id})
     left = remove() if remove is not None else None
-    if left is not None:
-        log.warning("took a copy of %r: the original cannot be removed (%s); it is left "
-                    "there and not taken again", name, left, extra={"doc": document_id})
     return Claim(document_id, None, name, left=left)
 
 
