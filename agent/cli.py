@@ -141,12 +141,12 @@ def _main(args: argparse.Namespace) -> int:
                        for p in args.paths]
     elif args.command == "patients" and args.action == "import":
         args.opened = [privileges.open_input(args.file)]
-    token = None
+    secrets: dict[str, str] = {}
     user = privileges.service_user(os.environ)
     if user is not None:
-        token = privileges.read_token(os.environ)
+        secrets = privileges.read_secrets(os.environ)
         privileges.become(user)
-    settings = privileges.with_token(config.load(), token)
+    settings = privileges.with_secrets(config.load(), secrets)
     i18n.use(settings.lang)
     args.db_path = settings.db_path  # for the message if SQLite may not write it
     if args.command == "run":
@@ -408,7 +408,8 @@ def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespa
         print(_("no failed documents"))
     for doc in failed:
         why = reasons.of_payload({"outcome": "failed", **doc.result}).text()
-        print(escape(f"{doc.id}  {doc.path}  [{doc.reason_kind}] {why}"))
+        where = doc.path or f"mail {doc.origin.get('sender') or ''}".strip()
+        print(escape(f"{doc.id}  {where}  [{doc.reason_kind}] {why}"))
         kind = errors.kind_class(doc.reason_kind or "")
         action = errors.advice(kind) if kind is not None else doc.result.get("action")
         if action:

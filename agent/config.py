@@ -1,8 +1,9 @@
 """Settings: the environment first, then a `.env` file, then systemd credentials.
 
 A value set in the environment wins over the same name in `.env` (python-dotenv's own rule),
-and the bot token may instead come from `$CREDENTIALS_DIRECTORY/telegram-token`, which is how
-systemd's `LoadCredential=` hands over a secret without putting it in the environment.
+and each secret (the bot token, the mail password: `SECRETS`) may instead come from
+`$CREDENTIALS_DIRECTORY/<credential>`, which is how systemd's `LoadCredential=` hands over a
+secret without putting it in the environment.
 
 Every value is checked here, once: a bad one raises `ConfigError` naming the variable, which
 the command line turns into exit 2 and one line on stderr.
@@ -31,6 +32,58 @@ DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 # turn one patient into another) and its review message says to check the name against the
 # scan. Tesseract reads an upright poor scan at 80-90, a page it struggled with at 60 or less.
 DEFAULT_MIN_NAME_CONFIDENCE = 70.0
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A setting that is a secret: its variable (environment or `.env`) and the name of the
+    systemd credential (and of the root-only file under /etc/docagent) that may hold it."""
+    variable: str
+    credential: str
+
+
+TELEGRAM_TOKEN = Secret("TELEGRAM_BOT_TOKEN", "telegram-token")
+MAIL_PASSWORD = Secret("DOCAGENT_MAIL_PASSWORD", "mail-password")
+SECRETS = (TELEGRAM_TOKEN, MAIL_PASSWORD)
+
+# The mail channel (agent.ops.mail).
+MAIL_SECURITY = ("imaps", "starttls")  # never plain IMAP: a password and medical documents
+MAIL_MARKS = ("move", "flag")
+DEFAULT_MAIL_TAKEN_FOLDER = "docagent-taken"
+_SENDER = re.compile(r"^(?:[^@\s,;<>]+)?@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """One IMAP mailbox docagent reads (`DOCAGENT_MAIL_*`); absent when no host is set."""
+    host: str
+    port: int
+    user: str
+    security: str  # imaps | starttls
+    mailbox: str
+    mark: str  # move (into taken_folder) | flag (the keyword $DocagentTaken)
+    taken_folder: str
+    allowed_senders: tuple[str, ...]  # "name@domain" or "@domain", lower case
+    poll_seconds: float
+    idle: bool  # use IDLE where the server offers it
+    ca_file: Path | None = None  # a certificate (or CA) to trust besides the system's
+    password: str | None = field(default=None, repr=False)
+    # Where the password was read, for the message that says to correct it when refused.
+    password_source: str | None = None
+
+    def allows(self, address: str) -> bool:
+        """An exact address, or any address at a domain given as `@domain` (that domain only,
+        not its subdomains)."""
+        address = address.strip().lower()
+        if "@" not in address:
+            return False
+        domain = "@" + address.rpartition("@")[2]
+        return address in self.allowed_senders or domain in self.allowed_senders
+
+    @property
+    def where(self) -> str:
+        """The mailbox as a person names it: user@host:port/MAILBOX."""
+        return f"{self.user}@{self.host}:{self.port}/{self.mailbox}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +133,7 @@ class Settings:
     min_name_confidence: float = DEFAULT_MIN_NAME_CONFIDENCE
     health: HealthLimits = HealthLimits()
     child_memory: int = DEFAULT_CHILD_MEMORY  # address space of each external tool (RLIMIT_AS)
+    mail: MailSettings | None = None  # the mailbox read for documents, if one is set
 
     @property
     def incoming(self) -> Path:
@@ -174,20 +228,21 @@ def read_credential(env: Mapping[str, str], name: str) -> str | None:
     return path.read_text(encoding="utf-8").strip() or None
 
 
-def _token(env: Mapping[str, str], values: Mapping[str, str],
-           env_file: Path | None) -> tuple[str | None, str | None]:
-    """The bot token and where it was read: the environment, the `.env`, or the credential."""
-    if env.get("TELEGRAM_BOT_TOKEN", "").strip():
-        return env["TELEGRAM_BOT_TOKEN"].strip(), "TELEGRAM_BOT_TOKEN in the environment"
-    if values.get("TELEGRAM_BOT_TOKEN", "").strip():
-        return values["TELEGRAM_BOT_TOKEN"].strip(), f"TELEGRAM_BOT_TOKEN in {env_file}"
-    token = read_credential(env, "telegram-token")
-    if token is None:
+def _secret(secret: Secret, env: Mapping[str, str], values: Mapping[str, str],
+            env_file: Path | None) -> tuple[str | None, str | None]:
+    """A secret and where it was read: the environment, the `.env`, or the credential."""
+    name = secret.variable
+    if env.get(name, "").strip():
+        return env[name].strip(), f"{name} in the environment"
+    if values.get(name, "").strip():
+        return values[name].strip(), f"{name} in {env_file}"
+    value = read_credential(env, secret.credential)
+    if value is None:
         return None, None
     # LoadCredential= hands over a copy: the file to correct is the one the unit names.
-    return token, (f"the credential telegram-token ({env['CREDENTIALS_DIRECTORY']}/"
-                   "telegram-token, a copy of /etc/docagent/telegram-token on an installed "
-                   "server)")
+    return value, (f"the credential {secret.credential} ({env['CREDENTIALS_DIRECTORY']}/"
+                   f"{secret.credential}, a copy of /etc/docagent/{secret.credential} on an "
+                   "installed server)")
 
 
 def _int(values: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
@@ -274,7 +329,7 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
     api = (values.get("TELEGRAM_API_BASE_URL", "").strip() or DEFAULT_TELEGRAM_API).rstrip("/")
     if not re.match(r"^https?://[^\s/]+", api):
         raise ConfigError(f"TELEGRAM_API_BASE_URL must be an http(s) URL (got {api!r})")
-    token, token_source = _token(env, values, env_file)
+    token, token_source = _secret(TELEGRAM_TOKEN, env, values, env_file)
 
     return Settings(
         home=Path(values.get("DOCAGENT_HOME", "").strip() or cwd / "var").absolute(),
@@ -318,6 +373,51 @@ def load(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Setti
             units=unit_names(values.get("DOCAGENT_HEALTH_UNITS", "")),
         ),
         child_memory=_child_memory(values),
+        mail=_mail(env, values, env_file),
+    )
+
+
+def _mail(env: Mapping[str, str], values: Mapping[str, str],
+          env_file: Path | None) -> MailSettings | None:
+    """The mailbox to read, or None when DOCAGENT_MAIL_HOST is not set (no mail channel)."""
+    host = values.get("DOCAGENT_MAIL_HOST", "").strip()
+    if not host:
+        return None
+    if not re.match(r"^[A-Za-z0-9.:\[\]-]+$", host):
+        raise ConfigError(f"DOCAGENT_MAIL_HOST must be a host name such as imap.example.org "
+                          f"(got {host!r})")
+    user = values.get("DOCAGENT_MAIL_USER", "").strip()
+    if not user:
+        raise ConfigError("DOCAGENT_MAIL_USER must name the mailbox's login (often its "
+                          "address) when DOCAGENT_MAIL_HOST is set")
+    security = _choice(values, "DOCAGENT_MAIL_SECURITY", "imaps", MAIL_SECURITY)
+    senders = []
+    for entry in re.split(r"[\s,;]+", values.get("DOCAGENT_MAIL_ALLOWED_SENDERS", "").strip()):
+        if not entry:
+            continue
+        if not _SENDER.match(entry):
+            raise ConfigError(f"DOCAGENT_MAIL_ALLOWED_SENDERS: {entry!r} is neither an address "
+                              "(resultats@labo.fr) nor a domain (@labo.fr)")
+        senders.append(entry.lower())
+    ca_raw = values.get("DOCAGENT_MAIL_CA_FILE", "").strip()
+    ca_file = Path(ca_raw) if ca_raw else None
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(f"DOCAGENT_MAIL_CA_FILE names {ca_file}, which is not a file")
+    mark = _choice(values, "DOCAGENT_MAIL_MARK", "move", MAIL_MARKS)
+    taken = values.get("DOCAGENT_MAIL_TAKEN_FOLDER", "").strip() or DEFAULT_MAIL_TAKEN_FOLDER
+    mailbox = values.get("DOCAGENT_MAIL_MAILBOX", "").strip() or "INBOX"
+    if mark == "move" and taken == mailbox:
+        raise ConfigError("DOCAGENT_MAIL_TAKEN_FOLDER must differ from DOCAGENT_MAIL_MAILBOX: "
+                          "taken mail is moved out of the mailbox read")
+    password, source = _secret(MAIL_PASSWORD, env, values, env_file)
+    idle = _choice(values, "DOCAGENT_MAIL_IDLE", "yes", ("yes", "no"))
+    return MailSettings(
+        host=host, port=_int(values, "DOCAGENT_MAIL_PORT",
+                             993 if security == "imaps" else 143, low=1, high=65535),
+        user=user, security=security, mailbox=mailbox, mark=mark, taken_folder=taken,
+        allowed_senders=tuple(senders),
+        poll_seconds=_float(values, "DOCAGENT_MAIL_POLL_SECONDS", 60.0, low=1.0),
+        idle=idle == "yes", ca_file=ca_file, password=password, password_source=source,
     )
 
 

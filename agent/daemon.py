@@ -2,21 +2,35 @@
 
 Tasks on the loop: intake (watcher events + periodic rescans -> claims, and the heartbeat:
 systemd's watchdog is pinged from this loop's own iterations, see `liveness`), N workers (each
-runs the synchronous pipeline in a thread; tesseract runs as a subprocess) and the outbox
-sender. The database is the queue: a worker asks it for the oldest due document, so a
-`docagent retry` from a shell or a deferred document coming due is picked up the same way.
+runs the synchronous pipeline in a thread; tesseract runs as a subprocess), the outbox sender
+and, when a mailbox is set, the mail reader (agent.ops.mail, on a thread of its own). The
+database is the queue: a worker asks it for the oldest due document, so a `docagent retry`
+from a shell, a deferred document coming due or a mail attachment is picked up the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import signal
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent import canary, i18n, metrics, spool
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    wait_exponential,
+    wait_exponential_jitter,
+)
+
+from agent import canary, i18n, logs, mailbox, metrics, spool
 from agent.config import Settings
 from agent.errors import DocagentError, Incomplete, MachineError, UsageError
 from agent.i18n import N_
@@ -24,7 +38,7 @@ from agent.liveness import Liveness, hang_if_asked
 from agent.lock import exclusive
 from agent.logs import get_logger
 from agent.notify.outbox import drain, log_sender
-from agent.ops import digest, pipeline
+from agent.ops import digest, mail, pipeline
 from agent.sdnotify import notify, watchdog_interval
 from agent.stages.inspection import page_count
 from agent.store import Store
@@ -35,10 +49,25 @@ if TYPE_CHECKING:
     from agent.notify.telegram.bot import TelegramBot  # imported for real only when a token is set
 
 log = get_logger("daemon")
+T = TypeVar("T")
 TICK = 0.5
 READY_BATCH = 16  # files judged whole per look at incoming/: claims start before all are probed
 DIGEST_CHECK_SECONDS = 60.0
 RUN_STATE = "daemon_run"  # meta: "running" from start-up until a clean stop, then "stopped"
+# Reconnecting to the mailbox: after a network fault, 1 s doubling to a minute, with jitter;
+# after a refusal a person must fix (password, certificate, folder), 30 s doubling to 5 min,
+# so that a wrong password does not knock on the server often enough to get the account
+# locked.
+_MAIL_NETWORK_WAIT = wait_exponential_jitter(initial=1, max=60, jitter=1)
+_MAIL_REFUSED_WAIT = wait_exponential(multiplier=15, min=30, max=300)
+
+
+class _MailLost(Exception):
+    """The mailbox was read, then the connection failed: reconnect at once, backoff anew."""
+
+    def __init__(self, error: mailbox.MailError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Daemon:
@@ -56,6 +85,8 @@ class Daemon:
         self.beat_interval = min(watchdog_interval() or 10.0, 10.0)
         self.next_beat = 0.0
         self.telegram: TelegramBot | None = None  # when a token is set
+        self.mail_stop = threading.Event()  # the mail reader's thread sees the stop by this
+        self._mail_said: str | None = None  # the last mail fault logged (each said once)
 
     # --- intake -------------------------------------------------------------------------
 
@@ -158,6 +189,107 @@ class Daemon:
                      outcome.duration_ms, extra={"doc": outcome.document_id})
             self.outbox.set()
 
+    # --- mail ---------------------------------------------------------------------------
+
+    async def read_mail(self) -> None:
+        """Read the mailbox until the daemon stops: a look at every message (agent.ops.mail),
+        then IDLE, or a wait of DOCAGENT_MAIL_POLL_SECONDS, and again. IMAP calls block, so
+        they run on a thread of the reader's own: a long download or an IDLE never stalls the
+        loop (the watchdog's pings come from the intake) nor holds a thread the workers use.
+        A fault reconnects with backoff (tenacity), and is logged once until it changes."""
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail")
+
+        async def run(function: Callable[..., T], *args: Any) -> T:
+            return await loop.run_in_executor(executor, functools.partial(function, *args))
+
+        def claimed(claim: spool.Claim) -> None:
+            loop.call_soon_threadsafe(self._mail_claimed, claim)
+
+        reader = mail.Reader(self.settings, self.store, on_claim=claimed)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    async for attempt in AsyncRetrying(
+                            retry=retry_if_exception(lambda e: isinstance(e, mailbox.MailError)),
+                            wait=_mail_wait, sleep=self._sleep, before_sleep=self._mail_fault,
+                            reraise=True):
+                        with attempt:
+                            await self._mail_session(run, reader)
+                except _MailLost as lost:
+                    self._mail_fault_said(lost.error, 0.0, lost=True)
+                    await run(functools.partial(mail.note_state, self.store, "down",
+                                                detail=str(lost.error)))
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    async def _mail_session(self, run: Callable[..., Any], reader: mail.Reader) -> None:
+        settings = self.settings.mail
+        if settings is None or self.stopping.is_set():
+            return
+        box: mailbox.Mailbox = await run(mailbox.Mailbox.open, settings)
+        try:
+            how = ("IDLE" if box.uses_idle else
+                   f"a look every {settings.poll_seconds:g} s")
+            if self._mail_said != f"up {how}":
+                log.info("mail: reading %s (%s); taken mail %s", settings.where, how,
+                         f"moved to {settings.taken_folder}" if settings.mark == "move"
+                         else "flagged $DocagentTaken")
+                if not settings.allowed_senders:
+                    log.warning("DOCAGENT_MAIL_ALLOWED_SENDERS is empty: no message is taken; "
+                                "each is logged with its sender, to be allowed")
+            self._mail_said = f"up {how}"
+            while not self.stopping.is_set():
+                try:
+                    await run(reader.sweep, box, self.mail_stop)
+                    if self.stopping.is_set():
+                        break
+                    await run(box.wait, settings.poll_seconds, self.mail_stop)
+                except mailbox.MailError as error:
+                    raise _MailLost(error) from error
+        finally:
+            await run(box.close)
+
+    def _mail_claimed(self, claim: spool.Claim) -> None:
+        """On the loop: a mail attachment was claimed; wake whoever has work now."""
+        if claim.refused:
+            metrics.document_done("failed")
+            self.outbox.set()
+        elif claim.duplicate_of is not None:
+            metrics.document_done("duplicate")
+            self.outbox.set()
+        self.work.set()
+
+    async def _mail_fault(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if not isinstance(error, mailbox.MailError):
+            return
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        self._mail_fault_said(error, delay)
+        refused = not isinstance(error, mailbox.Unreachable)
+        with contextlib.suppress(DocagentError):
+            await asyncio.to_thread(mail.note_state, self.store,
+                                    "refused" if refused else "down", detail=str(error))
+
+    def _mail_fault_said(self, error: mailbox.MailError, delay: float, *,
+                         lost: bool = False) -> None:
+        """Each fault logged once until it changes (a wrong password is not a line a minute)."""
+        text = str(error)
+        if text == self._mail_said:
+            return
+        self._mail_said = text
+        if lost:
+            log.warning("mail: %s; reconnecting", text)
+        elif isinstance(error, mailbox.Unreachable):
+            log.warning("mail: %s; trying again in %.0f s (and on, with backoff)", text, delay)
+        else:
+            where = ""
+            if isinstance(error, mailbox.LoginRefused) and self.settings.mail is not None \
+                    and self.settings.mail.password_source:
+                where = f": correct {self.settings.mail.password_source}"
+            log.error("mail: %s%s; trying again in %.0f s (and on, every 5 min at most)", text,
+                      where, delay)
+
     # --- outbox and heartbeat -----------------------------------------------------------
 
     async def sender(self) -> None:
@@ -247,6 +379,7 @@ class Daemon:
             log.info("stopping: finishing the documents in hand")
             notify(f"STOPPING=1\nSTATUS=stopping: finishing {self.busy} document(s) in hand")
             self.stopping.set()
+            self.mail_stop.set()
             self.work.set()
             self.noticed.set()
             self.outbox.set()  # the sender's last drain, now rather than at its next tick
@@ -283,6 +416,11 @@ class Daemon:
                   for n in range(self.settings.workers)]
         if self.settings.digest_hour is not None:
             tasks.append(asyncio.create_task(self.digest(), name="digest"))
+        if self.settings.mail is not None:
+            # The password never reaches a log, whatever a library or a traceback prints.
+            logs.redact(self.settings.mail.password or "")
+            logging.getLogger("imapclient").setLevel(logging.WARNING)
+            tasks.append(asyncio.create_task(self.read_mail(), name="mail"))
         log.info("watching %s (%s) with %d worker(s)", self.settings.incoming,
                  self.settings.watch, self.settings.workers)
         notify("READY=1\nSTATUS=" + self.status_line())
@@ -297,6 +435,7 @@ class Daemon:
                 for task in broken:
                     log.critical("task %s failed: %r", task.get_name(), task.exception())
                 self.stopping.set()
+                self.mail_stop.set()
                 self.failed = True
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
@@ -319,6 +458,13 @@ class Daemon:
         previous = self.store.get_meta(RUN_STATE)
         self.store.set_meta(RUN_STATE, "running")
         return previous == "running"
+
+
+def _mail_wait(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(error, mailbox.Unreachable):
+        return float(_MAIL_NETWORK_WAIT(state))
+    return float(_MAIL_REFUSED_WAIT(state))
 
 
 def _summary(actions: list[str], limit: int = 10) -> str:

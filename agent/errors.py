@@ -159,6 +159,13 @@ class TooLarge(DocumentError):
     action = N_("Scan at a lower resolution or split the file, or raise DOCAGENT_MAX_BYTES.")
 
 
+class AttachmentTooLarge(DocumentError):
+    kind = "attachment-too-large"
+    action = N_("The message stays in its mail folder, attachment included. Ask the sender for "
+                "a smaller file, or raise DOCAGENT_MAX_BYTES and move the message back into the "
+                "mailbox docagent reads: it is then taken by itself.")
+
+
 class OcrTimeout(DocumentError):
     kind = "ocr-timeout"
     action = N_("A page took too long to read: rescan it more cleanly, or raise "

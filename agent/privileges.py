@@ -8,8 +8,8 @@ often in root's home, which the service user cannot read. So, when root runs it 
 `DOCAGENT_SERVICE_USER` names the service user, the command:
 
 1. opens its input files as the caller (root) and keeps the descriptors;
-2. reads the secrets only root may read and the command needs (the Telegram token file, handed
-   to the settings in memory, never through the environment);
+2. reads the secrets only root may read and the command needs (the Telegram token and the mail
+   password files, handed to the settings in memory, never through the environment);
 3. becomes the service user for good (supplementary groups, group, user; `/` as working folder
    when the current one is out of its reach), before reading the settings or the spool.
 
@@ -33,7 +33,6 @@ from agent import config
 from agent.errors import UsageError
 
 SERVICE_USER = "DOCAGENT_SERVICE_USER"
-CREDENTIAL = "telegram-token"  # the file's name, as LoadCredential= names it
 
 
 @dataclass(frozen=True)
@@ -71,24 +70,39 @@ def open_input(path: Path, *, follow_symlinks: bool = True) -> Opened:
     return Opened(path, fd)
 
 
-def read_token(env: Mapping[str, str]) -> str | None:
-    """The token in `$CONFIGURATION_DIRECTORY/telegram-token`, read while we are still root.
+def read_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """The secrets in `$CONFIGURATION_DIRECTORY/<credential>` (`telegram-token`,
+    `mail-password`), read while we are still root, by credential name.
 
-    The file is root's alone (0600); the service gets it from systemd's LoadCredential=, the
+    Each file is root's alone (0600); the service gets it from systemd's LoadCredential=, the
     command from here. The same rules as for a systemd credential apply (config).
     """
     conf_dir = env.get("CONFIGURATION_DIRECTORY", "").split(":")[0]
     if not conf_dir:
-        return None
-    # config's own reader, so the token file obeys the rules of a systemd credential.
-    return config.read_credential({"CREDENTIALS_DIRECTORY": conf_dir}, CREDENTIAL)
+        return {}
+    found = {}
+    for secret in config.SECRETS:
+        # config's own reader, so each file obeys the rules of a systemd credential.
+        value = config.read_credential({"CREDENTIALS_DIRECTORY": conf_dir}, secret.credential)
+        if value is not None:
+            found[secret.credential] = value
+    return found
 
 
-def with_token(settings: config.Settings, token: str | None) -> config.Settings:
-    """The settings with root's token, unless the settings already name one (which wins, as
-    TELEGRAM_BOT_TOKEN wins over a credential in config)."""
+def with_secrets(settings: config.Settings, secrets: Mapping[str, str]) -> config.Settings:
+    """The settings with root's secrets, where the settings name none themselves (a variable
+    wins over a credential, as in config)."""
+    token = secrets.get(config.TELEGRAM_TOKEN.credential)
     if token and not settings.telegram_token:
-        return dataclasses.replace(settings, telegram_token=token)
+        settings = dataclasses.replace(settings, telegram_token=token)
+    password = secrets.get(config.MAIL_PASSWORD.credential)
+    if password and settings.mail is not None and not settings.mail.password:
+        mail = dataclasses.replace(
+            settings.mail, password=password,
+            password_source=(f"{config.MAIL_PASSWORD.credential} in the configuration folder "
+                             f"(/etc/docagent/{config.MAIL_PASSWORD.credential} on an "
+                             "installed server)"))
+        settings = dataclasses.replace(settings, mail=mail)
     return settings
 
 

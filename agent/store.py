@@ -24,7 +24,7 @@ from agent import modes
 from agent.errors import DatabaseBusy, DiskFull
 from agent.names import record_keys
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
@@ -134,6 +134,31 @@ CREATE INDEX IF NOT EXISTS telegram_messages_open ON telegram_messages(document_
 """
 
 
+# Version 4: where each document and each arrival came from (agent.origin): the channel (folder,
+# mail, telegram) and, as JSON, what that channel knows (a mail's sender, subject and
+# Message-ID; later a Telegram user and chat). Rows written before are `folder`. And the mail
+# channel's own memory: each message it judged, taken or left, so that a message left in the
+# mailbox is logged and audited once, not at every look, and `status` and `health` can say
+# when a message was last taken (agent.ops.mail).
+_SCHEMA_V4 = """
+ALTER TABLE documents ADD COLUMN channel TEXT NOT NULL DEFAULT 'folder';
+ALTER TABLE documents ADD COLUMN origin TEXT;
+ALTER TABLE receipts ADD COLUMN channel TEXT NOT NULL DEFAULT 'folder';
+ALTER TABLE receipts ADD COLUMN origin TEXT;
+CREATE TABLE IF NOT EXISTS mail_messages (
+    key         TEXT PRIMARY KEY,  -- the message in its mailbox (agent.ops.mail.message_key)
+    message_id  TEXT,
+    sender      TEXT,
+    subject     TEXT,
+    verdict     TEXT NOT NULL,     -- taken | left
+    reason      TEXT,              -- why it was left (a code), or what was left of it
+    documents   TEXT,              -- taken: the document ids, as JSON
+    at          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mail_messages_verdict ON mail_messages(verdict, at);
+"""
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit the open transaction first; statements go one by one.
     for statement in script.split(";"):
@@ -207,6 +232,8 @@ class Store:
                 _migrate_to_2(conn)
             if version < 3:
                 _run_script(conn, _SCHEMA_V3)
+            if version < 4:
+                _run_script(conn, _SCHEMA_V4)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -14,8 +14,10 @@ RUNTIME_PACKAGES="tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-util
 # (pgrep finds the container's PID 1; minimal images lack it): the unit checks and the boot test
 # in a container (tests/test_units.py, tests/test_systemd_boot.py).
 # gettext (msgfmt, xgettext, msgcmp): the French catalogue is checked against the code
-# (tests/test_i18n.py).
-TEST_PACKAGES="qpdf fonts-dejavu-core systemd systemd-container debootstrap zstd procps gettext"
+# (tests/test_i18n.py). dovecot-imapd and openssl: a real IMAP server on loopback with a
+# self-signed certificate for the mail channel's tests (tests/imapserver.py, tests/test_mail.py).
+TEST_PACKAGES="qpdf fonts-dejavu-core systemd systemd-container debootstrap zstd procps gettext
+dovecot-imapd openssl"
 
 say() { printf '%s\n' "dev.sh: $*" >&2; }
 

@@ -88,11 +88,14 @@ if [ ! -e "$CONF/docagent.env" ]; then
     install -o docagent -g docagent -m 0600 "$SRC/deploy/env.example" "$CONF/docagent.env"
     say "wrote $CONF/docagent.env"
 fi
-# LoadCredential= needs the file to exist; empty means "no Telegram". Root's alone: systemd
-# hands it to the units, and the docagent command reads it while it is still root.
-[ -e "$CONF/telegram-token" ] || : > "$CONF/telegram-token"
-chown root:root "$CONF/telegram-token"
-chmod 0600 "$CONF/telegram-token"
+# LoadCredential= needs each file to exist; empty means "no Telegram", "no mail password".
+# Root's alone: systemd hands them to the units, and the docagent command reads them while it
+# is still root.
+for secret in telegram-token mail-password; do
+    [ -e "$CONF/$secret" ] || : > "$CONF/$secret"
+    chown root:root "$CONF/$secret"
+    chmod 0600 "$CONF/$secret"
+done
 
 cat > /usr/local/bin/docagent.new <<WRAPPER
 #!/bin/sh

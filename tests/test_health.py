@@ -55,7 +55,7 @@ def test_without_a_daemon_health_fails_and_says_why(spool: Spool) -> None:
     verdicts = lines(done)
     assert verdicts == {"daemon": "FAIL", "watcher": "FAIL", "tesseract": "ok", "poppler": "ok",
                         "database": "ok", "patients": "ok", "disk": "ok", "incoming": "ok",
-                        "failures": "ok", "outbox": "ok", "telegram": "ok"}
+                        "failures": "ok", "outbox": "ok", "telegram": "ok", "mail": "ok"}
     assert "the daemon is not running" in done.stdout
     assert list(spool.home.joinpath("incoming").iterdir()) == []  # no canary left behind
 

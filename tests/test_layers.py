@@ -5,7 +5,8 @@
     stages      stages/*
     the spool   spool/*
     base        store, patients, tools/*, config, errors, logs, modes, lock, audit, ledger,
-                names, reasons, disclosure, canary, metrics, i18n, directory_file, evidence
+                names, reasons, disclosure, canary, metrics, i18n, directory_file, evidence,
+                origin, mailbox
 
 A module may import modules of its own layer and of the layers below it, never above; nothing
 imports `cli` or `daemon` (the two ways in). Checked on the source, so a new module that fits no
@@ -25,7 +26,8 @@ FRONT = {"agent.cli", "agent.daemon", "agent.watcher", "agent.privileges", "agen
 BASE = {"agent.store", "agent.patients", "agent.config", "agent.errors", "agent.logs",
         "agent.modes", "agent.lock", "agent.audit", "agent.ledger", "agent.names",
         "agent.reasons", "agent.disclosure", "agent.canary", "agent.metrics", "agent",
-        "agent.i18n", "agent.directory_file", "agent.evidence"}
+        "agent.i18n", "agent.directory_file", "agent.evidence", "agent.origin",
+        "agent.mailbox"}
 PACKAGES = {"agent.tools": "base", "agent.spool": "spool", "agent.stages": "stages",
             "agent.ops": "ops", "agent.notify": "front"}
 ENTRY_POINTS = {"agent.cli", "agent.daemon"}

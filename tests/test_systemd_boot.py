@@ -225,8 +225,8 @@ def test_everything_is_docagents_but_the_drop_folder_and_the_token(box: Box) -> 
     folders = [f"{STATE}/{name}" for name in ("processing", "done", "review", "failed")]
     assert modes(box, *folders, "/var/log/docagent") == ["docagent:docagent 750"] * 5
     assert modes(box, "/etc/docagent", "/etc/docagent/docagent.env",
-                 "/etc/docagent/telegram-token") == [
-        "root:docagent 750", "docagent:docagent 600", "root:root 600"]
+                 "/etc/docagent/telegram-token", "/etc/docagent/mail-password") == [
+        "root:docagent 750", "docagent:docagent 600", "root:root 600", "root:root 600"]
     assert modes(box, f"{STATE}/state.db") == ["docagent:docagent 640"]
     assert "docagent-drop" in box.sh("id -nG docagent").split()
     # The import ran as root from /root and left nothing of root's in the spool or the logs.

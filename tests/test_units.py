@@ -104,7 +104,8 @@ def test_daemon_unit_says_what_the_contract_asks() -> None:
                        "ProtectSystem": "strict", "CapabilityBoundingSet": "",
                        "NoNewPrivileges": "yes"}.items():
         assert unit[key] == [value], key
-    assert unit["LoadCredential"] == ["telegram-token:/etc/docagent/telegram-token"]
+    assert unit["LoadCredential"] == ["telegram-token:/etc/docagent/telegram-token",
+                                      "mail-password:/etc/docagent/mail-password"]
     assert int(unit["WatchdogSec"][0]) > 0 and int(unit["TimeoutStopSec"][0]) >= 200
 
 
@@ -131,7 +132,8 @@ def test_units_share_the_drop_layout_and_keep_the_token_out_of_reach() -> None:
         assert unit["StateDirectoryMode"] == ["0751"], name
         assert unit["LogsDirectoryMode"] == ["0750"], name
         assert unit["UMask"] == ["0027"], name
-        assert unit["LoadCredential"] == ["telegram-token:/etc/docagent/telegram-token"], name
+        assert unit["LoadCredential"] == ["telegram-token:/etc/docagent/telegram-token",
+                                          "mail-password:/etc/docagent/mail-password"], name
         assert "DOCAGENT_SERVICE_USER=docagent" in unit["Environment"], name
         assert unit["PrivateUsers"] == ["yes"], name
 

@@ -107,6 +107,11 @@ def retry(settings: Settings, store: Store, prefix: str, *, who: str) -> Decisio
         if doc.state != FAILED:
             raise UsageError(N_("document %(id)s has not failed (it is %(state)s)"), id=doc.id,
                              state=spool.state_term(doc.state))
+        if spool.is_not_downloaded(doc):
+            raise UsageError(N_("document %(id)s was never downloaded: %(reason)s. Raise "
+                                "DOCAGENT_MAX_BYTES, then move the message back into the "
+                                "mailbox docagent reads: it is taken by itself"), id=doc.id,
+                             reason=reasons.of_payload(doc.result).text())
         if spool.is_refusal(doc):
             raise UsageError(N_("document %(id)s was never taken: %(reason)s. Once docagent may "
                                 "read %(path)s, it is taken by itself"), id=doc.id,

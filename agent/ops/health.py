@@ -322,6 +322,39 @@ def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
     return Check("telegram", True, _("reachable as @%(name)s") % {"name": name})
 
 
+def check_mail(settings: Settings, store: Store, timeout: float = 15.0) -> Check:
+    """The mailbox: reachable, the login accepted, the mailbox open; and the last message
+    taken. Asked of the server itself, as the daemon would, with the same settings."""
+    box = settings.mail
+    if box is None:
+        return Check("mail", True, _("not configured: documents come by the folder only"))
+    from agent import mailbox  # IMAP only when a mailbox is set
+    from agent.ops import mail
+
+    try:
+        with mailbox.Mailbox.open(box, timeout=timeout) as opened:
+            waiting = len(opened.waiting())
+    except mailbox.MailError as error:
+        where = ""
+        if isinstance(error, mailbox.LoginRefused) and box.password_source:
+            where = _(": correct %(source)s") % {"source": box.password_source}
+        return Check("mail", False, _("%(mailbox)s: %(error)s%(where)s") % {
+            "mailbox": box.where, "error": error, "where": where})
+    last = mail.last_taken(store)
+    taken = (_("last message taken %(when)s from %(sender)s") % {
+        "when": datetime.fromisoformat(last["at"]).astimezone().strftime("%Y-%m-%d %H:%M"),
+        "sender": last["sender"]} if last
+        else _("no message taken yet"))
+    text = _("%(mailbox)s reachable, login accepted; %(waiting)s; %(taken)s") % {
+        "mailbox": box.where, "taken": taken,
+        "waiting": ngettext("%(n)d message in the mailbox", "%(n)d messages in the mailbox",
+                            waiting) % {"n": waiting}}
+    if not box.allowed_senders:
+        return Check("mail", False, _("%(text)s; but DOCAGENT_MAIL_ALLOWED_SENDERS is empty: "
+                                      "no message is ever taken") % {"text": text})
+    return Check("mail", True, text)
+
+
 def unit_states(allowlist: Sequence[str], wanted: Sequence[str] | None = None) -> list[Check]:
     """`systemctl is-active` for units of the allowlist only (all of them, or those wanted)."""
     checks = []
@@ -369,6 +402,7 @@ def run_checks(settings: Settings, store: Store, lim: HealthLimits | None = None
         ("failures", lambda: check_failures(store, lim.max_failed)),
         ("outbox", lambda: check_outbox(store, lim.max_outbox_age)),
         ("telegram", lambda: check_telegram(settings)),
+        ("mail", lambda: check_mail(settings, store)),
     ]
     return [_guarded(name, step) for name, step in steps] + unit_states(lim.units)
 

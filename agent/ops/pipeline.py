@@ -81,7 +81,8 @@ def _options(settings: Settings) -> ocr.OcrOptions:
 
 def _base_result(doc: Document) -> dict[str, Any]:
     return {"document_id": doc.id, "sha256": doc.sha256, "original_name": doc.original_name,
-            "received_at": doc.received_at, "attempts": doc.attempts}
+            "received_at": doc.received_at, "attempts": doc.attempts,
+            "origin": doc.origin.to_json()}
 
 
 def _convert(settings: Settings, doc: Document) -> Original | None:
@@ -143,6 +144,7 @@ def _read(settings: Settings, store: Store, doc: Document) -> Placement:
         fields=fields, match=decision, pages=info.pages, encrypted=info.encrypted,
         text_source=ocr.text_source(pages), page_sources=sources,
         identity_confidence=identity_confidence(fields, sources), original=original,
+        origin=doc.origin,
     )
     text = PAGE_BREAK.join(p.text for p in pages)
     dated = _date_part(fields, doc, date_confidence(fields, sources),

@@ -25,6 +25,7 @@ from agent import spool
 from agent.config import Settings
 from agent.i18n import N_, _, day, ngettext, pgettext, translate
 from agent.ledger import day_bounds, read_range
+from agent.ops import mail
 from agent.patients import count as count_patients
 from agent.store import Store
 
@@ -98,7 +99,21 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
         "outbox_oldest_pending_at": outbox[1],
         "outbox_retrying": outbox[2],
         "outbox_given_up_today": given_up,
+        # The mail channel (None without a mailbox): as the daemon last saw it.
+        "mail": _mail(settings, store, start, end),
     }
+
+
+def _mail(settings: Settings, store: Store, start: str, end: str) -> dict[str, Any] | None:
+    if settings.mail is None:
+        return None
+    state = mail.state_of(store)
+    return {"mailbox": settings.mail.where, "state": state.get("state"),
+            "since": state.get("since"), "idle": state.get("idle"),
+            "detail": state.get("detail"), "checked_at": state.get("checked_at"),
+            "last_taken": mail.last_taken(store),
+            "documents_today": mail.taken_between(store, start, end),
+            "left": mail.left_count(store)}
 
 
 def _ocr_page_seconds(settings: Settings, start: str, end: str) -> list[float]:
@@ -136,6 +151,9 @@ def _local(stamp: str | None) -> str:
 
 
 _WHERE = {"incoming": N_("in incoming/"), "queue": N_("in the queue")}
+# The mail channel's state, as the daemon last saw it.
+_MAIL_STATES = {"connected": N_("connected"), "down": N_("unreachable"),
+                "refused": N_("refused"), None: N_("not read yet")}
 
 
 def _row(label: str, *figures: object) -> str:
@@ -179,4 +197,17 @@ def render(status: dict[str, Any]) -> str:
                                      "%(n)d refused by Telegram today (see the log)", given_up)
                      % {"n": given_up})
     lines.append(_("patients    %(n)d") % {"n": status["patients"]})
+    box = status.get("mail")
+    if box:
+        word = translate(_MAIL_STATES.get(box["state"], N_("not read yet")))
+        idle = " (IDLE)" if box["state"] == "connected" and box["idle"] else ""
+        lines.append(_("mail        %(state)s") % {"state": word + idle})
+        last = box["last_taken"]
+        lines.append("  " + _("last taken %(when)s, %(n)d today")
+                     % {"when": _local(last["at"]) if last else _("never"),
+                        "n": box["documents_today"]})
+        if box["left"]:
+            lines.append("  " + ngettext("%(n)d message left (see the log)",
+                                         "%(n)d messages left (see the log)", box["left"])
+                         % {"n": box["left"]})
     return "\n".join(lines)

@@ -47,11 +47,22 @@ decision), `recover`. Nothing outside it writes a document's row or moves its fi
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agent.spool.claiming import Claim, StillChanging, claim, is_refusal, taken_before
+    from agent.spool.claiming import (
+        Claim,
+        StillChanging,
+        claim,
+        claim_stream,
+        is_not_downloaded,
+        is_refusal,
+        received,
+        refuse_unread,
+        taken_before,
+    )
     from agent.spool.files import (
         FOLDERS,
         NotRegular,
         NotTaken,
+        OverLimit,
         conversion_path,
         display_name,
         ensure_folders,
@@ -117,11 +128,16 @@ _HOME = {
     "Claim": "claiming",
     "StillChanging": "claiming",
     "claim": "claiming",
+    "claim_stream": "claiming",
+    "is_not_downloaded": "claiming",
     "is_refusal": "claiming",
+    "received": "claiming",
+    "refuse_unread": "claiming",
     "taken_before": "claiming",
     "FOLDERS": "files",
     "NotRegular": "files",
     "NotTaken": "files",
+    "OverLimit": "files",
     "display_name": "files",
     "ensure_folders": "files",
     "files_under": "files",
@@ -191,14 +207,14 @@ if not TYPE_CHECKING:  # mypy keeps checking every name against the imports abov
 
 __all__ = [
     "CLAIMING", "DECIDED", "FAILED", "FILED", "FILING", "FINAL_STATES", "FOLDERS", "PROCESSING",
-    "QUEUED", "REVIEW", "Claim", "Document", "NotRegular", "NotTaken", "Placement", "StillChanging",
-    "by_state", "claim", "companion_files", "conversion_path", "count_crash",
-    "counts_by_state", "defer", "deferred_count", "display_name", "documents", "duplicates",
-    "ensure_folders", "failed_since", "failure_result", "files_under", "find", "get", "ignored",
-    "is_refusal", "keep_original", "last_filed", "last_finished_at", "oldest_queued",
-    "open_dropped", "original_path", "owner_of", "pdf_stem", "place", "processing_path",
-    "queued_count", "recover", "requeue", "review_backlog", "safe_name", "sidecar", "start",
-    "start_next", "state_term", "state_word", "stray_folders", "swap_in_pdf", "take_back",
-    "taken_before",
+    "QUEUED", "REVIEW", "Claim", "Document", "NotRegular", "NotTaken", "OverLimit", "Placement",
+    "StillChanging", "by_state", "claim", "claim_stream", "companion_files", "conversion_path",
+    "count_crash", "counts_by_state", "defer", "deferred_count", "display_name", "documents",
+    "duplicates", "ensure_folders", "failed_since", "failure_result", "files_under", "find", "get",
+    "ignored", "is_not_downloaded", "is_refusal", "keep_original", "last_filed",
+    "last_finished_at", "oldest_queued", "open_dropped", "original_path", "owner_of", "pdf_stem",
+    "place", "processing_path", "queued_count", "received", "recover", "refuse_unread", "requeue",
+    "review_backlog", "safe_name", "sidecar", "start", "start_next", "state_term", "state_word",
+    "stray_folders", "swap_in_pdf", "take_back", "taken_before",
     "text_of",
 ]

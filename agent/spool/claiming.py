@@ -3,6 +3,16 @@
 See the package's docstring for the order of the steps and why a dropped file is copied from
 one descriptor and never renamed or linked. A file docagent may not read at all is recorded
 once as failed (`no-access`) where it lies, and gives way to the real document once readable.
+
+Bytes that come by another channel (a mail attachment; later a Telegram upload) take the same
+path from step 2 on (`claim_stream`): written into docagent's own file as they arrive, hashed,
+fsync'd, then the same commit, rename and queueing, with where they came from (`Origin`) in
+the row and the receipt. Each arrival is named by a key (a dropped file's name, inode, size and
+time; a message's place in its mailbox and the attachment's part): the same arrival looked at
+again (a crash before the mail was marked taken) is recognised and nothing new happens, while
+the same bytes by another arrival are a `duplicate`. An attachment docagent will not download
+(over the size limit) is recorded once as failed where it lies (`refuse_unread`), as an
+unreadable dropped file is.
 """
 
 from __future__ import annotations
@@ -13,14 +23,16 @@ import os
 import sqlite3
 import stat
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.audit import AuditLog
 from agent.config import Settings
-from agent.errors import NoAccess
+from agent.errors import DocumentError, NoAccess
 from agent.i18n import N_
 from agent.logs import get_logger
+from agent.origin import Origin
 from agent.spool import files, placing, rows
 from agent.spool.files import NotTaken
 from agent.spool.rows import CLAIMING, FAILED, PROCESSING, QUEUED, Document
@@ -86,17 +98,46 @@ def claim(settings: Settings, store: Store, source: Path, *, keep_source: bool =
         if (after.st_size, after.st_mtime_ns) != (info.st_size, info.st_mtime_ns) \
                 or size != info.st_size:
             raise StillChanging(f"{name!r} changed while it was copied")
-        return _claim_copy(settings, store, source, name, info, tmp, sha256, size,
-                           keep_source=keep_source, hold=hold)
+        remove = None if keep_source else (lambda: _remove_source(source, info))
+        claimed = _claim_copy(settings, store, name, source_key(name, info), tmp, sha256, size,
+                              hold=hold, origin=Origin(), remove=remove)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if claimed.left is not None and claimed.duplicate_of is None:
+        log.warning("took a copy of %r: the original cannot be removed from %s (%s); it is "
+                    "left there and not taken again", name, source.parent, claimed.left,
+                    extra={"doc": claimed.document_id})
+    return claimed
+
+
+def claim_stream(settings: Settings, store: Store, chunks: Iterable[bytes], name: str, *,
+                 key: str, origin: Origin, limit: int | None = None) -> Claim:
+    """Take bytes arriving by another channel into the spool, through the same claim as a
+    dropped file: written into a file of docagent's own as they come, hashed and fsync'd, then
+    committed, renamed into processing/ and queued. `key` names this arrival (see the module's
+    docstring). Raises files.OverLimit, with nothing recorded, once more than `limit` bytes
+    came; whatever `chunks` raises (a network cut) comes through the same way."""
+    name = files.display_name(name)
+    tmp = settings.processing / f".claim-{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        sha256, size = files.write_chunks(chunks, tmp, limit)
+        return _claim_copy(settings, store, name, key, tmp, sha256, size, hold=False,
+                           origin=origin, remove=None)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _claim_copy(settings: Settings, store: Store, source: Path, name: str,
-                info: os.stat_result, tmp: Path, sha256: str, size: int, *,
-                keep_source: bool, hold: bool) -> Claim:
+def received(store: Store, key: str) -> Document | None:
+    """The document an arrival named `key` became, if it was taken (or refused) before."""
+    found = store.read("SELECT d.* FROM receipts r JOIN documents d ON d.id = r.document_id "
+                       "WHERE r.source_key = ?", (key,))
+    return Document.from_row(found[0]) if found else None
+
+
+def _claim_copy(settings: Settings, store: Store, name: str, key: str, tmp: Path, sha256: str,
+                size: int, *, hold: bool, origin: Origin,
+                remove: Callable[[], str | None] | None) -> Claim:
     document_id = sha256[:16]
-    key = source_key(name, info)
     target = files.processing_path(settings, document_id)
 
     with store.write() as conn:
@@ -107,7 +148,7 @@ def _claim_copy(settings: Settings, store: Store, source: Path, name: str,
         if row is not None and row["state"] != CLAIMING:
             seen = conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone()
             if seen is None:
-                _record_duplicate(conn, store, row["id"], name, key)
+                _record_duplicate(conn, store, row["id"], name, key, origin)
             again = seen is not None
             duplicate = True
         else:
@@ -115,24 +156,24 @@ def _claim_copy(settings: Settings, store: Store, source: Path, name: str,
             if row is None:
                 conn.execute(
                     "INSERT INTO documents (id, sha256, original_name, size, state, received_at,"
-                    " updated_at, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " updated_at, path, channel, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (document_id, sha256, name, size, CLAIMING, now_iso(), now_iso(),
-                     str(target.relative_to(settings.home))),
+                     str(target.relative_to(settings.home)), origin.channel, origin.dumps()),
                 )
             conn.execute(
                 "INSERT OR IGNORE INTO receipts (document_id, original_name, received_at, kind,"
-                " source_key) VALUES (?, ?, ?, 'new', ?)",
-                (document_id, name, now_iso(), key),
+                " source_key, channel, origin) VALUES (?, ?, ?, 'new', ?, ?, ?)",
+                (document_id, name, now_iso(), key, origin.channel, origin.dumps()),
             )
 
     if duplicate:
         earlier = rows.get(store, document_id)
-        left = None if keep_source else _remove_source(source, info)
+        left = remove() if remove is not None else None
         if not again:
             AuditLog.of(settings).record("duplicate", document_id=document_id, name=name,
-                                          actor="docagent")
-            log.info("duplicate of %s (%s): %s", document_id,
-                     earlier.original_name if earlier else "?", name)
+                                          actor="docagent", **origin.audit())
+            log.info("duplicate of %s (%s): %s%s", document_id,
+                     earlier.original_name if earlier else "?", name, _from(origin))
         return Claim(document_id, earlier, name, again=again, left=left)
 
     try:
@@ -147,14 +188,19 @@ def _claim_copy(settings: Settings, store: Store, source: Path, name: str,
         else:
             rows.update(conn, document_id, state=QUEUED, next_attempt_at=0)
     AuditLog.of(settings).record("taken", document_id=document_id, name=name, size=size,
-                                  sha256=sha256, actor="docagent", replaces=replaced)
-    log.info("taken in %s as %s", name, document_id, extra={"doc": document_id})
-    left = None if keep_source else _remove_source(source, info)
-    if left is not None:
-        log.warning("took a copy of %r: the original cannot be removed from %s (%s); it is "
-                    "left there and not taken again", name, source.parent, left,
-                    extra={"doc": document_id})
+                                  sha256=sha256, actor="docagent", replaces=replaced,
+                                  **origin.audit())
+    log.info("taken in %s as %s%s", name, document_id, _from(origin),
+             extra={"doc": document_id})
+    left = remove() if remove is not None else None
     return Claim(document_id, None, name, left=left)
+
+
+def _from(origin: Origin) -> str:
+    """Where bytes came from, for a log line (nothing for a dropped file)."""
+    sender = origin.get("sender")
+    return f" (mail from {sender})" if origin.channel == "mail" and sender else (
+        "" if origin.channel == "folder" else f" ({origin.channel})")
 
 
 def _remove_source(source: Path, taken: os.stat_result) -> str | None:
@@ -179,13 +225,12 @@ def _remove_source(source: Path, taken: os.stat_result) -> str | None:
     return None
 
 
-def _record_duplicate(
-    conn: sqlite3.Connection, store: Store, earlier_id: str, name: str, key: str
-) -> None:
+def _record_duplicate(conn: sqlite3.Connection, store: Store, earlier_id: str, name: str,
+                      key: str, origin: Origin) -> None:
     conn.execute(
         "INSERT OR IGNORE INTO receipts (document_id, original_name, received_at, kind,"
-        " source_key) VALUES (?, ?, ?, 'duplicate', ?)",
-        (earlier_id, name, now_iso(), key),
+        " source_key, channel, origin) VALUES (?, ?, ?, 'duplicate', ?, ?, ?)",
+        (earlier_id, name, now_iso(), key, origin.channel, origin.dumps()),
     )
     earlier = conn.execute(
         "SELECT original_name, state, path, deferrals, reason FROM documents WHERE id = ?",
@@ -211,6 +256,9 @@ def _record_duplicate(
 
 
 _NO_ACCESS_PREFIX = "no-access:"
+# An attachment left where it lies (in its mailbox), not downloaded: over the size limit.
+_NOT_DOWNLOADED_PREFIX = "not-downloaded:"
+_UNREAD_PREFIXES = (_NO_ACCESS_PREFIX, _NOT_DOWNLOADED_PREFIX)
 
 
 def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> Claim:
@@ -219,40 +267,64 @@ def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> C
     copied, and is taken normally once someone makes it readable."""
     name = files.display_name(source.name)
     info = os.lstat(source)
-    key = source_key(name, info)
-    digest = hashlib.sha256((_NO_ACCESS_PREFIX + key).encode("utf-8")).hexdigest()
-    document_id = digest[:16]
     mode = stat.S_IMODE(info.st_mode)
     reason = NoAccess(N_("docagent may not read this file (owner %(owner)s, mode %(mode)s)"),
                       owner=files.owner_of(info), mode=f"{mode:04o}", stage="intake",
                       detail=error.strerror or str(error))
     relative = str(source.relative_to(settings.home)) if source.is_relative_to(settings.home) \
         else str(source)
+    claim = _record_unread(settings, store, name, key=source_key(name, info), size=info.st_size,
+                           reason=reason, path=relative, origin=Origin(),
+                           prefix=_NO_ACCESS_PREFIX)
+    if not claim.again:
+        log.error("cannot read %r in %s (owner %s, mode %04o): %s %s", name, source.parent,
+                  files.owner_of(info), mode, reason.message, reason.advice_in_english,
+                  extra={"doc": claim.document_id})
+    return claim
+
+
+def refuse_unread(settings: Settings, store: Store, name: str, *, key: str, size: int,
+                  reason: DocumentError, origin: Origin) -> Claim:
+    """Record, once, an arrival docagent does not download (a mail attachment over the size
+    limit): failed with `reason`, announced and audited like any failure; its bytes stay where
+    they are (the message, in its mailbox). `again` when this arrival was recorded before."""
+    name = files.display_name(name)
+    claim = _record_unread(settings, store, name, key=key, size=size, reason=reason, path=None,
+                           origin=origin, prefix=_NOT_DOWNLOADED_PREFIX)
+    if not claim.again:
+        log.error("not downloaded: %r%s: %s %s", name, _from(origin), reason.message,
+                  reason.advice_in_english, extra={"doc": claim.document_id})
+    return claim
+
+
+def _record_unread(settings: Settings, store: Store, name: str, *, key: str, size: int,
+                   reason: DocumentError, path: str | None, origin: Origin,
+                   prefix: str) -> Claim:
+    digest = hashlib.sha256((prefix + key).encode("utf-8")).hexdigest()
+    document_id = digest[:16]
     result = placing.failure_result({"document_id": document_id, "sha256": None,
                                      "original_name": name, "received_at": now_iso(),
-                                     "attempts": 0}, reason, 0)
+                                     "attempts": 0, "origin": origin.to_json()}, reason, 0)
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone():
             return Claim(document_id, None, name, again=True, refused=True)
         conn.execute(
             "INSERT INTO documents (id, sha256, original_name, size, state, received_at,"
-            " updated_at, path, outcome, reason_kind, reason, result_json, finished_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (document_id, _NO_ACCESS_PREFIX + digest, name, info.st_size, FAILED, now_iso(),
-             now_iso(), relative, FAILED, reason.kind, reason.message,
-             json.dumps(result, ensure_ascii=False), now_iso()),
+            " updated_at, path, outcome, reason_kind, reason, result_json, finished_at,"
+            " channel, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (document_id, prefix + digest, name, size, FAILED, now_iso(), now_iso(), path,
+             FAILED, reason.kind, reason.message, json.dumps(result, ensure_ascii=False),
+             now_iso(), origin.channel, origin.dumps()),
         )
         conn.execute(
-            "INSERT INTO receipts (document_id, original_name, received_at, kind, source_key)"
-            " VALUES (?, ?, ?, 'new', ?)", (document_id, name, now_iso(), key),
+            "INSERT INTO receipts (document_id, original_name, received_at, kind, source_key,"
+            " channel, origin) VALUES (?, ?, ?, 'new', ?, ?, ?)",
+            (document_id, name, now_iso(), key, origin.channel, origin.dumps()),
         )
-        store.enqueue(conn, "failed", document_id, {**result, "path": relative})
+        store.enqueue(conn, "failed", document_id, {**result, "path": path})
     AuditLog.of(settings).record("failed", document_id=document_id, actor="docagent",
                                  outcome=FAILED, kind=reason.kind, reason=reason.message,
-                                 name=name, path=relative)
-    log.error("cannot read %r in %s (owner %s, mode %04o): %s %s", name, source.parent,
-              files.owner_of(info), mode, reason.message, reason.advice_in_english,
-              extra={"doc": document_id})
+                                 name=name, path=path, **origin.audit())
     return Claim(document_id, None, name, refused=True)
 
 
@@ -273,13 +345,16 @@ def _forget_refusal(conn: sqlite3.Connection, key: str) -> str | None:
 def taken_before(store: Store, path: Path) -> Document | None:
     """The document this very file (same name, inode, size and time) became when it was taken
     or refused before, if it was: a file still in incoming/ that is not waiting to be taken."""
-    key = source_key(files.display_name(path.name), os.lstat(path))
-    rows = store.read("SELECT d.* FROM receipts r JOIN documents d ON d.id = r.document_id "
-                      "WHERE r.source_key = ?", (key,))
-    return Document.from_row(rows[0]) if rows else None
+    return received(store, source_key(files.display_name(path.name), os.lstat(path)))
 
 
 def is_refusal(doc: Document) -> bool:
-    """A `no-access` record: no bytes were ever taken, the file is where it was dropped."""
-    return doc.sha256.startswith(_NO_ACCESS_PREFIX)
+    """A record of bytes never taken: a `no-access` file where it was dropped, or an attachment
+    not downloaded, in its mailbox."""
+    return doc.sha256.startswith(_UNREAD_PREFIXES)
+
+
+def is_not_downloaded(doc: Document) -> bool:
+    """An attachment left in its mailbox (over the size limit), recorded as failed."""
+    return doc.sha256.startswith(_NOT_DOWNLOADED_PREFIX)
 

@@ -15,7 +15,7 @@ import pwd
 import re
 import stat
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,15 @@ class NotTaken(Exception):
 
 class NotRegular(NotTaken):
     """The name no longer refers to a regular file (a symlink or a FIFO swapped in)."""
+
+
+class OverLimit(NotTaken):
+    """More bytes came than the limit allows (a stream given to `write_chunks`)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"over {limit} bytes ({size} came before it was stopped)")
+        self.size = size
+        self.limit = limit
 
 
 def ignored(name: str) -> bool:
@@ -211,6 +220,32 @@ def copy_fd(source_fd: int, tmp: Path) -> tuple[str, int]:
         tmp.unlink(missing_ok=True)
         raise
     return digest.hexdigest(), offset
+
+
+def write_chunks(chunks: Iterable[bytes], tmp: Path, limit: int | None = None) -> tuple[str, int]:
+    """Write bytes as they come (a download) into a new file `tmp` of ours, fsync'd; returns
+    their sha256 and size. Stops with OverLimit once more than `limit` bytes came; `tmp` is
+    then removed, as on any error."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, modes.FILE)
+        with os.fdopen(out, "wb") as target:
+            for chunk in chunks:
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise OverLimit(size, limit)
+                digest.update(chunk)
+                target.write(chunk)
+            target.flush()
+            os.fsync(target.fileno())
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise disk_error(error) from error
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest.hexdigest(), size
 
 
 def copy_durably(src: Path, dest: Path) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.i18n import N_, Term, translate
+from agent.origin import Origin
 from agent.store import Store, now_iso
 
 # Document states. `claiming` and `filing` are the two in-between states that recovery
@@ -64,14 +65,22 @@ class Document:
     duration_ms: int | None
     result_json: str | None
     finished_at: str | None
+    channel: str = "folder"  # agent.origin: where it came from, and what that channel knows
+    origin_json: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Document:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+        values = {name: row[name] for name in cls.__dataclass_fields__
+                  if name not in ("channel", "origin_json")}
+        return cls(**values, channel=row["channel"], origin_json=row["origin"])
 
     @property
     def result(self) -> dict[str, Any]:
         return dict(json.loads(self.result_json)) if self.result_json else {}
+
+    @property
+    def origin(self) -> Origin:
+        return Origin.of_row(self.channel, self.origin_json)
 
 
 def _documents(store: Store, where: str, params: tuple[Any, ...] = ()) -> list[Document]:
@@ -177,7 +186,7 @@ def duplicates(store: Store, received: tuple[str, str] | None = None) -> int:
 def update(conn: sqlite3.Connection, document_id: str, **values: Any) -> None:
     """Set some of a document's columns, inside the caller's transaction (the spool's own
     modules only: each change goes with the file move it belongs to)."""
-    allowed = set(Document.__dataclass_fields__) - {"id", "sha256"}
+    allowed = set(Document.__dataclass_fields__) - {"id", "sha256", "channel", "origin_json"}
     unknown = set(values) - allowed
     if unknown:
         raise ValueError(f"unknown document columns: {sorted(unknown)}")

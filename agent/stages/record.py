@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.origin import Origin
 from agent.patients import Patient
 from agent.reasons import Reason, of_payload
 from agent.stages.fields import Found, NamedPerson, ParsedFields
@@ -154,6 +155,7 @@ class Record:
     duration_ms: int | None = None
     processed_at: str | None = None
     original: Original | None = None  # the image the PDF was made from, kept beside it
+    origin: Origin = dataclasses.field(default_factory=Origin)  # a folder, a mail, Telegram
 
     # --- derived, once -----------------------------------------------------------------
 
@@ -200,6 +202,7 @@ class Record:
             "original_name": self.original_name, "received_at": self.received_at,
             "attempts": self.attempts, "outcome": self.outcome, "reason": self.reason,
             "reason_code": self.why.as_dict(), "patient_id": self.patient_id,
+            "origin": self.origin.to_json(),
         }
         if self.failure is not None:
             out.update({"time": self.failure.time, "duration_ms": self.duration_ms,
@@ -262,6 +265,7 @@ class Record:
             if isinstance(decision, Mapping) else None,
             duration_ms=raw.get("duration_ms"), processed_at=raw.get("processed_at"),
             original=Original.from_json(original) if isinstance(original, Mapping) else None,
+            origin=Origin.from_json(raw.get("origin")),
         )
 
 
