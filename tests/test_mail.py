@@ -62,10 +62,10 @@ def report_pdf(tmp_path: Path, last: str, first: str, birth: str, tag: str = "")
 
 
 def jpeg() -> bytes:
-    from PIL import Image
-
+    """A phone's photo of a lab report about a patient in the directory."""
     out = io.BytesIO()
-    Image.new("RGB", (64, 48), "white").save(out, "JPEG")
+    pdfgen.render_page(pdfgen.report("DUPONT", "Jean", "12/03/1961", "photo")).convert(
+        "RGB").save(out, "JPEG", quality=90)
     return out.getvalue()
 
 
@@ -114,9 +114,8 @@ def test_each_attachment_becomes_a_document_with_its_mail_and_the_message_is_mov
 
     assert {name: d.state for name, d in docs.items()} == {
         "martin.pdf": "filed", "dupont.pdf": "filed", "inconnu.pdf": "review",
-        # An image is taken like a PDF (its conversion is another part's): never refused.
-        "photo.jpg": "failed"}
-    assert docs["photo.jpg"].reason_kind == "not-pdf"  # until images are converted
+        # An image is taken like a PDF, converted and read.
+        "photo.jpg": "filed"}
     assert "logo.png" not in docs  # an image of the HTML body is no attachment
     assert {d.channel for d in docs.values()} == {"mail"}
     origin = json.loads(docs["dupont.pdf"].origin_json or "{}")
@@ -128,8 +127,10 @@ def test_each_attachment_becomes_a_document_with_its_mail_and_the_message_is_mov
     assert sidecar["origin"] == {"channel": "mail", "sender": LAB,
                                  "subject": "Résultats MARTIN",
                                  "message_id": "<one@labo-bio.test>", "mailbox": "INBOX"}
-    reason = json.loads((spool.home / f"{docs['photo.jpg'].path}.reason.json").read_text())
-    assert reason["origin"]["message_id"] == "<several@chu-exemple.test>"
+    photo = json.loads((spool.home / str(docs["photo.jpg"].path)).with_suffix(".json")
+                       .read_text())
+    assert photo["origin"]["message_id"] == "<several@chu-exemple.test>"
+    assert photo["original"]["format"] == "JPEG"  # the photo itself, kept beside its PDF
 
     # Marked taken only now, moved whole (attachments and all) into the taken folder.
     until(lambda: dovecot.uids() == [], 10, "the messages to leave INBOX")
