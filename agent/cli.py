@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 # tests/test_cli.py checks that importing this module loads none of them.
 DAY_WORDS = "yesterday|today|YYYY-MM-DD"  # agent.ops.costs.DAY_WORDS, without importing it
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+# The channel a document came by (agent.spool.index.source_of), as `show` says it.
+SOURCE_WORDS = {"folder": N_("by the incoming folder")}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -733,7 +735,8 @@ def _show_lines(settings: config.Settings, shown: Any) -> list[str]:
     else:
         where = _state_term(doc.state)
     lines = [_("Document %(id)s — %(where)s") % {"id": doc.id, "where": where}]
-    source = shown.entry.source if shown.entry else "folder"
+    channel = shown.entry.source if shown.entry else "folder"
+    source = translate(SOURCE_WORDS[channel]) if channel in SOURCE_WORDS else channel
     rows = [(_("file"), str(shown.files[0]) if shown.files else _("(not on disk)")),
             *((_("beside it"), str(p)) for p in shown.files[1:]),
             (_("received"), _("%(when)s as %(name)s (%(source)s)") % {
@@ -801,7 +804,7 @@ def _audit_access(settings: config.Settings, store: Store, args: argparse.Namesp
         query = entry.get("query") or {}
         asked = " ".join(str(v) for v in query.values()) if isinstance(query, dict) else ""
         docs = entry["documents_of_patient"]
-        detail = (f"“{asked}” " if asked else "") + (ngettext(
+        detail = (_("“%(query)s”") % {"query": asked} + " " if asked else "") + (ngettext(
             "%(n)d document: %(ids)s", "%(n)d documents: %(ids)s", len(docs))
             % {"n": len(docs), "ids": ", ".join(docs)} if docs else _("the patient only"))
         print(escape(f"{when}  {entry.get('actor') or '?'}  {what}  {detail}"))
