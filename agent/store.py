@@ -139,7 +139,8 @@ CREATE INDEX IF NOT EXISTS telegram_messages_open ON telegram_messages(document_
 # per document in done/ or review/ in `find_documents`; its text in the full-text index
 # `find_text` under the same number. The text of a document never changes once it is read, so
 # the full-text row is written once and a move only rewrites the small row; `find_text` keeps
-# no copy of the text (contentless: the .txt beside the PDF is the text), only its index.
+# no copy of the text (contentless: the .txt beside the PDF is the text), only its index, without
+# positions (detail=none: a query is a set of words) nor sizes (columnsize=0: no ranking).
 # Documents filed before this version are indexed from their sidecars afterwards, in small
 # batches (`agent.spool.index.backfill`), so the migration itself is only these tables.
 _SCHEMA_FIND = """
@@ -159,9 +160,9 @@ CREATE TABLE IF NOT EXISTS find_documents (
     text_hash     TEXT NOT NULL     -- of the text indexed under n: a new text gets a new n
 );
 CREATE INDEX IF NOT EXISTS find_documents_patient ON find_documents(patient_id, sort_date);
-CREATE INDEX IF NOT EXISTS find_documents_date ON find_documents(sort_date);
+CREATE INDEX IF NOT EXISTS find_documents_date ON find_documents(sort_date, received_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS find_text USING fts5(
-    text, content='', detail=none, tokenize='unicode61 remove_diacritics 2')
+    text, content='', detail=none, columnsize=0, tokenize='unicode61 remove_diacritics 2')
 """
 
 

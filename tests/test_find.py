@@ -282,3 +282,43 @@ def test_the_migration_indexes_documents_filed_before_it(spool: Spool, tmp_path:
                  "the index to be built")
     assert ids(find(spool, "hélène")) == [docs[f"bilan-{n}.pdf"] for n in (5, 4, 3, 2, 1)]
     assert len(documents(spool.home)) == 6
+
+
+def test_words_in_many_documents_give_the_same_answer_by_either_road(
+        local_site: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Words found in many documents are answered by walking the documents newest first;
+    in few, by joining them all: the same documents, in the same order, the same total."""
+    _settings, store = local_site
+    with store.write() as conn:
+        for number in range(40):
+            kind = "lab-result" if number % 3 else "imaging-report"
+            day = f"2026-{1 + number % 12:02d}-{1 + number % 27:02d}"
+            index.put(conn, document_id=f"{number:016x}", state="filed",
+                      path=f"done/P{number % 4}/{number}.pdf", patient_id=f"P{number % 4}",
+                      result={"document_type": kind, "document_date": day, "pages": 1},
+                      original_name=f"{number}.pdf", received_at=f"{day}T10:00:{number:02d}",
+                      text=f"Compte rendu numéro {number} GÉNÉRAL" + (" rare" * (number < 5)))
+        index.moving(conn, f"{7:016x}")  # one in the middle of a move: not shown
+
+    def answers() -> list[tuple[list[str], int]]:
+        asks = [{"words": "general compte"}, {"words": "général", "document_type": "lab-result"},
+                {"words": "compte", "since": "2026-06-01"}, {"words": "rare"},
+                {"words": "compte", "patient_ids": ["P1", "P2"]}]
+        out = []
+        for ask in asks:
+            found, total = index.search(store, limit=7, **ask)
+            out.append(([f.document_id for f in found], total))
+        return out
+
+    joined = answers()
+    monkeypatch.setattr(index, "FEW", 3)
+    walked = answers()
+    assert [ids for ids, _total in walked] == [ids for ids, _total in joined]
+    # The full-text index's own count stands for the total when no other criterion is given
+    # (it counts a document in the middle of a move); with one, the rows are counted.
+    assert [total for _ids, total in joined] == [39, 25, 20, 5, 20]
+    assert [total for _ids, total in walked] == [40, 25, 20, 5, 20]
+    dates = [index.get(store, i) for i in joined[0][0]]
+    assert [d.sort_date for d in dates if d] == sorted((d.sort_date for d in dates if d),
+                                                       reverse=True)
+    assert f"{7:016x}" not in joined[0][0] + walked[0][0]

@@ -22,7 +22,6 @@ from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import UsageError
 from agent.i18n import N_
-from agent.ops.decisions import find_one
 from agent.patients import Patient, by_ids, search
 from agent.spool import Document
 from agent.spool import index as find_index
@@ -151,6 +150,8 @@ class Shown:
 
 def show(settings: Settings, store: Store, prefix: str) -> Shown:
     """A document by its id (or first characters), with its history from the audit log."""
+    from agent.ops.decisions import find_one  # the stages it loads: for show only, not find
+
     doc = find_one(store, prefix)
     records = by_ids(store, [doc.patient_id]) if doc.patient_id else []
     return Shown(doc, find_index.get(store, doc.id), records[0] if records else None,

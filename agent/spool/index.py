@@ -42,6 +42,7 @@ COMPLETE = "complete"
 BATCH = 200
 MAX_WORDS = 8
 MIN_PREFIX = 3  # a shorter word is matched whole: "de*" would be half the dictionary
+FEW = 2000  # words found in at most this many documents: join them all, count exactly
 # The characters unicode61 keeps in a token (its default categories): letters, numbers and
 # private-use characters. Everything else separates tokens, in the index and in a query.
 _TOKEN_CATEGORIES = ("L", "N", "Co")
@@ -169,22 +170,39 @@ def search(store: Store, *, patient_ids: Sequence[str] | None = None, words: str
             return [], 0
         where.append(f"patient_id IN ({','.join('?' for _ in patient_ids)})")
         params += list(patient_ids)
+    others = [(clause, value) for clause, value in (
+        ("document_type = ?", document_type), ("sort_date >= ?", since),
+        ("sort_date <= ?", until)) if value is not None]
+    for clause, value in others:
+        where.append(clause)
+        params.append(value)
+    matched: int | None = None
     if words is not None:
         match = words_query(words)
         if match is None:
             return [], 0
+        matched = int(store.read("SELECT COUNT(*) FROM find_text WHERE find_text MATCH ?",
+                                 (match,))[0][0])
+        if not matched:
+            return [], 0
         where.append("n IN (SELECT rowid FROM find_text WHERE find_text MATCH ?)")
         params.append(match)
-    for clause, value in (("document_type = ?", document_type), ("sort_date >= ?", since),
-                          ("sort_date <= ?", until)):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    rows = store.read(
-        f"SELECT {_COLUMNS}, COUNT(*) OVER () AS total FROM find_documents"  # noqa: S608  # nosec B608: fixed clauses and placeholders only
-        f" WHERE {' AND '.join(where)} ORDER BY sort_date DESC, received_at DESC, document_id"
-        f" LIMIT ?", (*params, limit))
-    return [Indexed.from_row(r) for r in rows], int(rows[0]["total"]) if rows else 0
+    clauses = " AND ".join(where)
+    order = "ORDER BY sort_date DESC, received_at DESC LIMIT ?"
+    if matched is None or patient_ids is not None or matched <= FEW:
+        # Few rows to join: all of them, sorted, counted on the way.
+        rows = store.read(f"SELECT {_COLUMNS}, COUNT(*) OVER () AS total FROM find_documents"  # noqa: S608  # nosec B608: fixed clauses and placeholders only
+                          f" WHERE {clauses} {order}", (*params, limit))
+        return [Indexed.from_row(r) for r in rows], int(rows[0]["total"]) if rows else 0
+    # Words found in many documents: walk the documents newest first and stop at `limit`
+    # (joining every match would cost a lookup each); the total is the full-text index's own
+    # count, or, with other criteria, one count of the rows that meet them.
+    rows = store.read(f"SELECT {_COLUMNS} FROM find_documents INDEXED BY find_documents_date"  # noqa: S608  # nosec B608: fixed clauses and placeholders only
+                      f" WHERE {clauses} {order}", (*params, limit))
+    if others:
+        matched = int(store.read(f"SELECT COUNT(*) FROM find_documents WHERE {clauses}",  # noqa: S608  # nosec B608: fixed clauses and placeholders only
+                                 tuple(params))[0][0])
+    return [Indexed.from_row(r) for r in rows], matched
 
 
 def get(store: Store, document_id: str) -> Indexed | None:
