@@ -167,7 +167,8 @@ def place(settings: Settings, store: Store, document: Document, placement: Place
             pages=placement.result.get("pages"), text_source=placement.result.get("text_source"),
             duration_ms=placement.result.get("duration_ms"), dest_path=plan.to_json(),
         )
-        index.moving(conn, document.id)  # a decision's document has left review/ already
+        if document.state in index.INDEXED_STATES:  # a decision's: it has left review/
+            index.moving(conn, document.id)
     dest = link_unique(source, placement)
     return finish(settings, store, document.id, source, dest, placement)
 
