@@ -77,6 +77,14 @@ EVENTS = {
                  "import; patient_id, evidence)",
     "retried": "a person put a failed document back in the queue (actor, previous reason)",
     "rejected": "a command from a user who is not allowed (actor, command)",
+    # Who saw what (agent.ops.finding): every access to a filed document is a line too.
+    "searched": "a search (actor: shell:USER or telegram:USER_ID; channel; query: what was "
+                "looked for; patients: the ids shown; documents: each shown, with its patient)",
+    "shown": "a document's details shown (docagent show: actor, document_id, patient_id)",
+    "opened": "a document sent to a chat (actor, chat_id, document_id, patient_id; sent: pdf "
+              "or first page)",
+    "downloaded": "a document's PDF written out by the shell (docagent show --pdf: actor, "
+                  "document_id, patient_id)",
 }
 
 
@@ -514,10 +522,15 @@ def _against_head(result: Verification, head: Head, at_head: _Seen | None,
             "(compare with journalctl -t docagent-audit)")
 
 
-def entries(log_dir: Path, document_id: str | None = None) -> Iterator[dict[str, Any]]:
-    """Whole entries, oldest first, optionally for one document."""
+def entries(log_dir: Path, document_id: str | None = None, *,
+            mentioning: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+    """Whole entries, oldest first, optionally for one document, or only those whose line
+    holds one of the strings `mentioning` (a line without them is not even parsed)."""
     paths = [p for p in [*_rotated(log_dir), log_dir / FILE_NAME] if p.exists()]
+    needles = [n.encode("utf-8") for n in (*mentioning, *filter(None, [document_id]))]
     for _path, _number, raw in _lines(paths):
+        if needles and not any(needle in raw for needle in needles):
+            continue
         try:
             entry = json.loads(raw)
         except ValueError:

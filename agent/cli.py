@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 # tests/test_cli.py checks that importing this module loads none of them.
 DAY_WORDS = "yesterday|today|YYYY-MM-DD"  # agent.ops.costs.DAY_WORDS, without importing it
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+# The channel a document came by (agent.spool.index.source_of), as `show` says it.
+SOURCE_WORDS = {"folder": N_("by the incoming folder")}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,9 +75,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("retry", help="put a failed document back in the queue")
     p.add_argument("document_id")
-    audit = sub.add_parser("audit", help="the audit log of decisions")
+    p = sub.add_parser("find", help="a patient's documents, or documents by the words of "
+                                    "their text, newest first")
+    p.add_argument("query", nargs="*", metavar="PATIENT",
+                   help="a name (accents, hyphens and particles as matching compares them), "
+                        "a directory id or a birth date")
+    p.add_argument("--text", metavar="WORDS", help="words of the text, all of them (accents "
+                   "and case do not count; a word also finds the words it begins)")
+    p.add_argument("--type", metavar="TYPE", help="a document type: lab-result, "
+                   "imaging-report, referral-letter, prescription, insurance-form, other")
+    p.add_argument("--from", dest="since", metavar="DATE", help="documents dated this day "
+                   "or later (1961-03-12 or 12/03/1961)")
+    p.add_argument("--to", dest="until", metavar="DATE", help="documents dated this day or "
+                   "earlier")
+    p.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p = sub.add_parser("show", help="a document: what was read, the evidence, where the file "
+                                    "is, its history")
+    p.add_argument("document_id")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object")
+    out.add_argument("--pdf", action="store_true",
+                     help="write the PDF itself to stdout (docagent show ID --pdf > file.pdf)")
+    audit = sub.add_parser("audit", help="the audit log of decisions and accesses")
     asub = audit.add_subparsers(dest="action", required=True, parser_class=_Parser)
     asub.add_parser("verify", help="check the hash chain of every audit file")
+    p = asub.add_parser("access", help="who saw a patient's documents, and when")
+    p.add_argument("--patient", required=True, metavar="ID", help="the directory id")
+    p.add_argument("--json", action="store_true", help="one JSON list")
     patients = sub.add_parser("patients", help="the patient directory")
     psub = patients.add_subparsers(dest="action", required=True, parser_class=_Parser)
     p = psub.add_parser("import", help="load or update patients from a CSV file")
@@ -535,6 +562,256 @@ def _audit_verify(settings: config.Settings, store: Store, args: argparse.Namesp
     return EXIT_OK if result.ok else EXIT_PROBLEM
 
 
+# --- finding documents, and who saw them -----------------------------------------------------
+
+
+def _day_arg(value: str | None, option: str) -> str | None:
+    from agent.directory_file import DateProblem, read_date
+
+    if value is None:
+        return None
+    try:
+        return read_date(value).isoformat()
+    except DateProblem as problem:
+        raise UsageError(N_("%(option)s: the date %(problem)s"), option=option,
+                         problem=problem.message) from None
+
+
+def _ready_index(settings: config.Settings, store: Store) -> None:
+    """Documents filed before the index existed are indexed first (the daemon does it at its
+    start; without one, the first search does), saying so on stderr."""
+    from agent.spool import index
+
+    if index.complete(store):
+        return
+    waiting = index.waiting(store)
+    if waiting:
+        _note(ngettext("indexing %(n)d document filed before the search index existed (once)",
+                       "indexing %(n)d documents filed before the search index existed (once)",
+                       waiting) % {"n": waiting})
+    index.backfill_all(settings, store)
+
+
+def _find(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent import disclosure
+    from agent.directory_file import DateProblem
+    from agent.ops import finding
+
+    if args.limit < 1:
+        raise UsageError(N_("--limit takes a number of documents, 1 or more"))
+    ask = finding.Ask(patient=" ".join(args.query).strip() or None, words=args.text or None,
+                      document_type=args.type, since=_day_arg(args.since, "--from"),
+                      until=_day_arg(args.until, "--to"), limit=args.limit)
+    _ready_index(settings, store)
+    try:
+        answer = finding.find(store, ask)
+    except DateProblem as problem:
+        raise UsageError(problem.message) from None
+    finding.record_search(settings, f"shell:{_user()}", answer, channel=finding.SHELL)
+    if args.json:
+        print(escape_json(json.dumps({
+            "patients": [_patient_json(p) for p in answer.patients],
+            "documents": [_hit_json(h) for h in answer.documents], "total": answer.total},
+            ensure_ascii=False)))
+        return EXIT_OK
+    if ask.patient:
+        if not answer.patients:
+            print(escape(_("No patient in the directory matches %(query)s.")
+                         % {"query": repr(ask.patient)}))
+            return EXIT_OK
+        print(ngettext("%(n)d patient:", "%(n)d patients:", len(answer.patients))
+              % {"n": len(answer.patients)})
+        for patient in answer.patients:
+            print(escape("  " + disclosure.person(patient.as_dict(), disclosure.FULL)))
+    if answer.documents:
+        print(_documents_table(answer.documents))
+    shown = len(answer.documents)
+    if shown < answer.total:
+        print(_("%(shown)d of %(total)d documents, newest first (--limit for more)")
+              % {"shown": shown, "total": answer.total})
+    elif shown:
+        print(ngettext("%(n)d document", "%(n)d documents, newest first", shown)
+              % {"n": shown})
+    else:
+        print(_("No document fits."))
+    if shown:
+        print(_("A document's file, evidence and history: docagent show DOCUMENT"))
+    return EXIT_OK
+
+
+def _hit_json(hit: Any) -> dict[str, Any]:
+    entry = hit.entry
+    return {"document_id": entry.document_id, "state": entry.state,
+            "patient_id": entry.patient_id,
+            "patient": _patient_json(hit.patient) if hit.patient else None,
+            "document_type": entry.document_type, "document_date": entry.document_date,
+            "received_at": entry.received_at, "pages": entry.pages,
+            "source": {"channel": entry.source, "detail": entry.source_detail},
+            "path": entry.path}
+
+
+def _filed_under(entry: Any, patient: Patient | None) -> str:
+    """Who a document is filed under, in a table's cell."""
+    if entry.state == "review":
+        return _("(waiting for a decision)")
+    if entry.patient_id is None:
+        return _("(unassigned)")
+    if patient is None:
+        return f"#{entry.patient_id}"
+    return f"{patient.last_name.upper()} {patient.first_name} (#{patient.id})"
+
+
+def _documents_table(hits: Sequence[Any]) -> str:
+    from agent.stages.doctype import in_words
+
+    columns = [(_("Date"), [h.entry.sort_date for h in hits]),
+               (_("Type"), [in_words(h.entry.document_type) for h in hits]),
+               (_("Pages"), [str(h.entry.pages or "") for h in hits]),
+               (_("Patient"), [_filed_under(h.entry, h.patient) for h in hits]),
+               (_("Document"), [h.entry.document_id for h in hits]),
+               (_("Source"), [h.entry.source_detail or h.entry.source for h in hits])]
+    shown = [(title, [escape(v) for v in values]) for title, values in columns]
+    widths = [max(len(title), *(len(v) for v in values)) for title, values in shown]
+    rows = [[title for title, _values in shown],
+            *([values[i] for _title, values in shown] for i in range(len(hits)))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                     .rstrip() for row in rows)
+
+
+def _show(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.ops import finding
+
+    who = f"shell:{_user()}"
+    shown = finding.show(settings, store, args.document_id)
+    doc = shown.doc
+    if args.pdf:
+        pdf = settings.home / doc.path if doc.path else None
+        if pdf is None or doc.state not in ("filed", "review") or not pdf.is_file():
+            raise UsageError(N_("document %(id)s has no PDF to give (it is %(state)s)"),
+                             id=doc.id, state=_state_term(doc.state))
+        if sys.stdout.isatty():
+            raise UsageError(N_("the PDF goes to a file or a program, not to the terminal: "
+                                "docagent show %(id)s --pdf > document.pdf"), id=doc.id)
+        data = pdf.read_bytes()
+        finding.record_access(settings, finding.DOWNLOADED, who, doc, path=doc.path)
+        sys.stdout.buffer.write(data)
+        return EXIT_OK
+    finding.record_access(settings, finding.SHOWN, who, doc, channel=finding.SHELL)
+    if args.json:
+        print(escape_json(json.dumps({
+            "document_id": doc.id, "state": doc.state, "outcome": doc.outcome,
+            "original_name": doc.original_name, "received_at": doc.received_at,
+            "patient_id": doc.patient_id,
+            "patient": _patient_json(shown.patient) if shown.patient else None,
+            "source": {"channel": shown.entry.source, "detail": shown.entry.source_detail}
+            if shown.entry else None,
+            "files": [str(p) for p in shown.files], "record": doc.result,
+            "history": list(shown.history)}, ensure_ascii=False)))
+        return EXIT_OK
+    print("\n".join(escape(line) for line in _show_lines(settings, shown)))
+    return EXIT_OK
+
+
+def _state_term(state: str) -> str:
+    from agent.spool import state_word
+
+    return state_word(state)
+
+
+def _show_lines(settings: config.Settings, shown: Any) -> list[str]:
+    from agent import disclosure, evidence, reasons
+    from agent.stages.doctype import in_words
+    from agent.stages.record import Record
+
+    doc = shown.doc
+    record = Record.from_json(doc.result)
+    read = record.fields.as_dict() if record.fields else {}
+    if doc.state == "filed" and doc.patient_id:
+        where = _("filed under %(patient)s") % {"patient": disclosure.person(
+            shown.patient.as_dict() if shown.patient else {"id": doc.patient_id,
+                                                            "last_name": "?"},
+            disclosure.FULL)}
+    elif doc.state == "filed":
+        where = _("filed under no patient (unassigned)")
+    else:
+        where = _state_term(doc.state)
+    lines = [_("Document %(id)s — %(where)s") % {"id": doc.id, "where": where}]
+    channel = shown.entry.source if shown.entry else "folder"
+    source = translate(SOURCE_WORDS[channel]) if channel in SOURCE_WORDS else channel
+    rows = [(_("file"), str(shown.files[0]) if shown.files else _("(not on disk)")),
+            *((_("beside it"), str(p)) for p in shown.files[1:]),
+            (_("received"), _("%(when)s as %(name)s (%(source)s)") % {
+                "when": _local_time(doc.received_at), "name": doc.original_name,
+                "source": source}),
+            (_("type"), in_words(record.document_type) + (
+                f" («{read['document_type_evidence']}»)" if read.get("document_type_evidence")
+                else "")),
+            (_("date"), record.document_date or _("none read")),
+            (_("pages"), f"{record.pages or '?'} ({record.text_source or '?'})"),
+            (_("read"), disclosure.name_read(read, disclosure.FULL)),
+            (_("why"), reasons.of_payload(doc.result).text())]
+    said = evidence.in_words(record.evidence(), disclosure.FULL)
+    if said:
+        rows.append((_("evidence"), evidence.sentence(said)))
+    for candidate in record.candidates[:3] if doc.state == "review" else ():
+        rows.append((_("candidate"), disclosure.person(candidate.patient.as_dict(),
+                                                      disclosure.FULL) + " — "
+                     + (evidence.in_words(candidate.evidence(), disclosure.FULL)
+                        or _("nothing agrees"))))
+    if record.decision is not None:
+        rows.append((_("decided by"), f"{record.decision.by} ({record.decision.at[:19]})"))
+    width = max(len(label) for label, _value in rows)
+    lines += [f"  {label.ljust(width)}  {value}" for label, value in rows]
+    lines.append(_("History (audit log):"))
+    for entry in shown.history:
+        what = entry.get("patient_id") or entry.get("name") or entry.get("reason") or ""
+        lines.append(f"  {_local_time(entry.get('ts'))}  "
+                     f"{entry.get('event', '')!s:<10} {entry.get('actor') or ''}"
+                     + (f"  {what}" if what else ""))
+    return lines
+
+
+def _local_time(stamp: object) -> str:
+    """An audit line's time (UTC) as the server's clock reads it: 2026-12-02 15:03:07."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(stamp)).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return str(stamp)
+
+
+def _audit_access(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
+    from agent.ops import finding
+
+    found = finding.accesses(settings, store, args.patient)
+    if args.json:
+        print(escape_json(json.dumps(
+            [{"ts": e.get("ts"), "event": e.get("event"), "actor": e.get("actor"),
+              "channel": e.get("channel"), "chat_id": e.get("chat_id"),
+              "query": e.get("query"), "documents": e["documents_of_patient"]}
+             for e in found], ensure_ascii=False)))
+        return EXIT_OK
+    words = {finding.SEARCHED: N_("searched"), finding.SHOWN: N_("shown"),
+             finding.OPENED: N_("opened"), finding.DOWNLOADED: N_("downloaded")}
+    if not found:
+        print(_("Nobody has searched, seen or been sent documents of %(id)s.")
+              % {"id": args.patient})
+        return EXIT_OK
+    print(escape(_("Who saw documents of %(id)s, oldest first:") % {"id": args.patient}))
+    for entry in found:
+        when = _local_time(entry.get("ts"))
+        what = translate(words.get(str(entry.get("event")), str(entry.get("event"))))
+        query = entry.get("query") or {}
+        asked = " ".join(str(v) for v in query.values()) if isinstance(query, dict) else ""
+        docs = entry["documents_of_patient"]
+        detail = (_("“%(query)s”") % {"query": asked} + " " if asked else "") + (ngettext(
+            "%(n)d document: %(ids)s", "%(n)d documents: %(ids)s", len(docs))
+            % {"n": len(docs), "ids": ", ".join(docs)} if docs else _("the patient only"))
+        print(escape(f"{when}  {entry.get('actor') or '?'}  {what}  {detail}"))
+    return EXIT_OK
+
+
 def _json(record: dict[str, Any]) -> str:
     """One JSON line, readable accents, and nothing a terminal would obey."""
     return escape_json(json.dumps(record, ensure_ascii=False))
@@ -591,6 +868,9 @@ _COMMANDS = {
     ("patients", "import"): _patients_import,
     ("patients", "list"): _patients_list,
     ("audit", "verify"): _audit_verify,
+    ("audit", "access"): _audit_access,
+    ("find", None): _find,
+    ("show", None): _show,
 }
 
 

@@ -53,6 +53,7 @@ T = TypeVar("T")
 TICK = 0.5
 READY_BATCH = 16  # files judged whole per look at incoming/: claims start before all are probed
 DIGEST_CHECK_SECONDS = 60.0
+INDEX_PAUSE = 0.05  # seconds between two batches of the search index's first build
 RUN_STATE = "daemon_run"  # meta: "running" from start-up until a clean stop, then "stopped"
 # Reconnecting to the mailbox: after a network fault, 1 s doubling to a minute, with jitter;
 # after a refusal a person must fix (password, certificate, folder), 30 s doubling to 5 min,
@@ -349,6 +350,36 @@ class Daemon:
                 log.warning("daily digest not prepared yet: %s", error)
             await self._sleep(DIGEST_CHECK_SECONDS)
 
+    async def build_index(self) -> None:
+        """Documents filed before the search index existed are indexed in small batches, each
+        one short transaction, the workers' own filings going between them; a stop leaves the
+        rest for the next start (or for the first `docagent find`). Like every task of the
+        loop it ends with the daemon, so that one returning early is always a fault."""
+        await self._build_index()
+        await self.stopping.wait()
+
+    async def _build_index(self) -> None:
+        from agent.spool import index
+
+        try:
+            if await asyncio.to_thread(index.complete, self.store):
+                return
+            log.info("indexing %d document(s) filed before the search index existed",
+                     await asyncio.to_thread(index.waiting, self.store))
+            after: str | None = ""
+            total = 0
+            while after is not None and not self.stopping.is_set():
+                done, after = await asyncio.to_thread(index.backfill, self.settings,
+                                                      self.store, after)
+                total += done
+                await self._sleep(INDEX_PAUSE)
+            if after is None:
+                await asyncio.to_thread(self.store.set_meta, index.BACKFILLED, index.COMPLETE)
+                log.info("search index built: %d document(s) filed before it indexed", total)
+        except Exception as error:  # the index waits; the daemon's work does not
+            log.warning("search index not built yet (%s): tried again at the next start",
+                        error, exc_info=not isinstance(error, DocagentError))
+
     def _metrics_server(self) -> Any:
         if self.settings.metrics_addr is None:
             return None
@@ -421,6 +452,7 @@ class Daemon:
             logs.redact(self.settings.mail.password or "")
             logging.getLogger("imapclient").setLevel(logging.WARNING)
             tasks.append(asyncio.create_task(self.read_mail(), name="mail"))
+        tasks.append(asyncio.create_task(self.build_index(), name="index"))
         log.info("watching %s (%s) with %d worker(s)", self.settings.incoming,
                  self.settings.watch, self.settings.workers)
         notify("READY=1\nSTATUS=" + self.status_line())

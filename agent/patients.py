@@ -381,12 +381,11 @@ def search(store: Store, query: str = "") -> list[Patient]:
     of the query is a word of one of the patient's names, or the whole query is one of the
     patient's keys ("ben ali", "BENALI" and "Ali" all find BEN ALI Mohamed; "helene" finds
     Hélène). An impossible date raises `DateProblem`: it was meant as a date."""
-    rows = store.read(f"SELECT {_COLUMNS} FROM patients"  # noqa: S608  # nosec B608: constant
-                      " ORDER BY last_key, first_key, birth_date, id")
-    everyone = [Patient.from_row(r) for r in rows]
+    order = " ORDER BY last_key, first_key, birth_date, id"
     text = query.strip()
     if not text:
-        return everyone
+        return [Patient.from_row(r) for r in store.read(
+            f"SELECT {_COLUMNS} FROM patients{order}")]  # noqa: S608  # nosec B608: constant
     try:
         born: str | None = read_date(text).isoformat()
     except DateProblem as problem:
@@ -394,14 +393,27 @@ def search(store: Store, query: str = "") -> list[Patient]:
             raise
         born = None
     if born is not None:
-        return [p for p in everyone if p.birth_date == born]
+        return [Patient.from_row(r) for r in store.read(
+            f"SELECT {_COLUMNS} FROM patients WHERE birth_date = ?{order}", (born,))]  # noqa: S608  # nosec B608: constant
     whole, words = name_key(text), word_keys(text)
     if not whole:
-        return [p for p in everyone if p.id.casefold() == text.casefold()]
+        return [Patient.from_row(r) for r in store.read(
+            f"SELECT {_COLUMNS} FROM patients WHERE id = ? COLLATE NOCASE{order}", (text,))]  # noqa: S608  # nosec B608: constant
     # The whole query as one of a patient's stored keys (`record_keys`: "BENALI" is BEN ALI,
-    # "fontaine" de la Fontaine): one indexed lookup; then word by word, in any order.
+    # "fontaine" de la Fontaine): one indexed lookup; then word by word, in any order. A word
+    # of a name is part of that name's key ("ali" of "benali"), so SQLite first keeps the
+    # patients each of whose typed words is inside one of their keys, in one pass, and only
+    # those are compared word by word here.
     keyed = by_keys(store, [whole])
-    return [p for p in everyone if p.id in keyed or p.id.casefold() == text.casefold()
+    inside = " AND ".join(
+        "(instr(last_key, ?) OR instr(first_key, ?) OR id IN (SELECT patient_id FROM"
+        " patient_keys WHERE kind IN ('birth', 'usage') AND instr(key, ?)))" for _ in words)
+    rows = store.read(
+        f"SELECT {_COLUMNS} FROM patients WHERE id IN ({','.join('?' for _ in keyed) or 'NULL'})"  # noqa: S608  # nosec B608: placeholders only
+        f" OR id = ? COLLATE NOCASE OR first_key = ? OR ({inside or '0'}){order}",
+        (*keyed, text, whole, *(w for word in sorted(words) for w in (word, word, word))))
+    return [p for p in map(Patient.from_row, rows)
+            if p.id in keyed or p.id.casefold() == text.casefold()
             or whole == name_key(p.first_name)
             or words <= word_keys(p.last_name, p.first_name, p.birth_name or "",
                                   p.usage_name or "")]

@@ -24,7 +24,7 @@ from agent import modes
 from agent.errors import DatabaseBusy, DiskFull
 from agent.names import record_keys
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
@@ -159,6 +159,43 @@ CREATE INDEX IF NOT EXISTS mail_messages_verdict ON mail_messages(verdict, at);
 """
 
 
+# Version 5: the index `docagent find` and the bot's /find search (agent.spool.index writes
+# and reads it, in the same transaction that files, re-files or removes a document). One row
+# per document in done/ or review/ in `find_documents`; its text in the full-text index
+# `find_text` under the same number. The text of a document never changes once it is read, so
+# the full-text row is written once and a move only rewrites the small row; `find_text` keeps
+# no copy of the text (contentless: the .txt beside the PDF is the text), only its index, without
+# positions (detail=none: a query is a set of words) nor sizes (columnsize=0: no ranking).
+# Documents filed before this version are indexed from their sidecars afterwards, in small
+# batches (`agent.spool.index.backfill`), so the migration itself is only these tables.
+_SCHEMA_FIND = """
+CREATE TABLE IF NOT EXISTS find_documents (
+    n             INTEGER PRIMARY KEY AUTOINCREMENT,  -- the rowid of its text in find_text
+    document_id   TEXT NOT NULL UNIQUE,
+    state         TEXT NOT NULL,    -- filed | review | filing (moving: not shown)
+    patient_id    TEXT,             -- NULL: waiting in review, or filed under no patient
+    document_type TEXT,
+    document_date TEXT,             -- as read (ISO), NULL when none was
+    sort_date     TEXT NOT NULL,    -- the document's date, else the day it came: newest first
+    received_at   TEXT NOT NULL,
+    pages         INTEGER,
+    source        TEXT NOT NULL,    -- the channel it came by: folder (later mail, telegram)
+    source_detail TEXT,             -- what the channel says of it: the dropped file's name
+    path          TEXT NOT NULL,    -- the PDF, relative to the home
+    text_hash     TEXT NOT NULL     -- of the text indexed under n: a new text gets a new n
+);
+CREATE INDEX IF NOT EXISTS find_documents_patient ON find_documents(patient_id, sort_date);
+CREATE INDEX IF NOT EXISTS find_documents_date ON find_documents(sort_date, received_at);
+CREATE VIRTUAL TABLE IF NOT EXISTS find_text USING fts5(
+    text, content='', detail=none, columnsize=0, tokenize='unicode61 remove_diacritics 2')
+"""
+
+
+def _migrate_find_index(conn: sqlite3.Connection) -> None:
+    """The find index's tables (self-contained: renumbered freely when migrations merge)."""
+    _run_script(conn, _SCHEMA_FIND)
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit the open transaction first; statements go one by one.
     for statement in script.split(";"):
@@ -234,6 +271,8 @@ class Store:
                 _run_script(conn, _SCHEMA_V3)
             if version < 4:
                 _run_script(conn, _SCHEMA_V4)
+            if version < 5:
+                _migrate_find_index(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import json
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from agent import modes, reasons
 from agent.audit import AuditLog
 from agent.config import Settings
 from agent.errors import DocagentError
-from agent.spool import files, rows
+from agent.spool import files, index, rows
 from agent.spool.rows import FAILED, FILING, QUEUED, Document
 from agent.store import Store, now_iso
 
@@ -239,6 +240,8 @@ def place(settings: Settings, store: Store, document: Document, placement: Place
             pages=placement.result.get("pages"), text_source=placement.result.get("text_source"),
             duration_ms=placement.result.get("duration_ms"), dest_path=plan.to_json(),
         )
+        if document.state in index.INDEXED_STATES:  # a decision's: it has left review/
+            index.moving(conn, document.id)
     dest = link_unique(source, placement)
     return finish(settings, store, document.id, source, dest, placement)
 
@@ -259,6 +262,7 @@ def finish(settings: Settings, store: Store, document_id: str, source: Path, des
             if result is not placement.result else {}
         rows.update(conn, document_id, state=placement.state, path=relative,
                     dest_path=None, finished_at=now_iso(), **changes)
+        _index(conn, document_id, relative, placement)
         if placement.message_kind:
             store.enqueue(conn, placement.message_kind, document_id,
                           {**result, "path": relative})
@@ -271,6 +275,21 @@ def finish(settings: Settings, store: Store, document_id: str, source: Path, des
         leftover.unlink(missing_ok=True)
     files.fsync_dir(source.parent)
     return dest
+
+
+def _index(conn: sqlite3.Connection, document_id: str, relative: str,
+           placement: Placement) -> None:
+    """The find index follows the placement, in its commit: a filed or review document with
+    its text, anything else out of it."""
+    if placement.state not in index.INDEXED_STATES:
+        index.drop(conn, document_id)
+        return
+    result = placement.result
+    index.put(conn, document_id=document_id, state=placement.state, path=relative,
+              patient_id=placement.patient_id, result=result,
+              original_name=str(result.get("original_name") or ""),
+              received_at=str(result.get("received_at") or now_iso()),
+              text=(placement.text or b"").decode("utf-8", "replace"))
 
 
 def _audit_decision(settings: Settings, document: Document, placement: Placement) -> None:
@@ -322,4 +341,5 @@ def requeue(settings: Settings, store: Store, doc: Document, *, who: str) -> Pat
         rows.update(conn, doc.id, state=QUEUED, crashes=0, deferrals=0, next_attempt_at=0,
                     outcome=None, reason_kind=None, reason=None, finished_at=None,
                     path=str(source.relative_to(settings.home)))
+        index.drop(conn, doc.id)
     return source

@@ -14,6 +14,7 @@ import contextlib
 import html
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,16 @@ from telegram.ext import (
 from agent import disclosure, reasons, spool
 from agent.audit import AuditLog
 from agent.config import Settings
+from agent.directory_file import DateProblem
 from agent.errors import DiskFull, DocagentError, PopplerMissing, ToolFailed
 from agent.i18n import N_, _, ngettext, translate
 from agent.logs import get_logger
-from agent.notify import decided_text, search_text
+from agent.notify import decided_text, find_text, search_text
 from agent.notify.messages import fit, render
 from agent.notify.telegram import threads
 from agent.notify.telegram.keyboards import (
     FILE,
+    GET,
     NONE,
     OPEN,
     PICK,
@@ -49,10 +52,11 @@ from agent.notify.telegram.keyboards import (
     Press,
     decode,
     failed_keyboard,
+    find_keyboard,
     review_keyboard,
     search_keyboard,
 )
-from agent.ops import costs, decisions, health, lookup, status
+from agent.ops import costs, decisions, finding, health, lookup, status
 from agent.spool import FAILED, FILED, REVIEW, Document
 from agent.stages.record import Record, parsed_fields
 from agent.store import Store
@@ -68,6 +72,7 @@ HELP = N_("""docagent — what I answer:
 /retry DOC_ID — put a failed document back in the queue
 /costs [yesterday] — what external calls cost today (or yesterday)
 /health — every health check
+/find — a patient's documents, newest first (below)
 /help — this text
 Buttons under a review request file the document under that patient ("None of them" files it
 as unassigned).""")
@@ -78,8 +83,22 @@ OPEN_REFUSED_MINIMAL = N_("Not sent: with DOCAGENT_PHI=minimal the first page st
                           "chat (it shows who the patient is).")
 OPEN_REFUSED_STATE = N_("Not sent: the first page is only sent for a document waiting for a "
                         "decision (this one is %(state)s).")
+OPEN_REFUSED_MINIMAL_PDF = N_("Not sent: with DOCAGENT_PHI=minimal documents stay out of the "
+                              "chat (a document shows who the patient is).")
+# Open under a /find answer sends the whole PDF: only the documents that answer listed, in the
+# chat it was sent to, for an hour (then /find again: each access follows a search on record).
+FIND_OPEN_SECONDS = 3600
+OPEN_REFUSED_STALE = N_("Not sent: this answer is more than an hour old or did not list that "
+                        "document. Search again with /find.")
+OPEN_REFUSED_GONE = N_("Not sent: the document is no longer where that answer found it "
+                       "(it is %(state)s). Search again with /find.")
+OPEN_TOO_LARGE = N_("Not sent: the PDF is %(mb)d MB, and a bot may send at most 50 MB. It is "
+                    "on the server.")
+MAX_SEND_BYTES = 50 * 1024 * 1024  # the Bot API's limit for a file a bot sends
+FIND_LIMIT = 10  # documents under one /find answer, each with its Open button
 # The bot's menu of commands, each with what it does (translated where the menu is set).
-COMMANDS = [("status", N_("counts, backlog, last activity")),
+COMMANDS = [("find", N_("NAME [words]: a patient's documents")),
+            ("status", N_("counts, backlog, last activity")),
             ("review", N_("documents waiting for a decision")),
             ("failed", N_("documents that failed")),
             ("retry", N_("DOC_ID: put a failed document back in the queue")),
@@ -152,6 +171,14 @@ def first_page_png(pdf: Path, timeout: float = 60.0) -> bytes | None:
             return None
 
 
+def _age(sent_at: str) -> float:
+    """Seconds since a kept message was sent (its ISO time); very old when unreadable."""
+    try:
+        return (datetime.now(UTC) - datetime.fromisoformat(sent_at)).total_seconds()
+    except ValueError:
+        return float("inf")
+
+
 def open_refusal(doc: Document, phi: str) -> str | None:
     """Why Open may not send this document's first page, or None when it may."""
     if not disclosure.shows_scan(phi):
@@ -171,7 +198,8 @@ class Commands:
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         app.add_handler(TypeHandler(Update, self.admit), group=-1)
-        for name, handler in (("status", self.status), ("review", self.review),
+        for name, handler in (("find", self.find), ("status", self.status),
+                              ("review", self.review),
                               ("failed", self.failed), ("retry", self.retry),
                               ("costs", self.costs), ("health", self.health),
                               ("help", self.help), ("start", self.help)):
@@ -202,7 +230,10 @@ class Commands:
         if self.allowed(update):
             return
         user, chat = update.effective_user, update.effective_chat
-        # A reply's text may be a patient's name: the log says what it answered, not what.
+        # A reply's text, or what follows /find, may be a patient's name: the log says what
+        # it answered or asked, not what was typed.
+        if command is not None and command.split()[0].split("@")[0].lower() == "/find":
+            command = "/find …"
         what = (command or f"reply to message {reply}")[:64] if query is None \
             else f"button {(query.data or '')[:64]}"
         log.warning("rejected %s from Telegram user %s (%s) in chat %s: to allow it, the user id "
@@ -251,7 +282,8 @@ class Commands:
     def _help(self) -> str:
         shows = disclosure.shows_scan(self.settings.phi)
         text = translate(HELP) + (translate(OPEN_HELP) if shows else "")
-        return f"{text}\n{search_text.help_line(self.settings.phi)}"
+        return (f"{text}\n{search_text.help_line(self.settings.phi)}\n"
+                f"{find_text.help_line(self.settings.phi)}")
 
     async def help(self, update: Update, context: Context) -> None:
         await self._reply(update, self._help())
@@ -369,6 +401,8 @@ class Commands:
             log.warning("refused Open of document %s from %s: %s", doc.id, _who(update),
                         refusal, extra={"doc": doc.id})
             await query.answer(refusal)
+        elif press.action == GET:
+            await self.send_pdf(update, query, doc, press)
         elif press.action in (FILE, NONE, PICK):
             await self.decide(update, query, doc, press)
         elif press.action == RETRY:
@@ -478,6 +512,9 @@ class Commands:
         if message is None or replied is None or chat is None or not message.text:
             return
         kept = await asyncio.to_thread(threads.find, self.store, chat.id, replied.message_id)
+        if kept is not None and kept.kind == threads.FIND:
+            await self._find(update, message.text.strip())  # a reply to an answer: again
+            return
         if kept is None:
             await self._reply(update, search_text.not_about_a_document())
             return
@@ -513,10 +550,112 @@ class Commands:
         caption = (_("First page of %(file)s [%(id)s]") % {"file": shown, "id": doc.id})[:1000]
         png = await asyncio.to_thread(first_page_png, pdf)
         bot, chat = update.get_bot(), update.effective_chat.id
+        # Recorded before it leaves: an access whose sending failed is still on record.
+        await asyncio.to_thread(finding.record_access, self.settings, finding.OPENED,
+                                _who(update), doc, chat_id=chat,
+                                sent="first page" if png is not None else "pdf")
         if png is not None:
             await bot.send_photo(chat, png, caption=caption)
         else:
             await bot.send_document(chat, pdf.read_bytes(), filename=pdf.name, caption=caption)
+
+    # --- finding a patient's documents -------------------------------------------------
+
+    async def find(self, update: Update, context: Context) -> None:
+        """/find: the patients that fit, then their documents with an Open button each."""
+        await self._find(update, " ".join(context.args or []).strip())
+
+    async def _find(self, update: Update, text: str) -> None:
+        phi = self.settings.phi
+        if not text:
+            await self._reply(update, find_text.usage(phi))
+            return
+        try:
+            ask = await asyncio.to_thread(self._ask, text)
+            if ask is None:
+                log.info("/find from %s refused: not a directory id (DOCAGENT_PHI=minimal)",
+                         _who(update))
+                await self._reply(update, find_text.id_only())
+                return
+            answer = await asyncio.to_thread(finding.find, self.store, ask,
+                                             max_patients=find_text.MAX_PATIENTS)
+        except DateProblem as problem:  # "31/02/1961": meant as a date, and impossible
+            await self._reply(update, problem.message)
+            return
+        shown = answer.documents[:FIND_LIMIT]
+        patients = answer.patients[:find_text.MAX_PATIENTS]
+        chat = update.effective_chat.id if update.effective_chat else None
+        await asyncio.to_thread(finding.record_search, self.settings, _who(update), answer,
+                                channel=finding.TELEGRAM, shown=shown, patients=patients,
+                                chat_id=chat)
+        markup = None if not disclosure.shows_scan(phi) else find_keyboard(
+            [(hit.entry.document_id, find_text.label(hit)) for hit in shown])
+        sent = await self._reply(update, find_text.answer(answer, shown, phi), markup=markup)
+        if sent is not None and shown:
+            try:
+                await asyncio.to_thread(
+                    threads.record, self.store, sent.chat_id, sent.message_id, "",
+                    threads.FIND, "", buttons=False,
+                    options=tuple(hit.entry.document_id for hit in shown))
+            except DocagentError as error:  # its Open buttons then refuse: say why
+                log.warning("find answer %d not kept (%s): its Open buttons will refuse",
+                            sent.message_id, error)
+
+    def _ask(self, text: str) -> finding.Ask | None:
+        """What a /find asks; None under minimal when it does not start with a directory id."""
+        if disclosure.minimal(self.settings.phi):
+            first, _space, rest = text.partition(" ")
+            patient = lookup.patient_by_id(self.store, first)
+            if patient is None:
+                return None
+            return finding.Ask(patient=patient.id, words=rest.strip() or None,
+                               limit=FIND_LIMIT)
+        name, words = finding.split_words(self.store, text)
+        return finding.Ask(patient=name, words=words, limit=FIND_LIMIT)
+
+    async def send_pdf(self, update: Update, query: CallbackQuery, doc: Document,
+                       press: Press) -> None:
+        """Open under a /find answer: the PDF into this chat, if this answer offered it."""
+        refusal = await asyncio.to_thread(self._pdf_refusal, query.message, doc, press)
+        if refusal is not None:
+            log.warning("refused Open of document %s from %s: %s", doc.id, _who(update),
+                        refusal, extra={"doc": doc.id})
+            await query.answer(fit(refusal, 190), show_alert=True)
+            return
+        pdf = self.settings.home / (doc.path or "")
+        size = pdf.stat().st_size
+        if size > MAX_SEND_BYTES:
+            await query.answer(fit(translate(OPEN_TOO_LARGE) % {"mb": size // 2**20}, 190),
+                               show_alert=True)
+            return
+        if update.effective_chat is None:
+            return
+        chat = update.effective_chat.id
+        await query.answer(_("Sending the PDF…"))
+        data = await asyncio.to_thread(pdf.read_bytes)
+        await asyncio.to_thread(finding.record_access, self.settings, finding.OPENED,
+                                _who(update), doc, chat_id=chat, sent="pdf")
+        shown = disclosure.file_name(doc.original_name, self.settings.phi, doc.id)
+        await update.get_bot().send_document(
+            chat, data, filename=pdf.name,
+            caption=(_("%(file)s [%(id)s], sent at %(who)s's request")
+                     % {"file": shown, "id": doc.id, "who": _name(update)})[:1000])
+
+    def _pdf_refusal(self, message: object, doc: Document, press: Press) -> str | None:
+        """Why Open under a find answer may not send this document's PDF, or None."""
+        if not disclosure.shows_scan(self.settings.phi):
+            return translate(OPEN_REFUSED_MINIMAL_PDF)
+        kept = self._kept(message)
+        if kept is None or kept.kind != threads.FIND or press.candidate is None \
+                or press.candidate >= len(kept.options) \
+                or kept.options[press.candidate] != doc.id or _age(kept.sent_at) > \
+                FIND_OPEN_SECONDS:
+            return translate(OPEN_REFUSED_STALE)
+        pdf = self.settings.home / (doc.path or "")
+        if doc.state not in (FILED, REVIEW) or not doc.path or not pdf.is_file() \
+                or not pdf.resolve().is_relative_to(self.settings.home.resolve()):
+            return translate(OPEN_REFUSED_GONE) % {"state": spool.state_word(doc.state)}
+        return None
 
     async def error(self, update: object, context: Context) -> None:
         error = context.error

@@ -9,7 +9,7 @@ patient found by a search, its index in the patients that answer offered, which 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,9 @@ MAX_DATA = 64
 MAX_CANDIDATE_BUTTONS = 3  # the candidates the message text shows
 FILE, NONE, OPEN, RETRY = "f", "n", "o", "r"
 SEARCH, PICK = "s", "p"  # "Another patient…", and a patient a search found
-_ACTIONS = (FILE, NONE, OPEN, RETRY, SEARCH, PICK)
-_INDEXED = (FILE, PICK)  # the actions whose data carries an index
+GET = "g"  # Open under a /find answer: the document's PDF, the n-th that answer listed
+_ACTIONS = (FILE, NONE, OPEN, RETRY, SEARCH, PICK, GET)
+_INDEXED = (FILE, PICK, GET)  # the actions whose data carries an index
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,18 @@ def search_keyboard(document_id: str, hits: tuple[Candidate, ...],
         [[InlineKeyboardButton(f"{number}. {disclosure.button(hit.as_dict(), phi)}",
                                callback_data=encode(PICK, document_id, number - 1))]
          for number, hit in enumerate(hits, 1)])
+
+
+def find_keyboard(documents: Sequence[tuple[str, str]]) -> InlineKeyboardMarkup | None:
+    """One Open button per document a /find answer lists, numbered as its lines are, with the
+    words that tell them apart on the phone (the date and the type, never a name):
+    `documents` holds each one's id and those words."""
+    if not documents:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(f"{number}. {_('Open')} · {label}"[:60],
+                               callback_data=encode(GET, document_id, number - 1))]
+         for number, (document_id, label) in enumerate(documents, 1)])
 
 
 def failed_keyboard(document_id: str) -> InlineKeyboardMarkup:

@@ -17,6 +17,9 @@ from agent.store import Store, now_iso
 REVIEW = "review"  # a review notification, or the same message answering /review
 SEARCH = "search"  # the patients found for a person's search, one button each
 PROMPT = "prompt"  # "reply with a name…": no buttons, only replied to
+# A /find answer: about no one document (`document_id` is ""); its options are the documents
+# it listed, whose Open buttons it carries, checked on each press against what it offered.
+FIND = "find"
 
 
 @dataclass(frozen=True)
@@ -26,15 +29,17 @@ class Kept:
     document_id: str
     kind: str
     text: str | None
-    options: tuple[str, ...]  # the patient ids a search answer's buttons stand for
+    options: tuple[str, ...]  # the patient ids a search answer's buttons stand for (a find
+    # answer: the document ids its Open buttons stand for)
     open: bool
+    sent_at: str = ""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Kept:
         options = json.loads(row["options"]) if row["options"] else []
         return cls(int(row["chat_id"]), int(row["message_id"]), str(row["document_id"]),
                    str(row["kind"]), row["text"], tuple(str(o) for o in options),
-                   row["closed_at"] is None)
+                   row["closed_at"] is None, str(row["sent_at"]))
 
 
 def record(store: Store, chat_id: int, message_id: int, document_id: str, kind: str,
