@@ -220,5 +220,7 @@ def render(status: dict[str, Any]) -> str:
                          % {"n": box["left"]})
     bot = status.get("telegram")
     if bot:
-        lines.append(_("telegram    %(n)d received today") % {"n": bot["downloads_today"]})
+        n = bot["downloads_today"]
+        lines.append(ngettext("telegram    %(n)d received today",
+                              "telegram    %(n)d received today", n) % {"n": n})
     return "\n".join(lines)
