@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 from telegram import Message, ReplyParameters, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, NetworkError
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from agent import disclosure, metrics, spool
@@ -42,6 +42,7 @@ log = get_logger("telegram")
 Context = ContextTypes.DEFAULT_TYPE
 CHUNK = 1024 * 1024
 DOWNLOADS_AT_ONCE = 2  # a media group of ten photos does not open ten downloads
+GET_FILE_ATTEMPTS = 3  # getFile through a network error: after 2 s, then 4 s
 EXTENSIONS = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png",
               "image/tiff": "tif", "image/heic": "heic", "image/heif": "heic"}
 
@@ -107,15 +108,9 @@ class Uploads:
         if why is not None:
             await self._not_taken(message, upload, why)
             return
-        try:
-            file = await message.get_bot().get_file(upload.file_id)
-        except BadRequest as error:
-            if "too big" in str(error).lower():
-                await self._not_taken(message, upload, OVER_TELEGRAM)
-                return
-            await self._not_received(message, upload, str(error))
+        url = await self._file_url(message, upload)
+        if url is None:
             return
-        url = file.file_path or ""
         try:
             async with self.downloading:
                 claim = await asyncio.to_thread(
@@ -129,6 +124,27 @@ class Uploads:
             await self._not_received(message, upload, str(error))
             return
         await self._taken(message, upload, claim)
+
+    async def _file_url(self, message: Message, upload: Upload) -> str | None:
+        """getFile: where to download the file (the URL holds the token), tried again on a
+        network error; None, the sender answered, when Telegram will not give it."""
+        for attempt in range(1, GET_FILE_ATTEMPTS + 1):
+            try:
+                file = await message.get_bot().get_file(upload.file_id)
+                return file.file_path or ""
+            except BadRequest as error:  # before NetworkError, of which it is a kind
+                if "too big" in str(error).lower():  # file_size was missing from the update
+                    await self._not_taken(message, upload, OVER_TELEGRAM)
+                else:
+                    await self._not_received(message, upload, str(error))
+                return None
+            except NetworkError as error:
+                if attempt == GET_FILE_ATTEMPTS:
+                    await self._not_received(message, upload,
+                                             str(error) or type(error).__name__)
+                    return None
+                await asyncio.sleep(2.0 ** attempt)
+        return None
 
     def _stream(self, url: str) -> Iterator[bytes]:
         """The file's bytes as they come; Cut when the download stops short. The URL holds
