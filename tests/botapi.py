@@ -14,12 +14,18 @@ multipart bodies, answers `{"ok": true, "result": ...}` or `{"ok": false, "error
   `early_retries` (a client that does not honour it) and refused again;
 * `outage("refuse")` closes the listening socket (connections are refused), `outage("502")`
   answers 502 Bad Gateway, `outage(None)` is back to normal; a long poll in flight when the
-  outage starts is answered 502.
+  outage starts is answered 502;
+* files a user sent: `getFile` answers a file's `file_path` (400 "file is too big" over the
+  20 MB a bot may download, as Telegram), and `GET /file/bot<token>/<file_path>` serves its
+  bytes; `cut_downloads(n, after=)` cuts the next `n` downloads after `after` bytes (the
+  connection closed mid-body, Content-Length promising the rest), as a network would.
 
 Test side (Python, or HTTP under `/test/...`): `inject_message()` / `press()` queue a user's
 command, message (`reply_to=`: a reply to one of the bot's) or button press for `getUpdates`
 (`press(..., forged=True)`: a press on a button the message does not carry, as a crafted
-client could send); `sent()` lists what the bot sent
+client could send); `inject_document()` / `inject_photo()` a user's file (a PDF, a photo in
+its sizes, several in one media group), whose download the bot asks with getFile and the file
+endpoint (`file_requests` lists the downloads asked); `sent()` lists what the bot sent
 (messages with their edits, photos, documents), `answers` the callback answers, `calls` every
 method called, `received` every Bot API request as it came (raw body, and parsed).
 
@@ -48,6 +54,18 @@ MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 BOT_ID = 7_000_000_001
 SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument"}
+DOWNLOAD_LIMIT = 20 * 1024 * 1024  # what getFile lets a bot download
+
+
+@dataclass
+class StoredFile:
+    """A file a user sent, as Telegram keeps it for the bot to download."""
+
+    file_id: str
+    file_unique_id: str
+    data: bytes
+    file_size: int  # what updates say (a test may say more than `data` holds)
+    file_path: str
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,7 @@ class Sent:
     caption: str | None = None
     file_name: str | None = None
     file_bytes: bytes = b""
+    reply_to: int | None = None  # the message this one replies to (reply_parameters)
     at: float = field(default_factory=time.monotonic)
     edits: list[dict[str, Any]] = field(default_factory=list)
 
@@ -141,6 +160,9 @@ class BotApi:
         self.down: str | None = None
         self.down_generation = 0
         self.connections: set[socket.socket] = set()
+        self.files: dict[str, StoredFile] = {}  # by file_id
+        self.file_requests: list[str] = []  # file_path of each download asked, in order
+        self.cuts: list[int] = []  # bytes served by each of the next downloads before a cut
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
         self.port = 0
@@ -187,6 +209,77 @@ class BotApi:
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         return self._push({"message": message})
+
+    def _store_file(self, data: bytes, kind: str, ext: str, *, file_size: int | None,
+                    file_unique_id: str | None) -> StoredFile:
+        with self.lock:
+            number = len(self.files) + 1
+            unique = file_unique_id or f"U{kind[0]}{number}"
+            stored = StoredFile(f"{kind}-{number}-{unique}", unique, data,
+                                len(data) if file_size is None else file_size,
+                                f"{kind}s/file_{number}.{ext}")
+            self.files[stored.file_id] = stored
+            return stored
+
+    def _file_message(self, chat_id: int, user_id: int, media_group_id: str | None,
+                      caption: str | None, **content: Any) -> tuple[int, int]:
+        chat = self.chats.get(chat_id) or {"id": chat_id, "type": "group", "title": "?"}
+        message_id = self._new_message_id(chat_id)
+        message: dict[str, Any] = {"message_id": message_id, "date": int(time.time()),
+                                   "chat": chat, "from": self.user(user_id), **content}
+        if media_group_id is not None:
+            message["media_group_id"] = media_group_id
+        if caption is not None:
+            message["caption"] = caption
+        return self._push({"message": message}), message_id
+
+    def inject_document(self, chat_id: int, user_id: int, data: bytes, *,
+                        name: str = "scan.pdf", mime_type: str = "application/pdf",
+                        file_size: int | None = None, file_unique_id: str | None = None,
+                        media_group_id: str | None = None,
+                        caption: str | None = None) -> tuple[int, int, StoredFile]:
+        """A user sends a file as a document; `file_size` may claim more than `data` (a file
+        over the download limit, without its bytes); the same `file_unique_id` is the same
+        file sent again. Returns the update id, the message id and the file as stored."""
+        ext = name.rpartition(".")[2] if "." in name else "bin"
+        stored = self._store_file(data, "document", ext, file_size=file_size,
+                                  file_unique_id=file_unique_id)
+        update, message = self._file_message(
+            chat_id, user_id, media_group_id, caption,
+            document={"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                      "file_name": name, "mime_type": mime_type,
+                      "file_size": stored.file_size})
+        return update, message, stored
+
+    def inject_photo(self, chat_id: int, user_id: int, data: bytes, *,
+                     width: int = 1280, height: int = 1707, file_size: int | None = None,
+                     media_group_id: str | None = None,
+                     caption: str | None = None) -> tuple[int, int, StoredFile]:
+        """A user sends a photo (Telegram's JPEG of it): the update lists it in three sizes,
+        smallest first, as Telegram does; the two thumbnails are other bytes, so a bot that
+        takes one of them instead of the largest gets a picture too small to read."""
+        sizes = []
+        for scale, thumb in ((16, True), (4, True), (1, False)):
+            stored = self._store_file(data if not thumb else data[: max(1, len(data) // scale)],
+                                      "photo", "jpg",
+                                      file_size=file_size if not thumb else None,
+                                      file_unique_id=None)
+            sizes.append({"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                          "width": width // scale, "height": height // scale,
+                          "file_size": stored.file_size})
+        update, message = self._file_message(chat_id, user_id, media_group_id, caption,
+                                             photo=sizes)
+        return update, message, stored
+
+    def cut_downloads(self, count: int, *, after: int = 4096) -> None:
+        """The next `count` downloads stop after `after` bytes: the connection is closed with
+        the rest of the promised body missing."""
+        with self.lock:
+            self.cuts.extend([after] * count)
+
+    def downloads(self) -> list[str]:
+        with self.lock:
+            return list(self.file_requests)
 
     def press(self, chat_id: int, message_id: int, data: str, user_id: int, *,
               forged: bool = False) -> str:
@@ -351,13 +444,37 @@ class BotApi:
             sent = Sent(chat_id=chat_id, message_id=0, method=method, text=text,
                         reply_markup=markup, parse_mode=params.get("parse_mode"),
                         caption=caption, file_name=file[0] if file else None,
-                        file_bytes=file[1] if file else b"")
+                        file_bytes=file[1] if file else b"",
+                        reply_to=_reply_to(params))
             number = self.next_message_id.get(chat_id, 0) + 1
             self.next_message_id[chat_id] = number
             sent.message_id = number
             self.messages.append(sent)
             self.last_send[chat_id] = time.monotonic()
             return sent.as_message(self.chats[chat_id], self.bot)
+
+    def api_getFile(self, params: Mapping[str, Any], files: Any) -> Any:
+        with self.lock:
+            stored = self.files.get(str(params.get("file_id") or ""))
+        if stored is None:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        if stored.file_size > DOWNLOAD_LIMIT:
+            raise ApiError(400, "Bad Request: file is too big")
+        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                "file_size": stored.file_size, "file_path": stored.file_path}
+
+    def download(self, token: str, file_path: str) -> tuple[bytes, int | None] | None:
+        """The bytes of the file at `file_path`, and where to cut them (None: whole); None
+        when there is no such file."""
+        if token != self.token:
+            return None
+        with self.lock:
+            self.file_requests.append(file_path)
+            stored = next((f for f in self.files.values() if f.file_path == file_path), None)
+            if stored is None:
+                return None
+            cut = self.cuts.pop(0) if self.cuts else None
+            return stored.data, cut
 
     def api_getMe(self, params: Mapping[str, Any], files: Any) -> Any:
         return self.bot
@@ -517,9 +634,40 @@ class _Handler(BaseHTTPRequestHandler):
                     params[str(name)] = payload.decode("utf-8")
         return params, files, url.query.encode("latin-1") + b"\n" + body
 
+    def _serve_file(self, path: str) -> None:
+        """GET /file/bot<token>/<file_path>: the bytes, or a cut body (see `cut_downloads`)."""
+        _, _, token_and_path = path.partition("/file/bot")
+        token, _, file_path = token_and_path.partition("/")
+        found = self.state.download(token, file_path)
+        if found is None:
+            self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+            return
+        data, cut = found
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            if cut is None:
+                self.wfile.write(data)
+                return
+            self.wfile.write(data[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            self.close_connection = True
+
     def _serve(self) -> None:
         api = self.state
         path = urlsplit(self.path).path
+        if path.startswith("/file/bot"):
+            if api.down == "502":
+                self._reply(502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+            else:
+                self._serve_file(path)
+            return
         params, files, raw = self._params()
         if path.startswith("/test/"):
             self._reply(200, {"ok": True, "result": _test_endpoint(api, path, params)})
@@ -557,6 +705,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
 
+def _reply_to(params: Mapping[str, Any]) -> int | None:
+    """The message a send replies to: `reply_parameters` (JSON) or `reply_to_message_id`."""
+    raw = params.get("reply_parameters")
+    if isinstance(raw, str) and raw:
+        raw = json.loads(raw)
+    if isinstance(raw, Mapping) and raw.get("message_id") is not None:
+        return int(raw["message_id"])
+    return _int(params.get("reply_to_message_id"))
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value)
@@ -580,7 +738,7 @@ def _test_endpoint(api: BotApi, path: str, params: Mapping[str, Any]) -> Any:
     if path == "/test/sent":
         return [{"chat_id": m.chat_id, "message_id": m.message_id, "method": m.method,
                  "text": m.text, "caption": m.caption, "reply_markup": m.reply_markup,
-                 "edits": len(m.edits)} for m in api.sent()]
+                 "reply_to": m.reply_to, "edits": len(m.edits)} for m in api.sent()]
     if path == "/test/answers":
         return api.answers
     return None

@@ -31,7 +31,7 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from agent import canary, lock, reasons, spool
@@ -45,7 +45,9 @@ from agent.errors import (
     advice,
 )
 from agent.i18n import _, ngettext
+from agent.ledger import day_bounds
 from agent.logs import escape, with_priority
+from agent.ops import telegram_intake
 from agent.patients import count as count_patients
 from agent.store import Store
 from agent.tools import pdfinfo, pdftoppm, pdftotext, runner, systemctl, tesseract
@@ -299,7 +301,8 @@ def check_outbox(store: Store, max_age: float) -> Check:
     return Check("outbox", True, text)
 
 
-def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
+def check_telegram(settings: Settings, store: Store | None = None,
+                   timeout: float = 15.0) -> Check:
     token = settings.telegram_token
     if not token:
         return Check("telegram", True, _("not configured: notifications go to the log"))
@@ -319,7 +322,13 @@ def check_telegram(settings: Settings, timeout: float = 15.0) -> Check:
                  if isinstance(error, InvalidToken) and settings.telegram_token_source else "")
         return Check("telegram", False, _("getMe at %(url)s failed: %(error)s%(where)s") % {
             "url": settings.telegram_api_base_url, "error": text, "where": where})
-    return Check("telegram", True, _("reachable as @%(name)s") % {"name": name})
+    text = _("reachable as @%(name)s") % {"name": name}
+    if store is not None:
+        start, end = day_bounds(date.today())
+        count = telegram_intake.downloads_between(store, start, end)
+        text += "; " + ngettext("%(n)d file received today", "%(n)d files received today",
+                                count) % {"n": count}
+    return Check("telegram", True, text)
 
 
 def check_mail(settings: Settings, store: Store, timeout: float = 15.0) -> Check:
@@ -401,7 +410,7 @@ def run_checks(settings: Settings, store: Store, lim: HealthLimits | None = None
         ("incoming", lambda: check_incoming(settings, store, lim.max_wait)),
         ("failures", lambda: check_failures(store, lim.max_failed)),
         ("outbox", lambda: check_outbox(store, lim.max_outbox_age)),
-        ("telegram", lambda: check_telegram(settings)),
+        ("telegram", lambda: check_telegram(settings, store)),
         ("mail", lambda: check_mail(settings, store)),
     ]
     return [_guarded(name, step) for name, step in steps] + unit_states(lim.units)

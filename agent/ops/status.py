@@ -25,7 +25,7 @@ from agent import spool
 from agent.config import Settings
 from agent.i18n import N_, _, day, ngettext, pgettext, translate
 from agent.ledger import day_bounds, read_range
-from agent.ops import mail
+from agent.ops import mail, telegram_intake
 from agent.patients import count as count_patients
 from agent.store import Store
 
@@ -101,7 +101,15 @@ def gather(settings: Settings, store: Store, today: date | None = None) -> dict[
         "outbox_given_up_today": given_up,
         # The mail channel (None without a mailbox): as the daemon last saw it.
         "mail": _mail(settings, store, start, end),
+        # The Telegram channel (None without a bot token): files sent to the bot.
+        "telegram": _telegram(settings, store, start, end),
     }
+
+
+def _telegram(settings: Settings, store: Store, start: str, end: str) -> dict[str, Any] | None:
+    if not settings.telegram_token:
+        return None
+    return {"downloads_today": telegram_intake.downloads_between(store, start, end)}
 
 
 def _mail(settings: Settings, store: Store, start: str, end: str) -> dict[str, Any] | None:
@@ -210,4 +218,9 @@ def render(status: dict[str, Any]) -> str:
             lines.append("  " + ngettext("%(n)d message left (see the log)",
                                          "%(n)d messages left (see the log)", box["left"])
                          % {"n": box["left"]})
+    bot = status.get("telegram")
+    if bot:
+        n = bot["downloads_today"]
+        lines.append(ngettext("telegram    %(n)d received today",
+                              "telegram    %(n)d received today", n) % {"n": n})
     return "\n".join(lines)

@@ -249,6 +249,8 @@ def _record_duplicate(conn: sqlite3.Connection, store: Store, earlier_id: str, n
         "earlier_path": earlier["path"],
         "earlier_reason": earlier["reason"] if retried else None,
         "retried_now": retried,
+        # Where the copy came from (a Telegram message: the notice replies to it).
+        "origin": origin.to_json(),
     })
 
 

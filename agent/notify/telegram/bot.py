@@ -26,6 +26,7 @@ from agent.logs import get_logger
 from agent.notify.telegram.commands import COMMANDS, Commands
 from agent.notify.telegram.sender import TelegramSender, request, token_refused
 from agent.notify.telegram.transport import LedgerRequest, PacedRateLimiter
+from agent.notify.telegram.uploads import Uploads
 from agent.store import Store
 
 log = get_logger("telegram")
@@ -64,6 +65,7 @@ class TelegramBot:
             .concurrent_updates(4)  # a slow /health must not hold a button press back
             .build())
         Commands(settings, store, wake).install(self.app)
+        Uploads(settings, store, wake).install(self.app)
         self.sender = TelegramSender(settings, store, self._bot, stopping)
         self._poll_errors = 0
 

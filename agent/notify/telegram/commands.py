@@ -1,10 +1,11 @@
 """What the staff can ask the bot, and what its buttons do.
 
-Every update first passes `admit`: commands and presses are taken only from a user of
-TELEGRAM_ALLOWED_USER_IDS in a chat of TELEGRAM_CHAT_IDS. Anything else gets nothing useful
-back, a warning in the log (with the ids, which is how an administrator finds them) and an
-audit line. Decisions go through `agent.ops.decisions`, the code of `docagent review resolve` and
-`docagent retry`, one at a time, with `telegram:<user id>` as who decided.
+Every update first passes `admit`: commands, presses and files (agent.notify.telegram.uploads)
+are taken only from a user of TELEGRAM_ALLOWED_USER_IDS in a chat of TELEGRAM_CHAT_IDS.
+Anything else gets nothing useful back (a file is not downloaded), a warning in the log (with
+the ids, which is how an administrator finds them) and an audit line. Decisions go through
+`agent.ops.decisions`, the code of `docagent review resolve` and `docagent retry`, one at a
+time, with `telegram:<user id>` as who decided.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from agent.notify.telegram.keyboards import (
     review_keyboard,
     search_keyboard,
 )
+from agent.notify.telegram.uploads import is_upload
 from agent.ops import costs, decisions, finding, health, lookup, status
 from agent.spool import FAILED, FILED, REVIEW, Document
 from agent.stages.record import Record, parsed_fields
@@ -225,17 +227,21 @@ class Commands:
             else None
         query = update.callback_query
         reply = _replied_to_me(update)
-        if command is None and query is None and reply is None:
+        upload = is_upload(message)  # a file sent to the bot: downloaded only if allowed
+        if command is None and query is None and reply is None and not upload:
             raise ApplicationHandlerStop  # ordinary talk in the group: not for us
         if self.allowed(update):
             return
         user, chat = update.effective_user, update.effective_chat
         # A reply's text, or what follows /find, may be a patient's name: the log says what
-        # it answered or asked, not what was typed.
+        # it answered or asked, not what was typed; a file is named by its kind only (its name
+        # may be a patient's), and not downloaded.
         if command is not None and command.split()[0].split("@")[0].lower() == "/find":
             command = "/find …"
         what = (command or f"reply to message {reply}")[:64] if query is None \
             else f"button {(query.data or '')[:64]}"
+        if upload and message is not None:
+            what = "upload of a " + ("document" if message.document else "photo")
         log.warning("rejected %s from Telegram user %s (%s) in chat %s: to allow it, the user id "
                     "goes in TELEGRAM_ALLOWED_USER_IDS and the chat id in TELEGRAM_CHAT_IDS",
                     what, user.id if user else "?", _name(update), chat.id if chat else "?")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from telegram import InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup, ReplyParameters
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -57,6 +57,7 @@ from agent.notify.messages import fit, render, render_filed_group
 from agent.notify.telegram import follow, threads
 from agent.notify.telegram.keyboards import keyboard_for
 from agent.notify.telegram.transport import BACKGROUND, LedgerRequest, PacedRateLimiter
+from agent.origin import TELEGRAM, Origin
 from agent.spool import DECIDED
 from agent.store import Store
 
@@ -95,6 +96,22 @@ class Batch:
     def document_id(self) -> str:
         return str(self.rows[0]["document_id"] or "-") if len(self.rows) == 1 else "-"
 
+    @property
+    def replies_to(self) -> tuple[int, int] | None:
+        """(chat, message) of the staff member's message that brought this document to the
+        bot: the outcome replies to it there (other chats get it as any notification)."""
+        return _sent_by(self.rows[0]) if len(self.rows) == 1 else None
+
+
+def _sent_by(row: sqlite3.Row) -> tuple[int, int] | None:
+    """(chat, message) of the Telegram message a row's document came in, if it came so."""
+    origin = Origin.from_json(_payload(row).get("origin"))
+    chat, message = origin.get("chat_id"), origin.get("message_id")
+    if origin.channel != TELEGRAM or not isinstance(chat, int) \
+            or not isinstance(message, int):
+        return None
+    return chat, message
+
 
 def _payload(row: sqlite3.Row) -> dict[str, Any]:
     payload: dict[str, Any] = json.loads(row["payload"])
@@ -117,7 +134,8 @@ def batches(rows: list[sqlite3.Row], phi: str) -> list[Batch]:
         run.clear()
 
     for row in rows:
-        if row["kind"] == "filed":
+        # A document sent to the bot is answered on its own, as a reply to its message.
+        if row["kind"] == "filed" and _sent_by(row) is None:
             run.append(row)
             continue
         flush()
@@ -273,10 +291,13 @@ class TelegramSender:
         for chat in self.chats:
             if chat in self.refused or all((i, chat) in self.delivered for i in batch.ids):
                 continue
+            target = batch.replies_to
+            reply = ReplyParameters(target[1], allow_sending_without_reply=True) \
+                if target is not None and target[0] == chat else None
             try:
                 sent = await asyncio.wait_for(
                     bot.send_message(chat, fit(batch.text), reply_markup=batch.markup,
-                                     rate_limit_args=BACKGROUND),
+                                     reply_parameters=reply, rate_limit_args=BACKGROUND),
                     SEND_TIMEOUT)
             except InvalidToken as error:
                 self.paused_until = time.monotonic() + TOKEN_PAUSE
