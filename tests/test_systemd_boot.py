@@ -498,7 +498,7 @@ def test_timer_runs_the_health_check(box: Box, botapi: BotApi) -> None:
     assert re.search(r"^ok +daemon", out, re.M) and re.search(r"^ok +watcher", out, re.M), out
     assert re.search(r"^ok +unit dbus.service", out, re.M), out
     assert re.search(r"^ok +unit systemd-journald.service", out, re.M), out
-    assert re.search(r"^ok +telegram +\S.* @docagent_test_bot$", out, re.M), out
+    assert re.search(r"^ok +telegram +\S.* @docagent_test_bot\b", out, re.M), out
     assert BOT_TOKEN not in box.journal("-u docagent-health.service", "-u docagent")
     box.sh("rm -r /etc/systemd/system/docagent-health.timer.d && systemctl daemon-reload "
            "&& systemctl restart docagent-health.timer")
