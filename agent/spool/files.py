@@ -15,7 +15,7 @@ import pwd
 import re
 import stat
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,24 +202,13 @@ def open_dropped(path: Path) -> int:
 def copy_fd(source_fd: int, tmp: Path) -> tuple[str, int]:
     """Copy everything `source_fd` holds into a new file `tmp` of ours, fsync'd; returns the
     sha256 and size of the bytes copied. pread: the descriptor's offset is not ours to move."""
-    digest = hashlib.sha256()
-    offset = 0
-    try:
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, modes.FILE)
-        with os.fdopen(out, "wb") as target:
-            while chunk := os.pread(source_fd, CHUNK, offset):
-                digest.update(chunk)
-                target.write(chunk)
-                offset += len(chunk)
-            target.flush()
-            os.fsync(target.fileno())
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise disk_error(error) from error
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return digest.hexdigest(), offset
+    def chunks() -> Iterator[bytes]:
+        offset = 0
+        while chunk := os.pread(source_fd, CHUNK, offset):
+            offset += len(chunk)
+            yield chunk
+
+    return write_chunks(chunks(), tmp)
 
 
 def write_chunks(chunks: Iterable[bytes], tmp: Path, limit: int | None = None) -> tuple[str, int]:
