@@ -109,7 +109,11 @@ def message_about(api: BotApi, document_id: str, chat: int = GROUP) -> list[Sent
 
 
 def audit_lines(spool: Spool) -> list[dict[str, Any]]:
+    """The audit log's entries so far; none before the daemon has written its first (a test
+    waiting for an entry may look before the file exists)."""
     path = spool.logs / "audit.jsonl"
+    if not path.exists():
+        return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
