@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,6 +107,21 @@ def english_unless_asked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("DOCAGENT_LANG", "en")
     yield
     i18n.use("en")
+
+
+def recording_tools(tmp_path: Path, *tools: str) -> tuple[Path, Path]:
+    """A folder of wrappers, each writing down the environment it was given (into the second
+    folder returned, one file per run) before it runs the real tool: put the first on PATH."""
+    bindir, seen = tmp_path / "bin", tmp_path / "seen"
+    bindir.mkdir()
+    seen.mkdir()
+    for tool in tools:
+        real = shutil.which(tool)
+        assert real, f"{tool} is needed for this test"
+        script = bindir / tool
+        script.write_text(f'#!/bin/sh\nenv > "{seen}/{tool}.$$"\nexec {real} "$@"\n')
+        script.chmod(0o755)
+    return bindir, seen
 
 
 def base_env(root: Path) -> dict[str, str]:

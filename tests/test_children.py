@@ -20,7 +20,7 @@ from agent.errors import ConfigError, LimiterMissing, TooComplex, ToolFailed
 from agent.stages import inspection, ocr
 from agent.tools import runner
 from tests import hostile, pdfgen
-from tests.conftest import Spool
+from tests.conftest import Spool, recording_tools
 
 MiB = 2**20
 TOKEN = "123456:AAE-not-a-real-token-0123456789abcdef"
@@ -66,15 +66,7 @@ def test_extra_variables_add_to_the_minimal_environment_never_replace_it(
 def test_the_real_pipeline_hands_no_token_to_its_tools(spool: Spool, tmp_path: Path) -> None:
     """`docagent process` with a token in its environment: pdfinfo and pdftotext are wrapped
     by scripts that write down the environment they were given."""
-    bindir, seen = tmp_path / "bin", tmp_path / "seen"
-    bindir.mkdir()
-    seen.mkdir()
-    for tool in ("pdfinfo", "pdftotext"):
-        real = shutil.which(tool)
-        assert real, f"{tool} is needed for this test"
-        script = bindir / tool
-        script.write_text(f'#!/bin/sh\nenv > "{seen}/{tool}.$$"\nexec {real} "$@"\n')
-        script.chmod(0o755)
+    bindir, seen = recording_tools(tmp_path, "pdfinfo", "pdftotext")
     pdf = pdfgen.text_pdf([pdfgen.report("DUPONT", "Jean", "12/03/1961")],
                           tmp_path / "report.pdf")
     path = f"{bindir}:{os.environ['PATH']}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import time
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests import imapserver, pdfgen
-from tests.conftest import Spool
+from tests.conftest import Spool, recording_tools
 from tests.daemonproc import Running, documents, drop
 from tests.imapserver import Dovecot, Relay, message
 from tests.watch import until
@@ -358,15 +357,7 @@ def test_the_password_reaches_no_tool_the_daemon_runs(
         spool: Spool, daemon: Callable[..., Running], dovecot: Dovecot, tmp_path: Path) -> None:
     """A mail's document read by the real daemon, its password in the daemon's environment:
     pdfinfo and pdftotext are wrapped by scripts that write down the environment they got."""
-    bindir, seen = tmp_path / "bin", tmp_path / "seen"
-    bindir.mkdir()
-    seen.mkdir()
-    for tool in ("pdfinfo", "pdftotext"):
-        real = shutil.which(tool)
-        assert real, f"{tool} is needed for this test"
-        script = bindir / tool
-        script.write_text(f'#!/bin/sh\nenv > "{seen}/{tool}.$$"\nexec {real} "$@"\n')
-        script.chmod(0o755)
+    bindir, seen = recording_tools(tmp_path, "pdfinfo", "pdftotext")
     running = daemon(**mail_env(dovecot), PATH=f"{bindir}:{os.environ['PATH']}")
     dovecot.deliver(message(LAB, attachments=[
         ("martin.pdf", report_pdf(tmp_path, "MARTIN", "Hélène", "03/04/1975"))]))
