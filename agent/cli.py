@@ -422,6 +422,16 @@ def _review_resolve(settings: config.Settings, store: Store, args: argparse.Name
     return EXIT_OK
 
 
+def _not_downloaded_from(doc: Document) -> str:
+    """Where a failed document that was never downloaded still is, and its reason file."""
+    origin = doc.origin
+    came = {"mail": f"mail {origin.get('sender') or ''}",
+            "telegram": f"telegram user {origin.get('user_id') or ''}"}.get(origin.channel,
+                                                                           origin.channel)
+    reason_file = doc.result.get("reason_file")
+    return came.strip() + (f" ({reason_file})" if reason_file else "")
+
+
 def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespace) -> int:
     from agent import errors, reasons
     from agent.ops import decisions
@@ -435,7 +445,7 @@ def _failed_list(settings: config.Settings, store: Store, args: argparse.Namespa
         print(_("no failed documents"))
     for doc in failed:
         why = reasons.of_payload({"outcome": "failed", **doc.result}).text()
-        where = doc.path or f"mail {doc.origin.get('sender') or ''}".strip()
+        where = doc.path or _not_downloaded_from(doc)
         print(escape(f"{doc.id}  {where}  [{doc.reason_kind}] {why}"))
         kind = errors.kind_class(doc.reason_kind or "")
         action = errors.advice(kind) if kind is not None else doc.result.get("action")

@@ -166,6 +166,13 @@ class AttachmentTooLarge(DocumentError):
                 "mailbox docagent reads: it is then taken by itself.")
 
 
+class UploadTooLarge(DocumentError):
+    kind = "upload-too-large"
+    action = N_("The file is still in the Telegram chat. Over 20 MB, send it by mail or drop it "
+                "into the folder; over DOCAGENT_MAX_BYTES, scan it lighter or split it (or raise "
+                "the limit), then send it again.")
+
+
 class OcrTimeout(DocumentError):
     kind = "ocr-timeout"
     action = N_("A page took too long to read: rescan it more cleanly, or raise "

@@ -181,6 +181,8 @@ _MINIMAL: dict[str, str] = {
     "too-many-pages": N_("the PDF has more pages than the limit"),
     "too-large": N_("the file is over the size limit"),
     "attachment-too-large": N_("the attachment is over the size limit: it was not downloaded"),
+    "upload-too-large": N_("the file sent to the bot is over the size limit: it was not "
+                           "downloaded"),
     "ocr-timeout": N_("a page took longer to read than the limit"),
     "page-too-large": N_("a page is too large to read"),
     "unreadable": N_("no text could be read on any page"),

@@ -24,7 +24,7 @@ from agent import modes
 from agent.errors import DatabaseBusy, DiskFull
 from agent.names import record_keys
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
@@ -191,6 +191,24 @@ CREATE VIRTUAL TABLE IF NOT EXISTS find_text USING fts5(
 """
 
 
+# Version 6: files sent to the bot, written down before Telegram is told they were received
+# (agent.notify.telegram.inbox). python-telegram-bot confirms an update to Telegram (the next
+# getUpdates' offset) before its handler has run, so a crash during a download would lose the
+# file: each upload's update is kept here first, replayed at start until it is handled, and
+# its id remembered a while after (the JSON dropped) so that Telegram sending it again does
+# not answer it twice.
+_SCHEMA_V6 = """
+CREATE TABLE IF NOT EXISTS telegram_inbox (
+    update_id   INTEGER PRIMARY KEY,
+    update_json TEXT,              -- the update as Telegram sent it, NULL once handled
+    kept_at     TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,  -- starts that replayed it
+    done_at     TEXT
+);
+CREATE INDEX IF NOT EXISTS telegram_inbox_pending ON telegram_inbox(done_at, update_id);
+"""
+
+
 def _migrate_find_index(conn: sqlite3.Connection) -> None:
     """The find index's tables (self-contained: renumbered freely when migrations merge)."""
     _run_script(conn, _SCHEMA_FIND)
@@ -273,6 +291,8 @@ class Store:
                 _run_script(conn, _SCHEMA_V4)
             if version < 5:
                 _migrate_find_index(conn)
+            if version < 6:
+                _run_script(conn, _SCHEMA_V6)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -18,7 +18,11 @@ multipart bodies, answers `{"ok": true, "result": ...}` or `{"ok": false, "error
 * files a user sent: `getFile` answers a file's `file_path` (400 "file is too big" over the
   20 MB a bot may download, as Telegram), and `GET /file/bot<token>/<file_path>` serves its
   bytes; `cut_downloads(n, after=)` cuts the next `n` downloads after `after` bytes (the
-  connection closed mid-body, Content-Length promising the rest), as a network would.
+  connection closed mid-body, Content-Length promising the rest), as a network would;
+  `hold_downloads()` serves half of each download, then holds the rest until
+  `release_downloads()` (a slow link, to stop a daemon in the middle of one).
+* `unconfirm()` puts back the updates a client confirmed (as Telegram sends an update again
+  when the offset that confirms it never reached it).
 
 Test side (Python, or HTTP under `/test/...`): `inject_message()` / `press()` queue a user's
 command, message (`reply_to=`: a reply to one of the bot's) or button press for `getUpdates`
@@ -163,6 +167,8 @@ class BotApi:
         self.files: dict[str, StoredFile] = {}  # by file_id
         self.file_requests: list[str] = []  # file_path of each download asked, in order
         self.cuts: list[int] = []  # bytes served by each of the next downloads before a cut
+        self.held: threading.Event | None = None  # set: held downloads go on
+        self.confirmed: list[dict[str, Any]] = []  # updates forgotten after a client's offset
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
         self.port = 0
@@ -277,6 +283,24 @@ class BotApi:
         with self.lock:
             self.cuts.extend([after] * count)
 
+    def hold_downloads(self) -> None:
+        """Downloads from now on stop after half their bytes until `release_downloads()`."""
+        with self.lock:
+            self.held = threading.Event()
+
+    def release_downloads(self) -> None:
+        with self.lock:
+            held, self.held = self.held, None
+        if held is not None:
+            held.set()
+
+    def unconfirm(self) -> None:
+        """Every confirmed update is pending again, in order."""
+        with self.lock:
+            self.updates = sorted(self.confirmed + self.updates, key=lambda u: u["update_id"])
+            self.confirmed = []
+            self.lock.notify_all()
+
     def downloads(self) -> list[str]:
         with self.lock:
             return list(self.file_requests)
@@ -361,6 +385,7 @@ class BotApi:
             self.server = None
 
     def close(self) -> None:
+        self.release_downloads()
         with self.lock:
             self.down = "closing"
             self.lock.notify_all()
@@ -463,9 +488,10 @@ class BotApi:
         return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
                 "file_size": stored.file_size, "file_path": stored.file_path}
 
-    def download(self, token: str, file_path: str) -> tuple[bytes, int | None] | None:
-        """The bytes of the file at `file_path`, and where to cut them (None: whole); None
-        when there is no such file."""
+    def download(self, token: str,
+                 file_path: str) -> tuple[bytes, int | None, threading.Event | None] | None:
+        """The bytes of the file at `file_path`, where to cut them (None: whole), and the event
+        its second half waits for (None: no wait); None when there is no such file."""
         if token != self.token:
             return None
         with self.lock:
@@ -474,7 +500,7 @@ class BotApi:
             if stored is None:
                 return None
             cut = self.cuts.pop(0) if self.cuts else None
-            return stored.data, cut
+            return stored.data, cut, self.held
 
     def api_getMe(self, params: Mapping[str, Any], files: Any) -> Any:
         return self.bot
@@ -544,14 +570,17 @@ class BotApi:
         deadline = time.monotonic() + timeout
         with self.lock:
             generation = self.down_generation
+            if offset:
+                # Confirmed when the request comes: Telegram forgets every update before the
+                # offset.
+                self.confirmed += [u for u in self.updates if u["update_id"] < offset]
+                self.updates = [u for u in self.updates if u["update_id"] >= offset]
             while True:
-                if offset:
-                    # Confirmed: Telegram forgets every update before the offset.
-                    self.updates = [u for u in self.updates if u["update_id"] >= offset]
                 if self.down_generation != generation:
                     raise ApiError(502, "Bad Gateway")
-                if self.updates:
-                    return self.updates[:limit]
+                ready = [u for u in self.updates if u["update_id"] >= offset]
+                if ready:
+                    return ready[:limit]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return []
@@ -642,12 +671,18 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
             return
-        data, cut = found
+        data, cut, held = found
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         try:
+            if held is not None and cut is None:
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
+                held.wait(120)
+                self.wfile.write(data[len(data) // 2:])
+                return
             if cut is None:
                 self.wfile.write(data)
                 return

@@ -21,7 +21,7 @@ import pytest
 
 from agent import config
 from agent.spool import index
-from agent.store import Store
+from agent.store import SCHEMA_VERSION, Store
 from tests import pdfgen
 from tests.conftest import DOCAGENT, Spool
 from tests.daemonproc import documents, states
@@ -266,7 +266,8 @@ def test_the_migration_indexes_documents_filed_before_it(spool: Spool, tmp_path:
     settings = config.load(env=spool.env, cwd=spool.root)
     store = Store(settings.db_path)
     try:
-        assert store.read("PRAGMA user_version")[0][0] == 5 and not index.complete(store)
+        assert store.read("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+        assert not index.complete(store)
         assert index.waiting(store) == 6
         indexed, after = index.backfill(settings, store, "", batch=4)
         assert indexed == 4 and after is not None and index.waiting(store) == 2

@@ -255,8 +255,13 @@ def test_an_oversized_attachment_fails_with_its_reason_and_is_never_downloaded(
     kept = dovecot.messages("docagent-taken")
     assert [len(p.get_content()) for p in kept[0].iter_attachments()] == [len(big), len(small)]
     assert "Failed: gros.pdf" in running.output()
+    [reason_file] = (spool.home / "failed").iterdir()  # its reason, as a dropped file's
+    assert reason_file.name == "gros.pdf.reason.json"
+    reason = json.loads(reason_file.read_text())
+    assert (reason["document_id"], reason["kind"]) == (failed.id, "attachment-too-large")
+    assert reason["origin"]["message_id"] == "<big@labo-bio.test>"
     listed = spool.run("failed", "list")
-    assert failed.id in listed.stdout and f"mail {LAB}" in listed.stdout
+    assert f"{failed.id}  mail {LAB} (failed/gros.pdf.reason.json)" in listed.stdout
     retry = spool.run("retry", failed.id)
     assert retry.returncode == 2 and "never downloaded" in retry.stderr, retry.stderr
 

@@ -8,11 +8,13 @@ import io
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from telegram import Update
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
 
@@ -20,8 +22,11 @@ from agent import logs
 from agent.ledger import FILE_NAME, Ledger, Prices
 from agent.notify.messages import MAX_TEXT, fit, render_filed_group
 from agent.notify.telegram import keyboards
+from agent.notify.telegram.inbox import InboxBot, NotWrittenDown
 from agent.notify.telegram.sender import batches, transient, what_to_fix
 from agent.notify.telegram.transport import LedgerRequest
+from agent.ops import telegram_intake
+from agent.store import Store
 from tests.botapi import BotApi
 
 TOKEN = "7000000001:AAH-unit_secret_Token_abcdefghijklmnop"
@@ -180,3 +185,58 @@ def test_every_bot_api_call_leaves_a_ledger_line_but_an_idle_poll(
         ("getUpdates", "ok", 200, None, {"call": 1}, 0.0),
         ("sendMessage", "error", 403, None, {"message": 1}, 0.5),
         ("sendPhoto", "error", None, "ConnectError", {"message": 1}, 0.5)]
+
+
+def test_the_inbox_replays_an_unfinished_upload_a_few_times_then_gives_it_up(
+        local_site: tuple[Any, Store], caplog: pytest.LogCaptureFixture) -> None:
+    _, store = local_site
+    seven = json.dumps({"update_id": 7, "message": {"message_id": 31, "chat": {"id": -1001},
+                                                    "from": {"id": 4242}}})
+    telegram_intake.keep(store, [(7, seven), (8, '{"update_id": 8}')])
+    telegram_intake.keep(store, [(7, '{"update_id": 7, "again": true}')])  # sent again
+    assert not telegram_intake.handled(store, 7)
+    telegram_intake.finish(store, 8)
+    assert telegram_intake.handled(store, 8)
+    for _ in range(telegram_intake.REPLAYS):
+        assert telegram_intake.to_replay(store) == [(7, seven)]
+    with caplog.at_level(logging.ERROR):
+        assert telegram_intake.to_replay(store) == []
+    assert ("(update 7, message 31 in chat -1001 from user 4242) could not be handled after 3 "
+            "starts: given up") in caplog.text
+    assert telegram_intake.handled(store, 7)
+    # A handled update's content goes at once, its id after a week.
+    assert store.read("SELECT COUNT(*) FROM telegram_inbox WHERE update_json IS NOT NULL"
+                      )[0][0] == 0
+    with store.write() as conn:
+        conn.execute("UPDATE telegram_inbox SET done_at = '2026-01-01T00:00:00.000+00:00' "
+                     "WHERE update_id = 8")
+    telegram_intake.to_replay(store)
+    assert [r[0] for r in store.read("SELECT update_id FROM telegram_inbox")] == [7]
+
+
+def test_updates_not_written_down_are_not_handed_on_and_stay_unconfirmed() -> None:
+    api = BotApi(TOKEN, {-1001: "Cabinet"}).serve()
+    kept: list[int] = []
+    failing = [True]
+
+    async def keep(updates: Sequence[Update]) -> None:
+        if failing[0]:
+            raise sqlite3.OperationalError("database or disk is full")
+        kept.extend(u.update_id for u in updates)
+
+    async def poll() -> None:
+        bot = InboxBot(TOKEN, base_url=f"{api.base_url}/bot", keep=keep)
+        async with bot:
+            with pytest.raises(NotWrittenDown, match="disk is full"):
+                await bot.get_updates(timeout=0)
+            failing[0] = False
+            [update] = await bot.get_updates(timeout=0)
+            assert kept == [update.update_id]
+            await bot.get_updates(offset=update.update_id + 1, timeout=0)
+
+    try:
+        api.inject_message(-1001, 4242, "/status")
+        asyncio.run(poll())
+        assert api.pending_updates() == 0 and len(api.confirmed) == 1
+    finally:
+        api.close()

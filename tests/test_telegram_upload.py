@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -134,18 +135,81 @@ def test_a_strangers_file_is_not_downloaded_and_is_audited(spool: Spool, botapi:
     assert run.stop() == 0
 
 
-def test_a_file_over_20_mb_is_refused_clearly_and_not_downloaded(spool: Spool, botapi: BotApi,
-                                                                 tg) -> None:
-    run = tg()
+@pytest.mark.parametrize(("size", "env", "said"), [
+    (25 * 1024 * 1024, {}, "is over the 20 MB Telegram lets a bot download: drop it into the "
+                           "folder or mail it"),
+    (3 * 1024 * 1024, {"DOCAGENT_MAX_BYTES": "1M"}, "is larger than the 1.0 MiB docagent takes"),
+], ids=["over-telegram", "over-max-bytes"])
+def test_a_file_over_a_size_limit_is_a_failed_document_never_downloaded(
+        spool: Spool, botapi: BotApi, tg, size: int, env: dict[str, str], said: str) -> None:
+    """The same outcome as a mail attachment over the limit: a failed document with its
+    reason, announced, listed, audited; its bytes stay where they came from."""
+    run = tg(**env)
     _, message, _stored = botapi.inject_document(GROUP, STAFF, b"%PDF-1.4 big",
-                                                 name="dossier.pdf",
-                                                 file_size=25 * 1024 * 1024)
+                                                 name="dossier.pdf", file_size=size)
     answer = outcome_reply(botapi, run, message, "Not downloaded: dossier.pdf")
-    assert "over the 20 MB Telegram lets a bot download: drop it into the folder or mail it" \
-        in (answer.text or "")
+    failed = outcome_reply(botapi, run, message, "Failed: dossier.pdf")
+    [doc] = rows(spool)
+    assert (doc["state"], doc["reason_kind"], doc["channel"]) == (
+        "failed", "upload-too-large", "telegram")
+    assert said in (answer.text or "") and f"failed document {doc['id']}" in (answer.text or "")
+    assert f"[{doc['id']}]" in (failed.text or "")
+    assert "still in the Telegram chat" in (doc["reason"] or "")
+    assert json.loads(doc["origin"])["message_id"] == message
     assert botapi.downloads() == [] and [c for c in botapi.calls if c[0] == "getFile"] == []
-    assert rows(spool) == []
+    assert list((spool.home / "processing").iterdir()) == []
+    [line] = [a for a in audit_lines(spool) if a["event"] == "failed"]
+    assert line["kind"] == "upload-too-large" and line["origin"]["channel"] == "telegram"
+    # Its reason in failed/, as a dropped file's, with nothing beside it: the bytes are in the chat.
+    [reason_file] = (spool.home / "failed").iterdir()
+    assert reason_file.name == "dossier.pdf.reason.json"
+    reason = json.loads(reason_file.read_text())
+    assert (reason["document_id"], reason["kind"], reason["origin"]["message_id"]) == (
+        doc["id"], "upload-too-large", message)
+    assert "Telegram chat" in reason["action"]
+    listed = spool.run("failed", "list", check=True).stdout
+    assert f"{doc['id']}  telegram user {STAFF} (failed/dossier.pdf.reason.json)" in listed
+    retry = spool.run("retry", doc["id"])
+    assert retry.returncode == 2 and "never downloaded" in retry.stderr, retry.stderr
+    assert "still in the Telegram chat" in retry.stderr
+    status = json.loads(spool.run("status", "--json", check=True,
+                                  env=telegram_env(botapi, **env)).stdout)
+    assert status["telegram"] == {"downloads_today": 0}  # nothing came down
     assert run.stop() == 0
+
+
+@pytest.mark.parametrize("sent_again", [False, True], ids=["confirmed", "sent-again"])
+def test_kill_9_in_the_middle_of_a_download_loses_nothing_and_answers_once(
+        spool: Spool, botapi: BotApi, tg, tmp_path: Path, sent_again: bool) -> None:
+    """Telegram is told an update came before its download ends: a kill then must not lose
+    the file (it was written down first); and when Telegram sends it again as well, it is
+    still one document, one answer."""
+    run = tg()
+    botapi.hold_downloads()
+    data = filed_pdf(tmp_path, "lent.pdf").read_bytes()
+    _, message, stored = botapi.inject_document(GROUP, STAFF, data, name="lent.pdf")
+    run.wait_for(lambda: botapi.downloads() == [stored.file_path], 30,
+                 "the download to start")
+    run.wait_for(lambda: botapi.pending_updates() == 0, 30,
+                 "Telegram to be told the update came")
+    run.stop(signal.SIGKILL)
+    botapi.release_downloads()
+    assert [r for r in rows(spool) if r["state"] != "claiming"] == []
+    if sent_again:
+        botapi.unconfirm()
+
+    again = tg()
+    outcome_reply(botapi, again, message, "Filed: lent.pdf")
+    [doc] = rows(spool)
+    assert doc["state"] == "filed" and doc["size"] == len(data)
+    assert botapi.downloads() == [stored.file_path] * 2  # the one cut by the kill, one whole
+    assert len(replies_to(botapi, message, "Received lent.pdf")) == 1
+    assert "taking again 1 file(s) sent to the bot" in again.own_output()
+    assert list((spool.home / "processing").iterdir()) == []
+    with sqlite3.connect(spool.home / "state.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM telegram_inbox WHERE done_at IS NULL "
+                          "OR update_json IS NOT NULL").fetchone() == (0,)
+    assert again.stop() == 0
 
 
 def test_a_cut_download_is_tried_again_and_taken_once(spool: Spool, botapi: BotApi, tg,

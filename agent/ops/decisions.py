@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from agent import reasons, spool
+from agent import errors, reasons, spool
 from agent.config import Settings
 from agent.errors import UsageError
 from agent.i18n import N_
@@ -108,10 +108,12 @@ def retry(settings: Settings, store: Store, prefix: str, *, who: str) -> Decisio
             raise UsageError(N_("document %(id)s has not failed (it is %(state)s)"), id=doc.id,
                              state=spool.state_term(doc.state))
         if spool.is_not_downloaded(doc):
-            raise UsageError(N_("document %(id)s was never downloaded: %(reason)s. Raise "
-                                "DOCAGENT_MAX_BYTES, then move the message back into the "
-                                "mailbox docagent reads: it is taken by itself"), id=doc.id,
-                             reason=reasons.of_payload(doc.result).text())
+            # Its bytes are where they came from (the message, the chat): only they can come
+            # again, as the failure's own action says.
+            kind = errors.kind_class(doc.reason_kind or "")
+            raise UsageError(N_("document %(id)s was never downloaded: %(reason)s. %(action)s"),
+                             id=doc.id, reason=reasons.of_payload(doc.result).text(),
+                             action=errors.advice(kind) if kind else "")
         if spool.is_refusal(doc):
             raise UsageError(N_("document %(id)s was never taken: %(reason)s. Once docagent may "
                                 "read %(path)s, it is taken by itself"), id=doc.id,

@@ -209,7 +209,7 @@ class Reader:
         reason = AttachmentTooLarge(
             N_("the attachment is larger than %(limit)s (at least %(size)s): it was not "
                "downloaded, and the message is in the mail folder %(folder)s"),
-            limit=_mib(self.settings.max_bytes), size=_mib(size),
+            limit=mib(self.settings.max_bytes), size=mib(size),
             folder=self.mail.taken_folder if self.mail.mark == "move" else self.mail.mailbox,
             stage="intake", detail=f"part {part.section}, {part.content_type}, "
                                    f"{part.size} bytes encoded")
@@ -316,7 +316,7 @@ def left_count(store: Store) -> int:
     return int(store.read("SELECT COUNT(*) FROM mail_messages WHERE verdict = 'left'")[0][0])
 
 
-def _mib(size: int) -> str:
+def mib(size: int) -> str:
     return f"{size / 1024**2:.1f} MiB"
 
 

@@ -13,6 +13,19 @@ document, or a photo, of which the largest size is taken):
   from the start (the half-written copy is removed by the claim, nothing is recorded), up to
   `ATTEMPTS` times.
 
+A file refused for its size is recorded like a mail attachment over the limit
+(`refuse`): a document failed as `upload-too-large`, announced and audited like any failure,
+its bytes left in the chat; the sender is answered with its id. A file of another type is
+answered and audited (`telegram-not-taken`) but not recorded, as a mail's other attachments are
+left in their message: it is not a document, and the chat keeps it.
+
+Nothing lost: python-telegram-bot tells Telegram an update was received (the next getUpdates'
+offset) before its handler runs, and Telegram then forgets it. So each upload's update is first
+written down here (`keep`, in the `telegram_inbox` table), before the bot asks for more; it is
+marked handled (`finish`) once the sender has had an answer, and one the daemon stopped in the
+middle of (a crash, `kill -9`, a stop during a download) is handled again at the next start
+(`to_replay`), at most `REPLAYS` times.
+
 Nothing twice: the arrival is keyed by the chat, the message and the file's
 `file_unique_id` (Telegram's id of the bytes, the same for every bot and every time). The same
 message handled again (Telegram sent the update again after a restart) finds its document and
@@ -22,16 +35,20 @@ a `duplicate`, as the claim judges by hash.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from agent import spool
 from agent.config import Settings
+from agent.errors import UploadTooLarge
+from agent.i18n import N_
 from agent.logs import get_logger
-from agent.ops.mail import DOCUMENT_EXTENSIONS, DOCUMENT_TYPES, GENERIC_TYPES
+from agent.ops.mail import DOCUMENT_EXTENSIONS, DOCUMENT_TYPES, GENERIC_TYPES, mib
 from agent.origin import Origin
-from agent.store import Store
+from agent.store import Store, now_iso
 
 log = get_logger("telegram")
 
@@ -39,6 +56,11 @@ log = get_logger("telegram")
 BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 ATTEMPTS = 5  # a cut download is tried again after 1, 2, 4, 8 s
 FIRST_WAIT = 1.0
+
+REPLAYS = 3  # starts that try an unfinished upload again before it is given up (and logged)
+# Telegram keeps an update it was not told of for 24 hours: a handled one's id is kept longer,
+# so that the same update sent again is known.
+REMEMBER_HANDLED = timedelta(days=7)
 
 # Why a file is not downloaded (`judge`).
 NOT_A_DOCUMENT = "not-a-document"
@@ -125,6 +147,89 @@ def take(settings: Settings, store: Store, upload: Upload,
 
 
 def downloads_between(store: Store, start: str, end: str) -> int:
-    """Files that came by Telegram in [start, end) (each arrival, duplicates included)."""
-    return int(store.read("SELECT COUNT(*) FROM receipts WHERE channel = 'telegram' AND "
-                          "received_at >= ? AND received_at < ?", (start, end))[0][0])
+    """Files that came by Telegram in [start, end) (each arrival, duplicates included; not
+    those refused for their size, which were not downloaded)."""
+    return int(store.read(
+        "SELECT COUNT(*) FROM receipts r JOIN documents d ON d.id = r.document_id "
+        "WHERE r.channel = 'telegram' AND r.received_at >= ? AND r.received_at < ? "
+        "AND d.reason_kind IS NOT ?", (start, end, UploadTooLarge.kind))[0][0])
+
+
+def refuse(settings: Settings, store: Store, upload: Upload, why: str,
+           size: int | None = None) -> spool.Claim:
+    """Record a file not downloaded for its size (`OVER_TELEGRAM`, `OVER_MAX_BYTES`; `size`
+    when more came than the update said) as a failed document (see the module docstring);
+    `again` when this upload was recorded before."""
+    size = size if size is not None else upload.size or 0
+    if why == OVER_TELEGRAM:
+        reason = UploadTooLarge(
+            N_("the file is over the 20 MB Telegram lets a bot download (%(size)s): it was not "
+               "downloaded, and it is still in the Telegram chat"),
+            size=mib(size), stage="intake", detail=f"{upload.mime_type}, {size} bytes")
+    else:
+        reason = UploadTooLarge(
+            N_("the file is larger than %(limit)s (%(size)s): it was not downloaded, and it is "
+               "still in the Telegram chat"),
+            limit=mib(settings.max_bytes), size=mib(size), stage="intake",
+            detail=f"{upload.mime_type}, {size} bytes")
+    return spool.refuse_unread(settings, store, upload.name, key=upload.key, size=size,
+                               reason=reason, origin=upload.origin)
+
+
+# --- the inbox: uploads written down before Telegram forgets them --------------------------
+
+
+def keep(store: Store, updates: Sequence[tuple[int, str]]) -> None:
+    """Write down (update id, the update as JSON) for each upload, before it is confirmed to
+    Telegram; one already written down (Telegram sent it again) is left as it is."""
+    if not updates:
+        return
+    with store.write() as conn:
+        conn.executemany("INSERT OR IGNORE INTO telegram_inbox (update_id, update_json, kept_at)"
+                         " VALUES (?, ?, ?)", [(uid, raw, now_iso()) for uid, raw in updates])
+
+
+def handled(store: Store, update_id: int) -> bool:
+    rows = store.read("SELECT done_at FROM telegram_inbox WHERE update_id = ?", (update_id,))
+    return bool(rows and rows[0]["done_at"])
+
+
+def finish(store: Store, update_id: int) -> None:
+    """The sender has had an answer: nothing to do again. The update's content goes (it names
+    the sender and the file); its id stays a while (`REMEMBER_HANDLED`)."""
+    with store.write() as conn:
+        conn.execute("UPDATE telegram_inbox SET done_at = ?, update_json = NULL "
+                     "WHERE update_id = ?", (now_iso(), update_id))
+
+
+def to_replay(store: Store) -> list[tuple[int, str]]:
+    """At start: the uploads a stop interrupted, oldest first, each counted as tried once more.
+    One tried `REPLAYS` times already is given up: logged for a person, marked handled."""
+    forget_before = (datetime.now(UTC) - REMEMBER_HANDLED).isoformat(timespec="milliseconds")
+    replay: list[tuple[int, str]] = []
+    with store.write() as conn:
+        conn.execute("DELETE FROM telegram_inbox WHERE done_at IS NOT NULL AND done_at < ?",
+                     (forget_before,))
+        for row in conn.execute("SELECT update_id, update_json, attempts FROM telegram_inbox "
+                                "WHERE done_at IS NULL ORDER BY update_id").fetchall():
+            if row["attempts"] >= REPLAYS or not row["update_json"]:
+                log.error("a file sent to the bot (update %d, %s) could not be handled after "
+                          "%d starts: given up; ask the sender to send it again",
+                          row["update_id"], _where(row["update_json"]), row["attempts"])
+                conn.execute("UPDATE telegram_inbox SET done_at = ?, update_json = NULL "
+                             "WHERE update_id = ?", (now_iso(), row["update_id"]))
+                continue
+            conn.execute("UPDATE telegram_inbox SET attempts = attempts + 1 WHERE update_id = ?",
+                         (row["update_id"],))
+            replay.append((int(row["update_id"]), str(row["update_json"])))
+    return replay
+
+
+def _where(raw: str | None) -> str:
+    """Which message of which chat an update brought, for a person to find it."""
+    try:
+        message = json.loads(raw or "{}").get("message") or {}
+        return (f"message {message['message_id']} in chat {message['chat']['id']} from user "
+                f"{(message.get('from') or {}).get('id', '?')}")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "its message unknown"

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agent.audit import AuditLog
 from agent.config import Settings
@@ -287,12 +288,15 @@ def _refuse(settings: Settings, store: Store, source: Path, error: OSError) -> C
 
 def refuse_unread(settings: Settings, store: Store, name: str, *, key: str, size: int,
                   reason: DocumentError, origin: Origin) -> Claim:
-    """Record, once, an arrival docagent does not download (a mail attachment over the size
-    limit): failed with `reason`, announced and audited like any failure; its bytes stay where
-    they are (the message, in its mailbox). `again` when this arrival was recorded before."""
+    """Record, once, an arrival docagent does not download (a mail attachment or a file sent
+    to the bot over a size limit): failed with `reason`, announced and audited like any
+    failure, its reason file in failed/ as a dropped file's (`<name>.reason.json`, with no
+    file beside it); its bytes stay where they are (the message, the chat). `again` when this
+    arrival was recorded before."""
     name = files.display_name(name)
     claim = _record_unread(settings, store, name, key=key, size=size, reason=reason, path=None,
-                           origin=origin, prefix=_NOT_DOWNLOADED_PREFIX)
+                           origin=origin, prefix=_NOT_DOWNLOADED_PREFIX,
+                           reason_file=settings.failed)
     if not claim.again:
         log.error("not downloaded: %r%s: %s %s", name, _from(origin), reason.message,
                   reason.advice_in_english, extra={"doc": claim.document_id})
@@ -301,7 +305,7 @@ def refuse_unread(settings: Settings, store: Store, name: str, *, key: str, size
 
 def _record_unread(settings: Settings, store: Store, name: str, *, key: str, size: int,
                    reason: DocumentError, path: str | None, origin: Origin,
-                   prefix: str) -> Claim:
+                   prefix: str, reason_file: Path | None = None) -> Claim:
     digest = hashlib.sha256((prefix + key).encode("utf-8")).hexdigest()
     document_id = digest[:16]
     result = placing.failure_result({"document_id": document_id, "sha256": None,
@@ -310,6 +314,8 @@ def _record_unread(settings: Settings, store: Store, name: str, *, key: str, siz
     with store.write() as conn:
         if conn.execute("SELECT 1 FROM receipts WHERE source_key = ?", (key,)).fetchone():
             return Claim(document_id, None, name, again=True, refused=True)
+        if reason_file is not None:
+            _write_reason(reason_file, settings.home, name, document_id, result)
         conn.execute(
             "INSERT INTO documents (id, sha256, original_name, size, state, received_at,"
             " updated_at, path, outcome, reason_kind, reason, result_json, finished_at,"
@@ -328,6 +334,31 @@ def _record_unread(settings: Settings, store: Store, name: str, *, key: str, siz
                                  outcome=FAILED, kind=reason.kind, reason=reason.message,
                                  name=name, path=path, **origin.audit())
     return Claim(document_id, None, name, refused=True)
+
+
+def _write_reason(folder: Path, home: Path, name: str, document_id: str,
+                  result: dict[str, Any]) -> None:
+    """`<name>.reason.json` in `folder` (`<name> (2).reason.json`... when taken), its path
+    added to `result` as `reason_file`; written before the row that keeps `result`: one a
+    crash left without its row is this document's own, and is written over, not doubled."""
+    stem, dot, ext = name.rpartition(".")
+    stem, suffix = (stem, dot + ext) if stem else (name, "")
+    for candidate in placing.candidate_names(stem, suffix):
+        dest = folder / f"{candidate}.reason.json"
+        if dest.exists() and _reason_of(dest) != document_id:
+            continue
+        result["reason_file"] = str(dest.relative_to(home))
+        files.write_file(dest, files.sidecar(result))
+        files.fsync_dir(folder)
+        return
+    raise FileExistsError(f"{folder}: every name for the reason file of {name} is taken")
+
+
+def _reason_of(path: Path) -> str | None:
+    try:
+        return str(json.loads(path.read_bytes()).get("document_id"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _forget_refusal(conn: sqlite3.Connection, key: str) -> str | None:

@@ -3,18 +3,21 @@ polling for commands and button presses (no public HTTPS endpoint needed), and t
 sender that uses the same bot.
 
 Starting never holds the daemon up: `run()` is its own task and keeps trying to reach Telegram
-(getMe) with backoff; until it has, notifications wait in the outbox.
+(getMe) with backoff; until it has, notifications wait in the outbox. Its bot is an
+`InboxBot`: the files staff send are written down before Telegram is told they came, and those
+a stop interrupted are handled again before polling starts (agent.notify.telegram.inbox).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from telegram import BotCommand
+from telegram import BotCommand, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ExtBot
 
@@ -24,9 +27,11 @@ from agent.i18n import translate
 from agent.ledger import Ledger, prices_from
 from agent.logs import get_logger
 from agent.notify.telegram.commands import COMMANDS, Commands
+from agent.notify.telegram.inbox import InboxBot
 from agent.notify.telegram.sender import TelegramSender, request, token_refused
 from agent.notify.telegram.transport import LedgerRequest, PacedRateLimiter
-from agent.notify.telegram.uploads import Uploads
+from agent.notify.telegram.uploads import Uploads, is_upload
+from agent.ops import telegram_intake
 from agent.store import Store
 
 log = get_logger("telegram")
@@ -53,21 +58,42 @@ class TelegramBot:
         self.ready = asyncio.Event()
         ledger = Ledger(settings.log_dir, prices_from(settings))
         api = settings.telegram_api_base_url
+        self.store = store
+        self.commands = Commands(settings, store, wake)
+        bot = InboxBot(
+            settings.telegram_token or "", base_url=f"{api}/bot", base_file_url=f"{api}/file/bot",
+            request=request(ledger),
+            get_updates_request=LedgerRequest(ledger, connect_timeout=5.0, read_timeout=10.0,
+                                              write_timeout=10.0, pool_timeout=5.0),
+            rate_limiter=PacedRateLimiter(), keep=self._keep_uploads)
         self.app: Application[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder()
-            .token(settings.telegram_token or "")
-            .base_url(f"{api}/bot")
-            .base_file_url(f"{api}/file/bot")
-            .request(request(ledger))
-            .get_updates_request(LedgerRequest(ledger, connect_timeout=5.0, read_timeout=10.0,
-                                               write_timeout=10.0, pool_timeout=5.0))
-            .rate_limiter(PacedRateLimiter())
+            .bot(bot)
             .concurrent_updates(4)  # a slow /health must not hold a button press back
             .build())
-        Commands(settings, store, wake).install(self.app)
+        self.commands.install(self.app)
         Uploads(settings, store, wake).install(self.app)
         self.sender = TelegramSender(settings, store, self._bot, stopping)
         self._poll_errors = 0
+
+    async def _keep_uploads(self, updates: Sequence[Update]) -> None:
+        """An allowed user's files, written down before Telegram is told they came (a
+        stranger's are never downloaded: nothing to keep)."""
+        kept = [(u.update_id, u.to_json()) for u in updates
+                if is_upload(u.message) and self.commands.allowed(u)]
+        if kept:
+            await asyncio.to_thread(telegram_intake.keep, self.store, kept)
+
+    async def _replay_uploads(self) -> None:
+        """The files a stop interrupted, handled again before new updates are asked for."""
+        replay = await asyncio.to_thread(telegram_intake.to_replay, self.store)
+        if replay:
+            log.info("taking again %d file(s) sent to the bot that the last stop interrupted",
+                     len(replay))
+        for _, raw in replay:
+            update = Update.de_json(json.loads(raw), self.app.bot)
+            if update is not None:
+                await self.app.update_queue.put(update)
 
     def _bot(self) -> ExtBot[Any] | None:
         return self.app.bot if self.ready.is_set() else None
@@ -119,6 +145,7 @@ class TelegramBot:
                  "TELEGRAM_ALLOWED_USER_IDS)")
         updater = self.app.updater
         if updater is not None and not updater.running:
+            await self._replay_uploads()
             await updater.start_polling(timeout=POLL_SECONDS, bootstrap_retries=-1,
                                         allowed_updates=["message", "callback_query"],
                                         error_callback=self._poll_error)

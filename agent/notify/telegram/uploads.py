@@ -29,6 +29,7 @@ from agent.ledger import Ledger, prices_from
 from agent.logs import get_logger
 from agent.notify.messages import fit
 from agent.ops import telegram_intake
+from agent.ops.mail import mib
 from agent.ops.telegram_intake import (
     NOT_A_DOCUMENT,
     OVER_MAX_BYTES,
@@ -75,10 +76,6 @@ def upload_of(message: Message) -> Upload | None:
     return None
 
 
-def _mib(size: int) -> str:
-    return f"{size / 1024**2:.1f} MiB"
-
-
 class Uploads:
     def __init__(self, settings: Settings, store: Store, wake: Any) -> None:
         self.settings = settings
@@ -86,6 +83,7 @@ class Uploads:
         self.wake = wake  # a document was queued: the workers look now
         self.ledger = Ledger(settings.log_dir, prices_from(settings))
         self.downloading = asyncio.Semaphore(DOWNLOADS_AT_ONCE)
+        self.in_hand: set[int] = set()  # update ids being handled
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         app.add_handler(MessageHandler(filters.Document.ALL | filters.PHOTO, self.received))
@@ -100,6 +98,22 @@ class Uploads:
                                              allow_sending_without_reply=True))
 
     async def received(self, update: Update, context: Context) -> None:
+        """One upload, once: written down before it came here (agent.notify.telegram.inbox),
+        marked handled once the sender has an answer. The same update again (replayed at start,
+        then sent again by Telegram) is passed over while in hand or once handled; one whose
+        handling failed stays to be replayed at the next start."""
+        uid = update.update_id
+        if uid in self.in_hand or await asyncio.to_thread(telegram_intake.handled, self.store,
+                                                           uid):
+            return
+        self.in_hand.add(uid)
+        try:
+            await self._receive(update)
+        finally:
+            self.in_hand.discard(uid)
+        await asyncio.to_thread(telegram_intake.finish, self.store, uid)
+
+    async def _receive(self, update: Update) -> None:
         message = update.message
         upload = upload_of(message) if message is not None else None
         if message is None or upload is None:
@@ -116,9 +130,9 @@ class Uploads:
                 claim = await asyncio.to_thread(
                     telegram_intake.take, self.settings, self.store, upload,
                     lambda: self._stream(url))
-        except spool.OverLimit:
+        except spool.OverLimit as over:  # the update said less than came
             await self._not_taken(message, upload, OVER_TELEGRAM if telegram_intake.limit(
-                self.settings) < self.settings.max_bytes else OVER_MAX_BYTES)
+                self.settings) < self.settings.max_bytes else OVER_MAX_BYTES, size=over.size)
             return
         except (Cut, Refused) as error:
             await self._not_received(message, upload, str(error))
@@ -195,27 +209,40 @@ class Uploads:
                  f"taken as {claim.document_id}", extra={"doc": claim.document_id})
         await self._answer(message, text)
 
-    async def _not_taken(self, message: Message, upload: Upload, why: str) -> None:
-        """Not downloaded: its bytes stay on the phone; the sender is told what to do."""
-        shown = self._shown(upload, None)
-        size = _mib(upload.size) if upload.size is not None else "?"
+    async def _not_taken(self, message: Message, upload: Upload, why: str, *,
+                         size: int | None = None) -> None:
+        """Not downloaded: its bytes stay on the phone and in the chat; the sender is told
+        what to do. Refused for its size, it is a failed document like a mail attachment over
+        the limit (announced, in `failed list`); of another type, it is only audited, as a
+        mail's other attachments are left in their message."""
+        size = upload.size if size is None else size
         if why == NOT_A_DOCUMENT:
-            text = _("Not taken: %(file)s is not a document docagent reads (PDF, JPEG, PNG, "
-                     "TIFF, HEIC).") % {"file": shown}
-        elif why == OVER_TELEGRAM:
+            log.warning("Telegram upload %r from user %d in chat %d not taken: %s",
+                        upload.name, upload.user_id, upload.chat_id, why)
+            await asyncio.to_thread(
+                AuditLog.of(self.settings).record, "telegram-not-taken",
+                actor=f"telegram:{upload.user_id}", reason=why, name=upload.name,
+                size=upload.size, origin=upload.origin.to_json())
+            await self._answer(message, _(
+                "Not taken: %(file)s is not a document docagent reads (PDF, JPEG, PNG, TIFF, "
+                "HEIC).") % {"file": self._shown(upload, None)})
+            return
+        claim = await asyncio.to_thread(telegram_intake.refuse, self.settings, self.store,
+                                        upload, why, size)
+        values = {"file": self._shown(upload, claim.document_id),
+                  "size": mib(size) if size is not None else "?",
+                  "limit": mib(self.settings.max_bytes), "id": claim.document_id}
+        if why == OVER_TELEGRAM:
             text = _("Not downloaded: %(file)s (%(size)s) is over the 20 MB Telegram lets a "
-                     "bot download: drop it into the folder or mail it.") % {
-                "file": shown, "size": size}
+                     "bot download: drop it into the folder or mail it. Recorded as failed "
+                     "document %(id)s.") % values
         else:
             text = _("Not downloaded: %(file)s (%(size)s) is larger than the %(limit)s "
-                     "docagent takes (DOCAGENT_MAX_BYTES).") % {
-                "file": shown, "size": size, "limit": _mib(self.settings.max_bytes)}
-        log.warning("Telegram upload %r from user %d in chat %d not downloaded: %s (%s bytes)",
-                    upload.name, upload.user_id, upload.chat_id, why, upload.size)
-        await asyncio.to_thread(
-            AuditLog.of(self.settings).record, "telegram-not-taken",
-            actor=f"telegram:{upload.user_id}", reason=why, name=upload.name,
-            size=upload.size, origin=upload.origin.to_json())
+                     "docagent takes (DOCAGENT_MAX_BYTES). Recorded as failed document "
+                     "%(id)s.") % values
+        if not claim.again:
+            metrics.document_done("failed")
+        self.wake()  # its failure message waits in the outbox
         await self._answer(message, text)
 
     async def _not_received(self, message: Message, upload: Upload, error: str) -> None:
