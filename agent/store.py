@@ -196,10 +196,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS find_text USING fts5(
 # getUpdates' offset) before its handler has run, so a crash during a download would lose the
 # file: each upload's update is kept here first, replayed at start until it is handled, and
 # its id remembered a while after (the JSON dropped) so that Telegram sending it again does
-# not answer it twice.
+# not answer it twice. With the message it brought: Telegram may pick update ids afresh after a
+# week without updates, and a new upload must never pass for an old one.
 _SCHEMA_V6 = """
 CREATE TABLE IF NOT EXISTS telegram_inbox (
     update_id   INTEGER PRIMARY KEY,
+    message     TEXT NOT NULL,     -- chat id/message id
     update_json TEXT,              -- the update as Telegram sent it, NULL once handled
     kept_at     TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,  -- starts that replayed it

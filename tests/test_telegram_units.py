@@ -192,26 +192,37 @@ def test_the_inbox_replays_an_unfinished_upload_a_few_times_then_gives_it_up(
     _, store = local_site
     seven = json.dumps({"update_id": 7, "message": {"message_id": 31, "chat": {"id": -1001},
                                                     "from": {"id": 4242}}})
-    telegram_intake.keep(store, [(7, seven), (8, '{"update_id": 8}')])
-    telegram_intake.keep(store, [(7, '{"update_id": 7, "again": true}')])  # sent again
-    assert not telegram_intake.handled(store, 7)
+    telegram_intake.keep(store, [(7, "-1001/31", seven), (8, "-1001/32", '{"update_id": 8}')])
+    telegram_intake.keep(store, [(7, "-1001/31", '{"update_id": 7, "again": 1}')])  # re-sent
+    assert not telegram_intake.handled(store, 7, "-1001/31")
     telegram_intake.finish(store, 8)
-    assert telegram_intake.handled(store, 8)
+    assert telegram_intake.handled(store, 8, "-1001/32")
     for _ in range(telegram_intake.REPLAYS):
         assert telegram_intake.to_replay(store) == [(7, seven)]
     with caplog.at_level(logging.ERROR):
         assert telegram_intake.to_replay(store) == []
     assert ("(update 7, message 31 in chat -1001 from user 4242) could not be handled after 3 "
             "starts: given up") in caplog.text
-    assert telegram_intake.handled(store, 7)
-    # A handled update's content goes at once, its id after a week.
+    assert telegram_intake.handled(store, 7, "-1001/31")
     assert store.read("SELECT COUNT(*) FROM telegram_inbox WHERE update_json IS NOT NULL"
-                      )[0][0] == 0
+                      )[0][0] == 0  # a handled update's content goes at once
+
+
+def test_an_update_id_telegram_picks_again_is_a_new_upload(local_site: tuple[Any, Store]) -> None:
+    """After a week without updates Telegram may pick ids afresh: an id remembered for
+    another message must not pass a new file for handled."""
+    _, store = local_site
+    telegram_intake.keep(store, [(8, "-1001/32", '{"update_id": 8}')])
+    telegram_intake.finish(store, 8)
+    assert not telegram_intake.handled(store, 8, "-1001/77")
+    telegram_intake.keep(store, [(8, "-1001/77", '{"update_id": 8, "new": 1}')])
+    assert telegram_intake.to_replay(store) == [(8, '{"update_id": 8, "new": 1}')]
+    # Handled ids are forgotten after a week, at the next finish.
     with store.write() as conn:
-        conn.execute("UPDATE telegram_inbox SET done_at = '2026-01-01T00:00:00.000+00:00' "
-                     "WHERE update_id = 8")
-    telegram_intake.to_replay(store)
-    assert [r[0] for r in store.read("SELECT update_id FROM telegram_inbox")] == [7]
+        conn.execute("UPDATE telegram_inbox SET done_at = '2026-01-01T00:00:00.000+00:00'")
+    telegram_intake.keep(store, [(9, "-1001/78", "{}")])
+    telegram_intake.finish(store, 9)
+    assert [r[0] for r in store.read("SELECT update_id FROM telegram_inbox")] == [9]
 
 
 def test_updates_not_written_down_are_not_handed_on_and_stay_unconfirmed() -> None:
@@ -240,3 +251,20 @@ def test_updates_not_written_down_are_not_handed_on_and_stay_unconfirmed() -> No
         assert api.pending_updates() == 0 and len(api.confirmed) == 1
     finally:
         api.close()
+
+
+def test_the_reason_file_of_a_refused_upload_stays_in_failed_whatever_its_name(
+        local_site: tuple[Any, Store]) -> None:
+    settings, store = local_site
+    for n, name in enumerate(["../../outside.pdf", "a/b.pdf", "..", "scan.pdf", "scan.pdf"]):
+        upload = telegram_intake.Upload(f"f{n}", f"u{n}", name, "application/pdf",
+                                        30 * 1024 * 1024, 4242, -1001, 100 + n)
+        claim = telegram_intake.refuse(settings, store, upload, telegram_intake.OVER_TELEGRAM)
+        assert claim.refused and not claim.again
+        again = telegram_intake.refuse(settings, store, upload, telegram_intake.OVER_TELEGRAM)
+        assert again.again  # the same upload once
+    written = sorted(p.name for p in settings.failed.iterdir())
+    assert written == ["_.._outside.pdf.reason.json", "a_b.pdf.reason.json",
+                       "document.reason.json", "scan (2).pdf.reason.json",
+                       "scan.pdf.reason.json"]
+    assert not (settings.home.parent / "outside.pdf.reason.json").exists()

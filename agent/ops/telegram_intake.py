@@ -36,6 +36,7 @@ a `duplicate`, as the claim judges by hash.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -179,37 +180,56 @@ def refuse(settings: Settings, store: Store, upload: Upload, why: str,
 # --- the inbox: uploads written down before Telegram forgets them --------------------------
 
 
-def keep(store: Store, updates: Sequence[tuple[int, str]]) -> None:
-    """Write down (update id, the update as JSON) for each upload, before it is confirmed to
-    Telegram; one already written down (Telegram sent it again) is left as it is."""
+def message_key(chat_id: int, message_id: int) -> str:
+    """The message an update brought, as the inbox tells two updates apart."""
+    return f"{chat_id}/{message_id}"
+
+
+def keep(store: Store, updates: Sequence[tuple[int, str, str]]) -> None:
+    """Write down (update id, `message_key`, the update as JSON) for each upload, before it is
+    confirmed to Telegram. One already written down for the same message (Telegram sent it
+    again) is left as it is; an id remembered for another message is an id Telegram picked
+    afresh, and the new upload takes its place."""
     if not updates:
         return
     with store.write() as conn:
-        conn.executemany("INSERT OR IGNORE INTO telegram_inbox (update_id, update_json, kept_at)"
-                         " VALUES (?, ?, ?)", [(uid, raw, now_iso()) for uid, raw in updates])
+        conn.executemany(
+            "INSERT INTO telegram_inbox (update_id, message, update_json, kept_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(update_id) DO UPDATE SET "
+            "message = excluded.message, update_json = excluded.update_json, "
+            "kept_at = excluded.kept_at, attempts = 0, done_at = NULL "
+            "WHERE telegram_inbox.message <> excluded.message",
+            [(uid, key, raw, now_iso()) for uid, key, raw in updates])
 
 
-def handled(store: Store, update_id: int) -> bool:
-    rows = store.read("SELECT done_at FROM telegram_inbox WHERE update_id = ?", (update_id,))
-    return bool(rows and rows[0]["done_at"])
+def handled(store: Store, update_id: int, key: str) -> bool:
+    """Whether this update, bringing this message, has been handled already."""
+    rows = store.read("SELECT 1 FROM telegram_inbox WHERE update_id = ? AND message = ? AND "
+                      "done_at IS NOT NULL", (update_id, key))
+    return bool(rows)
 
 
 def finish(store: Store, update_id: int) -> None:
     """The sender has had an answer: nothing to do again. The update's content goes (it names
-    the sender and the file); its id stays a while (`REMEMBER_HANDLED`)."""
+    the sender and the file); its id stays a while (`REMEMBER_HANDLED`), and older ones go."""
     with store.write() as conn:
         conn.execute("UPDATE telegram_inbox SET done_at = ?, update_json = NULL "
                      "WHERE update_id = ?", (now_iso(), update_id))
+        _forget_old(conn)
+
+
+def _forget_old(conn: sqlite3.Connection) -> None:
+    before = (datetime.now(UTC) - REMEMBER_HANDLED).isoformat(timespec="milliseconds")
+    conn.execute("DELETE FROM telegram_inbox WHERE done_at IS NOT NULL AND done_at < ?",
+                 (before,))
 
 
 def to_replay(store: Store) -> list[tuple[int, str]]:
     """At start: the uploads a stop interrupted, oldest first, each counted as tried once more.
     One tried `REPLAYS` times already is given up: logged for a person, marked handled."""
-    forget_before = (datetime.now(UTC) - REMEMBER_HANDLED).isoformat(timespec="milliseconds")
     replay: list[tuple[int, str]] = []
     with store.write() as conn:
-        conn.execute("DELETE FROM telegram_inbox WHERE done_at IS NOT NULL AND done_at < ?",
-                     (forget_before,))
+        _forget_old(conn)
         for row in conn.execute("SELECT update_id, update_json, attempts FROM telegram_inbox "
                                 "WHERE done_at IS NULL ORDER BY update_id").fetchall():
             if row["attempts"] >= REPLAYS or not row["update_json"]:

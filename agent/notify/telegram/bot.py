@@ -79,8 +79,10 @@ class TelegramBot:
     async def _keep_uploads(self, updates: Sequence[Update]) -> None:
         """An allowed user's files, written down before Telegram is told they came (a
         stranger's are never downloaded: nothing to keep)."""
-        kept = [(u.update_id, u.to_json()) for u in updates
-                if is_upload(u.message) and self.commands.allowed(u)]
+        kept = [(u.update_id, telegram_intake.message_key(u.message.chat_id,
+                                                          u.message.message_id), u.to_json())
+                for u in updates
+                if u.message is not None and is_upload(u.message) and self.commands.allowed(u)]
         if kept:
             await asyncio.to_thread(telegram_intake.keep, self.store, kept)
 

@@ -102,16 +102,18 @@ class Uploads:
         marked handled once the sender has an answer. The same update again (replayed at start,
         then sent again by Telegram) is passed over while in hand or once handled; one whose
         handling failed stays to be replayed at the next start."""
-        uid = update.update_id
-        if uid in self.in_hand or await asyncio.to_thread(telegram_intake.handled, self.store,
-                                                           uid):
+        uid, message = update.update_id, update.message
+        if uid in self.in_hand or message is None:
             return
-        self.in_hand.add(uid)
+        self.in_hand.add(uid)  # before any await: the same update twice is let in once
         try:
+            key = telegram_intake.message_key(message.chat_id, message.message_id)
+            if await asyncio.to_thread(telegram_intake.handled, self.store, uid, key):
+                return
             await self._receive(update)
+            await asyncio.to_thread(telegram_intake.finish, self.store, uid)
         finally:
             self.in_hand.discard(uid)
-        await asyncio.to_thread(telegram_intake.finish, self.store, uid)
 
     async def _receive(self, update: Update) -> None:
         message = update.message
