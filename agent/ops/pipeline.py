@@ -24,7 +24,7 @@ from agent.i18n import N_, _
 from agent.ledger import Ledger, prices_from
 from agent.logs import document_context, get_logger
 from agent.patients import get as get_patient
-from agent.spool import FAILED, FILED, REVIEW, Document, Placement, pdf_stem, safe_name
+from agent.spool import FAILED, FILED, REVIEW, Document, Placement, kept_name, pdf_stem
 from agent.stages import images, inspection, ocr
 from agent.stages.fields import ParsedFields
 from agent.stages.identify import read_fields
@@ -192,12 +192,9 @@ def _date_part(fields: ParsedFields, doc: Document, confidence: float | None,
 def _failed_placement(settings: Settings, doc: Document, error: DocumentError,
                       duration_ms: int) -> Placement:
     result = spool.failure_result(_base_result(doc), error, duration_ms)
-    name = safe_name(doc.original_name)
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem or len(ext) > 10:
-        stem, ext = name, ""
+    stem, suffix = kept_name(doc.original_name)
     return Placement(
-        state=FAILED, folder=settings.failed, stem=stem, suffix=f".{ext}" if ext else "",
+        state=FAILED, folder=settings.failed, stem=stem, suffix=suffix,
         result=result, reason_kind=error.kind, reason=error.message, message_kind="failed",
     )
 

@@ -162,17 +162,12 @@ def refuse(settings: Settings, store: Store, upload: Upload, why: str,
     when more came than the update said) as a failed document (see the module docstring);
     `again` when this upload was recorded before."""
     size = size if size is not None else upload.size or 0
-    if why == OVER_TELEGRAM:
-        reason = UploadTooLarge(
-            N_("the file is over the 20 MB Telegram lets a bot download (%(size)s): it was not "
-               "downloaded, and it is still in the Telegram chat"),
-            size=mib(size), stage="intake", detail=f"{upload.mime_type}, {size} bytes")
-    else:
-        reason = UploadTooLarge(
-            N_("the file is larger than %(limit)s (%(size)s): it was not downloaded, and it is "
-               "still in the Telegram chat"),
-            limit=mib(settings.max_bytes), size=mib(size), stage="intake",
-            detail=f"{upload.mime_type}, {size} bytes")
+    said = N_("the file is over the 20 MB Telegram lets a bot download (%(size)s): it was not "
+              "downloaded, and it is still in the Telegram chat") if why == OVER_TELEGRAM else \
+        N_("the file is larger than %(limit)s (%(size)s): it was not downloaded, and it is "
+           "still in the Telegram chat")
+    reason = UploadTooLarge(said, limit=mib(settings.max_bytes), size=mib(size), stage="intake",
+                            detail=f"{upload.mime_type}, {size} bytes")
     return spool.refuse_unread(settings, store, upload.name, key=upload.key, size=size,
                                reason=reason, origin=upload.origin)
 
@@ -213,9 +208,13 @@ def finish(store: Store, update_id: int) -> None:
     """The sender has had an answer: nothing to do again. The update's content goes (it names
     the sender and the file); its id stays a while (`REMEMBER_HANDLED`), and older ones go."""
     with store.write() as conn:
-        conn.execute("UPDATE telegram_inbox SET done_at = ?, update_json = NULL "
-                     "WHERE update_id = ?", (now_iso(), update_id))
+        _mark_done(conn, update_id)
         _forget_old(conn)
+
+
+def _mark_done(conn: sqlite3.Connection, update_id: int) -> None:
+    conn.execute("UPDATE telegram_inbox SET done_at = ?, update_json = NULL WHERE update_id = ?",
+                 (now_iso(), update_id))
 
 
 def _forget_old(conn: sqlite3.Connection) -> None:
@@ -236,8 +235,7 @@ def to_replay(store: Store) -> list[tuple[int, str]]:
                 log.error("a file sent to the bot (update %d, %s) could not be handled after "
                           "%d starts: given up; ask the sender to send it again",
                           row["update_id"], _where(row["update_json"]), row["attempts"])
-                conn.execute("UPDATE telegram_inbox SET done_at = ?, update_json = NULL "
-                             "WHERE update_id = ?", (now_iso(), row["update_id"]))
+                _mark_done(conn, row["update_id"])
                 continue
             conn.execute("UPDATE telegram_inbox SET attempts = attempts + 1 WHERE update_id = ?",
                          (row["update_id"],))

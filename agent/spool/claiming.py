@@ -341,9 +341,7 @@ def _write_reason(folder: Path, home: Path, name: str, document_id: str,
     """`<name>.reason.json` in `folder` (`<name> (2).reason.json`... when taken), its path
     added to `result` as `reason_file`; written before the row that keeps `result`: one a
     crash left without its row is this document's own, and is written over, not doubled."""
-    name = files.safe_name(name)  # a sender's name for it: "../x" and "a/b" included
-    stem, dot, ext = name.rpartition(".")
-    stem, suffix = (stem, dot + ext) if stem and dot and len(ext) <= 10 else (name, "")
+    stem, suffix = files.kept_name(name)  # a sender's name for it: "../x", "a/b" included
     for candidate in placing.candidate_names(stem, suffix):
         dest = folder / f"{candidate}.reason.json"
         if dest.exists() and _reason_of(dest) != document_id:

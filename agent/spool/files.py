@@ -143,6 +143,16 @@ def safe_name(raw: str) -> str:
     return name
 
 
+def kept_name(original_name: str) -> tuple[str, str]:
+    """The stem and the suffix a failed file keeps in failed/: its safe name, split before an
+    extension of up to 10 characters (`scan.pdf` -> `scan`, `.pdf`; `notes` -> `notes`, ``)."""
+    name = safe_name(original_name)
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 10:
+        return name, ""
+    return stem, f".{ext}"
+
+
 def pdf_stem(original_name: str) -> str:
     return _PDF_SUFFIX.sub("", safe_name(original_name)) or "document"
 
